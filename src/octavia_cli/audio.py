@@ -1,0 +1,125 @@
+"""Audio as numpy arrays: read, write, resample, trim, time-stretch, duck, measure.
+
+Arrays are float32 shaped ``(channels, samples)``, the layout pedalboard uses. Time-stretch
+is Rubber Band through pedalboard (formant-preserving, the standard of the field); file I/O
+and resampling go through pedalboard's ``AudioFile`` too, so one well-kept library does the
+signal work. Loudness is measured by ffmpeg (``media.measure_loudness``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from octavia_cli.files import atomic_path
+
+
+def read_audio(path: Path, sample_rate_hz: int | None = None) -> tuple[np.ndarray, int]:
+    """Read ``path`` as ``(channels, samples)`` float32, resampled if a rate is given."""
+    from pedalboard.io import AudioFile
+
+    with AudioFile(str(path)) as handle:
+        if sample_rate_hz is not None and handle.samplerate != sample_rate_hz:
+            with handle.resampled_to(sample_rate_hz) as resampled:
+                return resampled.read(resampled.frames).astype(np.float32), sample_rate_hz
+        return handle.read(handle.frames).astype(np.float32), int(handle.samplerate)
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate_hz: int) -> None:
+    """Write 16-bit PCM WAV atomically."""
+    import soundfile
+
+    with atomic_path(path) as tmp:
+        soundfile.write(str(tmp), np.clip(audio, -1.0, 1.0).T, sample_rate_hz,
+                        subtype="PCM_16", format="WAV")
+
+
+def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """Mix down or copy up to ``channels`` channels."""
+    if audio.shape[0] == channels:
+        return audio
+    mono = audio.mean(axis=0, keepdims=True)
+    return np.repeat(mono, channels, axis=0)
+
+
+def trim_silence(audio: np.ndarray, sample_rate_hz: int, threshold_db: float = -45.0,
+                 keep_s: float = 0.02) -> np.ndarray:
+    """Cut leading and trailing silence (below ``threshold_db`` dBFS), keeping ``keep_s``."""
+    level = np.abs(audio).max(axis=0) if audio.size else np.zeros(0)
+    loud = np.flatnonzero(level > 10 ** (threshold_db / 20))
+    if loud.size == 0:
+        return audio[:, :0]
+    keep = int(keep_s * sample_rate_hz)
+    start = max(0, loud[0] - keep)
+    end = min(audio.shape[1], loud[-1] + 1 + keep)
+    return audio[:, start:end]
+
+
+def time_stretch(audio: np.ndarray, sample_rate_hz: int, speed: float) -> np.ndarray:
+    """Play ``audio`` ``speed`` times faster without changing pitch (Rubber Band)."""
+    if abs(speed - 1.0) < 1e-3:
+        return audio
+    import pedalboard
+
+    return pedalboard.time_stretch(np.ascontiguousarray(audio, dtype=np.float32),
+                                   float(sample_rate_hz), stretch_factor=float(speed),
+                                   high_quality=True).astype(np.float32)
+
+
+def place_clips(length: int, clips: list[tuple[int, np.ndarray]]
+                ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Sum mono clips into one ``(1, length)`` track at their start samples; return the track
+    and the ``(start, end)`` sample span of each clip that landed on it."""
+    track = np.zeros((1, length), dtype=np.float32)
+    spans = []
+    for start, clip in clips:
+        start = max(0, start)
+        end = min(length, start + clip.shape[1])
+        if end <= start:
+            continue
+        track[:, start:end] += clip[:1, : end - start]
+        spans.append((start, end))
+    return track, spans
+
+
+def peak_dbfs(audio: np.ndarray) -> float:
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    return 20 * np.log10(peak) if peak > 0 else -np.inf
+
+
+def ducking_envelope(length: int, spans: list[tuple[int, int]], sample_rate_hz: int,
+                     duck_db: float, attack_s: float = 0.08, release_s: float = 0.35
+                     ) -> np.ndarray:
+    """Gain curve for the original audio: 1 in gaps, ``duck_db`` while the dub speaks.
+
+    The gain falls over ``attack_s`` before each span and comes back over ``release_s``
+    after it, so the background fades under the voice instead of switching.
+    """
+    ducked = 10 ** (duck_db / 20)
+    target = np.ones(length, dtype=np.float32)
+    attack, release = int(attack_s * sample_rate_hz), int(release_s * sample_rate_hz)
+    for start, end in spans:
+        a, b = max(0, start - attack), min(length, end + release)
+        target[max(0, start):min(length, end)] = ducked
+        if attack and start > 0:
+            ramp_len = start - a
+            ramp = np.linspace(1.0, ducked, attack, dtype=np.float32)[attack - ramp_len:]
+            target[a:start] = np.minimum(target[a:start], ramp)
+        if release and end < length:
+            ramp_len = b - end
+            ramp = np.linspace(ducked, 1.0, release, dtype=np.float32)[:ramp_len]
+            target[end:b] = np.minimum(target[end:b], ramp)
+    return target
+
+
+def limit_peaks(audio: np.ndarray, sample_rate_hz: int, ceiling_db: float = -1.0) -> np.ndarray:
+    """Keep peaks at or below ``ceiling_db`` dBFS with a look-ahead limiter (pedalboard)."""
+    if peak_dbfs(audio) <= ceiling_db:
+        return audio
+    import pedalboard
+
+    limiter = pedalboard.Limiter(threshold_db=ceiling_db, release_ms=100)
+    limited = limiter(np.ascontiguousarray(audio), sample_rate_hz)
+    ceiling = 10 ** (ceiling_db / 20)
+    return np.clip(limited, -ceiling, ceiling).astype(np.float32)

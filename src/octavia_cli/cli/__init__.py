@@ -1,0 +1,103 @@
+"""The ``octavia`` command line: Typer + Rich, one module per command, one error boundary.
+
+Command modules import the pipeline inside their functions, so ``octavia --help`` and
+``octavia --version`` load neither numpy nor any engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+
+from octavia_cli import __version__
+from octavia_cli.cli import config_cmd, dub_cmd, synthesize_cmd, transcribe_cmd, translate_cmd
+from octavia_cli.cli.common import State
+from octavia_cli.errors import ExitCode, OctaviaError
+
+app = typer.Typer(
+    name="octavia",
+    help="Dub video and audio into other languages, on your own machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"octavia {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    ctx.obj = State(debug=debug, quiet=quiet)
+    _configure_logging(debug)
+
+
+def _configure_logging(debug: bool) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=State().stderr, show_path=debug, show_time=debug,
+                          rich_tracebacks=debug)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        handlers=[handler], format="%(message)s", force=True)
+    for noisy in ("faster_whisper", "httpx", "huggingface_hub", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+app.command("transcribe")(transcribe_cmd.transcribe_command)
+app.command("translate")(translate_cmd.translate_command)
+app.command("synthesize")(synthesize_cmd.synthesize_command)
+app.command("dub")(dub_cmd.dub_command)
+app.add_typer(config_cmd.app, name="config")
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code: the one error boundary of the program."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("OCTAVIA_DEBUG", "") in ("1", "true")
+    try:
+        result = app(args=args, prog_name="octavia", standalone_mode=False)
+    except click.exceptions.Abort:
+        return _fail("Interrupted. Run the same command again to resume.", 130)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except OctaviaError as exc:
+        if debug:
+            logging.getLogger("octavia_cli").exception("failed")
+        return _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("Interrupted. Run the same command again to resume.", 130)
+    except Exception as exc:
+        if debug:
+            raise
+        return _fail(f"Unexpected error: {type(exc).__name__}: {exc}. "
+                     "Run again with --debug for the traceback, and please report it.",
+                     ExitCode.STAGE_FAILED)
+    return int(result or 0)
+
+
+def _fail(message: str, code: int) -> int:
+    from rich.markup import escape
+
+    State().stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False,
+                         soft_wrap=True)
+    return int(code)
+
+
+def main() -> None:
+    sys.exit(run())

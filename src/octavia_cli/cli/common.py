@@ -1,0 +1,96 @@
+"""Options shared by the commands, the state the root callback sets, and helpers that turn
+options into settings.
+
+Options carry no ``envvar`` of their own: ``config.resolve`` reads every ``OCTAVIA_*``
+variable, so the precedence (flags > env > file > preset > defaults) lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from octavia_cli.config import Device, Preset
+
+
+@dataclass
+class State:
+    debug: bool = False
+    quiet: bool = False
+
+    @property
+    def stderr(self) -> Console:
+        return Console(stderr=True)
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+PresetOption = Annotated[
+    Preset | None,
+    typer.Option("--preset", help="Engine set; offline needs no model download.", show_default=False),
+]
+DeviceOption = Annotated[
+    Device | None,
+    typer.Option("--device", help="Where models run.",
+                 show_default=False),
+]
+WorkdirOption = Annotated[
+    Path | None,
+    typer.Option("--workdir", help="Folder for the project (default: beside the input).",
+                 file_okay=False),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace existing outputs.")]
+AsrModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="Whisper model: a size name, a local folder, or bundled:NAME.", show_default=False),
+]
+TtsEngineOption = Annotated[
+    str | None,
+    typer.Option("--tts-engine", help="Speech engine: auto, espeak-ng or piper.", show_default=False),
+]
+VoiceOption = Annotated[
+    str | None,
+    typer.Option("--voice", help="An espeak-ng voice name or a Piper .onnx voice file.", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def flags(**values: Any) -> dict[str, Any]:
+    """Map option values to setting keys, dropping options that were not given."""
+    mapping = {"preset": "general.preset", "device": "general.device", "model": "asr.model",
+               "tts_engine": "tts.engine", "voice": "tts.voice", "max_speed": "fit.max_speed"}
+    result = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        result[mapping[name]] = value.value if hasattr(value, "value") else value
+    return result
+
+
+def write_text_output(path: Path, text: str, *, force: bool) -> None:
+    """Write a text result the user asked for with -o: never over their file without --force."""
+    from octavia_cli.files import atomic_write_bytes, check_output_path
+
+    check_output_path(path, force=force)
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def print_json(data: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def load_settings_for(**values: Any) -> Any:
+    from octavia_cli.config import load_settings
+
+    return load_settings(flags(**values))

@@ -1,0 +1,117 @@
+"""``octavia synthesize``: speak text, or a translated transcript placed on its timeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from octavia_cli.cli.common import (
+    ForceOption,
+    PresetOption,
+    TtsEngineOption,
+    VoiceOption,
+    load_settings_for,
+    state,
+)
+from octavia_cli.errors import InputError
+
+
+def synthesize_command(
+    ctx: typer.Context,
+    input: Annotated[str, typer.Argument(
+        help="Text to speak, a translation JSON (from `octavia translate --json`) whose lines "
+             "are placed at their times, or - for text on stdin.", show_default=False)],
+    to: Annotated[str, typer.Option("--to", "-t", help="Language of the text (ISO 639-1).",
+                                    show_default=False)] = ...,  # type: ignore[assignment]
+    output: Annotated[Path, typer.Option("--output", "-o", help="Audio file to write.",
+                                         dir_okay=False, show_default=False)] = ...,  # type: ignore[assignment]
+    tts_engine: TtsEngineOption = None,
+    voice: VoiceOption = None,
+    max_speed: Annotated[float | None, typer.Option(
+        "--max-speed", help="Largest speed-up to fit a timed line into its slot.")] = None,
+    preset: PresetOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Speak text in a target language into an audio file."""
+    from octavia_cli.audio import place_clips, read_audio, write_wav
+    from octavia_cli.cli.render import ProgressRenderer
+    from octavia_cli.files import atomic_path, check_output_path
+    from octavia_cli.languages import normalize_language
+    from octavia_cli.media import encode_audio
+    from octavia_cli.progress import StageReporter
+    from octavia_cli.stages.fit import FitOptions, fit_clip
+    from octavia_cli.stages.synthesize import choose_voice
+
+    settings = load_settings_for(preset=preset, tts_engine=tts_engine, voice=voice,
+                                 max_speed=max_speed)
+    target = normalize_language(to)
+    check_output_path(output, force=force)
+    lines = _read_lines(input)
+    engine, voice_id = choose_voice(settings, target)
+    options = FitOptions(max_speed=settings.fit.max_speed)
+    with (ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook,
+          tempfile.TemporaryDirectory(prefix="octavia-") as scratch):
+        reporter = StageReporter(hook, f"synthesize:{target}")
+        reporter.started(total=len(lines))
+        placed: list[tuple[float, Any]] = []
+        rate = 0
+        earliest = 0.0
+        for index, (text, start_s, end_s) in enumerate(lines, start=1):
+            clip_path = Path(scratch) / f"{index:05d}.wav"
+            engine.synthesize(text, target, voice_id, clip_path)
+            audio, rate = read_audio(clip_path, rate or None)
+            if start_s is None:  # untimed text: one line after another
+                placed.append((earliest, audio[:1]))
+                earliest += audio.shape[1] / rate
+                continue
+            fitted, placement = fit_clip(audio, rate, start_s, end_s, earliest, options)
+            placed.append((placement.start_s, fitted))
+            earliest = placement.end_s + options.gap_s
+            reporter.advance(index, len(lines))
+        end_s = max([start + clip.shape[1] / rate for start, clip in placed]
+                    + [end for _, _, end in lines if end is not None])
+        track, _ = place_clips(int(round(end_s * rate)),
+                               [(int(round(start * rate)), clip) for start, clip in placed])
+        if output.suffix.lower() == ".wav":
+            write_wav(output, track, rate)
+        else:
+            wav = Path(scratch) / "track.wav"
+            write_wav(wav, track, rate)
+            from octavia_cli.languages import alpha3
+
+            with atomic_path(output) as tmp:
+                encode_audio(wav, tmp, language_iso639_2=alpha3(target, bibliographic=True))
+        reporter.done(str(output))
+
+
+def _read_lines(input: str) -> list[tuple[str, float | None, float | None]]:
+    """``(text, start_s, end_s)`` per line to speak; times are None for plain text."""
+    if input == "-":
+        text = sys.stdin.read()
+        if not text.strip():
+            raise InputError("No text on stdin.", "Pipe some text, or pass it as an argument.")
+        return [(text.strip(), None, None)]
+    path = Path(input)
+    if path.suffix.lower() == ".json":
+        if not path.exists():
+            raise InputError(f"{path} does not exist.", "Check the file name.")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            lines = [(s.get("translation", s.get("text", "")), float(s["start_s"]),
+                      float(s["end_s"])) for s in data["segments"]]
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise InputError(f"{path} is not a translation JSON.",
+                             "Make one with: octavia translate transcript.json --to es "
+                             "--json -o translation.json") from None
+        lines = [line for line in lines if line[0].strip()]
+        if not lines:
+            raise InputError(f"{path} has no lines to speak.")
+        return lines
+    if not input.strip():
+        raise InputError("The text to speak is empty.")
+    return [(input.strip(), None, None)]

@@ -1,0 +1,63 @@
+"""``octavia transcribe``: speech to timed lines (the first stages of a dub project)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from octavia_cli.cli.common import (
+    AsrModelOption,
+    DeviceOption,
+    ForceOption,
+    JsonOption,
+    PresetOption,
+    WorkdirOption,
+    load_settings_for,
+    print_json,
+    state,
+    write_text_output,
+)
+
+
+def transcribe_command(
+    ctx: typer.Context,
+    input: Annotated[Path, typer.Argument(help="Video or audio file.", show_default=False)],
+    language: Annotated[str | None, typer.Option(
+        "--language", "-l", help="Spoken language (ISO 639-1); detected if omitted.")] = None,
+    json_output: JsonOption = False,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the transcript JSON to this file.", dir_okay=False)] = None,
+    workdir: WorkdirOption = None,
+    preset: PresetOption = None,
+    device: DeviceOption = None,
+    model: AsrModelOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Transcribe speech into timed lines with word timestamps."""
+    import json
+
+    from octavia_cli.cli.render import ProgressRenderer
+    from octavia_cli.files import check_output_path
+    from octavia_cli.languages import normalize_language
+    from octavia_cli.model import format_timestamp
+    from octavia_cli.pipeline import open_project, prepare_transcript
+
+    settings = load_settings_for(preset=preset, device=device, model=model)
+    language = normalize_language(language) if language else None
+    if output is not None:
+        check_output_path(output, force=force)
+    project = open_project(input, workdir)
+    with ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook, project.locked():
+        transcript = prepare_transcript(project, input, settings, language, hook)
+    data = transcript.to_public_dict()
+    if output is not None:
+        write_text_output(output, json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+                          force=force)
+    if json_output:
+        print_json(data)
+    elif output is None:
+        for segment in transcript.segments:
+            typer.echo(f"[{format_timestamp(segment.start_s)} --> "
+                       f"{format_timestamp(segment.end_s)}] {segment.text}")

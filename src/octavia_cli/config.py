@@ -1,0 +1,322 @@
+"""Settings: defaults < preset < config file < ``OCTAVIA_*`` environment < command-line flags.
+
+Every setting is a field of one of the section dataclasses below, so the list of keys, their
+types, help texts, environment variable names and validation all come from one place. The
+file is TOML at the platformdirs user config path (``OCTAVIA_CONFIG`` moves it); it is read
+with :mod:`tomllib` and written with ``tomli-w``, atomically.
+
+A preset fills in engine choices; any key set explicitly in the file, the environment or a
+flag wins over the preset's value for that key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from octavia_cli.errors import ConfigError
+
+ENV_PREFIX = "OCTAVIA_"
+
+
+class Device(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class Preset(StrEnum):
+    """Named sets of engines. ``offline`` needs nothing from a model hub."""
+
+    OFFLINE = "offline"
+
+
+def _setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
+             minimum: float | None = None, maximum: float | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class GeneralSettings:
+    preset: str = _setting(Preset.OFFLINE.value, "Engine set to use.",
+                           choices=tuple(p.value for p in Preset))
+    device: str = _setting(Device.AUTO.value, "Where models run.",
+                           choices=tuple(d.value for d in Device))
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    engine: str = _setting("faster-whisper", "Speech recognition engine.",
+                           choices=("faster-whisper",))
+    model: str = _setting(
+        "bundled:whisper-base",
+        "Whisper model: a name such as large-v3 (from the hub), a local CTranslate2 folder, "
+        "or bundled:whisper-base (shipped by the octavia-cli[offline] extra).",
+    )
+    compute_type: str = _setting("auto", "CTranslate2 compute type: auto (int8 on CPU, float16 on CUDA), "
+                                 "int8, int8_float16, float16, float32 or default.")
+    beam_size: int = _setting(5, "Beam size for decoding.", minimum=1, maximum=20)
+    vad_filter: bool = _setting(True, "Skip non-speech with the Silero VAD before decoding.")
+
+
+@dataclass(frozen=True)
+class MtSettings:
+    engine: str = _setting("apertium", "Translation engine.", choices=("apertium",))
+
+
+@dataclass(frozen=True)
+class TtsSettings:
+    engine: str = _setting("auto", "Speech synthesis engine; auto picks piper where a local "
+                           "voice speaks the target language, else espeak-ng.",
+                           choices=("auto", "espeak-ng", "piper"))
+    voice: str = _setting("", "Voice: an espeak-ng voice name, or a piper .onnx voice file.")
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    max_speed: float = _setting(1.3, "Largest speed-up applied to fit a line into its slot.",
+                                minimum=1.0, maximum=3.0)
+
+
+@dataclass(frozen=True)
+class MixSettings:
+    duck_db: float = _setting(-15.0, "Gain of the original audio while the dub speaks (dB).",
+                              minimum=-60.0, maximum=0.0)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    cache_dir: str = _setting("", "Where models are cached (default: the user cache dir).")
+    offline: bool = _setting(False, "Never download models.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    general: GeneralSettings = field(default_factory=GeneralSettings)
+    asr: AsrSettings = field(default_factory=AsrSettings)
+    mt: MtSettings = field(default_factory=MtSettings)
+    tts: TtsSettings = field(default_factory=TtsSettings)
+    fit: FitSettings = field(default_factory=FitSettings)
+    mix: MixSettings = field(default_factory=MixSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+
+    def get(self, key: str) -> Any:
+        section, name = _split(key)
+        return getattr(getattr(self, section), name)
+
+    @property
+    def offline(self) -> bool:
+        return self.models.offline or os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true")
+
+
+# What each preset sets, for keys the user did not set explicitly.
+PRESETS: dict[str, dict[str, Any]] = {
+    Preset.OFFLINE.value: {
+        "asr.engine": "faster-whisper",
+        "asr.model": "bundled:whisper-base",
+        "mt.engine": "apertium",
+        "tts.engine": "auto",
+    },
+}
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+    minimum: float | None
+    maximum: float | None
+
+    @property
+    def env_var(self) -> str:
+        section, name = _split(self.key)
+        suffix = name if section == "general" else f"{section}_{name}"
+        return ENV_PREFIX + suffix.upper()
+
+
+def _build_keys() -> dict[str, KeyInfo]:
+    keys: dict[str, KeyInfo] = {}
+    types = {"str": str, "int": int, "float": float, "bool": bool}
+    for section in dataclasses.fields(Settings):
+        for f in dataclasses.fields(section.default_factory):  # type: ignore[arg-type]
+            key = f"{section.name}.{f.name}"
+            keys[key] = KeyInfo(key, types[str(f.type)], f.default, f.metadata["help"],
+                                f.metadata["choices"], f.metadata["minimum"],
+                                f.metadata["maximum"])
+    return keys
+
+
+def _split(key: str) -> tuple[str, str]:
+    section, _, name = key.partition(".")
+    return section, name
+
+
+KEYS: dict[str, KeyInfo] = _build_keys()
+
+
+def key_info(key: str) -> KeyInfo:
+    """Return the description of ``key``, or raise naming it if it is unknown."""
+    try:
+        return KEYS[key]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown setting '{key}'.",
+            "Run `octavia config show` to list the settings.",
+        ) from None
+
+
+def parse_value(key: str, value: Any) -> Any:
+    """Convert ``value`` (a string from the shell or environment, or a TOML value) to the
+    type of ``key`` and check it, raising :class:`ConfigError` naming the key if it is bad."""
+    info = key_info(key)
+    try:
+        if info.type is bool:
+            if isinstance(value, bool):
+                parsed: Any = value
+            elif str(value).strip().lower() in ("1", "true", "yes", "on"):
+                parsed = True
+            elif str(value).strip().lower() in ("0", "false", "no", "off"):
+                parsed = False
+            else:
+                raise ValueError
+        elif info.type is str:
+            if not isinstance(value, str):
+                raise ValueError
+            parsed = value
+        elif isinstance(value, bool):
+            raise ValueError
+        else:
+            parsed = info.type(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Setting '{key}' must be a {info.type.__name__}, not {value!r}.", None
+        ) from None
+    if info.choices is not None and parsed not in info.choices:
+        raise ConfigError(
+            f"Setting '{key}' must be one of {', '.join(info.choices)}, not {parsed!r}.", None
+        )
+    if info.minimum is not None and parsed < info.minimum:
+        raise ConfigError(f"Setting '{key}' must be at least {info.minimum}, not {parsed}.")
+    if info.maximum is not None and parsed > info.maximum:
+        raise ConfigError(f"Setting '{key}' must be at most {info.maximum}, not {parsed}.")
+    return parsed
+
+
+def config_path() -> Path:
+    """The user's config file: ``$OCTAVIA_CONFIG`` or ``<user config dir>/config.toml``."""
+    override = os.environ.get(ENV_PREFIX + "CONFIG")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return platformdirs.user_config_path("octavia", appauthor=False) / "config.toml"
+
+
+def read_config_file(path: Path | None = None) -> dict[str, Any]:
+    """Flat ``{"asr.model": value}`` from the TOML file, validated; {} if there is none."""
+    path = path or config_path()
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"The config file {path} is not valid TOML: {exc}.",
+                          "Fix it, or remove it to go back to the defaults.") from None
+    flat: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"Unknown setting '{section}' in {path}.",
+                              "Settings live in tables such as [asr] model = \"...\".")
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            flat[key] = parse_value(key, value)
+    return flat
+
+
+def read_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    environ = dict(os.environ if environ is None else environ)
+    flat: dict[str, Any] = {}
+    for info in KEYS.values():
+        if info.env_var in environ:
+            flat[info.key] = parse_value(info.key, environ[info.env_var])
+    return flat
+
+
+@dataclass(frozen=True)
+class ResolvedSetting:
+    key: str
+    value: Any
+    source: str  # "default", "preset", "file", "env" or "flag"
+
+
+def resolve(flags: dict[str, Any] | None = None) -> tuple[Settings, dict[str, ResolvedSetting]]:
+    """Merge every layer into :class:`Settings`, with where each value came from."""
+    layers: list[tuple[str, dict[str, Any]]] = [
+        ("file", read_config_file()),
+        ("env", read_environment()),
+        ("flag", {k: parse_value(k, v) for k, v in (flags or {}).items() if v is not None}),
+    ]
+    explicit: dict[str, ResolvedSetting] = {}
+    for source, values in layers:
+        for key, value in values.items():
+            explicit[key] = ResolvedSetting(key, value, source)
+    preset_name = explicit.get("general.preset", ResolvedSetting("", Preset.OFFLINE.value, "")).value
+    resolved: dict[str, ResolvedSetting] = {
+        key: ResolvedSetting(key, info.default, "default") for key, info in KEYS.items()
+    }
+    for key, value in PRESETS[preset_name].items():
+        resolved[key] = ResolvedSetting(key, value, "preset")
+    resolved.update(explicit)
+    sections: dict[str, dict[str, Any]] = {}
+    for key, item in resolved.items():
+        section, name = _split(key)
+        sections.setdefault(section, {})[name] = item.value
+    kwargs = {
+        f.name: f.default_factory(**sections.get(f.name, {}))  # type: ignore[misc]
+        for f in dataclasses.fields(Settings)
+    }
+    return Settings(**kwargs), resolved
+
+
+def load_settings(flags: dict[str, Any] | None = None) -> Settings:
+    return resolve(flags)[0]
+
+
+def set_config_value(key: str, raw_value: str, path: Path | None = None) -> Any:
+    """Validate and store one setting in the config file (atomically); return the value."""
+    path = path or config_path()
+    value = parse_value(key, raw_value)
+    current = read_config_file(path)
+    current[key] = value
+    _write_config_file(current, path)
+    return value
+
+
+def unset_config_value(key: str, path: Path | None = None) -> None:
+    """Remove one setting from the config file, so it falls back to its default."""
+    key_info(key)
+    path = path or config_path()
+    current = read_config_file(path)
+    current.pop(key, None)
+    _write_config_file(current, path)
+
+
+def _write_config_file(flat: dict[str, Any], path: Path) -> None:
+    import tomli_w
+
+    from octavia_cli.files import atomic_write_bytes
+
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in sorted(flat.items()):
+        section, name = _split(key)
+        nested.setdefault(section, {})[name] = value
+    atomic_write_bytes(path, tomli_w.dumps(nested).encode("utf-8"))

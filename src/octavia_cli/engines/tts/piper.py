@@ -1,0 +1,80 @@
+"""Piper: fast neural voices (VITS exported to ONNX), one ``.onnx`` file per voice.
+
+Voices come from ``tts.voice`` (a path to a ``.onnx`` file with its ``.onnx.json`` beside it)
+or from Python packages that carry one (see :mod:`octavia_cli.models`). Each voice speaks
+the one language its config names.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+from octavia_cli.engines.tts import SynthesisResult
+from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
+from octavia_cli.models import bundled_piper_voices
+
+
+def _voice_language(model: Path) -> str | None:
+    try:
+        config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    code = (config.get("language") or {}).get("family") or (
+        (config.get("espeak") or {}).get("voice", "").split("-")[0])
+    return code or None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_voice(model: str) -> Any:
+    try:
+        from piper import PiperVoice
+    except ImportError as exc:
+        raise MissingDependencyError("piper-tts is not installed.",
+                                     "pip install piper-tts") from exc
+    return PiperVoice.load(model)
+
+
+class PiperEngine:
+    name = "piper"
+
+    def __init__(self, voice_file: str = "") -> None:
+        self.voice_file = voice_file
+
+    def voices(self) -> dict[str, Path]:
+        """Voice files by path, with the user's own first."""
+        found: list[Path] = []
+        if self.voice_file:
+            path = Path(self.voice_file).expanduser()
+            if not path.exists():
+                raise MissingModelError(f"The Piper voice {path} does not exist.",
+                                        "Check tts.voice, or download the voice's .onnx and "
+                                        ".onnx.json files.")
+            found.append(path)
+        found.extend(bundled_piper_voices())
+        return {str(p): p for p in found}
+
+    def languages(self) -> set[str]:
+        return {lang for p in self.voices().values() if (lang := _voice_language(p))}
+
+    def voice_for(self, language: str, requested: str = "") -> str:
+        candidates = [str(p) for p in self.voices().values() if _voice_language(p) == language]
+        if requested:
+            if requested in candidates:
+                return requested
+            raise InputError(f"The Piper voice {requested} does not speak '{language}'.")
+        if not candidates:
+            raise InputError(f"No Piper voice speaks '{language}'.",
+                             "Set tts.voice to a Piper .onnx voice for that language.")
+        return candidates[0]
+
+    def synthesize(self, text: str, language: str, voice: str,
+                   destination: Path) -> SynthesisResult:
+        piper_voice = _load_voice(voice)
+        with wave.open(str(destination), "wb") as wav:
+            piper_voice.synthesize_wav(text, wav)
+        with wave.open(str(destination), "rb") as wav:
+            return SynthesisResult(wav.getnframes() / wav.getframerate(), wav.getframerate())

@@ -1,0 +1,124 @@
+"""Atomic file writes and the rules about which files Octavia may touch.
+
+Every file Octavia writes goes to a temporary file in the destination's folder first and is
+then renamed over the destination, so a killed process leaves either the old file or the new
+one, never half of one. Inputs are only ever read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from octavia_cli.errors import InputError, StageError
+
+
+def _explain_os_error(exc: OSError, path: Path) -> Exception:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return InputError(
+            f"Cannot write to {path.parent}: permission denied or read-only.",
+            "Choose another output with -o, or another project folder with --workdir.",
+        )
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StageError(
+            f"The disk holding {path.parent} is full.",
+            "Free some space and run the same command again; finished stages are kept.",
+        )
+    return StageError(f"Cannot write {path}: {exc.strerror or exc}.")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix, so tools infer the format);
+    rename it over ``path`` when the block succeeds, delete it when it fails."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                                        dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise _explain_os_error(exc, path) from exc
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _explain_os_error(exc, path) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (fsynced before the rename)."""
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise _explain_os_error(exc, path) from exc
+
+
+def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint_file(path: Path, edge_bytes: int = 1 << 20) -> str:
+    """A cheap identity for large media: size, plus SHA-256 of the first and last MiB.
+
+    Hashing a two-hour video in full on every run would cost seconds for nothing; a changed
+    recording virtually always differs in size or at its ends.
+    """
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(edge_bytes))
+        if size > edge_bytes:
+            handle.seek(max(edge_bytes, size - edge_bytes))
+            digest.update(handle.read(edge_bytes))
+    return digest.hexdigest()
+
+
+def check_output_path(path: Path, *, force: bool, owned_digest: str | None = None) -> None:
+    """Refuse to replace a file the user owns.
+
+    Args:
+        path: Where an output will be written.
+        force: The user passed ``--force``.
+        owned_digest: SHA-256 of the file this project wrote at ``path`` last time, if any;
+            an unchanged file that we wrote ourselves may be replaced.
+
+    Raises:
+        OutputExistsError: ``path`` exists, is not ours, and ``force`` is false.
+        InputError: ``path`` is a folder, or its folder cannot be written.
+    """
+    from octavia_cli.errors import OutputExistsError
+
+    if path.is_dir():
+        raise InputError(f"The output {path} is a folder.", "Give a file name with -o.")
+    if path.exists() and not force and not (
+        owned_digest is not None and sha256_file(path) == owned_digest
+    ):
+        raise OutputExistsError(
+            f"{path} already exists.",
+            "Pass --force to replace it, or choose another name with -o.",
+        )
+    folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(
+            f"Cannot write to {folder}: permission denied or read-only.",
+            "Choose another output with -o.",
+        )

@@ -1,0 +1,56 @@
+"""Language codes: ISO 639-1 on the command line, each engine maps them to its own.
+
+We use ``langcodes`` (with its ``language_data``) rather than a table of our own: it knows
+every ISO 639 code, the alpha-3 forms that Apertium (``spa``) and container metadata
+(ISO 639-2/B, ``ger``) want, and English names for messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from octavia_cli.errors import InputError
+
+_CODE = re.compile(r"^[a-z]{2}$")
+
+
+@functools.lru_cache(maxsize=256)
+def normalize_language(code: str) -> str:
+    """Return ``code`` as a lower-case ISO 639-1 code, or raise if it is not one.
+
+    Raises:
+        InputError: the code is not a known two-letter ISO 639-1 language.
+    """
+    import langcodes
+
+    cleaned = code.strip().lower().replace("_", "-")
+    primary = cleaned.split("-", 1)[0]
+    if not _CODE.match(primary):
+        raise InputError(
+            f"'{code}' is not a language code.",
+            "Use a two-letter ISO 639-1 code such as en, es, fr or de.",
+        )
+    language = langcodes.Language.get(primary)
+    try:
+        language.to_alpha3()
+    except LookupError:
+        raise InputError(
+            f"'{code}' is not a known ISO 639-1 language code.",
+            "Use a two-letter code such as en, es, fr or de.",
+        ) from None
+    return language.language or primary
+
+
+def language_name(code: str) -> str:
+    """English name of an ISO 639-1 code (``es`` -> ``Spanish``)."""
+    import langcodes
+
+    return langcodes.Language.get(code).display_name()
+
+
+def alpha3(code: str, *, bibliographic: bool = False) -> str:
+    """ISO 639-2/3 code: terminological by default (``deu``), or bibliographic (``ger``)."""
+    import langcodes
+
+    return langcodes.Language.get(code).to_alpha3(variant="B" if bibliographic else "T")

@@ -1,0 +1,206 @@
+"""Everything that talks to ffmpeg: probing, audio extraction, muxing and encoding.
+
+We call the ``ffmpeg``/``ffprobe`` programs with argument lists through :mod:`subprocess`
+(as openai/whisper's ``load_audio`` does) rather than through ``ffmpeg-python``: the commands
+here are short and fixed, the library has had no release since 2019, and a plain argument
+list keeps ffmpeg's own stderr available for the error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from octavia_cli.errors import InputError, MissingDependencyError, StageError
+
+logger = logging.getLogger(__name__)
+
+# Audio-only containers and the encoder used to write a dub back in the same format family.
+AUDIO_FORMATS: dict[str, tuple[str, list[str]]] = {
+    ".wav": ("pcm_s16le", []),
+    ".mp3": ("libmp3lame", ["-q:a", "2"]),
+    ".m4a": ("aac", ["-b:a", "192k"]),
+    ".aac": ("aac", ["-b:a", "192k"]),
+    ".flac": ("flac", []),
+    ".ogg": ("libvorbis", ["-q:a", "5"]),
+    ".oga": ("libvorbis", ["-q:a", "5"]),
+    ".opus": ("libopus", ["-b:a", "128k"]),
+}
+
+# Audio codec for the dubbed track, per output video container.
+VIDEO_AUDIO_CODECS: dict[str, list[str]] = {
+    ".mp4": ["-c:a", "aac", "-b:a", "192k"],
+    ".m4v": ["-c:a", "aac", "-b:a", "192k"],
+    ".mov": ["-c:a", "aac", "-b:a", "192k"],
+    ".mkv": ["-c:a", "aac", "-b:a", "192k"],
+    ".webm": ["-c:a", "libopus", "-b:a", "128k"],
+}
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What ffprobe says about an input, in the units the pipeline needs."""
+
+    path: str
+    duration_s: float
+    has_video: bool
+    has_audio: bool
+    audio_sample_rate_hz: int
+    audio_channels: int
+    format_name: str
+    video_duration_s: float | None = None
+
+    @property
+    def output_duration_s(self) -> float:
+        """How long the dubbed audio must be: the picture's length for a video."""
+        if self.has_video and self.video_duration_s:
+            return self.video_duration_s
+        return self.duration_s
+
+
+def require_program(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise MissingDependencyError(
+            f"The program '{name}' is not installed.",
+            f"Install it (on Debian or Ubuntu: sudo apt-get install {name}).",
+        )
+    return found
+
+
+def _run(args: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
+    logger.debug("running %s", " ".join(args))
+    result = subprocess.run(args, capture_output=True, check=False)
+    if result.returncode != 0:
+        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise StageError(f"ffmpeg could not {what}: {' / '.join(tail) or 'no message'}.")
+    return result
+
+
+def probe(path: Path) -> MediaInfo:
+    """Read duration and streams of ``path``.
+
+    Raises:
+        InputError: the file is missing, or not media ffmpeg can read.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist.", "Check the file name.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a media file.", "Give a video or audio file.")
+    ffprobe = require_program("ffprobe")
+    result = subprocess.run(
+        [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+         str(path)],
+        capture_output=True, check=False,
+    )
+    data = json.loads(result.stdout or b"{}") if result.returncode == 0 else {}
+    streams = data.get("streams", [])
+    # Cover art in mp3/m4a shows up as a one-frame video stream: it is not a picture to keep.
+    video = [s for s in streams if s.get("codec_type") == "video"
+             and not s.get("disposition", {}).get("attached_pic")]
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if result.returncode != 0 or not (video or audio):
+        raise InputError(
+            f"{path} is not a media file that ffmpeg can read.",
+            "Give a video or audio file (mp4, mkv, mov, webm, wav, mp3, m4a, flac, ogg, opus).",
+        )
+    fmt = data.get("format", {})
+    duration = _float(fmt.get("duration")) or max(
+        (_float(s.get("duration")) or 0.0 for s in streams), default=0.0)
+    first_audio = audio[0] if audio else {}
+    return MediaInfo(
+        path=str(path),
+        duration_s=duration,
+        has_video=bool(video),
+        has_audio=bool(audio),
+        audio_sample_rate_hz=int(first_audio.get("sample_rate", 0) or 0),
+        audio_channels=int(first_audio.get("channels", 0) or 0),
+        format_name=str(fmt.get("format_name", "")),
+        video_duration_s=_float(video[0].get("duration")) if video else None,
+    )
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int,
+                  channels: int) -> None:
+    """Decode the first audio stream of ``source`` to 16-bit WAV at the given rate/channels."""
+    ffmpeg = require_program("ffmpeg")
+    _run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(source), "-map", "0:a:0",
+          "-vn", "-ac", str(channels), "-ar", str(sample_rate_hz), "-c:a", "pcm_s16le",
+          "-f", "wav", str(destination)], "extract the audio")
+
+
+def mux_video(video: Path, audio: Path, destination: Path, *, language_iso639_2: str,
+              title: str) -> None:
+    """Copy every video stream of ``video`` bit for bit and add ``audio`` as the only audio
+    track, tagged with its language."""
+    ffmpeg = require_program("ffmpeg")
+    codec = VIDEO_AUDIO_CODECS.get(destination.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
+    _run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(audio),
+          "-map", "0:v", "-map", "1:a:0", "-c:v", "copy", *codec,
+          "-metadata:s:a:0", f"language={language_iso639_2}",
+          "-metadata:s:a:0", f"title={title}",
+          "-map_metadata", "0", "-movflags", "+faststart",
+          "-f", _muxer_for(destination), str(destination)], "write the dubbed video")
+
+
+def encode_audio(audio: Path, destination: Path, *, language_iso639_2: str) -> None:
+    """Encode ``audio`` into the format family of ``destination``'s extension."""
+    ffmpeg = require_program("ffmpeg")
+    codec, extra = AUDIO_FORMATS.get(destination.suffix.lower(), ("pcm_s16le", []))
+    _run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(audio), "-map", "0:a:0",
+          "-c:a", codec, *extra, "-metadata", f"language={language_iso639_2}",
+          "-f", _muxer_for(destination), str(destination)], "write the dubbed audio")
+
+
+def _muxer_for(path: Path) -> str:
+    """ffmpeg muxer name for an extension (needed because we write to temporary names)."""
+    return {
+        ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+        ".wav": "wav", ".mp3": "mp3", ".m4a": "ipod", ".aac": "adts", ".flac": "flac",
+        ".ogg": "ogg", ".oga": "ogg", ".opus": "opus",
+    }.get(path.suffix.lower(), "matroska")
+
+
+_LOUDNESS = re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf)\s*LUFS", re.S)
+
+
+def measure_loudness(audio: np.ndarray, sample_rate_hz: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770 / EBU R128), by ffmpeg's ``ebur128``.
+
+    We use ffmpeg's meter rather than pyloudnorm: the numbers agree to 0.1 LU on our test
+    media, and pyloudnorm's import of scipy costs about 1.5 s of a 10 s dub on a small CPU.
+    The samples are piped in as raw float32, so nothing is written to disk.
+
+    Returns:
+        The loudness, or -inf for silence or audio shorter than one 400 ms block.
+    """
+    if audio.shape[1] < int(0.4 * sample_rate_hz) or not np.any(audio):
+        return float("-inf")
+    ffmpeg = require_program("ffmpeg")
+    interleaved = np.ascontiguousarray(audio.T, dtype="<f4").tobytes()
+    result = subprocess.run(
+        [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-f", "f32le", "-ar",
+         str(sample_rate_hz), "-ac", str(audio.shape[0]), "-i", "pipe:0", "-af", "ebur128",
+         "-f", "null", "-"],
+        input=interleaved, capture_output=True, check=False,
+    )
+    match = _LOUDNESS.search(result.stderr.decode("utf-8", "replace"))
+    if result.returncode != 0 or match is None:
+        raise StageError("ffmpeg could not measure loudness.")
+    value = float(match.group(1))
+    return value if value > -70.0 else float("-inf")

@@ -1,0 +1,156 @@
+"""Typed records that stages produce and the project manifest stores.
+
+Units are in the field names (``start_s``, ``sample_rate_hz``). Every record converts to and
+from plain JSON-able dicts, so ``project.json`` stays readable and hand-editable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Self
+
+
+def stable_hash(*parts: Any) -> str:
+    """Short SHA-256 of JSON-serialised ``parts``: the inputs hash of a stage or clip."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Word(_Record):
+    text: str
+    start_s: float
+    end_s: float
+    probability: float = 1.0
+
+
+class FitStatus(StrEnum):
+    FITS = "fits"  # the clip fits its slot at natural speed
+    SPED_UP = "sped_up"  # sped up within the allowed bound to fit
+    OVERFLOW = "overflow"  # even at the bound it runs into the following silence
+    PUSHED = "pushed"  # it started late because the previous line ran over
+
+
+@dataclass
+class Translation(_Record):
+    text: str
+    source_hash: str  # hash of the source text and engine it was made from
+    engine: str
+
+
+@dataclass
+class Clip(_Record):
+    """A synthesized line, as the TTS engine made it."""
+
+    path: str  # relative to the project folder
+    key: str  # hash of text, engine, voice and language: re-synthesize when it changes
+    engine: str
+    voice: str
+    duration_s: float
+    sample_rate_hz: int
+
+
+@dataclass
+class Fit(_Record):
+    """A clip placed on the timeline."""
+
+    path: str  # the fitted clip, relative to the project folder
+    key: str
+    status: str  # a FitStatus value
+    speed: float  # 1.0 means natural speed
+    start_s: float  # where the dubbed line starts on the output timeline
+    end_s: float
+    slot_start_s: float  # the source line's span
+    slot_end_s: float
+    overflow_s: float = 0.0  # how far past the slot end the dubbed line runs
+    shift_s: float = 0.0  # how late it starts compared with the source line
+
+
+@dataclass
+class Segment(_Record):
+    """One dubbing line: a sentence or a phrase between pauses, by one speaker."""
+
+    id: str
+    start_s: float
+    end_s: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+    speaker: str = "S1"
+    translations: dict[str, Translation] = field(default_factory=dict)
+    clips: dict[str, Clip] = field(default_factory=dict)
+    fits: dict[str, Fit] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Segment:
+        return cls(
+            id=data["id"], start_s=float(data["start_s"]), end_s=float(data["end_s"]),
+            text=data["text"], speaker=data.get("speaker", "S1"),
+            words=[Word.from_dict(w) for w in data.get("words", [])],
+            translations={k: Translation.from_dict(v)
+                          for k, v in data.get("translations", {}).items()},
+            clips={k: Clip.from_dict(v) for k, v in data.get("clips", {}).items()},
+            fits={k: Fit.from_dict(v) for k, v in data.get("fits", {}).items()},
+        )
+
+
+@dataclass
+class Transcript(_Record):
+    """What the ASR stage produced, in dubbing lines."""
+
+    language: str
+    language_probability: float
+    duration_s: float
+    engine: str
+    model: str
+    segments: list[Segment] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        return cls(
+            language=data["language"], language_probability=data["language_probability"],
+            duration_s=data["duration_s"], engine=data["engine"], model=data["model"],
+            segments=[Segment.from_dict(s) for s in data.get("segments", [])],
+        )
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """The transcript as ``octavia transcribe --json`` prints it (no dub state)."""
+        return {
+            "language": self.language,
+            "language_probability": self.language_probability,
+            "duration_s": self.duration_s,
+            "engine": self.engine,
+            "model": self.model,
+            "segments": [
+                {"id": s.id, "start_s": s.start_s, "end_s": s.end_s, "text": s.text,
+                 "speaker": s.speaker, "words": [w.to_dict() for w in s.words]}
+                for s in self.segments
+            ],
+        }
+
+
+def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool = False) -> str:
+    """``3725.5`` -> ``01:02:05.500``; hours are shown when non-zero or ``always_hours``."""
+    milliseconds = max(0, int(round(seconds * 1000)))
+    hours, milliseconds = divmod(milliseconds, 3_600_000)
+    minutes, milliseconds = divmod(milliseconds, 60_000)
+    secs, milliseconds = divmod(milliseconds, 1000)
+    head = f"{hours:02d}:" if hours or always_hours else ""
+    return f"{head}{minutes:02d}:{secs:02d}{decimal}{milliseconds:03d}"

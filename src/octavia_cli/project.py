@@ -1,0 +1,228 @@
+"""The dub project: a folder with one manifest (``project.json``) and the audio it points to.
+
+Every stage reads the manifest, adds to it and saves it atomically, recording the hash of
+the inputs it worked from. A stage whose recorded inputs hash equals the one it would
+compute now is finished and is skipped, so re-running a command resumes where the last run
+stopped, and an edit to the manifest re-runs only what depends on the edited data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from octavia_cli import __version__
+from octavia_cli.errors import InputError, StageError
+from octavia_cli.files import atomic_write_bytes, fingerprint_file
+from octavia_cli.media import MediaInfo
+from octavia_cli.model import Transcript
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MANIFEST = "project.json"
+PROJECT_SUFFIX = ".octavia"
+
+
+@dataclass
+class StageRecord:
+    """A finished stage: what it was computed from and what it reported."""
+
+    inputs_hash: str
+    finished_at: str
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OutputRecord:
+    """A file this project wrote outside its folder; it may replace it later without --force."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    fingerprint: str
+
+    @classmethod
+    def of(cls, path: Path) -> OutputRecord:
+        stat = path.stat()
+        return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, fingerprint_file(path))
+
+    def matches(self, path: Path) -> bool:
+        """True if ``path`` is still exactly the file we wrote."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        return (str(path.resolve()) == self.path and stat.st_size == self.size
+                and stat.st_mtime_ns == self.mtime_ns
+                and fingerprint_file(path) == self.fingerprint)
+
+
+def default_project_folder(source: Path, workdir: Path | None = None) -> Path:
+    """``<stem>.octavia/`` beside ``source``, or inside ``workdir`` when given."""
+    base = workdir if workdir is not None else source.parent
+    return base / f"{source.stem}{PROJECT_SUFFIX}"
+
+
+class Project:
+    """A dub project folder. Open it with :meth:`open`; save after each stage."""
+
+    def __init__(self, folder: Path, data: dict[str, Any]) -> None:
+        self.folder = folder
+        self.source_path: str = data["source"]["path"]
+        self.source_fingerprint: str = data["source"]["fingerprint"]
+        media = data["source"].get("media")
+        self.media: MediaInfo | None = MediaInfo(**media) if media else None
+        transcript = data.get("transcript")
+        self.transcript: Transcript | None = (
+            Transcript.from_dict(transcript) if transcript else None
+        )
+        self.stages: dict[str, StageRecord] = {
+            name: StageRecord(**record) for name, record in data.get("stages", {}).items()
+        }
+        self.outputs: dict[str, OutputRecord] = {
+            name: OutputRecord(**record) for name, record in data.get("outputs", {}).items()
+        }
+        self.created_at: str = data.get("created_at", _now())
+
+    # -- opening and saving --------------------------------------------------------------
+
+    @classmethod
+    def open(cls, folder: Path, source: Path) -> Project:
+        """Open the project at ``folder`` for ``source``, creating it if needed.
+
+        Raises:
+            InputError: the folder holds another input's project, or a newer schema.
+        """
+        folder = Path(folder)
+        manifest = folder / MANIFEST
+        fingerprint = fingerprint_file(source)
+        if manifest.exists():
+            data = cls._read_manifest(manifest)
+            project = cls(folder, data)
+            if project.source_fingerprint != fingerprint:
+                if Path(project.source_path).resolve() != source.resolve():
+                    raise InputError(
+                        f"{folder} is the project of another input ({project.source_path}).",
+                        "Use --workdir to put this input's project elsewhere.",
+                    )
+                logger.info("%s changed since the last run: starting the project over", source)
+                project = cls(folder, cls._new_data(source, fingerprint))
+            project.source_path = str(source.resolve())
+            return project
+        if folder.exists() and any(folder.iterdir()):
+            raise InputError(f"{folder} exists and is not an Octavia project.",
+                             "Move it away, or choose another folder with --workdir.")
+        return cls(folder, cls._new_data(source, fingerprint))
+
+    @classmethod
+    def load(cls, folder: Path) -> Project:
+        """Open an existing project folder without its source (for inspection)."""
+        manifest = Path(folder) / MANIFEST
+        if not manifest.exists():
+            raise InputError(f"{folder} is not an Octavia project (no {MANIFEST}).")
+        return cls(Path(folder), cls._read_manifest(manifest))
+
+    @staticmethod
+    def _read_manifest(manifest: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(
+                f"{manifest} cannot be read: {exc}.",
+                "Fix the JSON (if you edited it), or delete the project folder to start over.",
+            ) from None
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise InputError(
+                f"{manifest} has schema version {version!r}; this Octavia reads up to "
+                f"{SCHEMA_VERSION}.",
+                "Upgrade Octavia, or delete the project folder to start over.",
+            )
+        try:
+            data["source"]["path"], data["source"]["fingerprint"]  # noqa: B018
+        except (KeyError, TypeError):
+            raise InputError(f"{manifest} has no source section.",
+                             "Delete the project folder to start over.") from None
+        return data
+
+    @staticmethod
+    def _new_data(source: Path, fingerprint: str) -> dict[str, Any]:
+        return {"source": {"path": str(source.resolve()), "fingerprint": fingerprint}}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "octavia_version": __version__,
+            "created_at": self.created_at,
+            "updated_at": _now(),
+            "source": {
+                "path": self.source_path,
+                "fingerprint": self.source_fingerprint,
+                "media": self.media.__dict__ if self.media else None,
+            },
+            "transcript": self.transcript.to_dict() if self.transcript else None,
+            "stages": {name: record.__dict__ for name, record in self.stages.items()},
+            "outputs": {name: record.__dict__ for name, record in self.outputs.items()},
+        }
+
+    def save(self) -> None:
+        """Write the manifest atomically."""
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        atomic_write_bytes(self.folder / MANIFEST, text.encode("utf-8"))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Project]:
+        """Hold an exclusive lock on the project for the duration of a run."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = open(self.folder / ".lock", "w")  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(
+                f"Cannot create the project folder {self.folder}: {exc.strerror}.",
+                "Choose a writable place for it with --workdir.",
+            ) from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(f"Another Octavia run is using {self.folder}.",
+                                 "Wait for it to finish, or stop it.") from None
+            try:
+                yield self
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def path(self, relative: str) -> Path:
+        return self.folder / relative
+
+    def is_current(self, stage: str, inputs_hash: str) -> bool:
+        record = self.stages.get(stage)
+        return record is not None and record.inputs_hash == inputs_hash
+
+    def mark_done(self, stage: str, inputs_hash: str, seconds: float, **info: Any) -> None:
+        self.stages[stage] = StageRecord(inputs_hash, _now(), round(seconds, 3), info)
+        self.save()
+
+    def require_transcript(self) -> Transcript:
+        if self.transcript is None:
+            raise StageError("The project has no transcript yet.", "Run the transcribe stage.")
+        return self.transcript
+
+    def relative(self, path: Path) -> str:
+        return os.path.relpath(path, self.folder)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,66 @@
+"""Write the finished dub: the video streams copied bit for bit with the new audio track
+tagged with its language, or, for audio-only input, the mix encoded in the input's format."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from octavia_cli.errors import InputError
+from octavia_cli.files import atomic_path, check_output_path
+from octavia_cli.languages import alpha3, language_name
+from octavia_cli.media import AUDIO_FORMATS, encode_audio, mux_video
+from octavia_cli.model import stable_hash
+from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project import OutputRecord, Project
+from octavia_cli.stages.mix import mix_path
+
+
+def stage_name(target: str) -> str:
+    return f"mux:{target}"
+
+
+def default_output(source: Path, target: str, has_video: bool) -> Path:
+    """``talk.mp4`` -> ``talk.es.mp4`` beside the input (audio-only keeps its format)."""
+    suffix = source.suffix.lower()
+    if not has_video and suffix not in AUDIO_FORMATS:
+        suffix = ".wav"
+    return source.with_name(f"{source.stem}.{target}{suffix}")
+
+
+def check_output(project: Project, output: Path, source: Path, force: bool) -> None:
+    """Raise unless ``output`` may be written: never the input, never a file of the user's
+    without ``--force`` (a file this project wrote before, unchanged, may be replaced)."""
+    if output.resolve() == source.resolve():
+        raise InputError("The output would overwrite the input.", "Choose another -o.")
+    owned = project.outputs.get(str(output.resolve()))
+    if owned is not None and owned.matches(output):
+        return
+    check_output_path(output, force=force)
+
+
+def mux(project: Project, source: Path, target: str, output: Path, force: bool,
+        hook: ProgressHook) -> Path:
+    reporter = StageReporter(hook, stage_name(target))
+    assert project.media is not None
+    key = str(output.resolve())
+    inputs = stable_hash(project.stages[f"mix:{target}"].inputs_hash, key)
+    record = project.outputs.get(key)
+    if project.is_current(stage_name(target), inputs) and record and record.matches(output):
+        reporter.skipped()
+        return output
+    check_output(project, output, source, force)
+    began = time.monotonic()
+    reporter.started(total=1)
+    with atomic_path(output) as tmp:
+        if project.media.has_video:
+            mux_video(source, project.path(mix_path(target)), tmp,
+                      language_iso639_2=alpha3(target, bibliographic=True),
+                      title=f"{language_name(target)} (dubbed by Octavia)")
+        else:
+            encode_audio(project.path(mix_path(target)), tmp,
+                         language_iso639_2=alpha3(target, bibliographic=True))
+    project.outputs[key] = OutputRecord.of(output)
+    project.mark_done(stage_name(target), inputs, time.monotonic() - began, output=key)
+    reporter.done(str(output))
+    return output
