@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
+import typer.exceptions
 
 from octavia_cli import __version__
 from octavia_cli.cli import config_cmd, dub_cmd, synthesize_cmd, transcribe_cmd, translate_cmd
@@ -71,11 +71,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("OCTAVIA_DEBUG", "") in ("1", "true")
     try:
         result = app(args=args, prog_name="octavia", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return _fail("Interrupted. Run the same command again to resume.", 130)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except typer.exceptions.TyperException as exc:  # Typer's (vendored Click) usage errors
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", ExitCode.USAGE))
     except OctaviaError as exc:
         if debug:
             logging.getLogger("octavia_cli").exception("failed")

@@ -22,7 +22,7 @@ from octavia_cli.cli.common import (
 
 def dub_command(
     ctx: typer.Context,
-    input: Annotated[Path, typer.Argument(help="Video or audio file to dub.",
+    input: Annotated[Path, typer.Argument(help="Video or audio file to dub.", metavar="INPUT",
                                           show_default=False)],
     to: Annotated[list[str], typer.Option(
         "--to", "-t", help="Target language (ISO 639-1); repeat for several.",

@@ -25,7 +25,8 @@ def synthesize_command(
     ctx: typer.Context,
     input: Annotated[str, typer.Argument(
         help="Text to speak, a translation JSON (from `octavia translate --json`) whose lines "
-             "are placed at their times, or - for text on stdin.", show_default=False)],
+             "are placed at their times, or - for text on stdin.", metavar="TEXT",
+        show_default=False)],
     to: Annotated[str, typer.Option("--to", "-t", help="Language of the text (ISO 639-1).",
                                     show_default=False)] = ...,  # type: ignore[assignment]
     output: Annotated[Path, typer.Option("--output", "-o", help="Audio file to write.",

@@ -23,7 +23,7 @@ from octavia_cli.cli.common import (
 
 def transcribe_command(
     ctx: typer.Context,
-    input: Annotated[Path, typer.Argument(help="Video or audio file.", show_default=False)],
+    input: Annotated[Path, typer.Argument(help="Video or audio file.", metavar="INPUT", show_default=False)],
     language: Annotated[str | None, typer.Option(
         "--language", "-l", help="Spoken language (ISO 639-1); detected if omitted.")] = None,
     json_output: JsonOption = False,

@@ -134,9 +134,10 @@ class FasterWhisperEngine:
         words: list[Word] = []
         for segment in segments:  # a generator: decoding happens as we iterate
             for word in segment.words or []:
-                words.append(Word(word.word, round(word.start, 3), round(word.end, 3),
-                                  round(word.probability, 3)))
-            reporter.advance(min(segment.end, total), total)
+                words.append(Word(word.word, round(float(word.start), 3),
+                                  round(float(word.end), 3), round(float(word.probability), 3)))
+            reporter.advance(min(float(segment.end), total), total)
+        reporter.advance(total, total)
         return Transcript(
             language=info.language,
             language_probability=round(info.language_probability, 3),

@@ -1,0 +1,68 @@
+"""The root command: instant help and version, and the one error boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from octavia_cli import __version__
+
+HEAVY = ("torch", "numpy", "ctranslate2", "faster_whisper", "onnxruntime", "piper",
+         "pedalboard", "whisperx", "TTS", "demucs", "pyannote")
+
+
+def _modules_loaded_by(*args: str) -> set[str]:
+    code = (
+        "import sys\n"
+        "from octavia_cli.cli import run\n"
+        f"code = run({list(args)!r})\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    return set(result.stdout.split())
+
+
+def test_help_and_version_import_no_heavy_library() -> None:
+    for args in (("--help",), ("--version",), ("dub", "--help")):
+        loaded = _modules_loaded_by(*args)
+        assert not {m for m in HEAVY if m in loaded}, args
+
+
+def test_version(cli) -> None:
+    code, out, _ = cli("--version")
+    assert code == 0
+    assert out.strip() == f"octavia {__version__}"
+
+
+def test_help_lists_only_working_commands(cli) -> None:
+    code, out, _ = cli("--help")
+    assert code == 0
+    for command in ("transcribe", "translate", "synthesize", "dub", "config"):
+        assert command in out
+    for missing in ("serve", "clone-voice", "subtitles"):
+        assert missing not in out
+
+
+def test_console_script_runs(tmp_path) -> None:
+    result = subprocess.run([sys.executable, "-m", "octavia_cli", "--version"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_usage_error_exits_2(cli) -> None:
+    code, _, err = cli("dub")
+    assert code == 2
+    assert "Missing argument" in err
+
+
+def test_unexpected_errors_are_one_sentence_without_traceback(cli, monkeypatch) -> None:
+    import octavia_cli.pipeline as pipeline
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "dub", explode)
+    code, _, err = cli("dub", "x.mp4", "--to", "es")
+    assert code == 4
+    assert "Unexpected error: RuntimeError: boom" in err and "Traceback" not in err

@@ -1,0 +1,127 @@
+"""Test isolation and media the tests make themselves.
+
+Every test runs with its own config file, no network model hub (``HF_HUB_OFFLINE=1``) and
+caches under pytest's temporary folder. The bundled Whisper model is assembled once per
+session into a shared cache, since that costs a second or two.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SAMPLE_LINES = (
+    (0.5, "Welcome to the city library."),
+    (3.0, "Today we talk about old books."),
+    (5.5, "The new room opens next week."),
+    (8.0, "Thank you for watching."),
+)
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in list(__import__("os").environ):
+        if name.startswith("OCTAVIA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OCTAVIA_CONFIG", str(home / "config.toml"))
+    monkeypatch.setenv("OCTAVIA_MODELS_CACHE_DIR", str(session_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    # espeak-ng writes PulseAudio files under these even when writing to a file.
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+
+
+def _espeak(text: str, destination: Path, voice: str = "en-us") -> None:
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(destination), text],
+                   check=True, capture_output=True)
+
+
+def make_media(path: Path, lines: tuple[tuple[float, str], ...] = SAMPLE_LINES, *,
+               duration_s: float = 10.0, video: bool = True, audio: bool = True,
+               bed: bool = True, audio_codec: list[str] | None = None) -> Path:
+    """Make a clip: espeak-ng sentences at the given start times over a quiet chord, on an
+    ffmpeg test pattern when ``video``. Returns ``path``."""
+    work = path.parent / f".{path.stem}-parts"
+    work.mkdir(parents=True, exist_ok=True)
+    args = ["ffmpeg", "-v", "error", "-y"]
+    if video:
+        args += ["-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=25:duration={duration_s}"]
+    if not audio:
+        args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)]
+        subprocess.run(args, check=True)
+        return path
+    first_audio = 1 if video else 0
+    chains, labels = [], []
+    for index, (start, text) in enumerate(lines):
+        wav = work / f"line{index}.wav"
+        _espeak(text, wav)
+        args += ["-i", str(wav)]
+        chains.append(f"[{first_audio + index}:a]aresample=48000,"
+                      f"adelay={int(start * 1000)}:all=1[l{index}]")
+        labels.append(f"[l{index}]")
+    level = "0.03" if bed else "0"
+    chains.append(f"sine=f=220:d={duration_s},volume={level}[bed]")
+    labels.append("[bed]")
+    graph = ";".join(chains) + ";" + "".join(labels) + (
+        f"amix=inputs={len(labels)}:normalize=0:duration=longest,atrim=0:{duration_s},"
+        "aformat=channel_layouts=stereo[a]")
+    args += ["-filter_complex", graph]
+    if video:
+        args += ["-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast",
+                 "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]
+    else:
+        args += ["-map", "[a]", *(audio_codec or [])]
+    args += ["-ar", "48000", str(path)]
+    subprocess.run(args, check=True)
+    shutil.rmtree(work)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 10 s single-speaker English clip (made once; copy it before dubbing)."""
+    return make_media(tmp_path_factory.mktemp("media") / "talk.mp4")
+
+
+@pytest.fixture
+def talk(tmp_path: Path, sample_video: Path) -> Path:
+    """A fresh copy of the sample video in this test's folder."""
+    copy = tmp_path / "work" / "talk.mp4"
+    copy.parent.mkdir()
+    shutil.copy(sample_video, copy)
+    return copy
+
+
+@pytest.fixture
+def media_factory(tmp_path: Path) -> Callable[..., Path]:
+    def factory(name: str, **kwargs: object) -> Path:
+        return make_media(tmp_path / name, **kwargs)  # type: ignore[arg-type]
+
+    return factory
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``octavia ARGS`` in-process through the real error boundary."""
+    from octavia_cli.cli import run
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = run(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke

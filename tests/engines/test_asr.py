@@ -1,0 +1,93 @@
+"""faster-whisper on the bundled multilingual base model, on speech the test makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from octavia_cli.config import load_settings
+from octavia_cli.engines.asr import get_asr_engine
+from octavia_cli.engines.asr.faster_whisper import FasterWhisperEngine, _english_only
+from octavia_cli.errors import ConfigError, InputError, MissingModelError
+from octavia_cli.media import extract_audio
+from octavia_cli.models import bundled_model_path
+from octavia_cli.progress import ProgressEvent, StageReporter
+
+
+@pytest.fixture
+def speech_16k(tmp_path: Path, media_factory) -> Path:
+    source = media_factory("speech.wav", video=False, bed=False, duration_s=6.0,
+                           lines=((0.4, "Welcome to the city library."),
+                                  (3.2, "Thank you for watching.")))
+    wav = tmp_path / "speech16k.wav"
+    extract_audio(source, wav, sample_rate_hz=16_000, channels=1)
+    return wav
+
+
+def test_transcribes_with_word_times_and_splits_lines(speech_16k: Path) -> None:
+    events: list[ProgressEvent] = []
+    engine = get_asr_engine(load_settings())
+    transcript = engine.transcribe(speech_16k, "en", StageReporter(events.append, "t"))
+    engine.close()
+    assert transcript.language == "en"
+    assert [s.id for s in transcript.segments] == ["s0001", "s0002"]
+    first, second = transcript.segments
+    assert "library" in first.text.lower() and "watching" in second.text.lower()
+    assert all(w.start_s <= w.end_s for s in transcript.segments for w in s.words)
+    assert first.end_s < second.start_s
+    assert 2.5 < second.start_s < 3.6
+    assert events and events[-1].completed == pytest.approx(events[-1].total, abs=0.5)
+
+
+def test_detects_language_when_not_given(speech_16k: Path) -> None:
+    engine = get_asr_engine(load_settings())
+    transcript = engine.transcribe(speech_16k, None, StageReporter(lambda e: None, "t"))
+    assert transcript.language == "en" and transcript.language_probability > 0.5
+
+
+def test_bundled_model_is_assembled_and_verified(session_cache: Path) -> None:
+    folder = bundled_model_path("whisper-base", str(session_cache))
+    assert (folder / "model.bin").stat().st_size == 2 * 72_608_766
+    assert not _english_only(folder)
+    # A damaged assembled file is noticed (its size/mtime stamp no longer matches) and rebuilt.
+    assert bundled_model_path("whisper-base", str(session_cache)) == folder
+
+
+def test_damaged_assembly_is_rebuilt(tmp_path: Path) -> None:
+    folder = bundled_model_path("whisper-base", str(tmp_path))
+    (folder / "model.bin").write_bytes(b"garbage")
+    folder = bundled_model_path("whisper-base", str(tmp_path))
+    assert (folder / "model.bin").stat().st_size == 2 * 72_608_766
+
+
+def test_hub_model_missing_offline_names_it() -> None:
+    engine = FasterWhisperEngine(load_settings({"asr.model": "large-v3"}))
+    with pytest.raises(MissingModelError, match="'large-v3' is not in the local cache"):
+        engine.check("en")
+
+
+def test_missing_local_folder_and_non_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(MissingModelError, match="no model.bin"):
+        FasterWhisperEngine(load_settings({"asr.model": str(tmp_path)})).check(None)
+    with pytest.raises(MissingModelError, match="does not exist"):
+        FasterWhisperEngine(load_settings({"asr.model": "./nowhere/model"})).check(None)
+
+
+def test_english_only_model_refuses_other_languages(tmp_path: Path) -> None:
+    folder = tmp_path / "tiny.en"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"")
+    (folder / "vocabulary.txt").write_text("x\n" * 51864)
+    engine = FasterWhisperEngine(load_settings({"asr.model": str(folder)}))
+    with pytest.raises(InputError, match="English-only"):
+        engine.check("es")
+    engine.check("en")
+
+
+def test_unknown_engine_is_a_config_error() -> None:
+    from octavia_cli.config import Settings, AsrSettings
+
+    settings = Settings(asr=AsrSettings(engine="nope"))
+    with pytest.raises(ConfigError, match="asr.engine"):
+        get_asr_engine(settings)
