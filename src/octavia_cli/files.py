@@ -56,6 +56,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temporaries(path: Path) -> int:
+    """Delete temporaries that :func:`atomic_path` left for ``path`` when a process was
+    killed (SIGKILL gives no chance to clean up). Call it only while holding the lock of the
+    project that writes ``path``. Returns how many were removed."""
+    removed = 0
+    for stale in path.parent.glob(f".{glob_escape(path.stem)}.*.tmp{glob_escape(path.suffix)}"):
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    import glob
+
+    return glob.escape(text)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (fsynced before the rename)."""
     with atomic_path(path) as tmp:

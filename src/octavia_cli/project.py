@@ -52,9 +52,12 @@ class OutputRecord:
     fingerprint: str
 
     @classmethod
-    def of(cls, path: Path) -> OutputRecord:
+    def of(cls, path: Path, final_path: Path | None = None) -> OutputRecord:
+        """Record ``path``; ``final_path`` is where it will be renamed to (a rename keeps the
+        size, mtime and content, so the record can be saved before the rename)."""
         stat = path.stat()
-        return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, fingerprint_file(path))
+        return cls(str((final_path or path).resolve()), stat.st_size, stat.st_mtime_ns,
+                   fingerprint_file(path))
 
     def matches(self, path: Path) -> bool:
         """True if ``path`` is still exactly the file we wrote."""
@@ -119,7 +122,7 @@ class Project:
                 project = cls(folder, cls._new_data(source, fingerprint))
             project.source_path = str(source.resolve())
             return project
-        if folder.exists() and any(folder.iterdir()):
+        if folder.exists() and any(not _is_our_leftover(p) for p in folder.iterdir()):
             raise InputError(f"{folder} exists and is not an Octavia project.",
                              "Move it away, or choose another folder with --workdir.")
         return cls(folder, cls._new_data(source, fingerprint))
@@ -185,6 +188,8 @@ class Project:
         """Hold an exclusive lock on the project for the duration of a run."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            if not (self.folder / MANIFEST).exists():
+                self.save()  # first, so a folder of ours is recognisable from the start
             handle = open(self.folder / ".lock", "w")  # noqa: SIM115
         except OSError as exc:
             raise InputError(
@@ -197,6 +202,8 @@ class Project:
             except BlockingIOError:
                 raise InputError(f"Another Octavia run is using {self.folder}.",
                                  "Wait for it to finish, or stop it.") from None
+            for stale in self.folder.rglob(".*.tmp*"):  # left by a killed run
+                stale.unlink(missing_ok=True)
             try:
                 yield self
             finally:
@@ -222,6 +229,11 @@ class Project:
 
     def relative(self, path: Path) -> str:
         return os.path.relpath(path, self.folder)
+
+
+def _is_our_leftover(path: Path) -> bool:
+    """The lock file, or a temporary of an atomic write that a killed run left behind."""
+    return path.name == ".lock" or (path.name.startswith(".") and ".tmp" in path.name)
 
 
 def _now() -> str:

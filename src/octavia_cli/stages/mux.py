@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from octavia_cli.errors import InputError
-from octavia_cli.files import atomic_path, check_output_path
+from octavia_cli.files import atomic_path, check_output_path, remove_stale_temporaries
 from octavia_cli.languages import alpha3, language_name
 from octavia_cli.media import AUDIO_FORMATS, encode_audio, mux_video
 from octavia_cli.model import stable_hash
@@ -52,6 +52,7 @@ def mux(project: Project, source: Path, target: str, output: Path, force: bool,
     check_output(project, output, source, force)
     began = time.monotonic()
     reporter.started(total=1)
+    remove_stale_temporaries(output)
     with atomic_path(output) as tmp:
         if project.media.has_video:
             mux_video(source, project.path(mix_path(target)), tmp,
@@ -60,7 +61,10 @@ def mux(project: Project, source: Path, target: str, output: Path, force: bool,
         else:
             encode_audio(project.path(mix_path(target)), tmp,
                          language_iso639_2=alpha3(target, bibliographic=True))
-    project.outputs[key] = OutputRecord.of(output)
+        # Claim the file before it takes its name, so a run killed right after the rename
+        # still knows the output is its own.
+        project.outputs[key] = OutputRecord.of(tmp, output)
+        project.save()
     project.mark_done(stage_name(target), inputs, time.monotonic() - began, output=key)
     reporter.done(str(output))
     return output

@@ -1,0 +1,107 @@
+"""Killing `octavia dub` at any point and running it again finishes the job without redoing
+finished work. These run the real console program in a subprocess and SIGKILL it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import stream_md5
+
+
+def _command(talk: Path) -> list[str]:
+    return [sys.executable, "-m", "octavia_cli", "--quiet", "dub", str(talk), "--to", "es"]
+
+
+def _stages(manifest: Path) -> dict:
+    try:
+        return json.loads(manifest.read_text())["stages"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _kill_when(talk: Path, stage: str, timeout_s: float = 60.0) -> dict:
+    """Start a dub, SIGKILL it as soon as ``stage`` is recorded as finished."""
+    manifest = talk.parent / "talk.octavia" / "project.json"
+    process = subprocess.Popen(_command(talk), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if stage in _stages(manifest):
+                break
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    stages = _stages(manifest)
+    assert stage in stages, f"the dub never finished {stage}"
+    return stages
+
+
+@pytest.mark.parametrize("kill_after", ["transcribe", "synthesize:es", "mix:es"])
+def test_killed_dub_resumes_without_redoing_finished_stages(talk: Path,
+                                                            kill_after: str) -> None:
+    finished = _kill_when(talk, kill_after)
+    # Files are only ever complete under their real names; a killed write leaves at most a
+    # hidden temporary, which the next run removes.
+    assert not talk.with_name("talk.es.mp4").exists() or kill_after == "mux:es"
+    result = subprocess.run(_command(talk), capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert [p for p in talk.parent.rglob("*") if ".tmp" in p.name] == []
+    stages = _stages(talk.parent / "talk.octavia" / "project.json")
+    for name, record in finished.items():
+        assert stages[name]["finished_at"] == record["finished_at"], name
+    output = talk.with_name("talk.es.mp4")
+    assert stream_md5(output, "0:v") == stream_md5(talk, "0:v")
+
+
+def test_kill_at_random_moments_always_resumes(talk: Path) -> None:
+    """Kill several times at arbitrary points (mid-stage included), then finish."""
+    for delay in (0.05, 0.2, 0.5, 1.0, 1.8, 2.6, 3.4, 4.2):
+        process = subprocess.Popen(_command(talk), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    result = subprocess.run(_command(talk), capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert stream_md5(talk.with_name("talk.es.mp4"), "0:v") == stream_md5(talk, "0:v")
+
+
+def test_a_second_run_on_the_same_project_is_refused_while_one_runs(talk: Path) -> None:
+    process = subprocess.Popen(_command(talk), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        lock = talk.parent / "talk.octavia" / ".lock"
+        deadline = time.monotonic() + 20
+        while not lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        assert process.poll() is None
+        second = subprocess.run(_command(talk), capture_output=True, text=True, check=False)
+        assert second.returncode == 1
+        assert "Another Octavia run is using" in second.stderr
+    finally:
+        process.wait(timeout=120)
+    assert process.returncode == 0
+
+
+def test_killed_between_writing_the_output_and_recording_the_stage(cli, talk: Path) -> None:
+    """The output is claimed in the manifest before it is renamed into place, so a run
+    killed right after the rename re-runs without --force."""
+    assert cli("dub", str(talk), "--to", "es")[0] == 0
+    manifest = talk.parent / "talk.octavia" / "project.json"
+    data = json.loads(manifest.read_text())
+    del data["stages"]["mux:es"]
+    manifest.write_text(json.dumps(data))
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert code == 0, err
+    assert "mux:es: done" in err
