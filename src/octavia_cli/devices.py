@@ -23,6 +23,8 @@ def resolve_device(setting: str) -> str:
     if setting == Device.AUTO:
         return Device.CUDA.value if cuda_available() else Device.CPU.value
     if setting == Device.CUDA and not cuda_available():
-        raise InputError("--device cuda was asked for, but no CUDA GPU is usable here.",
-                         "Use --device cpu, or check the driver with nvidia-smi.")
+        raise InputError(
+            "--device cuda was asked for, but no CUDA GPU is usable here.",
+            "Use --device cpu, or check the driver with nvidia-smi.",
+        )
     return setting

@@ -39,8 +39,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
-                                        dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
         os.close(fd)
     except OSError as exc:
         raise _explain_os_error(exc, path) from exc
@@ -126,8 +127,10 @@ def check_output_path(path: Path, *, force: bool, owned_digest: str | None = Non
 
     if path.is_dir():
         raise InputError(f"The output {path} is a folder.", "Give a file name with -o.")
-    if path.exists() and not force and not (
-        owned_digest is not None and sha256_file(path) == owned_digest
+    if (
+        path.exists()
+        and not force
+        and not (owned_digest is not None and sha256_file(path) == owned_digest)
     ):
         raise OutputExistsError(
             f"{path} already exists.",

@@ -97,15 +97,27 @@ def probe(path: Path) -> MediaInfo:
         raise InputError(f"{path} is a folder, not a media file.", "Give a video or audio file.")
     ffprobe = require_program("ffprobe")
     result = subprocess.run(
-        [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-         str(path)],
-        capture_output=True, check=False,
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            str(path),
+        ],
+        capture_output=True,
+        check=False,
     )
     data = json.loads(result.stdout or b"{}") if result.returncode == 0 else {}
     streams = data.get("streams", [])
     # Cover art in mp3/m4a shows up as a one-frame video stream: it is not a picture to keep.
-    video = [s for s in streams if s.get("codec_type") == "video"
-             and not s.get("disposition", {}).get("attached_pic")]
+    video = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
+    ]
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     if result.returncode != 0 or not (video or audio):
         raise InputError(
@@ -114,7 +126,8 @@ def probe(path: Path) -> MediaInfo:
         )
     fmt = data.get("format", {})
     duration = _float(fmt.get("duration")) or max(
-        (_float(s.get("duration")) or 0.0 for s in streams), default=0.0)
+        (_float(s.get("duration")) or 0.0 for s in streams), default=0.0
+    )
     first_audio = audio[0] if audio else {}
     return MediaInfo(
         path=str(path),
@@ -135,44 +148,120 @@ def _float(value: object) -> float | None:
         return None
 
 
-def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int,
-                  channels: int) -> None:
+def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, channels: int) -> None:
     """Decode the first audio stream of ``source`` to 16-bit WAV at the given rate/channels."""
     ffmpeg = require_program("ffmpeg")
-    _run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(source), "-map", "0:a:0",
-          "-vn", "-ac", str(channels), "-ar", str(sample_rate_hz), "-c:a", "pcm_s16le",
-          "-f", "wav", str(destination)], "extract the audio")
+    _run(
+        [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-map",
+            "0:a:0",
+            "-vn",
+            "-ac",
+            str(channels),
+            "-ar",
+            str(sample_rate_hz),
+            "-c:a",
+            "pcm_s16le",
+            "-f",
+            "wav",
+            str(destination),
+        ],
+        "extract the audio",
+    )
 
 
-def mux_video(video: Path, audio: Path, destination: Path, *, language_iso639_2: str,
-              title: str) -> None:
+def mux_video(
+    video: Path, audio: Path, destination: Path, *, language_iso639_2: str, title: str
+) -> None:
     """Copy every video stream of ``video`` bit for bit and add ``audio`` as the only audio
     track, tagged with its language."""
     ffmpeg = require_program("ffmpeg")
     codec = VIDEO_AUDIO_CODECS.get(destination.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
-    _run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(audio),
-          "-map", "0:v", "-map", "1:a:0", "-c:v", "copy", *codec,
-          "-metadata:s:a:0", f"language={language_iso639_2}",
-          "-metadata:s:a:0", f"title={title}",
-          "-map_metadata", "0", "-movflags", "+faststart",
-          "-f", _muxer_for(destination), str(destination)], "write the dubbed video")
+    _run(
+        [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(video),
+            "-i",
+            str(audio),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a:0",
+            "-c:v",
+            "copy",
+            *codec,
+            "-metadata:s:a:0",
+            f"language={language_iso639_2}",
+            "-metadata:s:a:0",
+            f"title={title}",
+            "-map_metadata",
+            "0",
+            "-movflags",
+            "+faststart",
+            "-f",
+            _muxer_for(destination),
+            str(destination),
+        ],
+        "write the dubbed video",
+    )
 
 
 def encode_audio(audio: Path, destination: Path, *, language_iso639_2: str) -> None:
     """Encode ``audio`` into the format family of ``destination``'s extension."""
     ffmpeg = require_program("ffmpeg")
     codec, extra = AUDIO_FORMATS.get(destination.suffix.lower(), ("pcm_s16le", []))
-    _run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(audio), "-map", "0:a:0",
-          "-c:a", codec, *extra, "-metadata", f"language={language_iso639_2}",
-          "-f", _muxer_for(destination), str(destination)], "write the dubbed audio")
+    _run(
+        [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(audio),
+            "-map",
+            "0:a:0",
+            "-c:a",
+            codec,
+            *extra,
+            "-metadata",
+            f"language={language_iso639_2}",
+            "-f",
+            _muxer_for(destination),
+            str(destination),
+        ],
+        "write the dubbed audio",
+    )
 
 
 def _muxer_for(path: Path) -> str:
     """ffmpeg muxer name for an extension (needed because we write to temporary names)."""
     return {
-        ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
-        ".wav": "wav", ".mp3": "mp3", ".m4a": "ipod", ".aac": "adts", ".flac": "flac",
-        ".ogg": "ogg", ".oga": "ogg", ".opus": "opus",
+        ".mp4": "mp4",
+        ".m4v": "mp4",
+        ".mov": "mov",
+        ".mkv": "matroska",
+        ".webm": "webm",
+        ".wav": "wav",
+        ".mp3": "mp3",
+        ".m4a": "ipod",
+        ".aac": "adts",
+        ".flac": "flac",
+        ".ogg": "ogg",
+        ".oga": "ogg",
+        ".opus": "opus",
     }.get(path.suffix.lower(), "matroska")
 
 
@@ -194,10 +283,28 @@ def measure_loudness(audio: np.ndarray, sample_rate_hz: int) -> float:
     ffmpeg = require_program("ffmpeg")
     interleaved = np.ascontiguousarray(audio.T, dtype="<f4").tobytes()
     result = subprocess.run(
-        [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-f", "f32le", "-ar",
-         str(sample_rate_hz), "-ac", str(audio.shape[0]), "-i", "pipe:0", "-af", "ebur128",
-         "-f", "null", "-"],
-        input=interleaved, capture_output=True, check=False,
+        [
+            ffmpeg,
+            "-nostdin",
+            "-hide_banner",
+            "-nostats",
+            "-f",
+            "f32le",
+            "-ar",
+            str(sample_rate_hz),
+            "-ac",
+            str(audio.shape[0]),
+            "-i",
+            "pipe:0",
+            "-af",
+            "ebur128",
+            "-f",
+            "null",
+            "-",
+        ],
+        input=interleaved,
+        capture_output=True,
+        check=False,
     )
     match = _LOUDNESS.search(result.stderr.decode("utf-8", "replace"))
     if result.returncode != 0 or match is None:

@@ -101,11 +101,15 @@ class Segment(_Record):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Segment:
         return cls(
-            id=data["id"], start_s=float(data["start_s"]), end_s=float(data["end_s"]),
-            text=data["text"], speaker=data.get("speaker", "S1"),
+            id=data["id"],
+            start_s=float(data["start_s"]),
+            end_s=float(data["end_s"]),
+            text=data["text"],
+            speaker=data.get("speaker", "S1"),
             words=[Word.from_dict(w) for w in data.get("words", [])],
-            translations={k: Translation.from_dict(v)
-                          for k, v in data.get("translations", {}).items()},
+            translations={
+                k: Translation.from_dict(v) for k, v in data.get("translations", {}).items()
+            },
             clips={k: Clip.from_dict(v) for k, v in data.get("clips", {}).items()},
             fits={k: Fit.from_dict(v) for k, v in data.get("fits", {}).items()},
         )
@@ -125,8 +129,11 @@ class Transcript(_Record):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transcript:
         return cls(
-            language=data["language"], language_probability=data["language_probability"],
-            duration_s=data["duration_s"], engine=data["engine"], model=data["model"],
+            language=data["language"],
+            language_probability=data["language_probability"],
+            duration_s=data["duration_s"],
+            engine=data["engine"],
+            model=data["model"],
             segments=[Segment.from_dict(s) for s in data.get("segments", [])],
         )
 
@@ -139,8 +146,14 @@ class Transcript(_Record):
             "engine": self.engine,
             "model": self.model,
             "segments": [
-                {"id": s.id, "start_s": s.start_s, "end_s": s.end_s, "text": s.text,
-                 "speaker": s.speaker, "words": [w.to_dict() for w in s.words]}
+                {
+                    "id": s.id,
+                    "start_s": s.start_s,
+                    "end_s": s.end_s,
+                    "text": s.text,
+                    "speaker": s.speaker,
+                    "words": [w.to_dict() for w in s.words],
+                }
                 for s in self.segments
             ],
         }
@@ -148,7 +161,7 @@ class Transcript(_Record):
 
 def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool = False) -> str:
     """``3725.5`` -> ``01:02:05.500``; hours are shown when non-zero or ``always_hours``."""
-    milliseconds = max(0, int(round(seconds * 1000)))
+    milliseconds = max(0, round(seconds * 1000))
     hours, milliseconds = divmod(milliseconds, 3_600_000)
     minutes, milliseconds = divmod(milliseconds, 60_000)
     secs, milliseconds = divmod(milliseconds, 1000)

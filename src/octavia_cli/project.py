@@ -56,8 +56,12 @@ class OutputRecord:
         """Record ``path``; ``final_path`` is where it will be renamed to (a rename keeps the
         size, mtime and content, so the record can be saved before the rename)."""
         stat = path.stat()
-        return cls(str((final_path or path).resolve()), stat.st_size, stat.st_mtime_ns,
-                   fingerprint_file(path))
+        return cls(
+            str((final_path or path).resolve()),
+            stat.st_size,
+            stat.st_mtime_ns,
+            fingerprint_file(path),
+        )
 
     def matches(self, path: Path) -> bool:
         """True if ``path`` is still exactly the file we wrote."""
@@ -65,9 +69,12 @@ class OutputRecord:
             stat = path.stat()
         except OSError:
             return False
-        return (str(path.resolve()) == self.path and stat.st_size == self.size
-                and stat.st_mtime_ns == self.mtime_ns
-                and fingerprint_file(path) == self.fingerprint)
+        return (
+            str(path.resolve()) == self.path
+            and stat.st_size == self.size
+            and stat.st_mtime_ns == self.mtime_ns
+            and fingerprint_file(path) == self.fingerprint
+        )
 
 
 def default_project_folder(source: Path, workdir: Path | None = None) -> Path:
@@ -123,8 +130,10 @@ class Project:
             project.source_path = str(source.resolve())
             return project
         if folder.exists() and any(not _is_our_leftover(p) for p in folder.iterdir()):
-            raise InputError(f"{folder} exists and is not an Octavia project.",
-                             "Move it away, or choose another folder with --workdir.")
+            raise InputError(
+                f"{folder} exists and is not an Octavia project.",
+                "Move it away, or choose another folder with --workdir.",
+            )
         return cls(folder, cls._new_data(source, fingerprint))
 
     @classmethod
@@ -152,10 +161,11 @@ class Project:
                 "Upgrade Octavia, or delete the project folder to start over.",
             )
         try:
-            data["source"]["path"], data["source"]["fingerprint"]  # noqa: B018
+            data["source"]["path"], data["source"]["fingerprint"]
         except (KeyError, TypeError):
-            raise InputError(f"{manifest} has no source section.",
-                             "Delete the project folder to start over.") from None
+            raise InputError(
+                f"{manifest} has no source section.", "Delete the project folder to start over."
+            ) from None
         return data
 
     @staticmethod
@@ -200,8 +210,10 @@ class Project:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise InputError(f"Another Octavia run is using {self.folder}.",
-                                 "Wait for it to finish, or stop it.") from None
+                raise InputError(
+                    f"Another Octavia run is using {self.folder}.",
+                    "Wait for it to finish, or stop it.",
+                ) from None
             for stale in self.folder.rglob(".*.tmp*"):  # left by a killed run
                 stale.unlink(missing_ok=True)
             try:

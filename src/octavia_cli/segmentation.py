@@ -56,6 +56,7 @@ def split_into_lines(words: list[Word], options: LineOptions | None = None) -> l
 def _cap_length(words: list[Word], max_line_s: float) -> list[list[Word]]:
     if len(words) < 2 or words[-1].end_s - words[0].start_s <= max_line_s:
         return [words]
+
     # Cut at the longest pause, preferring a clause boundary (comma, semicolon, colon).
     def score(i: int) -> float:
         gap = words[i + 1].start_s - words[i].end_s
@@ -63,8 +64,7 @@ def _cap_length(words: list[Word], max_line_s: float) -> list[list[Word]]:
         return gap + clause
 
     cut = max(range(len(words) - 1), key=score)
-    return (_cap_length(words[: cut + 1], max_line_s)
-            + _cap_length(words[cut + 1:], max_line_s))
+    return _cap_length(words[: cut + 1], max_line_s) + _cap_length(words[cut + 1 :], max_line_s)
 
 
 def join_words(words: list[Word]) -> str:

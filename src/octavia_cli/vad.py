@@ -24,19 +24,25 @@ class SnapOptions:
     pad_s: float = 0.03  # speech padding the VAD adds on each side
 
 
-def detect_speech(audio_16k: np.ndarray, pad_s: float = SnapOptions.pad_s
-                  ) -> list[tuple[float, float]]:
+def detect_speech(
+    audio_16k: np.ndarray, pad_s: float = SnapOptions.pad_s
+) -> list[tuple[float, float]]:
     """Speech regions ``(start_s, end_s)`` in 16 kHz mono float audio."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    options = VadOptions(threshold=0.5, min_speech_duration_ms=100,
-                         min_silence_duration_ms=150, speech_pad_ms=int(pad_s * 1000))
+    options = VadOptions(
+        threshold=0.5,
+        min_speech_duration_ms=100,
+        min_silence_duration_ms=150,
+        speech_pad_ms=int(pad_s * 1000),
+    )
     stamps = get_speech_timestamps(np.ascontiguousarray(audio_16k, dtype=np.float32), options)
     return [(s["start"] / SAMPLE_RATE_HZ, s["end"] / SAMPLE_RATE_HZ) for s in stamps]
 
 
-def snap_to_speech(segments: list[Segment], regions: list[tuple[float, float]],
-                   options: SnapOptions | None = None) -> None:
+def snap_to_speech(
+    segments: list[Segment], regions: list[tuple[float, float]], options: SnapOptions | None = None
+) -> None:
     """Move each line's start to a speech onset and its end to a speech offset, in place,
     when one lies within ``max_shift_s``; lines never overlap or get shorter than 0.1 s."""
     options = options or SnapOptions()

@@ -7,8 +7,19 @@ import sys
 
 from octavia_cli import __version__
 
-HEAVY = ("torch", "numpy", "ctranslate2", "faster_whisper", "onnxruntime", "piper",
-         "pedalboard", "whisperx", "TTS", "demucs", "pyannote")
+HEAVY = (
+    "torch",
+    "numpy",
+    "ctranslate2",
+    "faster_whisper",
+    "onnxruntime",
+    "piper",
+    "pedalboard",
+    "whisperx",
+    "TTS",
+    "demucs",
+    "pyannote",
+)
 
 
 def _modules_loaded_by(*args: str) -> set[str]:
@@ -18,8 +29,9 @@ def _modules_loaded_by(*args: str) -> set[str]:
         f"code = run({list(args)!r})\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return set(result.stdout.split())
 
 
@@ -45,8 +57,12 @@ def test_help_lists_only_working_commands(cli) -> None:
 
 
 def test_console_script_runs(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "octavia_cli", "--version"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "octavia_cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0 and __version__ in result.stdout
 
 

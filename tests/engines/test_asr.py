@@ -17,9 +17,13 @@ from octavia_cli.progress import ProgressEvent, StageReporter
 
 @pytest.fixture
 def speech_16k(tmp_path: Path, media_factory) -> Path:
-    source = media_factory("speech.wav", video=False, bed=False, duration_s=6.0,
-                           lines=((0.4, "Welcome to the city library."),
-                                  (3.2, "Thank you for watching.")))
+    source = media_factory(
+        "speech.wav",
+        video=False,
+        bed=False,
+        duration_s=6.0,
+        lines=((0.4, "Welcome to the city library."), (3.2, "Thank you for watching.")),
+    )
     wav = tmp_path / "speech16k.wav"
     extract_audio(source, wav, sample_rate_hz=16_000, channels=1)
     return wav
@@ -68,7 +72,7 @@ def test_hub_model_missing_offline_names_it() -> None:
 
 
 def test_missing_local_folder_and_non_model_folder(tmp_path: Path) -> None:
-    with pytest.raises(MissingModelError, match="no model.bin"):
+    with pytest.raises(MissingModelError, match=r"no model\.bin"):
         FasterWhisperEngine(load_settings({"asr.model": str(tmp_path)})).check(None)
     with pytest.raises(MissingModelError, match="does not exist"):
         FasterWhisperEngine(load_settings({"asr.model": "./nowhere/model"})).check(None)
@@ -86,8 +90,8 @@ def test_english_only_model_refuses_other_languages(tmp_path: Path) -> None:
 
 
 def test_unknown_engine_is_a_config_error() -> None:
-    from octavia_cli.config import Settings, AsrSettings
+    from octavia_cli.config import AsrSettings, Settings
 
     settings = Settings(asr=AsrSettings(engine="nope"))
-    with pytest.raises(ConfigError, match="asr.engine"):
+    with pytest.raises(ConfigError, match=r"asr\.engine"):
         get_asr_engine(settings)

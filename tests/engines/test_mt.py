@@ -10,8 +10,7 @@ from octavia_cli.errors import InputError
 
 def test_translates_a_batch_line_by_line() -> None:
     engine = ApertiumEngine()
-    out = engine.translate(["Hello world.", "The cat is on the table.", "Good night!"],
-                           "en", "es")
+    out = engine.translate(["Hello world.", "The cat is on the table.", "Good night!"], "en", "es")
     assert len(out) == 3
     assert "Hola" in out[0] and "gato" in out[1] and "noche" in out[2].lower()
     assert all("*" not in line and "  " not in line for line in out)

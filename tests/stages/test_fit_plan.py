@@ -38,12 +38,15 @@ def test_fit_clip_trims_and_stretches_for_real() -> None:
     rate = 16_000
     t = np.arange(int(2.0 * rate)) / rate
     tone = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    clip = np.concatenate([np.zeros(rate // 2, np.float32), tone,
-                           np.zeros(rate // 2, np.float32)])[None, :]
+    clip = np.concatenate([np.zeros(rate // 2, np.float32), tone, np.zeros(rate // 2, np.float32)])[
+        None, :
+    ]
     fitted, placement = fit_clip(clip, rate, 0.0, 1.6, 0.0, OPTIONS)
     assert placement.status is FitStatus.SPED_UP
     # Silence trimmed (2 s of tone left), then sped up 2.0/1.6 = 1.25x by Rubber Band.
     assert fitted.shape[1] / rate == pytest.approx(1.6, abs=0.06)
     assert placement.end_s == pytest.approx(fitted.shape[1] / rate, abs=1e-3)
     spectrum = np.abs(np.fft.rfft(fitted[0]))
-    assert np.fft.rfftfreq(fitted.shape[1], 1 / rate)[spectrum.argmax()] == pytest.approx(220, abs=5)
+    assert np.fft.rfftfreq(fitted.shape[1], 1 / rate)[spectrum.argmax()] == pytest.approx(
+        220, abs=5
+    )

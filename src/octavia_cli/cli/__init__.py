@@ -40,8 +40,9 @@ def root(
     ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
     ctx.obj = State(debug=debug, quiet=quiet)
     _configure_logging(debug)
@@ -50,10 +51,15 @@ def root(
 def _configure_logging(debug: bool) -> None:
     from rich.logging import RichHandler
 
-    handler = RichHandler(console=State().stderr, show_path=debug, show_time=debug,
-                          rich_tracebacks=debug)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
-                        handlers=[handler], format="%(message)s", force=True)
+    handler = RichHandler(
+        console=State().stderr, show_path=debug, show_time=debug, rich_tracebacks=debug
+    )
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        handlers=[handler],
+        format="%(message)s",
+        force=True,
+    )
     for noisy in ("faster_whisper", "httpx", "huggingface_hub", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
 
@@ -85,17 +91,18 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        return _fail(f"Unexpected error: {type(exc).__name__}: {exc}. "
-                     "Run again with --debug for the traceback, and please report it.",
-                     ExitCode.STAGE_FAILED)
+        return _fail(
+            f"Unexpected error: {type(exc).__name__}: {exc}. "
+            "Run again with --debug for the traceback, and please report it.",
+            ExitCode.STAGE_FAILED,
+        )
     return int(result or 0)
 
 
 def _fail(message: str, code: int) -> int:
     from rich.markup import escape
 
-    State().stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False,
-                         soft_wrap=True)
+    State().stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return int(code)
 
 

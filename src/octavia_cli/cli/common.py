@@ -36,38 +36,54 @@ def state(ctx: typer.Context) -> State:
 
 PresetOption = Annotated[
     Preset | None,
-    typer.Option("--preset", help="Engine set; offline needs no model download.", show_default=False),
+    typer.Option(
+        "--preset", help="Engine set; offline needs no model download.", show_default=False
+    ),
 ]
 DeviceOption = Annotated[
     Device | None,
-    typer.Option("--device", help="Where models run.",
-                 show_default=False),
+    typer.Option("--device", help="Where models run.", show_default=False),
 ]
 WorkdirOption = Annotated[
     Path | None,
-    typer.Option("--workdir", help="Folder for the project (default: beside the input).",
-                 file_okay=False),
+    typer.Option(
+        "--workdir", help="Folder for the project (default: beside the input).", file_okay=False
+    ),
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Replace existing outputs.")]
 AsrModelOption = Annotated[
     str | None,
-    typer.Option("--model", help="Whisper model: a size name, a local folder, or bundled:NAME.", show_default=False),
+    typer.Option(
+        "--model",
+        help="Whisper model: a size name, a local folder, or bundled:NAME.",
+        show_default=False,
+    ),
 ]
 TtsEngineOption = Annotated[
     str | None,
-    typer.Option("--tts-engine", help="Speech engine: auto, espeak-ng or piper.", show_default=False),
+    typer.Option(
+        "--tts-engine", help="Speech engine: auto, espeak-ng or piper.", show_default=False
+    ),
 ]
 VoiceOption = Annotated[
     str | None,
-    typer.Option("--voice", help="An espeak-ng voice name or a Piper .onnx voice file.", show_default=False),
+    typer.Option(
+        "--voice", help="An espeak-ng voice name or a Piper .onnx voice file.", show_default=False
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 def flags(**values: Any) -> dict[str, Any]:
     """Map option values to setting keys, dropping options that were not given."""
-    mapping = {"preset": "general.preset", "device": "general.device", "model": "asr.model",
-               "tts_engine": "tts.engine", "voice": "tts.voice", "max_speed": "fit.max_speed"}
+    mapping = {
+        "preset": "general.preset",
+        "device": "general.device",
+        "model": "asr.model",
+        "tts_engine": "tts.engine",
+        "voice": "tts.voice",
+        "max_speed": "fit.max_speed",
+    }
     result = {}
     for name, value in values.items():
         if value is None:

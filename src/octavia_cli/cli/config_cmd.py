@@ -29,8 +29,12 @@ def show_command(json_output: JsonOption = False) -> None:
 
     _, resolved = resolve()
     if json_output:
-        print_json({key: {"value": item.value, "source": item.source,
-                          "env": KEYS[key].env_var} for key, item in resolved.items()})
+        print_json(
+            {
+                key: {"value": item.value, "source": item.source, "env": KEYS[key].env_var}
+                for key, item in resolved.items()
+            }
+        )
         return
     table = Table("key", "value", "from", "environment", "meaning", box=None)
     for key, item in resolved.items():

@@ -44,8 +44,12 @@ class ProgressRenderer:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.progress.__exit__(exc_type, exc, tb)
 
     def __call__(self, event: ProgressEvent) -> None:
@@ -59,13 +63,16 @@ class ProgressRenderer:
         note = event.message or ""
         if event.status in (StageStatus.DONE, StageStatus.SKIPPED):
             label = "done" if event.status is StageStatus.DONE else "skipped (already done)"
-            self.progress.update(task, total=1, completed=1,
-                                 note=note if event.status is StageStatus.DONE else label)
+            self.progress.update(
+                task, total=1, completed=1, note=note if event.status is StageStatus.DONE else label
+            )
             if not self.live:
                 seconds = time.monotonic() - self.started_at[event.stage]
                 detail = f" ({note})" if note and event.status is StageStatus.DONE else ""
-                self.console.print(f"{event.stage}: {label}{detail} in {seconds:.1f} s",
-                                   highlight=False, markup=False)
+                self.console.print(
+                    f"{event.stage}: {label}{detail} in {seconds:.1f} s",
+                    highlight=False,
+                    markup=False,
+                )
             return
-        self.progress.update(task, total=event.total or None, completed=event.completed,
-                             note=note)
+        self.progress.update(task, total=event.total or None, completed=event.completed, note=note)

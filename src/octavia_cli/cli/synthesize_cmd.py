@@ -23,18 +23,31 @@ from octavia_cli.errors import InputError
 
 def synthesize_command(
     ctx: typer.Context,
-    input: Annotated[str, typer.Argument(
-        help="Text to speak, a translation JSON (from `octavia translate --json`) whose lines "
-             "are placed at their times, or - for text on stdin.", metavar="TEXT",
-        show_default=False)],
-    to: Annotated[str, typer.Option("--to", "-t", help="Language of the text (ISO 639-1).",
-                                    show_default=False)] = ...,  # type: ignore[assignment]
-    output: Annotated[Path, typer.Option("--output", "-o", help="Audio file to write.",
-                                         dir_okay=False, show_default=False)] = ...,  # type: ignore[assignment]
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="Text to speak, a translation JSON (from `octavia translate --json`) whose lines "
+            "are placed at their times, or - for text on stdin.",
+            metavar="TEXT",
+            show_default=False,
+        ),
+    ],
+    to: Annotated[
+        str,
+        typer.Option("--to", "-t", help="Language of the text (ISO 639-1).", show_default=False),
+    ] = ...,  # type: ignore[assignment]
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Audio file to write.", dir_okay=False, show_default=False
+        ),
+    ] = ...,  # type: ignore[assignment]
     tts_engine: TtsEngineOption = None,
     voice: VoiceOption = None,
-    max_speed: Annotated[float | None, typer.Option(
-        "--max-speed", help="Largest speed-up to fit a timed line into its slot.")] = None,
+    max_speed: Annotated[
+        float | None,
+        typer.Option("--max-speed", help="Largest speed-up to fit a timed line into its slot."),
+    ] = None,
     preset: PresetOption = None,
     force: ForceOption = False,
 ) -> None:
@@ -48,15 +61,18 @@ def synthesize_command(
     from octavia_cli.stages.fit import FitOptions, fit_clip
     from octavia_cli.stages.synthesize import choose_voice
 
-    settings = load_settings_for(preset=preset, tts_engine=tts_engine, voice=voice,
-                                 max_speed=max_speed)
+    settings = load_settings_for(
+        preset=preset, tts_engine=tts_engine, voice=voice, max_speed=max_speed
+    )
     target = normalize_language(to)
     check_output_path(output, force=force)
     lines = _read_lines(input)
     engine, voice_id = choose_voice(settings, target)
     options = FitOptions(max_speed=settings.fit.max_speed)
-    with (ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook,
-          tempfile.TemporaryDirectory(prefix="octavia-") as scratch):
+    with (
+        ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook,
+        tempfile.TemporaryDirectory(prefix="octavia-") as scratch,
+    ):
         reporter = StageReporter(hook, f"synthesize:{target}")
         reporter.started(total=len(lines))
         placed: list[tuple[float, Any]] = []
@@ -74,10 +90,13 @@ def synthesize_command(
             placed.append((placement.start_s, fitted))
             earliest = placement.end_s + options.gap_s
             reporter.advance(index, len(lines))
-        end_s = max([start + clip.shape[1] / rate for start, clip in placed]
-                    + [end for _, _, end in lines if end is not None])
-        track, _ = place_clips(int(round(end_s * rate)),
-                               [(int(round(start * rate)), clip) for start, clip in placed])
+        end_s = max(
+            [start + clip.shape[1] / rate for start, clip in placed]
+            + [end for _, _, end in lines if end is not None]
+        )
+        track, _ = place_clips(
+            round(end_s * rate), [(round(start * rate), clip) for start, clip in placed]
+        )
         if output.suffix.lower() == ".wav":
             write_wav(output, track, rate)
         else:
@@ -103,12 +122,16 @@ def _read_lines(input: str) -> list[tuple[str, float | None, float | None]]:
             raise InputError(f"{path} does not exist.", "Check the file name.")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            lines = [(s.get("translation", s.get("text", "")), float(s["start_s"]),
-                      float(s["end_s"])) for s in data["segments"]]
+            lines = [
+                (s.get("translation", s.get("text", "")), float(s["start_s"]), float(s["end_s"]))
+                for s in data["segments"]
+            ]
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise InputError(f"{path} is not a translation JSON.",
-                             "Make one with: octavia translate transcript.json --to es "
-                             "--json -o translation.json") from None
+            raise InputError(
+                f"{path} is not a translation JSON.",
+                "Make one with: octavia translate transcript.json --to es "
+                "--json -o translation.json",
+            ) from None
         lines = [line for line in lines if line[0].strip()]
         if not lines:
             raise InputError(f"{path} has no lines to speak.")

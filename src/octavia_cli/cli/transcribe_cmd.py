@@ -23,12 +23,20 @@ from octavia_cli.cli.common import (
 
 def transcribe_command(
     ctx: typer.Context,
-    input: Annotated[Path, typer.Argument(help="Video or audio file.", metavar="INPUT", show_default=False)],
-    language: Annotated[str | None, typer.Option(
-        "--language", "-l", help="Spoken language (ISO 639-1); detected if omitted.")] = None,
+    input: Annotated[
+        Path, typer.Argument(help="Video or audio file.", metavar="INPUT", show_default=False)
+    ],
+    language: Annotated[
+        str | None,
+        typer.Option("--language", "-l", help="Spoken language (ISO 639-1); detected if omitted."),
+    ] = None,
     json_output: JsonOption = False,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the transcript JSON to this file.", dir_okay=False)] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the transcript JSON to this file.", dir_okay=False
+        ),
+    ] = None,
     workdir: WorkdirOption = None,
     preset: PresetOption = None,
     device: DeviceOption = None,
@@ -53,11 +61,14 @@ def transcribe_command(
         transcript = prepare_transcript(project, input, settings, language, hook)
     data = transcript.to_public_dict()
     if output is not None:
-        write_text_output(output, json.dumps(data, indent=2, ensure_ascii=False) + "\n",
-                          force=force)
+        write_text_output(
+            output, json.dumps(data, indent=2, ensure_ascii=False) + "\n", force=force
+        )
     if json_output:
         print_json(data)
     elif output is None:
         for segment in transcript.segments:
-            typer.echo(f"[{format_timestamp(segment.start_s)} --> "
-                       f"{format_timestamp(segment.end_s)}] {segment.text}")
+            typer.echo(
+                f"[{format_timestamp(segment.start_s)} --> "
+                f"{format_timestamp(segment.end_s)}] {segment.text}"
+            )

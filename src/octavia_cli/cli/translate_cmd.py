@@ -23,16 +23,26 @@ from octavia_cli.errors import InputError
 
 def translate_command(
     ctx: typer.Context,
-    input: Annotated[str | None, typer.Argument(
-        help="A transcript JSON (from `octavia transcribe --json`), a project folder, or - "
-             "(the default) for plain text on stdin.", show_default=False)] = None,
-    to: Annotated[str, typer.Option("--to", "-t", help="Target language (ISO 639-1).",
-                                    show_default=False)] = ...,  # type: ignore[assignment]
-    source_language: Annotated[str | None, typer.Option(
-        "--from", "-f", help="Source language; read from the transcript if omitted.")] = None,
+    input: Annotated[
+        str | None,
+        typer.Argument(
+            help="A transcript JSON (from `octavia transcribe --json`), a project folder, or - "
+            "(the default) for plain text on stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    to: Annotated[
+        str, typer.Option("--to", "-t", help="Target language (ISO 639-1).", show_default=False)
+    ] = ...,  # type: ignore[assignment]
+    source_language: Annotated[
+        str | None,
+        typer.Option("--from", "-f", help="Source language; read from the transcript if omitted."),
+    ] = None,
     json_output: JsonOption = False,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the result to this file.", dir_okay=False)] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the result to this file.", dir_okay=False),
+    ] = None,
     preset: PresetOption = None,
     force: ForceOption = False,
 ) -> None:
@@ -59,8 +69,11 @@ def translate_command(
         text = "\n".join(s["translation"] for s in result["segments"])
 
     if output is not None:
-        body = (json.dumps(result, indent=2, ensure_ascii=False) if json_output
-                or output.suffix.lower() == ".json" else text)
+        body = (
+            json.dumps(result, indent=2, ensure_ascii=False)
+            if json_output or output.suffix.lower() == ".json"
+            else text
+        )
         write_text_output(output, body + "\n", force=force)
     if json_output:
         print_json(result)
@@ -72,25 +85,31 @@ def _translate_stdin(engine: Any, source: str | None, target: str) -> tuple[dict
     if source is None:
         raise InputError("Plain text needs its language.", "Add --from, e.g. --from en.")
     if sys.stdin.isatty():
-        raise InputError("No input: give a transcript JSON or pipe text on stdin.",
-                         "For example: echo 'Hello' | octavia translate --from en --to es")
+        raise InputError(
+            "No input: give a transcript JSON or pipe text on stdin.",
+            "For example: echo 'Hello' | octavia translate --from en --to es",
+        )
     lines = sys.stdin.read().splitlines()
     from octavia_cli.languages import language_name
 
     if source == target:
-        raise InputError(f"The text is already in {language_name(source)}.",
-                         "Choose another --to.")
+        raise InputError(f"The text is already in {language_name(source)}.", "Choose another --to.")
     engine.check_pair(source, target)
     present = [line for line in lines if line.strip()]
     translated = iter(engine.translate(present, source, target))
     out = [next(translated) if line.strip() else "" for line in lines]
-    result = {"source_language": source, "target_language": target, "engine": engine.name,
-              "lines": [{"text": a, "translation": b} for a, b in zip(lines, out, strict=True)]}
+    result = {
+        "source_language": source,
+        "target_language": target,
+        "engine": engine.name,
+        "lines": [{"text": a, "translation": b} for a, b in zip(lines, out, strict=True)],
+    }
     return result, "\n".join(out)
 
 
-def _translate_transcript_file(path: Path, engine: Any, source: str | None,
-                               target: str) -> dict[str, Any]:
+def _translate_transcript_file(
+    path: Path, engine: Any, source: str | None, target: str
+) -> dict[str, Any]:
     from octavia_cli.model import Segment
     from octavia_cli.stages.translate import translate_segments
 
@@ -100,8 +119,10 @@ def _translate_transcript_file(path: Path, engine: Any, source: str | None,
         data = json.loads(path.read_text(encoding="utf-8"))
         segments = [Segment.from_dict(s) for s in data["segments"]]
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise InputError(f"{path} is not a transcript JSON.",
-                         "Make one with: octavia transcribe INPUT -o transcript.json") from None
+        raise InputError(
+            f"{path} is not a transcript JSON.",
+            "Make one with: octavia transcribe INPUT -o transcript.json",
+        ) from None
     language = source or data.get("language")
     if not language:
         raise InputError(f"{path} does not say its language.", "Add --from.")
@@ -111,8 +132,9 @@ def _translate_transcript_file(path: Path, engine: Any, source: str | None,
     return _result(data | {"language": language}, segments, target, engine.name)
 
 
-def _translate_project(ctx: typer.Context, folder: Path, engine: Any, source: str | None,
-                       target: str) -> dict[str, Any]:
+def _translate_project(
+    ctx: typer.Context, folder: Path, engine: Any, source: str | None, target: str
+) -> dict[str, Any]:
     from octavia_cli.cli.render import ProgressRenderer
     from octavia_cli.project import Project
     from octavia_cli.stages.translate import translate
@@ -120,22 +142,29 @@ def _translate_project(ctx: typer.Context, folder: Path, engine: Any, source: st
     project = Project.load(folder)
     transcript = project.require_transcript()
     if source is not None and source != transcript.language:
-        raise InputError(f"The project's transcript is in '{transcript.language}', not "
-                         f"'{source}'.", "Leave out --from.")
+        raise InputError(
+            f"The project's transcript is in '{transcript.language}', not '{source}'.",
+            "Leave out --from.",
+        )
     with ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook, project.locked():
         translate(project, target, engine, hook)
     return _result(transcript.to_public_dict(), transcript.segments, target, engine.name)
 
 
-def _result(data: dict[str, Any], segments: list[Any], target: str,
-            engine: str) -> dict[str, Any]:
+def _result(data: dict[str, Any], segments: list[Any], target: str, engine: str) -> dict[str, Any]:
     return {
         "language": data.get("language"),
         "target_language": target,
         "engine": engine,
         "segments": [
-            {"id": s.id, "start_s": s.start_s, "end_s": s.end_s, "speaker": s.speaker,
-             "text": s.text, "translation": s.translations[target].text}
+            {
+                "id": s.id,
+                "start_s": s.start_s,
+                "end_s": s.end_s,
+                "speaker": s.speaker,
+                "text": s.text,
+                "translation": s.translations[target].text,
+            }
             for s in segments
         ],
     }

@@ -23,8 +23,10 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
     reporter = StageReporter(hook, STAGE)
     media = probe(source)
     if not media.has_audio:
-        raise InputError(f"{source} has no audio track, so there is no speech to dub.",
-                         "Give a video or audio file with sound.")
+        raise InputError(
+            f"{source} has no audio track, so there is no speech to dub.",
+            "Give a video or audio file with sound.",
+        )
     inputs = stable_hash(project.source_fingerprint, MAX_CHANNELS, ASR_SAMPLE_RATE_HZ)
     project.media = media
     if project.is_current(STAGE, inputs) and all(
@@ -43,6 +45,12 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
     reporter.advance(1, 2)
     with atomic_path(project.path(ASR_WAV)) as tmp:
         extract_audio(source, tmp, sample_rate_hz=ASR_SAMPLE_RATE_HZ, channels=1)
-    project.mark_done(STAGE, inputs, time.monotonic() - began, sample_rate_hz=sample_rate,
-                      channels=channels, duration_s=media.duration_s)
+    project.mark_done(
+        STAGE,
+        inputs,
+        time.monotonic() - began,
+        sample_rate_hz=sample_rate,
+        channels=channels,
+        duration_s=media.duration_s,
+    )
     reporter.done()

@@ -43,8 +43,13 @@ class Placement:
     shift_s: float
 
 
-def plan_line(slot_start_s: float, slot_end_s: float, clip_s: float, earliest_start_s: float,
-              options: FitOptions) -> Placement:
+def plan_line(
+    slot_start_s: float,
+    slot_end_s: float,
+    clip_s: float,
+    earliest_start_s: float,
+    options: FitOptions,
+) -> Placement:
     """Where and how fast a clip of ``clip_s`` seconds plays for the slot it dubs."""
     start = max(slot_start_s, earliest_start_s)
     shift = start - slot_start_s
@@ -63,19 +68,32 @@ def plan_line(slot_start_s: float, slot_end_s: float, clip_s: float, earliest_st
         status = FitStatus.PUSHED
     else:
         status = FitStatus.FITS
-    return Placement(round(start, 3), round(end, 3), round(speed, 4), status,
-                     round(overflow if overflow > TOLERANCE_S else 0.0, 3), round(shift, 3))
+    return Placement(
+        round(start, 3),
+        round(end, 3),
+        round(speed, 4),
+        status,
+        round(overflow if overflow > TOLERANCE_S else 0.0, 3),
+        round(shift, 3),
+    )
 
 
-def fit_clip(audio: np.ndarray, sample_rate_hz: int, slot_start_s: float, slot_end_s: float,
-             earliest_start_s: float, options: FitOptions) -> tuple[np.ndarray, Placement]:
+def fit_clip(
+    audio: np.ndarray,
+    sample_rate_hz: int,
+    slot_start_s: float,
+    slot_end_s: float,
+    earliest_start_s: float,
+    options: FitOptions,
+) -> tuple[np.ndarray, Placement]:
     """Trim a clip's silence, plan its placement and time-stretch it: mono in, mono out.
 
     The returned placement's ``end_s`` is where the stretched audio really ends.
     """
     audio = trim_silence(to_channels(audio, 1), sample_rate_hz)
-    placement = plan_line(slot_start_s, slot_end_s, audio.shape[1] / sample_rate_hz,
-                          earliest_start_s, options)
+    placement = plan_line(
+        slot_start_s, slot_end_s, audio.shape[1] / sample_rate_hz, earliest_start_s, options
+    )
     fitted = time_stretch(audio, sample_rate_hz, placement.speed)
     end = round(placement.start_s + fitted.shape[1] / sample_rate_hz, 3)
     return fitted, dataclasses.replace(placement, end_s=end)
@@ -96,28 +114,51 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
     reporter.started(total=len(segments))
     for index, segment in enumerate(segments, start=1):
         clip = segment.clips[target]
-        key = stable_hash(clip.key, segment.start_s, segment.end_s, round(earliest, 3),
-                          options.max_speed, options.gap_s, rate)
+        key = stable_hash(
+            clip.key,
+            segment.start_s,
+            segment.end_s,
+            round(earliest, 3),
+            options.max_speed,
+            options.gap_s,
+            rate,
+        )
         previous = segment.fits.get(target)
-        if previous is not None and previous.key == key and (
-            not previous.path or project.path(previous.path).exists()
+        if (
+            previous is not None
+            and previous.key == key
+            and (not previous.path or project.path(previous.path).exists())
         ):
             earliest = previous.end_s + options.gap_s if previous.path else earliest
             reporter.advance(index, len(segments))
             continue
         refitted += 1
         if not clip.path:  # an empty line: keep its slot free
-            segment.fits[target] = Fit("", key, FitStatus.FITS.value, 1.0, segment.start_s,
-                                       segment.start_s, segment.start_s, segment.end_s)
+            segment.fits[target] = Fit(
+                "",
+                key,
+                FitStatus.FITS.value,
+                1.0,
+                segment.start_s,
+                segment.start_s,
+                segment.start_s,
+                segment.end_s,
+            )
             continue
         audio, _ = read_audio(project.path(clip.path), rate)
-        fitted, placement = fit_clip(audio, rate, segment.start_s, segment.end_s, earliest,
-                                     options)
+        fitted, placement = fit_clip(audio, rate, segment.start_s, segment.end_s, earliest, options)
         relative = f"fitted/{target}/{segment.id}.wav"
         write_wav(project.path(relative), fitted, rate)
         segment.fits[target] = Fit(
-            relative, key, placement.status.value, placement.speed, placement.start_s,
-            placement.end_s, segment.start_s, segment.end_s, placement.overflow_s,
+            relative,
+            key,
+            placement.status.value,
+            placement.speed,
+            placement.start_s,
+            placement.end_s,
+            segment.start_s,
+            segment.end_s,
+            placement.overflow_s,
             placement.shift_s,
         )
         earliest = placement.end_s + options.gap_s
@@ -127,6 +168,11 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
         reporter.skipped()
         return
     statuses = [s.fits[target].status for s in segments]
-    project.mark_done(stage_name(target), inputs, time.monotonic() - began, refitted=refitted,
-                      **{status.value: statuses.count(status.value) for status in FitStatus})
+    project.mark_done(
+        stage_name(target),
+        inputs,
+        time.monotonic() - began,
+        refitted=refitted,
+        **{status.value: statuses.count(status.value) for status in FitStatus},
+    )
     reporter.done(f"{refitted} lines fitted")

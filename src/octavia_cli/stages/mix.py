@@ -57,8 +57,9 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     assert project.media is not None
     fits = [s.fits[target] for s in sorted(transcript.segments, key=lambda s: s.start_s)]
     duration = project.media.output_duration_s
-    inputs = stable_hash(project.stages["extract"].inputs_hash, [f.key for f in fits],
-                         options.duck_db, duration)
+    inputs = stable_hash(
+        project.stages["extract"].inputs_hash, [f.key for f in fits], options.duck_db, duration
+    )
     if project.is_current(stage_name(target), inputs) and project.path(mix_path(target)).exists():
         reporter.skipped()
         return
@@ -66,13 +67,17 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     reporter.started(total=3)
     original, rate = read_audio(project.path(SOURCE_WAV))
     channels = original.shape[0]
-    length = int(round(duration * rate))
+    length = round(duration * rate)
     original = _fit_length(original, length)
 
-    voice, spans = place_clips(length, [
-        (int(round(f.start_s * rate)), read_audio(project.path(f.path), rate)[0])
-        for f in fits if f.path
-    ])
+    voice, spans = place_clips(
+        length,
+        [
+            (round(f.start_s * rate), read_audio(project.path(f.path), rate)[0])
+            for f in fits
+            if f.path
+        ],
+    )
     reporter.advance(1, 3)
 
     source_lufs = measure_loudness(original, rate)
@@ -87,9 +92,14 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     reporter.advance(2, 3)
     write_wav(project.path(voice_path(target)), limit_peaks(voice, rate), rate)
     write_wav(project.path(mix_path(target)), mixed, rate)
-    project.mark_done(stage_name(target), inputs, time.monotonic() - began,
-                      source_lufs=_round(source_lufs), voice_gain_db=round(gain_db, 2),
-                      duration_s=round(length / rate, 3))
+    project.mark_done(
+        stage_name(target),
+        inputs,
+        time.monotonic() - began,
+        source_lufs=_round(source_lufs),
+        voice_gain_db=round(gain_db, 2),
+        duration_s=round(length / rate, 3),
+    )
     reporter.done()
 
 

@@ -39,8 +39,9 @@ def check_output(project: Project, output: Path, source: Path, force: bool) -> N
     check_output_path(output, force=force)
 
 
-def mux(project: Project, source: Path, target: str, output: Path, force: bool,
-        hook: ProgressHook) -> Path:
+def mux(
+    project: Project, source: Path, target: str, output: Path, force: bool, hook: ProgressHook
+) -> Path:
     reporter = StageReporter(hook, stage_name(target))
     assert project.media is not None
     key = str(output.resolve())
@@ -55,12 +56,19 @@ def mux(project: Project, source: Path, target: str, output: Path, force: bool,
     remove_stale_temporaries(output)
     with atomic_path(output) as tmp:
         if project.media.has_video:
-            mux_video(source, project.path(mix_path(target)), tmp,
-                      language_iso639_2=alpha3(target, bibliographic=True),
-                      title=f"{language_name(target)} (dubbed by Octavia)")
+            mux_video(
+                source,
+                project.path(mix_path(target)),
+                tmp,
+                language_iso639_2=alpha3(target, bibliographic=True),
+                title=f"{language_name(target)} (dubbed by Octavia)",
+            )
         else:
-            encode_audio(project.path(mix_path(target)), tmp,
-                         language_iso639_2=alpha3(target, bibliographic=True))
+            encode_audio(
+                project.path(mix_path(target)),
+                tmp,
+                language_iso639_2=alpha3(target, bibliographic=True),
+            )
         # Claim the file before it takes its name, so a run killed right after the rename
         # still knows the output is its own.
         project.outputs[key] = OutputRecord.of(tmp, output)

@@ -47,8 +47,9 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
     for segment in transcript.segments:
         translation = segment.translations.get(target)
         if translation is None:
-            raise StageError(f"Line {segment.id} has no {target} translation.",
-                             "Run the translate stage first.")
+            raise StageError(
+                f"Line {segment.id} has no {target} translation.", "Run the translate stage first."
+            )
         key = stable_hash(translation.text, engine.name, voice, target)
         clip = segment.clips.get(target)
         if clip is None or clip.key != key or (clip.path and not project.path(clip.path).exists()):
@@ -72,6 +73,12 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
             project.save()
             last_save = time.monotonic()
     inputs = stable_hash([s.clips[target].key for s in transcript.segments])
-    project.mark_done(stage_name(target), inputs, time.monotonic() - began,
-                      synthesized=len(jobs), engine=engine.name, voice=voice)
+    project.mark_done(
+        stage_name(target),
+        inputs,
+        time.monotonic() - began,
+        synthesized=len(jobs),
+        engine=engine.name,
+        voice=voice,
+    )
     reporter.done(f"{len(jobs)} clips")

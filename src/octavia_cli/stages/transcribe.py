@@ -24,16 +24,23 @@ SILENCE_DBFS = -55.0  # quieter than this everywhere: there is nothing to recogn
 LOW_CONFIDENCE = 0.5
 
 
-def transcribe(project: Project, engine: AsrEngine, language: str | None,
-               hook: ProgressHook, *, options_hash: str = "") -> Transcript:
+def transcribe(
+    project: Project,
+    engine: AsrEngine,
+    language: str | None,
+    hook: ProgressHook,
+    *,
+    options_hash: str = "",
+) -> Transcript:
     """Transcribe the project's audio unless an identical transcription exists.
 
     Raises:
         NoSpeechError: the audio is silent, or the recogniser found no words.
     """
     reporter = StageReporter(hook, STAGE)
-    inputs = stable_hash(project.stages["extract"].inputs_hash, engine.describe(), language,
-                         options_hash)
+    inputs = stable_hash(
+        project.stages["extract"].inputs_hash, engine.describe(), language, options_hash
+    )
     if project.is_current(STAGE, inputs) and project.transcript is not None:
         reporter.skipped()
         return project.transcript
@@ -41,23 +48,33 @@ def transcribe(project: Project, engine: AsrEngine, language: str | None,
     source = project.source_path
     audio, _ = read_audio(project.path(ASR_WAV))
     if audio.size == 0 or peak_dbfs(audio) < SILENCE_DBFS or not np.any(audio):
-        raise NoSpeechError(f"No speech found in {source}: its audio is silent.",
-                            "Check that the file has the right audio track.")
+        raise NoSpeechError(
+            f"No speech found in {source}: its audio is silent.",
+            "Check that the file has the right audio track.",
+        )
     reporter.started(message="loading model")
     transcript = engine.transcribe(project.path(ASR_WAV), language, reporter)
     snap_to_speech(transcript.segments, detect_speech(audio[0]))
     if not transcript.segments:
-        raise NoSpeechError(f"No speech found in {source}.",
-                            "Check the audio, or give its language with --from.")
+        raise NoSpeechError(
+            f"No speech found in {source}.", "Check the audio, or give its language with --from."
+        )
     if language is None:
-        message = (f"detected {language_name(transcript.language)} "
-                   f"(probability {transcript.language_probability:.2f})")
+        message = (
+            f"detected {language_name(transcript.language)} "
+            f"(probability {transcript.language_probability:.2f})"
+        )
         if transcript.language_probability < LOW_CONFIDENCE:
             logger.warning("%s: low confidence; pass --from to set the language", message)
         else:
             logger.info(message)
     project.transcript = transcript
-    project.mark_done(STAGE, inputs, time.monotonic() - began, language=transcript.language,
-                      lines=len(transcript.segments))
+    project.mark_done(
+        STAGE,
+        inputs,
+        time.monotonic() - began,
+        language=transcript.language,
+        lines=len(transcript.segments),
+    )
     reporter.done(f"{len(transcript.segments)} lines")
     return transcript

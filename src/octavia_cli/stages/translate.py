@@ -25,25 +25,30 @@ def source_hash(segment: Segment, engine: TranslationEngine) -> str:
     return stable_hash(segment.text, engine.name)
 
 
-def translate_segments(segments: list[Segment], source: str, target: str,
-                       engine: TranslationEngine) -> int:
+def translate_segments(
+    segments: list[Segment], source: str, target: str, engine: TranslationEngine
+) -> int:
     """Fill in missing or outdated translations in place; return how many were made."""
     if source == target:
-        raise InputError(f"The source is already in {language_name(source)}.",
-                         "Choose another --to.")
+        raise InputError(
+            f"The source is already in {language_name(source)}.", "Choose another --to."
+        )
     engine.check_pair(source, target)
-    todo = [s for s in segments
-            if (t := s.translations.get(target)) is None or t.source_hash != source_hash(s, engine)]
+    todo = [
+        s
+        for s in segments
+        if (t := s.translations.get(target)) is None or t.source_hash != source_hash(s, engine)
+    ]
     if todo:
         texts = engine.translate([s.text for s in todo], source, target)
         for segment, text in zip(todo, texts, strict=True):
-            segment.translations[target] = Translation(text, source_hash(segment, engine),
-                                                       engine.name)
+            segment.translations[target] = Translation(
+                text, source_hash(segment, engine), engine.name
+            )
     return len(todo)
 
 
-def translate(project: Project, target: str, engine: TranslationEngine,
-              hook: ProgressHook) -> None:
+def translate(project: Project, target: str, engine: TranslationEngine, hook: ProgressHook) -> None:
     reporter = StageReporter(hook, stage_name(target))
     transcript = project.require_transcript()
     inputs = stable_hash([source_hash(s, engine) for s in transcript.segments], target)

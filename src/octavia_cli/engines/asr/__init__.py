@@ -17,8 +17,9 @@ class AsrEngine(Protocol):
     def check(self, language: str | None) -> None:
         """Raise if the model is unavailable or cannot handle ``language``; load nothing."""
 
-    def transcribe(self, audio_16k_mono: Path, language: str | None,
-                   reporter: StageReporter) -> Transcript:
+    def transcribe(
+        self, audio_16k_mono: Path, language: str | None, reporter: StageReporter
+    ) -> Transcript:
         """Transcribe a 16 kHz mono WAV into dubbing lines with word times."""
 
     def describe(self) -> str:
@@ -34,5 +35,6 @@ def get_asr_engine(settings: Settings) -> AsrEngine:
         from octavia_cli.engines.asr.faster_whisper import FasterWhisperEngine
 
         return FasterWhisperEngine(settings)
-    raise ConfigError(f"Setting 'asr.engine' names an unknown engine '{name}'.",
-                      "Known engines: faster-whisper.")
+    raise ConfigError(
+        f"Setting 'asr.engine' names an unknown engine '{name}'.", "Known engines: faster-whisper."
+    )

@@ -47,7 +47,7 @@ class FasterWhisperEngine:
         """A local folder for the model, or the hub name when it may still be downloaded."""
         spec = self.model_spec
         if spec.startswith(BUNDLED_PREFIX):
-            return str(bundled_model_path(spec[len(BUNDLED_PREFIX):], self.cache_dir))
+            return str(bundled_model_path(spec[len(BUNDLED_PREFIX) :], self.cache_dir))
         local = Path(spec).expanduser()
         if local.is_dir():
             if not (local / "model.bin").exists():
@@ -57,18 +57,22 @@ class FasterWhisperEngine:
                 )
             return str(local)
         if "/" in spec and (spec.startswith((".", "~")) or local.suffix):
-            raise MissingModelError(f"The model folder {spec} does not exist.",
-                                    "Check the path in asr.model.")
+            raise MissingModelError(
+                f"The model folder {spec} does not exist.", "Check the path in asr.model."
+            )
         try:
             from faster_whisper.utils import download_model
         except ImportError as exc:
-            raise MissingDependencyError("faster-whisper is not installed.",
-                                         "pip install faster-whisper") from exc
+            raise MissingDependencyError(
+                "faster-whisper is not installed.", "pip install faster-whisper"
+            ) from exc
         try:
             return download_model(spec, local_files_only=True, cache_dir=str(hub_cache_dir()))
         except ValueError as exc:  # an unknown size name
-            raise MissingModelError(f"'{spec}' is not a Whisper model name: {exc}.",
-                                    "Use e.g. large-v3, small, or a local folder.") from None
+            raise MissingModelError(
+                f"'{spec}' is not a Whisper model name: {exc}.",
+                "Use e.g. large-v3, small, or a local folder.",
+            ) from None
         except Exception:
             if self.offline:
                 raise MissingModelError(
@@ -85,8 +89,9 @@ class FasterWhisperEngine:
             from faster_whisper.tokenizer import _LANGUAGE_CODES
 
             if language not in _LANGUAGE_CODES:
-                raise InputError(f"Whisper cannot transcribe {language_name(language)} "
-                                 f"('{language}').")
+                raise InputError(
+                    f"Whisper cannot transcribe {language_name(language)} ('{language}')."
+                )
             if Path(location).is_dir() and _english_only(Path(location)) and language != "en":
                 raise InputError(
                     f"The Whisper model {self.model_spec} is English-only and cannot "
@@ -106,7 +111,9 @@ class FasterWhisperEngine:
             logger.info("loading Whisper %s on %s (%s)", location, device, compute_type)
             try:
                 self._model = WhisperModel(
-                    location, device=device, compute_type=compute_type,
+                    location,
+                    device=device,
+                    compute_type=compute_type,
                     download_root=str(hub_cache_dir()) if not Path(location).is_dir() else None,
                     local_files_only=self.offline,
                 )
@@ -121,12 +128,16 @@ class FasterWhisperEngine:
 
     # -- transcription -------------------------------------------------------------------
 
-    def transcribe(self, audio_16k_mono: Path, language: str | None,
-                   reporter: StageReporter) -> Transcript:
+    def transcribe(
+        self, audio_16k_mono: Path, language: str | None, reporter: StageReporter
+    ) -> Transcript:
         model = self._load()
         segments, info = model.transcribe(
-            str(audio_16k_mono), language=language, beam_size=self.beam_size,
-            word_timestamps=True, vad_filter=self.vad_filter,
+            str(audio_16k_mono),
+            language=language,
+            beam_size=self.beam_size,
+            word_timestamps=True,
+            vad_filter=self.vad_filter,
             condition_on_previous_text=False,
         )
         total = max(info.duration, 1e-3)
@@ -134,8 +145,14 @@ class FasterWhisperEngine:
         words: list[Word] = []
         for segment in segments:  # a generator: decoding happens as we iterate
             for word in segment.words or []:
-                words.append(Word(word.word, round(float(word.start), 3),
-                                  round(float(word.end), 3), round(float(word.probability), 3)))
+                words.append(
+                    Word(
+                        word.word,
+                        round(float(word.start), 3),
+                        round(float(word.end), 3),
+                        round(float(word.probability), 3),
+                    )
+                )
             reporter.advance(min(float(segment.end), total), total)
         reporter.advance(total, total)
         return Transcript(

@@ -24,5 +24,6 @@ def get_translation_engine(settings: Settings) -> TranslationEngine:
         from octavia_cli.engines.mt.apertium import ApertiumEngine
 
         return ApertiumEngine()
-    raise ConfigError(f"Setting 'mt.engine' names an unknown engine '{name}'.",
-                      "Known engines: apertium.")
+    raise ConfigError(
+        f"Setting 'mt.engine' names an unknown engine '{name}'.", "Known engines: apertium."
+    )

@@ -67,8 +67,9 @@ class ApertiumEngine:
     @staticmethod
     def _run(mode: str, text: str) -> str:
         program = shutil.which("apertium") or "apertium"
-        result = subprocess.run([program, "-u", mode], input=text, capture_output=True,
-                                text=True, check=False)
+        result = subprocess.run(
+            [program, "-u", mode], input=text, capture_output=True, text=True, check=False
+        )
         if result.returncode != 0:
             raise StageError(f"Apertium failed: {result.stderr.strip() or 'no message'}.")
         return result.stdout.rstrip("\n")

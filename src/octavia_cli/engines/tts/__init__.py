@@ -26,8 +26,9 @@ class SpeechEngine(Protocol):
     def voice_for(self, language: str, requested: str = "") -> str:
         """The voice id that will speak ``language`` (``requested`` if given and valid)."""
 
-    def synthesize(self, text: str, language: str, voice: str,
-                   destination: Path) -> SynthesisResult:
+    def synthesize(
+        self, text: str, language: str, voice: str, destination: Path
+    ) -> SynthesisResult:
         """Speak ``text`` into a mono WAV file at ``destination``."""
 
 
@@ -47,8 +48,10 @@ def get_speech_engine(settings: Settings, language: str) -> SpeechEngine:
         return EspeakEngine()
     if name == "piper":
         return PiperEngine(settings.tts.voice)
-    raise ConfigError(f"Setting 'tts.engine' names an unknown engine '{name}'.",
-                      "Known engines: auto, espeak-ng, piper.")
+    raise ConfigError(
+        f"Setting 'tts.engine' names an unknown engine '{name}'.",
+        "Known engines: auto, espeak-ng, piper.",
+    )
 
 
 def check_language(engine: SpeechEngine, language: str) -> None:

@@ -29,8 +29,7 @@ def installed_voices() -> tuple[tuple[str, str, str], ...]:
     """``(iso639_1, espeak language tag, voice name)`` for every installed voice."""
     import langcodes
 
-    result = subprocess.run([_program(), "--voices"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([_program(), "--voices"], capture_output=True, text=True, check=False)
     voices = []
     for line in result.stdout.splitlines()[1:]:
         fields = line.split()
@@ -57,17 +56,21 @@ class EspeakEngine:
         if requested:
             if any(requested in (tag, name) for _, tag, name in installed_voices()):
                 return requested
-            raise InputError(f"espeak-ng has no voice '{requested}'.",
-                             "List the voices with: espeak-ng --voices")
+            raise InputError(
+                f"espeak-ng has no voice '{requested}'.", "List the voices with: espeak-ng --voices"
+            )
         # Prefer the plain language tag (``es`` over ``es-419``).
         voices.sort(key=lambda v: (v[1] != language, len(v[1])))
         return voices[0][1] if voices else language
 
-    def synthesize(self, text: str, language: str, voice: str,
-                   destination: Path) -> SynthesisResult:
+    def synthesize(
+        self, text: str, language: str, voice: str, destination: Path
+    ) -> SynthesisResult:
         result = subprocess.run(
             [_program(), "-b", "1", "-v", voice, "-w", str(destination)],
-            input=text.encode("utf-8"), capture_output=True, check=False,
+            input=text.encode("utf-8"),
+            capture_output=True,
+            check=False,
         )
         if result.returncode != 0 or not destination.exists():
             message = result.stderr.decode("utf-8", "replace").strip() or "no message"

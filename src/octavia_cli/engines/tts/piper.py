@@ -24,7 +24,8 @@ def _voice_language(model: Path) -> str | None:
     except (OSError, ValueError):
         return None
     code = (config.get("language") or {}).get("family") or (
-        (config.get("espeak") or {}).get("voice", "").split("-")[0])
+        (config.get("espeak") or {}).get("voice", "").split("-")[0]
+    )
     return code or None
 
 
@@ -33,8 +34,9 @@ def _load_voice(model: str) -> Any:
     try:
         from piper import PiperVoice
     except ImportError as exc:
-        raise MissingDependencyError("piper-tts is not installed.",
-                                     "pip install piper-tts") from exc
+        raise MissingDependencyError(
+            "piper-tts is not installed.", "pip install piper-tts"
+        ) from exc
     return PiperVoice.load(model)
 
 
@@ -50,9 +52,10 @@ class PiperEngine:
         if self.voice_file:
             path = Path(self.voice_file).expanduser()
             if not path.exists():
-                raise MissingModelError(f"The Piper voice {path} does not exist.",
-                                        "Check tts.voice, or download the voice's .onnx and "
-                                        ".onnx.json files.")
+                raise MissingModelError(
+                    f"The Piper voice {path} does not exist.",
+                    "Check tts.voice, or download the voice's .onnx and .onnx.json files.",
+                )
             found.append(path)
         found.extend(bundled_piper_voices())
         return {str(p): p for p in found}
@@ -67,12 +70,15 @@ class PiperEngine:
                 return requested
             raise InputError(f"The Piper voice {requested} does not speak '{language}'.")
         if not candidates:
-            raise InputError(f"No Piper voice speaks '{language}'.",
-                             "Set tts.voice to a Piper .onnx voice for that language.")
+            raise InputError(
+                f"No Piper voice speaks '{language}'.",
+                "Set tts.voice to a Piper .onnx voice for that language.",
+            )
         return candidates[0]
 
-    def synthesize(self, text: str, language: str, voice: str,
-                   destination: Path) -> SynthesisResult:
+    def synthesize(
+        self, text: str, language: str, voice: str, destination: Path
+    ) -> SynthesisResult:
         piper_voice = _load_voice(voice)
         with wave.open(str(destination), "wb") as wav:
             piper_voice.synthesize_wav(text, wav)
