@@ -9,71 +9,30 @@ from pathlib import Path
 import numpy as np
 
 
+def _ffmpeg(*args: str) -> bytes:
+    return subprocess.run(["ffmpeg", "-v", "error", *args], capture_output=True, check=True).stdout
+
+
 def stream_md5(path: Path, selector: str) -> str:
     """MD5 of the packets of the streams ``selector`` (e.g. ``0:v``), copied, not decoded."""
-    result = subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-map",
-            selector,
-            "-c",
-            "copy",
-            "-f",
-            "md5",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip()
+    return _ffmpeg("-i", str(path), "-map", selector, "-c", "copy", "-f", "md5", "-").decode()
 
 
 def streams(path: Path) -> list[dict]:
-    result = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_streams",
-            "-show_format",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    command = ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format"]
+    result = subprocess.run([*command, str(path)], capture_output=True, text=True, check=True)
     return json.loads(result.stdout)["streams"]
 
 
+def decode(path: Path, sample_rate_hz: int, channels: int) -> np.ndarray:
+    """The first audio stream as ``(channels, samples)`` float32."""
+    raw = _ffmpeg("-i", str(path), "-map", "0:a:0", "-ac", str(channels),
+                  "-ar", str(sample_rate_hz), "-f", "f32le", "-")  # fmt: skip
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, channels).T
+
+
 def decode_16k(path: Path) -> np.ndarray:
-    result = subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-map",
-            "0:a:0",
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            "-f",
-            "f32le",
-            "-",
-        ],
-        capture_output=True,
-        check=True,
-    )
-    return np.frombuffer(result.stdout, dtype="<f4")
+    return decode(path, 16_000, 1)[0]
 
 
 def speech_onsets(path: Path) -> list[float]:

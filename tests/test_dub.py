@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import decode_16k, speech_onsets, stream_md5, streams
+from helpers import decode, decode_16k, speech_onsets, stream_md5, streams
 
 
 def test_dub_video_end_to_end(cli, talk: Path) -> None:
@@ -34,7 +34,14 @@ def test_dub_video_end_to_end(cli, talk: Path) -> None:
     for onset in source_onsets:
         assert min(abs(onset - d) for d in dubbed_onsets) <= 0.1, (onset, dubbed_onsets)
 
-    # The speech really is Spanish now: recognise the output with the same Whisper model.
+    # As loud as the source, and no sample over -1 dBFS.
+    from octavia_cli.audio import peak_dbfs
+    from octavia_cli.media import measure_loudness
+
+    dubbed, original = decode(output, 48_000, 2), decode(talk, 48_000, 2)
+    assert abs(measure_loudness(dubbed, 48_000) - measure_loudness(original, 48_000)) < 1.0
+    assert peak_dbfs(dubbed) <= -0.9
+
     project = json.loads((talk.parent / "talk.octavia" / "project.json").read_text())
     lines = project["transcript"]["segments"]
     assert next(s["translations"]["es"]["text"] for s in lines).startswith("Bienvenido")

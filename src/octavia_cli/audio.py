@@ -125,12 +125,28 @@ def ducking_envelope(
 
 
 def limit_peaks(audio: np.ndarray, sample_rate_hz: int, ceiling_db: float = -1.0) -> np.ndarray:
-    """Keep peaks at or below ``ceiling_db`` dBFS with a look-ahead limiter (pedalboard)."""
+    """Keep peaks at or below ``ceiling_db`` dBFS with ffmpeg's look-ahead ``alimiter``
+    (latency compensated, no auto-level), then a hard clip at the ceiling for safety.
+
+    pedalboard's ``Limiter`` (JUCE's) was tried first: it compresses below its threshold and
+    adds make-up gain, which raised our dub track by 4 LU instead of only catching peaks.
+    """
     if peak_dbfs(audio) <= ceiling_db:
         return audio
-    import pedalboard
+    from octavia_cli.media import filter_audio
 
-    limiter = pedalboard.Limiter(threshold_db=ceiling_db, release_ms=100)
-    limited = limiter(np.ascontiguousarray(audio), sample_rate_hz)
     ceiling = 10 ** (ceiling_db / 20)
+    limited = filter_audio(
+        audio,
+        sample_rate_hz,
+        f"alimiter=limit={ceiling:.4f}:attack=5:release=80:level=false:latency=true",
+    )
+    limited = fit_length(limited, audio.shape[1])
     return np.clip(limited, -ceiling, ceiling).astype(np.float32)
+
+
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Cut or zero-pad ``audio`` to ``length`` samples."""
+    if audio.shape[1] >= length:
+        return audio[:, :length]
+    return np.pad(audio, ((0, 0), (0, length - audio.shape[1])))

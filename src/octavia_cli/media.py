@@ -265,6 +265,36 @@ def _muxer_for(path: Path) -> str:
     }.get(path.suffix.lower(), "matroska")
 
 
+def filter_audio(audio: np.ndarray, sample_rate_hz: int, filtergraph: str) -> np.ndarray:
+    """Run ``(channels, samples)`` float audio through an ffmpeg audio filtergraph in memory
+    (raw float32 over pipes) and return the result in the same layout."""
+    ffmpeg = require_program("ffmpeg")
+    channels = audio.shape[0]
+    raw = ["-f", "f32le", "-ar", str(sample_rate_hz), "-ac", str(channels)]
+    result = subprocess.run(
+        [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            *raw,
+            "-i",
+            "pipe:0",
+            "-af",
+            filtergraph,
+            *raw,
+            "pipe:1",
+        ],
+        input=np.ascontiguousarray(audio.T, dtype="<f4").tobytes(),
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip() or "no message"
+        raise StageError(f"ffmpeg could not filter the audio ({filtergraph}): {message}.")
+    return np.frombuffer(result.stdout, dtype="<f4").reshape(-1, channels).T.copy()
+
+
 _LOUDNESS = re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf)\s*LUFS", re.S)
 
 

@@ -45,23 +45,28 @@ def root(
     ),
 ) -> None:
     ctx.obj = State(debug=debug, quiet=quiet)
-    _configure_logging(debug)
+    _configure_logging(debug, quiet)
 
 
-def _configure_logging(debug: bool) -> None:
-    from rich.logging import RichHandler
+def _configure_logging(debug: bool, quiet: bool) -> None:
+    """Octavia's own messages at INFO (WARNING with --quiet), other libraries' at WARNING;
+    everything at DEBUG with --debug. Rich formatting on a terminal, plain lines otherwise."""
+    console = State().stderr
+    handler: logging.Handler
+    if console.is_terminal:
+        from rich.logging import RichHandler
 
-    handler = RichHandler(
-        console=State().stderr, show_path=debug, show_time=debug, rich_tracebacks=debug
-    )
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        handlers=[handler],
-        format="%(message)s",
-        force=True,
-    )
-    for noisy in ("faster_whisper", "httpx", "huggingface_hub", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+        handler = RichHandler(
+            console=console, show_path=debug, show_time=debug, rich_tracebacks=debug
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root_level = logging.DEBUG if debug else logging.WARNING
+    logging.basicConfig(level=root_level, handlers=[handler], force=True)
+    own_level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.getLogger("octavia_cli").setLevel(own_level)
 
 
 app.command("transcribe")(transcribe_cmd.transcribe_command)

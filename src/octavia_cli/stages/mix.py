@@ -19,6 +19,7 @@ import numpy as np
 
 from octavia_cli.audio import (
     ducking_envelope,
+    fit_length,
     limit_peaks,
     place_clips,
     read_audio,
@@ -68,7 +69,7 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     original, rate = read_audio(project.path(SOURCE_WAV))
     channels = original.shape[0]
     length = round(duration * rate)
-    original = _fit_length(original, length)
+    original = fit_length(original, length)
 
     voice, spans = place_clips(
         length,
@@ -81,12 +82,13 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     reporter.advance(1, 3)
 
     source_lufs = measure_loudness(original, rate)
-    voice_lufs = measure_loudness(voice, rate)
+    voice = to_channels(voice, channels)
+    voice_lufs = measure_loudness(voice, rate)  # in the output's channel layout
     gain_db = 0.0
     if math.isfinite(source_lufs) and math.isfinite(voice_lufs):
         gain_db = float(np.clip(source_lufs - voice_lufs, -MAX_GAIN_DB, MAX_GAIN_DB))
     voice *= 10 ** (gain_db / 20)
-    voice = to_channels(voice, channels)
+
     envelope = ducking_envelope(length, spans, rate, options.duck_db)
     mixed = limit_peaks(original * envelope + voice, rate)
     reporter.advance(2, 3)
@@ -101,12 +103,6 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
         duration_s=round(length / rate, 3),
     )
     reporter.done()
-
-
-def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
-    if audio.shape[1] >= length:
-        return audio[:, :length]
-    return np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
 
 
 def _round(value: float) -> float | None:
