@@ -95,3 +95,20 @@ def test_unknown_engine_is_a_config_error() -> None:
     settings = Settings(asr=AsrSettings(engine="nope"))
     with pytest.raises(ConfigError, match=r"asr\.engine"):
         get_asr_engine(settings)
+
+
+def test_device_cuda_without_gpu_is_a_clear_error(cli, talk) -> None:
+    from octavia_cli.devices import cuda_available
+
+    if cuda_available():
+        pytest.skip("a GPU is present")
+    code, _, err = cli("transcribe", str(talk), "--device", "cuda")
+    assert code == 1 and "no CUDA GPU is usable here" in err
+
+
+@pytest.mark.gpu
+def test_faster_whisper_on_cuda(speech_16k: Path) -> None:
+    engine = get_asr_engine(load_settings({"general.device": "cuda"}))
+    transcript = engine.transcribe(speech_16k, "en", StageReporter(lambda e: None, "t"))
+    engine.close()
+    assert "library" in transcript.segments[0].text.lower()

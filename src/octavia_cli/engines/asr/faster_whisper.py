@@ -84,6 +84,7 @@ class FasterWhisperEngine:
             return spec  # WhisperModel downloads it into the cache
 
     def check(self, language: str | None) -> None:
+        resolve_device(self.device_setting)
         location = self._model_location()
         if language is not None:
             from faster_whisper.tokenizer import _LANGUAGE_CODES
