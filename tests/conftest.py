@@ -160,12 +160,13 @@ def media_factory(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Run ``octavia ARGS`` in-process through the real error boundary."""
+    """Run ``octavia ARGS`` in-process through the real error boundary, with one plain
+    progress line per stage on stderr (so tests can see which stages ran)."""
     from octavia_cli.cli import run
 
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = run(list(args))
+        code = run(["--progress", "plain", *args])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

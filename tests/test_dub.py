@@ -62,7 +62,8 @@ def test_dubbed_speech_is_recognised_as_spanish(cli, talk: Path, tmp_path: Path)
     data = json.loads(out)
     assert data["language"] == "es"
     text = " ".join(s["text"] for s in data["segments"]).lower()
-    assert "biblioteca" in text
+    expected = ("bienvenido", "biblioteca", "hoy", "libros", "semana", "viene", "gracias")
+    assert sum(word in text for word in expected) >= 3, text
 
 
 def test_audio_only_input_gives_same_format(cli, media_factory) -> None:

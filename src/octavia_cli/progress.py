@@ -14,6 +14,15 @@ from enum import StrEnum
 from typing import Any
 
 
+class ProgressMode(StrEnum):
+    """How the CLI shows progress on stderr."""
+
+    AUTO = "auto"  # a live display on a terminal, nothing otherwise
+    RICH = "rich"
+    PLAIN = "plain"  # one line per finished stage
+    NONE = "none"
+
+
 class StageStatus(StrEnum):
     STARTED = "started"
     RUNNING = "running"

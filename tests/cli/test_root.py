@@ -82,3 +82,15 @@ def test_unexpected_errors_are_one_sentence_without_traceback(cli, monkeypatch) 
     code, _, err = cli("dub", "x.mp4", "--to", "es")
     assert code == 4
     assert "Unexpected error: RuntimeError: boom" in err and "Traceback" not in err
+
+
+def test_no_progress_output_off_a_terminal(capsys, talk) -> None:
+    from octavia_cli.cli import run
+
+    assert run(["transcribe", str(talk), "--language", "en", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "" or all(
+        line.startswith("INFO:") for line in captured.err.strip().splitlines()
+    )
+    assert run(["--quiet", "transcribe", str(talk), "--language", "en"]) == 0
+    assert capsys.readouterr().err == ""

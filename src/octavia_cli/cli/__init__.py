@@ -18,6 +18,7 @@ from octavia_cli import __version__
 from octavia_cli.cli import config_cmd, dub_cmd, synthesize_cmd, transcribe_cmd, translate_cmd
 from octavia_cli.cli.common import State
 from octavia_cli.errors import ExitCode, OctaviaError
+from octavia_cli.progress import ProgressMode
 
 app = typer.Typer(
     name="octavia",
@@ -39,12 +40,18 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, warnings only."),
+    progress: ProgressMode = typer.Option(
+        ProgressMode.AUTO,
+        "--progress",
+        help="Progress on stderr: auto (a live display on a terminal, else none), rich, "
+        "plain (a line per finished stage) or none.",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
-    ctx.obj = State(debug=debug, quiet=quiet)
+    ctx.obj = State(debug=debug, quiet=quiet, progress=progress.value)
     _configure_logging(debug, quiet)
 
 

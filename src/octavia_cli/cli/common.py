@@ -21,10 +21,19 @@ from octavia_cli.config import Device, Preset
 class State:
     debug: bool = False
     quiet: bool = False
+    progress: str = "auto"
 
     @property
     def stderr(self) -> Console:
         return Console(stderr=True)
+
+    def renderer(self) -> Any:
+        """The progress hook for this invocation (a context manager)."""
+        from octavia_cli.cli.render import ProgressRenderer
+        from octavia_cli.progress import ProgressMode
+
+        mode = ProgressMode.NONE if self.quiet else ProgressMode(self.progress)
+        return ProgressRenderer(self.stderr, mode)
 
 
 def state(ctx: typer.Context) -> State:

@@ -64,7 +64,6 @@ def dub_command(
     ] = None,
 ) -> None:
     """Dub a video or audio file into another language."""
-    from octavia_cli.cli.render import ProgressRenderer
     from octavia_cli.pipeline import DubRequest, dub
 
     settings = load_settings_for(
@@ -83,7 +82,7 @@ def dub_command(
         workdir=workdir,
         force=force,
     )
-    with ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook:
+    with state(ctx).renderer() as hook:
         result = dub(request, settings, hook)
     for path in result.outputs.values():
         typer.echo(str(path))

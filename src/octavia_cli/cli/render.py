@@ -1,5 +1,7 @@
-"""Render progress events on stderr: a Rich progress display on a terminal, one plain line
-per finished stage otherwise (CI logs), nothing with --quiet. stdout is never used."""
+"""Render progress events on stderr. ``--progress auto`` (the default) draws a Rich display
+when stderr is a terminal and nothing otherwise, so CI logs and pipes stay clean; ``plain``
+prints one line per finished stage (for logs that want it); ``none`` (or ``--quiet``) draws
+nothing. stdout is never used."""
 
 from __future__ import annotations
 
@@ -16,16 +18,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from octavia_cli.progress import ProgressEvent, StageStatus
+from octavia_cli.progress import ProgressEvent, ProgressMode, StageStatus
 
 
 class ProgressRenderer:
     """A progress hook that draws events; use as a context manager around the work."""
 
-    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+    def __init__(self, console: Console, mode: ProgressMode = ProgressMode.AUTO) -> None:
+        if mode is ProgressMode.AUTO:
+            mode = ProgressMode.RICH if console.is_terminal else ProgressMode.NONE
         self.console = console
-        self.quiet = quiet
-        self.live = console.is_terminal and not quiet
+        self.quiet = mode is ProgressMode.NONE
+        self.live = mode is ProgressMode.RICH
         self.progress = Progress(
             TextColumn("[bold]{task.description:<16}"),
             BarColumn(),

@@ -53,7 +53,6 @@ def synthesize_command(
 ) -> None:
     """Speak text in a target language into an audio file."""
     from octavia_cli.audio import place_clips, read_audio, write_wav
-    from octavia_cli.cli.render import ProgressRenderer
     from octavia_cli.files import atomic_path, check_output_path
     from octavia_cli.languages import normalize_language
     from octavia_cli.media import encode_audio
@@ -70,7 +69,7 @@ def synthesize_command(
     engine, voice_id = choose_voice(settings, target)
     options = FitOptions(max_speed=settings.fit.max_speed)
     with (
-        ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook,
+        state(ctx).renderer() as hook,
         tempfile.TemporaryDirectory(prefix="octavia-") as scratch,
     ):
         reporter = StageReporter(hook, f"synthesize:{target}")

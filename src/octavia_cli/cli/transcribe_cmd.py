@@ -46,7 +46,6 @@ def transcribe_command(
     """Transcribe speech into timed lines with word timestamps."""
     import json
 
-    from octavia_cli.cli.render import ProgressRenderer
     from octavia_cli.files import check_output_path
     from octavia_cli.languages import normalize_language
     from octavia_cli.model import format_timestamp
@@ -57,7 +56,7 @@ def transcribe_command(
     if output is not None:
         check_output_path(output, force=force)
     project = open_project(input, workdir)
-    with ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook, project.locked():
+    with state(ctx).renderer() as hook, project.locked():
         transcript = prepare_transcript(project, input, settings, language, hook)
     data = transcript.to_public_dict()
     if output is not None:

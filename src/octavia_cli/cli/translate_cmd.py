@@ -135,7 +135,6 @@ def _translate_transcript_file(
 def _translate_project(
     ctx: typer.Context, folder: Path, engine: Any, source: str | None, target: str
 ) -> dict[str, Any]:
-    from octavia_cli.cli.render import ProgressRenderer
     from octavia_cli.project import Project
     from octavia_cli.stages.translate import translate
 
@@ -146,7 +145,7 @@ def _translate_project(
             f"The project's transcript is in '{transcript.language}', not '{source}'.",
             "Leave out --from.",
         )
-    with ProgressRenderer(state(ctx).stderr, quiet=state(ctx).quiet) as hook, project.locked():
+    with state(ctx).renderer() as hook, project.locked():
         translate(project, target, engine, hook)
     return _result(transcript.to_public_dict(), transcript.segments, target, engine.name)
 
