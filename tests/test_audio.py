@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from octavia_cli.audio import (
     ducking_envelope,
+    iter_chunks,
     limit_peaks,
     peak_dbfs,
     place_clips,
@@ -67,3 +70,20 @@ def test_loudness_matches_a_known_tone() -> None:
     # A 1 kHz sine at -20 dBFS peak in one channel reads about -23 LUFS (BS.1770).
     assert measure_loudness(tone, rate) == pytest.approx(-23.0, abs=0.3)
     assert measure_loudness(np.zeros((1, rate), np.float32), rate) == float("-inf")
+
+
+def test_iter_chunks_cuts_at_quiet_moments_and_covers_everything(tmp_path) -> None:
+    rate = 16_000
+    rng = np.random.default_rng(0)
+    # 25 s of "speech" (noise bursts) with short pauses at 4.5 s, 9.2 s, 13.9 s, 18.6 s...
+    audio = (0.3 * rng.standard_normal(25 * rate)).astype(np.float32)
+    pauses = [4.5, 9.2, 13.9, 18.6, 23.3]
+    for pause in pauses:
+        audio[int(pause * rate) : int((pause + 0.3) * rate)] = 0.0
+    write_wav(tmp_path / "long.wav", audio[None, :], rate)
+    chunks = list(iter_chunks(tmp_path / "long.wav", window_s=6.0, search_s=2.0))
+    assert sum(len(c) for _, c in chunks) == len(audio)
+    for (offset, chunk), (next_offset, _) in itertools.pairwise(chunks):
+        assert offset + len(chunk) / rate == pytest.approx(next_offset)
+        assert min(abs(next_offset - (p + 0.15)) for p in pauses) < 0.2  # cut in a pause
+        assert len(chunk) <= 6 * rate

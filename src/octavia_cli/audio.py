@@ -8,6 +8,7 @@ signal work. Loudness is measured by ffmpeg (``media.measure_loudness``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,42 @@ def read_audio(path: Path, sample_rate_hz: int | None = None) -> tuple[np.ndarra
             with handle.resampled_to(sample_rate_hz) as resampled:
                 return resampled.read(resampled.frames).astype(np.float32), sample_rate_hz
         return handle.read(handle.frames).astype(np.float32), int(handle.samplerate)
+
+
+def iter_chunks(path: Path, window_s: float, search_s: float) -> Iterator[tuple[float, np.ndarray]]:
+    """Read a mono file in windows of about ``window_s`` seconds, each ending at the
+    quietest moment of its last ``search_s`` seconds, so a long file is processed in bounded
+    memory without cutting through a word. Yields ``(offset_s, samples)``."""
+    import soundfile
+
+    with soundfile.SoundFile(str(path)) as handle:
+        rate = handle.samplerate
+        window, search = int(window_s * rate), int(search_s * rate)
+        carry = np.zeros(0, dtype=np.float32)
+        offset = 0
+        while True:
+            block = handle.read(max(window - len(carry), 0), dtype="float32", always_2d=True)
+            data = np.concatenate([carry, block.mean(axis=1)])
+            if len(data) == 0:
+                return
+            if len(data) < window or handle.tell() >= handle.frames:
+                yield offset / rate, data
+                return
+            tail = len(data) - min(search, len(data) // 2)
+            cut = tail + _quietest_point(data[tail:], rate)
+            yield offset / rate, data[:cut]
+            carry, offset = data[cut:], offset + cut
+
+
+def _quietest_point(audio: np.ndarray, sample_rate_hz: int, span_s: float = 0.3) -> int:
+    hop = max(1, int(0.025 * sample_rate_hz))
+    frames = len(audio) // hop
+    if frames < 2:
+        return len(audio) // 2
+    energy = (audio[: frames * hop].reshape(frames, hop) ** 2).mean(axis=1)
+    width = max(1, int(span_s * sample_rate_hz / hop))
+    smoothed = np.convolve(energy, np.ones(width) / width, mode="same")
+    return int(smoothed.argmin()) * hop + hop // 2
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate_hz: int) -> None:

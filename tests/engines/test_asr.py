@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from octavia_cli.audio import read_audio
 from octavia_cli.config import load_settings
 from octavia_cli.engines.asr import get_asr_engine
-from octavia_cli.engines.asr.faster_whisper import FasterWhisperEngine, _english_only
+from octavia_cli.engines.asr.faster_whisper import FasterWhisperEngine
+from octavia_cli.engines.asr.whisper_models import english_only
 from octavia_cli.errors import ConfigError, InputError, MissingModelError
 from octavia_cli.media import extract_audio
 from octavia_cli.models import bundled_model_path
-from octavia_cli.progress import ProgressEvent, StageReporter
 
 
 @pytest.fixture
@@ -29,31 +31,35 @@ def speech_16k(tmp_path: Path, media_factory) -> Path:
     return wav
 
 
-def test_transcribes_with_word_times_and_splits_lines(speech_16k: Path) -> None:
-    events: list[ProgressEvent] = []
+def _read(path: Path) -> np.ndarray:
+    audio, _ = read_audio(path)
+    return audio[0]
+
+
+def test_recognizes_timed_words(speech_16k: Path) -> None:
+    progress: list[float] = []
     engine = get_asr_engine(load_settings())
-    transcript = engine.transcribe(speech_16k, "en", StageReporter(events.append, "t"))
+    result = engine.recognize(_read(speech_16k), "en", progress.append)
     engine.close()
-    assert transcript.language == "en"
-    assert [s.id for s in transcript.segments] == ["s0001", "s0002"]
-    first, second = transcript.segments
-    assert "library" in first.text.lower() and "watching" in second.text.lower()
-    assert all(w.start_s <= w.end_s for s in transcript.segments for w in s.words)
-    assert first.end_s < second.start_s
-    assert 2.5 < second.start_s < 3.6
-    assert events and events[-1].completed == pytest.approx(events[-1].total, abs=0.5)
+    text = " ".join(w.text.strip().lower() for w in result.words)
+    assert "library" in text and "watching" in text
+    assert all(w.start_s <= w.end_s for w in result.words)
+    assert result.words == sorted(result.words, key=lambda w: w.start_s)
+    watching = next(w for w in result.words if "watching" in w.text.lower())
+    assert 3.2 < watching.start_s < 5.0
+    assert progress and progress[-1] > 3.0
 
 
-def test_detects_language_when_not_given(speech_16k: Path) -> None:
+def test_detects_language(speech_16k: Path) -> None:
     engine = get_asr_engine(load_settings())
-    transcript = engine.transcribe(speech_16k, None, StageReporter(lambda e: None, "t"))
-    assert transcript.language == "en" and transcript.language_probability > 0.5
+    language, probability = engine.detect_language(_read(speech_16k))
+    assert language == "en" and probability > 0.5
 
 
 def test_bundled_model_is_assembled_and_verified(session_cache: Path) -> None:
     folder = bundled_model_path("whisper-base", str(session_cache))
     assert (folder / "model.bin").stat().st_size == 2 * 72_608_766
-    assert not _english_only(folder)
+    assert not english_only(folder)
     # A damaged assembled file is noticed (its size/mtime stamp no longer matches) and rebuilt.
     assert bundled_model_path("whisper-base", str(session_cache)) == folder
 
@@ -109,6 +115,6 @@ def test_device_cuda_without_gpu_is_a_clear_error(cli, talk) -> None:
 @pytest.mark.gpu
 def test_faster_whisper_on_cuda(speech_16k: Path) -> None:
     engine = get_asr_engine(load_settings({"general.device": "cuda"}))
-    transcript = engine.transcribe(speech_16k, "en", StageReporter(lambda e: None, "t"))
+    result = engine.recognize(_read(speech_16k), "en", lambda s: None)
     engine.close()
-    assert "library" in transcript.segments[0].text.lower()
+    assert "library" in " ".join(w.text for w in result.words).lower()

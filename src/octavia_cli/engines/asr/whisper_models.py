@@ -1,0 +1,100 @@
+"""Finding a CTranslate2 Whisper model: shared by the faster-whisper and whisperx engines,
+which both run Whisper through faster-whisper.
+
+A model is a faster-whisper size name (``large-v3``, fetched from the hub into the standard
+Hugging Face cache unless offline), a local CTranslate2 folder, or ``bundled:NAME``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
+from octavia_cli.languages import language_name
+from octavia_cli.models import BUNDLED_PREFIX, bundled_model_path, hub_cache_dir
+
+
+def locate_whisper_model(spec: str, cache_dir: str, offline: bool) -> str:
+    """A local folder for the model, or its hub name when it may still be downloaded.
+
+    Raises:
+        MissingModelError: the folder is not a model, or the model is not cached and
+            downloads are off.
+    """
+    if spec.startswith(BUNDLED_PREFIX):
+        return str(bundled_model_path(spec[len(BUNDLED_PREFIX) :], cache_dir))
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        if not (local / "model.bin").exists():
+            raise MissingModelError(
+                f"{local} is not a CTranslate2 Whisper model (no model.bin).",
+                "Point asr.model at a folder made by ct2-transformers-converter.",
+            )
+        return str(local)
+    if "/" in spec and (spec.startswith((".", "~", "/")) or local.suffix):
+        raise MissingModelError(
+            f"The model folder {spec} does not exist.", "Check the path in asr.model."
+        )
+    try:
+        from faster_whisper.utils import download_model
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "faster-whisper is not installed.", "pip install faster-whisper"
+        ) from exc
+    try:
+        return download_model(spec, local_files_only=True, cache_dir=str(hub_cache_dir()))
+    except ValueError as exc:  # an unknown size name
+        raise MissingModelError(
+            f"'{spec}' is not a Whisper model name: {exc}.",
+            "Use e.g. large-v3, small, or a local folder.",
+        ) from None
+    except Exception:
+        if offline:
+            raise MissingModelError(
+                f"The Whisper model '{spec}' is not in the local cache and downloads are "
+                "off (offline).",
+                "Fetch it once on a machine with network access (it is cached in "
+                f"{hub_cache_dir()}), or use --preset offline.",
+            ) from None
+        return spec  # WhisperModel downloads it into the cache
+
+
+def check_whisper_language(location: str, spec: str, language: str | None) -> None:
+    """Raise if Whisper, or this (English-only) model, cannot transcribe ``language``."""
+    if language is None:
+        return
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if language not in _LANGUAGE_CODES:
+        raise InputError(f"Whisper cannot transcribe {language_name(language)} ('{language}').")
+    if Path(location).is_dir() and english_only(Path(location)) and language != "en":
+        raise InputError(
+            f"The Whisper model {spec} is English-only and cannot transcribe "
+            f"{language_name(language)}.",
+            "Use a multilingual model (asr.model), e.g. bundled:whisper-base.",
+        )
+
+
+def english_only(folder: Path) -> bool:
+    """English-only Whisper models (``*.en``) have a vocabulary of 51,864 tokens; the
+    multilingual ones have 51,865 (51,866 for large-v3). Read it without loading weights."""
+    try:
+        with open(folder / "vocabulary.txt", "rb") as handle:
+            return sum(1 for _ in handle) < 51865
+    except OSError:
+        return False
+
+
+def compute_type_for(setting: str, device: str) -> str:
+    """``auto`` is float16 on CUDA and int8 on CPU (the fast choice on each)."""
+    if setting == "auto":
+        return "float16" if device == "cuda" else "int8"
+    return setting
+
+
+def detect_language(model: object, audio_16k: object) -> tuple[str, float]:
+    """Language of the first speech in ``audio_16k`` with a faster-whisper ``WhisperModel``."""
+    language, probability, _ = model.detect_language(  # type: ignore[attr-defined]
+        audio_16k, vad_filter=True
+    )
+    return language, float(probability)
