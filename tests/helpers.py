@@ -39,3 +39,11 @@ def speech_onsets(path: Path) -> list[float]:
     from octavia_cli.vad import detect_speech
 
     return [start for start, _ in detect_speech(decode_16k(path))]
+
+
+def frame(path: Path, at_s: float) -> np.ndarray:
+    """The picture at ``at_s`` as a grey ``(height, width)`` array."""
+    video = next(s for s in streams(path) if s["codec_type"] == "video")
+    raw = _ffmpeg("-ss", str(at_s), "-i", str(path), "-frames:v", "1",
+                  "-f", "rawvideo", "-pix_fmt", "gray", "-")  # fmt: skip
+    return np.frombuffer(raw, dtype=np.uint8).reshape(video["height"], video["width"])

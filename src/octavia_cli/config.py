@@ -108,6 +108,23 @@ class MixSettings:
 
 
 @dataclass(frozen=True)
+class SubtitleSettings:
+    max_line_chars: int = _setting(
+        42, "Characters per subtitle line (16 is used for Chinese and Japanese).", minimum=10
+    )
+    max_lines: int = _setting(2, "Lines per cue.", minimum=1, maximum=4)
+    max_cps: float = _setting(17.0, "Reading speed: characters per second.", minimum=5.0)
+    min_duration_s: float = _setting(0.83, "Shortest cue (seconds).", minimum=0.1, maximum=5.0)
+    max_duration_s: float = _setting(7.0, "Longest cue (seconds).", minimum=1.0, maximum=20.0)
+    min_gap_s: float = _setting(
+        0.083, "Gap between cues (seconds; two frames at 24 fps).", minimum=0.0, maximum=1.0
+    )
+    max_pause_s: float = _setting(
+        1.0, "A silence longer than this ends a cue (seconds).", minimum=0.1, maximum=10.0
+    )
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     cache_dir: str = _setting("", "Where models are cached (default: the user cache dir).")
     offline: bool = _setting(False, "Never download models.")
@@ -121,6 +138,7 @@ class Settings:
     tts: TtsSettings = field(default_factory=TtsSettings)
     fit: FitSettings = field(default_factory=FitSettings)
     mix: MixSettings = field(default_factory=MixSettings)
+    subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
 
     def get(self, key: str) -> Any:

@@ -56,6 +56,8 @@ class MediaInfo:
     audio_channels: int
     format_name: str
     video_duration_s: float | None = None
+    video_width: int = 0
+    video_height: int = 0
 
     @property
     def output_duration_s(self) -> float:
@@ -138,6 +140,8 @@ def probe(path: Path) -> MediaInfo:
         audio_channels=int(first_audio.get("channels", 0) or 0),
         format_name=str(fmt.get("format_name", "")),
         video_duration_s=_float(video[0].get("duration")) if video else None,
+        video_width=int(video[0].get("width", 0) or 0) if video else 0,
+        video_height=int(video[0].get("height", 0) or 0) if video else 0,
     )
 
 
@@ -341,3 +345,112 @@ def measure_loudness(audio: np.ndarray, sample_rate_hz: int) -> float:
         raise StageError("ffmpeg could not measure loudness.")
     value = float(match.group(1))
     return value if value > -70.0 else float("-inf")
+
+
+# Soft subtitle codec per output container (mp4 family: mov_text, the one it can hold).
+SUBTITLE_CODECS: dict[str, str] = {
+    ".mp4": "mov_text",
+    ".m4v": "mov_text",
+    ".mov": "mov_text",
+    ".webm": "webvtt",
+}
+# Encoder for a picture with burnt-in subtitles, per output container.
+BURN_IN_VIDEO_CODECS: dict[str, list[str]] = {
+    ".webm": ["-c:v", "libvpx-vp9", "-crf", "32", "-b:v", "0", "-row-mt", "1"],
+}
+DEFAULT_BURN_IN_CODEC = ["-c:v", "libx264", "-crf", "18", "-preset", "medium"]
+# Output that is the same for the same inputs: no encoder version strings or random ids.
+BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
+
+
+def count_streams(path: Path, kind: str) -> int:
+    """How many streams of ``kind`` (``video``, ``audio``, ``subtitle``) ``path`` has."""
+    ffprobe = require_program("ffprobe")
+    result = subprocess.run(
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-select_streams",
+            kind[0],
+            "-show_entries",
+            "stream=index",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+    )
+    return len([line for line in result.stdout.splitlines() if line.strip()])
+
+
+def embed_subtitles(video: Path, tracks: list[tuple[Path, str, str]], destination: Path) -> None:
+    """Copy every stream of ``video`` and add each ``(subtitle file, ISO 639-2 code, title)``
+    as a soft subtitle track, in the codec the container of ``destination`` holds."""
+    ffmpeg = require_program("ffmpeg")
+    suffix = destination.suffix.lower()
+    existing = count_streams(video, "subtitle")
+    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video)]
+    for path, _, _ in tracks:
+        args += ["-i", str(path)]
+    args += ["-map", "0"]
+    for index in range(len(tracks)):
+        args += ["-map", f"{index + 1}:0"]
+    args += ["-c", "copy"]
+    for index, (path, language, title) in enumerate(tracks):
+        stream = existing + index
+        codec = SUBTITLE_CODECS.get(suffix) or ("ass" if path.suffix == ".ass" else "srt")
+        args += [
+            f"-c:s:{stream}",
+            codec,
+            f"-metadata:s:s:{stream}",
+            f"language={language}",
+            f"-metadata:s:s:{stream}",
+            f"title={title}",
+        ]
+    args += [*BITEXACT, "-f", _muxer_for(destination), str(destination)]
+    _run(args, "add the subtitle track")
+
+
+def burn_subtitles(video: Path, subtitles: Path, destination: Path) -> None:
+    """Render ``subtitles`` (an ASS file) into the picture of ``video`` with libass; every
+    audio stream is copied untouched."""
+    ffmpeg = require_program("ffmpeg")
+    codec = BURN_IN_VIDEO_CODECS.get(destination.suffix.lower(), DEFAULT_BURN_IN_CODEC)
+    # The filter's argument syntax treats ':' '\\' and quotes specially: run it beside the
+    # subtitle file and give a plain relative name.
+    args = [
+        ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(video.resolve()),
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a?",
+        "-vf",
+        f"subtitles=filename={subtitles.name}",
+        *codec,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "copy",
+        "-map_metadata",
+        "0",
+        "-movflags",
+        "+faststart",
+        *BITEXACT,
+        "-f",
+        _muxer_for(destination),
+        str(destination.resolve()),
+    ]
+    logger.debug("running %s", " ".join(args))
+    result = subprocess.run(args, capture_output=True, check=False, cwd=subtitles.parent)
+    if result.returncode != 0:
+        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise StageError(f"ffmpeg could not burn in the subtitles: {' / '.join(tail)}.")

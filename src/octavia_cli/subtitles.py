@@ -50,7 +50,8 @@ class SubtitleOptions:
     max_duration_s: float = 7.0
     min_gap_s: float = 0.083  # two frames at 24 fps
     max_pause_s: float = 1.0  # a silence longer than this always ends a cue
-    max_lead_s: float = 0.25  # how much earlier than the speech a cue may appear for CPS
+    max_lead_s: float = 0.25  # how much earlier than its speech a cue may appear...
+    max_delay_s: float = 0.5  # ...or how much later, when speech outruns reading speed
 
 
 @dataclass
@@ -170,6 +171,11 @@ def _best_cut(tokens: list[_Token]) -> int:
 
 
 def _time_cues(groups: list[list[_Token]], options: SubtitleOptions, cjk: bool) -> list[Cue]:
+    """Time each cue so it can be read: at least ``min_duration_s`` and ``chars / max_cps``
+    on screen, two frames apart. A cue starts with its speech where it can; when speech runs
+    faster than the reading speed, cues may appear up to ``max_lead_s`` early, start up to
+    ``max_delay_s`` late, and stay on into the following pause, planned over the whole run of
+    cues (a backward pass finds how late each may start so those after it still fit)."""
     limit = _line_limit(options, cjk)
     cues: list[Cue] = []
     for group in groups:
@@ -177,19 +183,32 @@ def _time_cues(groups: list[list[_Token]], options: SubtitleOptions, cjk: bool) 
         if lines is None:  # one word longer than a line: let it stand alone
             lines = [_joiner(cjk).join(t.text for t in group)]
         cues.append(Cue(group[0].start_s, group[-1].end_s, lines))
+    gap = options.min_gap_s
+    # (half a millisecond more, so rounding to milliseconds cannot break the rule)
+    needed = [
+        min(max(options.min_duration_s, cue.chars / options.max_cps), options.max_duration_s)
+        + 0.0005
+        for cue in cues
+    ]
+    latest_start = [math.inf] * (len(cues) + 1)
+    for index in range(len(cues) - 1, -1, -1):
+        latest_start[index] = min(
+            cues[index].start_s + options.max_delay_s,
+            latest_start[index + 1] - gap - needed[index],
+        )
+    previous_end = -math.inf
     for index, cue in enumerate(cues):
-        previous_end = cues[index - 1].end_s if index else 0.0
-        next_start = cues[index + 1].start_s if index + 1 < len(cues) else math.inf
-        latest_end = next_start - options.min_gap_s
-        needed = max(options.min_duration_s, cue.chars / options.max_cps)
-        if cue.end_s - cue.start_s < needed:
-            cue.end_s = min(cue.start_s + needed, latest_end)
-        if cue.end_s - cue.start_s < needed:  # no room after: appear a little earlier
-            earliest = max(previous_end + options.min_gap_s, cue.start_s - options.max_lead_s)
-            cue.start_s = max(earliest, cue.end_s - needed)
-        cue.end_s = min(cue.end_s, cue.start_s + options.max_duration_s, latest_end)
-        cue.start_s, cue.end_s = round(cue.start_s, 3), round(cue.end_s, 3)
-    return [cue for cue in cues if cue.end_s > cue.start_s]
+        speech_start, speech_end = cue.start_s, cue.end_s
+        start = min(speech_start, latest_start[index])
+        start = max(start, speech_start - options.max_lead_s, previous_end + gap, 0.0)
+        end = max(start + needed[index], min(speech_end, start + options.max_duration_s))
+        end = min(end, start + options.max_duration_s, latest_start[index + 1] - gap)
+        if index + 1 < len(cues):  # never over the next cue's speech by more than allowed
+            end = min(end, cues[index + 1].start_s + options.max_delay_s - gap)
+        end = max(end, start + 0.001)
+        cue.start_s, cue.end_s = round(start, 3), round(end, 3)
+        previous_end = cue.end_s
+    return cues
 
 
 def source_cues(
@@ -204,7 +223,11 @@ def source_cues(
         for index, word in enumerate(words):
             text = word.text.strip()
             if text:
-                tokens.append(_Token(text, word.start_s, word.end_s, index == 0))
+                # Whisper's word times run early and late at the edges; the line's edges
+                # were snapped to the speech the VAD heard, so they bound its words.
+                start = min(max(word.start_s, segment.start_s), segment.end_s)
+                end = max(min(word.end_s, segment.end_s), start)
+                tokens.append(_Token(text, start, end, index == 0))
     return _time_cues(_pack(tokens, options, cjk), options, cjk)
 
 
@@ -232,10 +255,26 @@ def translated_cues(
     return _time_cues(_pack(tokens, options, cjk), options, cjk)
 
 
-def to_ssa_file(cues: list[Cue]):  # -> pysubs2.SSAFile
+def to_ssa_file(cues: list[Cue], video_size: tuple[int, int] | None = None):  # -> SSAFile
+    """The cues as a pysubs2 file; with ``video_size`` its default style is scaled to the
+    picture (for burning in): a sans-serif at about 5.5% of the height with an outline."""
     import pysubs2
 
     subs = pysubs2.SSAFile()
+    if video_size and all(video_size):
+        width, height = video_size
+        subs.info["PlayResX"], subs.info["PlayResY"] = str(width), str(height)
+        subs.info["WrapStyle"] = "2"  # our line breaks only
+        subs.styles["Default"] = pysubs2.SSAStyle(
+            fontname="DejaVu Sans",
+            fontsize=max(10, round(height * 0.055)),
+            outline=max(1.0, round(height / 360, 1)),
+            shadow=0.0,
+            marginl=round(width * 0.05),
+            marginr=round(width * 0.05),
+            marginv=round(height * 0.05),
+            alignment=pysubs2.Alignment.BOTTOM_CENTER,
+        )
     for cue in cues:
         subs.append(
             pysubs2.SSAEvent(
@@ -247,11 +286,11 @@ def to_ssa_file(cues: list[Cue]):  # -> pysubs2.SSAFile
     return subs
 
 
-def render(cues: list[Cue], fmt: SubtitleFormat) -> str:
+def render(cues: list[Cue], fmt: SubtitleFormat, video_size: tuple[int, int] | None = None) -> str:
     """The subtitle file's text in ``fmt``."""
     if fmt is SubtitleFormat.TXT:
         return "".join(cue.text + "\n\n" for cue in cues)
-    return to_ssa_file(cues).to_string(fmt.value)
+    return to_ssa_file(cues, video_size).to_string(fmt.value)
 
 
 def format_for(path: Path) -> SubtitleFormat | None:

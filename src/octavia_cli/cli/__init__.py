@@ -15,7 +15,14 @@ import typer
 import typer.exceptions
 
 from octavia_cli import __version__
-from octavia_cli.cli import config_cmd, dub_cmd, synthesize_cmd, transcribe_cmd, translate_cmd
+from octavia_cli.cli import (
+    config_cmd,
+    dub_cmd,
+    subtitles_cmd,
+    synthesize_cmd,
+    transcribe_cmd,
+    translate_cmd,
+)
 from octavia_cli.cli.common import State
 from octavia_cli.errors import ExitCode, OctaviaError
 from octavia_cli.progress import ProgressMode
@@ -80,6 +87,7 @@ app.command("transcribe")(transcribe_cmd.transcribe_command)
 app.command("translate")(translate_cmd.translate_command)
 app.command("synthesize")(synthesize_cmd.synthesize_command)
 app.command("dub")(dub_cmd.dub_command)
+app.command("subtitles")(subtitles_cmd.subtitles_command)
 app.add_typer(config_cmd.app, name="config")
 
 

@@ -92,6 +92,12 @@ def flags(**values: Any) -> dict[str, Any]:
         "tts_engine": "tts.engine",
         "voice": "tts.voice",
         "max_speed": "fit.max_speed",
+        "max_line_chars": "subtitles.max_line_chars",
+        "max_lines": "subtitles.max_lines",
+        "max_cps": "subtitles.max_cps",
+        "min_duration": "subtitles.min_duration_s",
+        "max_duration": "subtitles.max_duration_s",
+        "min_gap": "subtitles.min_gap_s",
     }
     result = {}
     for name, value in values.items():

@@ -1,0 +1,178 @@
+"""``octavia subtitles``: subtitle files, soft tracks or burnt-in subtitles from speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from octavia_cli.cli.common import (
+    AsrModelOption,
+    DeviceOption,
+    ForceOption,
+    JsonOption,
+    PresetOption,
+    WorkdirOption,
+    load_settings_for,
+    print_json,
+    state,
+)
+from octavia_cli.errors import InputError
+from octavia_cli.subtitles import SubtitleFormat
+
+RULES = "Subtitle rules (defaults from the [subtitles] settings)"
+
+
+def subtitles_command(
+    ctx: typer.Context,
+    input: Annotated[
+        Path,
+        typer.Argument(
+            help="Video or audio file, or a project folder.", metavar="INPUT", show_default=False
+        ),
+    ],
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            "-t",
+            help="Translate into this language (repeat for several); "
+            "without it, subtitles are in the spoken language.",
+            show_default=False,
+        ),
+    ] = None,
+    source_language: Annotated[
+        str | None,
+        typer.Option("--from", "-f", help="Spoken language; detected if omitted."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file, or - for stdout; {lang} stands for the language. Default: "
+            "talk.srt / talk.es.srt (talk.subtitled.mp4 with --embed or --burn-in) beside "
+            "the input.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        SubtitleFormat | None,
+        typer.Option(
+            "--format",
+            help="Subtitle format; from the -o extension if omitted, else srt.",
+            show_default=False,
+        ),
+    ] = None,
+    embed: Annotated[
+        bool,
+        typer.Option(
+            "--embed",
+            help="Write a copy of the video with the subtitles as soft tracks "
+            "(mov_text in mp4, srt or ass in mkv), tagged with their language.",
+        ),
+    ] = False,
+    burn_in: Annotated[
+        bool,
+        typer.Option("--burn-in", help="Write a copy of the video with the subtitles drawn in."),
+    ] = False,
+    max_line_chars: Annotated[
+        int | None,
+        typer.Option("--max-line-chars", help="Characters per line.", rich_help_panel=RULES),
+    ] = None,
+    max_lines: Annotated[
+        int | None, typer.Option("--max-lines", help="Lines per cue.", rich_help_panel=RULES)
+    ] = None,
+    max_cps: Annotated[
+        float | None,
+        typer.Option("--max-cps", help="Reading speed, characters/s.", rich_help_panel=RULES),
+    ] = None,
+    min_duration: Annotated[
+        float | None,
+        typer.Option("--min-duration", help="Shortest cue (s).", rich_help_panel=RULES),
+    ] = None,
+    max_duration: Annotated[
+        float | None,
+        typer.Option("--max-duration", help="Longest cue (s).", rich_help_panel=RULES),
+    ] = None,
+    min_gap: Annotated[
+        float | None,
+        typer.Option("--min-gap", help="Gap between cues (s).", rich_help_panel=RULES),
+    ] = None,
+    json_output: JsonOption = False,
+    workdir: WorkdirOption = None,
+    preset: PresetOption = None,
+    device: DeviceOption = None,
+    model: AsrModelOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Make subtitles from the speech: in the spoken language, or translated with --to.
+
+    The transcript is the dub project's, so `subtitles` then `dub` on one input transcribes
+    once. Same input and settings give byte-identical files.
+    """
+    from octavia_cli.pipeline import SubtitleRequest, subtitles
+    from octavia_cli.stages.subtitle import SubtitleMode
+    from octavia_cli.subtitles import render
+
+    if embed and burn_in:
+        raise InputError("--embed and --burn-in cannot be combined.", "Choose one.")
+    mode = SubtitleMode.EMBED if embed else SubtitleMode.BURN_IN if burn_in else SubtitleMode.FILE
+    to_stdout = output == "-"
+    if to_stdout and mode is not SubtitleMode.FILE:
+        raise InputError("-o - writes a subtitle file to stdout, not a video.", "Give a file.")
+    if to_stdout and json_output:
+        raise InputError("-o - and --json both write to stdout.", "Choose one.")
+    if to_stdout and to and len(to) > 1:
+        raise InputError("-o - takes one language.", "Give one --to, or -o 'talk.{lang}.srt'.")
+    settings = load_settings_for(
+        preset=preset,
+        device=device,
+        model=model,
+        max_line_chars=max_line_chars,
+        max_lines=max_lines,
+        max_cps=max_cps,
+        min_duration=min_duration,
+        max_duration=max_duration,
+        min_gap=min_gap,
+    )
+    request = SubtitleRequest(
+        input=input,
+        targets=tuple(to or ()),
+        source_language=source_language,
+        output=None if output in (None, "-") else Path(output),
+        fmt=fmt,
+        mode=mode,
+        workdir=workdir,
+        force=force,
+        write=not to_stdout,
+    )
+    with state(ctx).renderer() as hook:
+        result = subtitles(request, settings, hook)
+    if to_stdout:
+        typer.echo(render(result.tracks[0].cues, fmt or SubtitleFormat.SRT), nl=False)
+    elif json_output:
+        print_json(
+            {
+                "input": str(input),
+                "project": str(result.project_folder),
+                "language": result.language,
+                "language_probability": result.language_probability,
+                "outputs": [str(path) for path in result.outputs],
+                "tracks": [
+                    {
+                        "language": track.language,
+                        "translated": track.translated,
+                        "cues": [
+                            {"start_s": c.start_s, "end_s": c.end_s, "lines": c.lines}
+                            for c in track.cues
+                        ],
+                    }
+                    for track in result.tracks
+                ],
+            }
+        )
+    else:
+        for path in result.outputs:
+            typer.echo(str(path))
