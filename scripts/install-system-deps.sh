@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the programs Octavia runs (Debian/Ubuntu): ffmpeg (with Rubber Band), espeak-ng,
-# and Apertium with the English<->Spanish pair. Uses sudo when not run as root.
+# Apertium with the English<->Spanish pair, and a font for burnt-in subtitles.
+# Uses sudo when not run as root.
 set -euo pipefail
-packages=(ffmpeg espeak-ng apertium apertium-eng-spa)
+packages=(ffmpeg espeak-ng apertium apertium-eng-spa fonts-dejavu-core)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
