@@ -31,9 +31,11 @@ class Device(StrEnum):
 
 
 class Preset(StrEnum):
-    """Named sets of engines. ``offline`` needs nothing from a model hub."""
+    """Named sets of engines. ``offline`` needs nothing from a model hub; ``quality`` takes
+    the best models of each stage from the hub (once, then from the cache) and wants a GPU."""
 
     OFFLINE = "offline"
+    QUALITY = "quality"
 
 
 def _setting(
@@ -61,12 +63,25 @@ class GeneralSettings:
 @dataclass(frozen=True)
 class AsrSettings:
     engine: str = _setting(
-        "faster-whisper", "Speech recognition engine.", choices=("faster-whisper",)
+        "faster-whisper",
+        "Speech recognition engine: faster-whisper (word times from Whisper), or whisperx "
+        "(batched, with word times from a wav2vec2 alignment model).",
+        choices=("faster-whisper", "whisperx"),
     )
     model: str = _setting(
-        "bundled:whisper-base",
-        "Whisper model: a name such as large-v3 (from the hub), a local CTranslate2 folder, "
-        "or bundled:whisper-base (shipped by the octavia-cli[offline] extra).",
+        "auto",
+        "Whisper model: auto (large-v3 on a GPU, small on the CPU), a name such as large-v3 "
+        "(from the hub), a local CTranslate2 folder, or bundled:whisper-base (shipped by the "
+        "octavia-cli[offline] extra).",
+    )
+    batch_size: int = _setting(
+        8, "whisperx: chunks decoded at once (lower it if the GPU runs out of memory).",
+        minimum=1, maximum=128,
+    )  # fmt: skip
+    align_model: str = _setting(
+        "",
+        "whisperx: wav2vec2 CTC model for word times (a hub id, a torchaudio bundle name or "
+        "a local folder); empty for whisperx's default for the language.",
     )
     compute_type: str = _setting(
         "auto",
@@ -155,6 +170,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     Preset.OFFLINE.value: {
         "asr.engine": "faster-whisper",
         "asr.model": "bundled:whisper-base",
+        "mt.engine": "apertium",
+        "tts.engine": "auto",
+    },
+    Preset.QUALITY.value: {
+        "asr.engine": "whisperx",
+        "asr.model": "auto",
         "mt.engine": "apertium",
         "tts.engine": "auto",
     },

@@ -68,6 +68,24 @@ AsrModelOption = Annotated[
         show_default=False,
     ),
 ]
+AsrEngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", help="Speech recognition: faster-whisper or whisperx.", show_default=False
+    ),
+]
+BatchSizeOption = Annotated[
+    int | None,
+    typer.Option("--batch-size", help="whisperx: chunks decoded at once.", show_default=False),
+]
+ComputeTypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--compute-type",
+        help="CTranslate2 compute type: auto, int8, int8_float16, float16, float32.",
+        show_default=False,
+    ),
+]
 TtsEngineOption = Annotated[
     str | None,
     typer.Option(
@@ -89,6 +107,9 @@ def flags(**values: Any) -> dict[str, Any]:
         "preset": "general.preset",
         "device": "general.device",
         "model": "asr.model",
+        "asr_engine": "asr.engine",
+        "batch_size": "asr.batch_size",
+        "compute_type": "asr.compute_type",
         "tts_engine": "tts.engine",
         "voice": "tts.voice",
         "max_speed": "fit.max_speed",

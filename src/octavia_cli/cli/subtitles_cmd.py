@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from octavia_cli.cli.common import (
+    AsrEngineOption,
     AsrModelOption,
+    BatchSizeOption,
+    ComputeTypeOption,
     DeviceOption,
     ForceOption,
     JsonOption,
@@ -105,6 +108,9 @@ def subtitles_command(
     preset: PresetOption = None,
     device: DeviceOption = None,
     model: AsrModelOption = None,
+    asr_engine: AsrEngineOption = None,
+    batch_size: BatchSizeOption = None,
+    compute_type: ComputeTypeOption = None,
     force: ForceOption = False,
 ) -> None:
     """Make subtitles from the speech: in the spoken language, or translated with --to.
@@ -130,6 +136,9 @@ def subtitles_command(
         preset=preset,
         device=device,
         model=model,
+        asr_engine=asr_engine,
+        batch_size=batch_size,
+        compute_type=compute_type,
         max_line_chars=max_line_chars,
         max_lines=max_lines,
         max_cps=max_cps,

@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from octavia_cli.cli.common import (
+    AsrEngineOption,
     AsrModelOption,
+    BatchSizeOption,
+    ComputeTypeOption,
     DeviceOption,
     ForceOption,
     JsonOption,
@@ -41,6 +44,9 @@ def transcribe_command(
     preset: PresetOption = None,
     device: DeviceOption = None,
     model: AsrModelOption = None,
+    asr_engine: AsrEngineOption = None,
+    batch_size: BatchSizeOption = None,
+    compute_type: ComputeTypeOption = None,
     force: ForceOption = False,
 ) -> None:
     """Transcribe speech into timed lines with word timestamps."""
@@ -51,7 +57,14 @@ def transcribe_command(
     from octavia_cli.model import format_timestamp
     from octavia_cli.pipeline import open_project, prepare_transcript
 
-    settings = load_settings_for(preset=preset, device=device, model=model)
+    settings = load_settings_for(
+        preset=preset,
+        device=device,
+        model=model,
+        asr_engine=asr_engine,
+        batch_size=batch_size,
+        compute_type=compute_type,
+    )
     language = normalize_language(language) if language else None
     if output is not None:
         check_output_path(output, force=force)

@@ -22,6 +22,7 @@ from octavia_cli.engines.asr.whisper_models import (
     compute_type_for,
     detect_language,
     locate_whisper_model,
+    resolve_model_name,
 )
 from octavia_cli.errors import MissingModelError
 from octavia_cli.model import Word
@@ -34,8 +35,10 @@ class FasterWhisperEngine:
     name = "faster-whisper"
 
     def __init__(self, settings: Settings) -> None:
-        self.model_spec = settings.asr.model
         self.device_setting = settings.general.device
+        self.model_spec = resolve_model_name(
+            settings.asr.model, resolve_device(self.device_setting)
+        )
         self.compute_type = settings.asr.compute_type
         self.beam_size = settings.asr.beam_size
         self.vad_filter = settings.asr.vad_filter

@@ -13,6 +13,15 @@ from octavia_cli.errors import InputError, MissingDependencyError, MissingModelE
 from octavia_cli.languages import language_name
 from octavia_cli.models import BUNDLED_PREFIX, bundled_model_path, hub_cache_dir
 
+AUTO = "auto"
+DEFAULT_MODELS = {"cuda": "large-v3", "cpu": "small"}
+
+
+def resolve_model_name(spec: str, device: str) -> str:
+    """``auto`` is large-v3 on a GPU and small on the CPU (large-v3 runs about 10x slower
+    than real time on a laptop CPU; small is the best that stays near real time)."""
+    return DEFAULT_MODELS.get(device, "small") if spec == AUTO else spec
+
 
 def locate_whisper_model(spec: str, cache_dir: str, offline: bool) -> str:
     """A local folder for the model, or its hub name when it may still be downloaded.
