@@ -17,7 +17,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,quality]")
     session.run("pytest", *session.posargs)
 
 

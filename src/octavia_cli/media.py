@@ -153,7 +153,8 @@ def _float(value: object) -> float | None:
 
 
 def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, channels: int) -> None:
-    """Decode the first audio stream of ``source`` to 16-bit WAV at the given rate/channels."""
+    """Decode the first audio stream of ``source`` to 16-bit WAV at the given rate/channels
+    (RF64 when it would pass 4 GiB)."""
     ffmpeg = require_program("ffmpeg")
     _run(
         [
@@ -173,6 +174,8 @@ def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, chann
             str(sample_rate_hz),
             "-c:a",
             "pcm_s16le",
+            "-rf64",
+            "auto",  # RF64 past WAV's 4 GiB limit (about 6 h of 48 kHz stereo)
             "-f",
             "wav",
             str(destination),

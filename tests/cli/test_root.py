@@ -50,9 +50,9 @@ def test_version(cli) -> None:
 def test_help_lists_only_working_commands(cli) -> None:
     code, out, _ = cli("--help")
     assert code == 0
-    for command in ("transcribe", "translate", "synthesize", "dub", "config"):
+    for command in ("transcribe", "translate", "synthesize", "dub", "subtitles", "config"):
         assert command in out
-    for missing in ("serve", "clone-voice", "subtitles"):
+    for missing in ("serve", "clone-voice"):
         assert missing not in out
 
 

@@ -75,6 +75,12 @@ def test_hub_model_missing_offline_names_it() -> None:
     engine = FasterWhisperEngine(load_settings({"asr.model": "large-v3"}))
     with pytest.raises(MissingModelError, match="'large-v3' is not in the local cache"):
         engine.check("en")
+    with pytest.raises(MissingModelError, match="'huge-v9' is not a Whisper model name"):
+        FasterWhisperEngine(load_settings({"asr.model": "huge-v9"})).check("en")
+    # auto is small on the CPU, and is named as such.
+    engine = FasterWhisperEngine(load_settings({"asr.model": "auto", "general.device": "cpu"}))
+    with pytest.raises(MissingModelError, match="'small' is not in the local cache"):
+        engine.check("en")
 
 
 def test_missing_local_folder_and_non_model_folder(tmp_path: Path) -> None:

@@ -45,18 +45,18 @@ def locate_whisper_model(spec: str, cache_dir: str, offline: bool) -> str:
             f"The model folder {spec} does not exist.", "Check the path in asr.model."
         )
     try:
-        from faster_whisper.utils import download_model
+        from faster_whisper.utils import available_models, download_model
     except ImportError as exc:
         raise MissingDependencyError(
             "faster-whisper is not installed.", "pip install faster-whisper"
         ) from exc
+    if "/" not in spec and spec not in available_models():
+        raise MissingModelError(
+            f"'{spec}' is not a Whisper model name.",
+            f"Use one of {', '.join(available_models())}, a hub id or a local folder.",
+        )
     try:
         return download_model(spec, local_files_only=True, cache_dir=str(hub_cache_dir()))
-    except ValueError as exc:  # an unknown size name
-        raise MissingModelError(
-            f"'{spec}' is not a Whisper model name: {exc}.",
-            "Use e.g. large-v3, small, or a local folder.",
-        ) from None
     except Exception:
         if offline:
             raise MissingModelError(
