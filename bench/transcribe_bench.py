@@ -15,6 +15,7 @@ memory does not grow with length (the audio is read in 10-minute windows).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -99,37 +100,38 @@ def make_long_file(path: Path, minutes: int) -> None:
     )  # fmt: skip
 
 
-def transcribe_child(path: Path, workdir: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of ``octavia transcribe`` on ``path``."""
+def transcribe_child(path: Path, workdir: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MiB) and lines found of ``octavia transcribe`` on ``path``."""
     octavia = shutil.which("octavia") or "octavia"
     began = time.perf_counter()
     with subprocess.Popen(
         [octavia, "--quiet", "transcribe", str(path), "--language", "en", "--preset",
          "offline", "--workdir", str(workdir), "--json"],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
     ) as child:  # fmt: skip
+        output = child.stdout.read() if child.stdout else b"{}"
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - began
     if child.returncode != 0:
         raise SystemExit(f"octavia transcribe failed on {path} ({child.returncode})")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, len(json.loads(output)["segments"])
 
 
 def long_file(minutes: int) -> None:
     with tempfile.TemporaryDirectory(prefix="octavia-bench-long-") as scratch:
         folder = Path(scratch)
         print("\nlong file (noise, a sentence every 5 min), transcribed in a child process:")
-        for length in (10, minutes):
+        for length in dict.fromkeys((10, minutes)):
             media = folder / f"long-{length}min.flac"
             began = time.perf_counter()
             make_long_file(media, length)
             made = time.perf_counter() - began
-            wall, peak = transcribe_child(media, folder / f"work-{length}")
+            wall, peak, lines = transcribe_child(media, folder / f"work-{length}")
             print(
                 f"  {length:4d} min: transcribe {wall:7.1f} s (real-time factor "
-                f"{wall / (length * 60):.3f}), peak RSS {peak:6.0f} MiB "
-                f"(file made in {made:.0f} s)"
+                f"{wall / (length * 60):.3f}), peak RSS {peak:6.0f} MiB, {lines} lines "
+                f"of {max(1, length // 5)} spoken (file made in {made:.0f} s)"
             )
 
 

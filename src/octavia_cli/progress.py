@@ -17,7 +17,7 @@ from typing import Any
 class ProgressMode(StrEnum):
     """How the CLI shows progress on stderr."""
 
-    AUTO = "auto"  # a live display on a terminal, nothing otherwise
+    AUTO = "auto"  # a live display when stdout and stderr are terminals, else nothing
     RICH = "rich"
     PLAIN = "plain"  # one line per finished stage
     NONE = "none"

@@ -51,7 +51,8 @@ def root(
     progress: ProgressMode = typer.Option(
         ProgressMode.AUTO,
         "--progress",
-        help="Progress on stderr: auto (a live display on a terminal, else none), rich, "
+        help="Progress on stderr: auto (a live display when stdout and stderr are terminals, "
+        "else none), rich, "
         "plain (a line per finished stage) or none.",
     ),
     version: bool = typer.Option(

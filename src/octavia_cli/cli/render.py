@@ -1,10 +1,11 @@
 """Render progress events on stderr. ``--progress auto`` (the default) draws a Rich display
-when stderr is a terminal and nothing otherwise, so CI logs and pipes stay clean; ``plain``
-prints one line per finished stage (for logs that want it); ``none`` (or ``--quiet``) draws
-nothing. stdout is never used."""
+when stdout and stderr are terminals and nothing otherwise, so CI logs and pipes stay clean;
+``plain`` prints one line per finished stage (for logs that want it); ``none`` (or
+``--quiet``) draws nothing. stdout is never used."""
 
 from __future__ import annotations
 
+import sys
 import time
 from types import TracebackType
 
@@ -26,7 +27,12 @@ class ProgressRenderer:
 
     def __init__(self, console: Console, mode: ProgressMode = ProgressMode.AUTO) -> None:
         if mode is ProgressMode.AUTO:
-            mode = ProgressMode.RICH if console.is_terminal else ProgressMode.NONE
+            # Off when either stream is redirected: a pipe or a CI log gets results only.
+            mode = (
+                ProgressMode.RICH
+                if console.is_terminal and sys.stdout.isatty()
+                else ProgressMode.NONE
+            )
         self.console = console
         self.quiet = mode is ProgressMode.NONE
         self.live = mode is ProgressMode.RICH

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 STAGE = "transcribe"
 SILENCE_DBFS = -55.0  # quieter than this everywhere: there is nothing to recognise
 LOW_CONFIDENCE = 0.5
+SHORT_CLIP_S = 30.0  # Whisper detects the language from the first 30 s
 CHUNK_S = 600.0  # audio is recognised in windows of about this length...
 CHUNK_SEARCH_S = 30.0  # ...cut at the quietest moment of their last seconds
 
@@ -93,8 +94,12 @@ def transcribe(
     if language is None:
         message = f"detected {language_name(spoken)} (probability {probability:.2f})"
         if probability < LOW_CONFIDENCE:
+            short = f" in a short clip ({total:.0f} s of audio)" if total < SHORT_CLIP_S else ""
             logger.warning(
-                "%s: low confidence; pass --from/--language to set the language", message
+                "%s: low confidence%s; give the language with --language (transcribe) or "
+                "--from (subtitles, dub) if that is wrong",
+                message,
+                short,
             )
         else:
             logger.info(message)

@@ -1,0 +1,98 @@
+"""The transcribe stage's own logic: windows over long audio, their offsets, silent windows
+skipped, the language detected once and a weak detection reported. The recogniser here is
+a small stand-in that reports a word where the audio gets loud (the stage is under test,
+not Whisper, which tests/engines covers)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from octavia_cli.engines.asr import Recognition
+from octavia_cli.model import Word
+from octavia_cli.progress import no_progress
+from octavia_cli.project import Project, default_project_folder
+from octavia_cli.stages import transcribe as stage
+from octavia_cli.stages.extract import extract
+
+LINES = ((1.0, "First words here."), (9.0, "Second words here."), (17.0, "Third words here."))
+
+
+class LoudnessRecogniser:
+    """Reports one word at the first loud moment of each stretch it is given."""
+
+    name = "loudness"
+
+    def __init__(self) -> None:
+        self.windows: list[int] = []
+        self.detections = 0
+
+    def describe(self) -> str:
+        return self.name
+
+    def check(self, language: str | None) -> None:
+        pass
+
+    def detect_language(self, audio_16k: np.ndarray) -> tuple[str, float]:
+        self.detections += 1
+        return "en", 0.31
+
+    def recognize(self, audio_16k, language, on_progress) -> Recognition:
+        self.windows.append(len(audio_16k))
+        loud = np.flatnonzero(np.abs(audio_16k) > 0.1)
+        words = []
+        if len(loud):
+            start = loud[0] / 16_000
+            words.append(Word(" word.", round(start, 3), round(start + 0.5, 3), 0.9))
+        on_progress(len(audio_16k) / 16_000)
+        return Recognition(language, 0.31, words)
+
+    def close(self) -> None:
+        pass
+
+
+def test_windows_are_shifted_to_their_place_in_the_file(
+    media_factory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = media_factory("three.wav", lines=LINES, duration_s=24.0, video=False, bed=False)
+    project = Project.open(default_project_folder(source), source)
+    monkeypatch.setattr(stage, "CHUNK_S", 8.0)
+    monkeypatch.setattr(stage, "CHUNK_SEARCH_S", 3.0)
+    engine = LoudnessRecogniser()
+    with project.locked(), caplog.at_level(logging.WARNING, logger="octavia_cli"):
+        extract(project, source, no_progress)
+        transcript = stage.transcribe(project, engine, None, no_progress)
+    assert len(engine.windows) == 3 and max(engine.windows) <= 8 * 16_000
+    assert engine.detections == 1  # once, on the first window with sound
+    starts = [segment.start_s for segment in transcript.segments]
+    assert starts == pytest.approx([start for start, _ in LINES], abs=0.3)
+    assert transcript.language == "en" and transcript.language_probability == 0.31
+    assert "low confidence in a short clip (24 s of audio)" in caplog.text
+
+
+def test_silent_windows_are_not_recognised(media_factory, monkeypatch) -> None:
+    source = media_factory("late.wav", lines=((17.0, "Only at the end."),), duration_s=24.0,
+                           video=False, bed=False)  # fmt: skip
+    project = Project.open(default_project_folder(source), source)
+    monkeypatch.setattr(stage, "CHUNK_S", 8.0)
+    monkeypatch.setattr(stage, "CHUNK_SEARCH_S", 3.0)
+    engine = LoudnessRecogniser()
+    with project.locked():
+        extract(project, source, no_progress)
+        transcript = stage.transcribe(project, engine, "en", no_progress)
+    assert len(engine.windows) == 1  # the two silent windows were skipped
+    assert engine.detections == 0  # the language was given
+    assert transcript.segments[0].start_s == pytest.approx(17.0, abs=0.3)
+
+
+def test_long_file_needs_no_more_memory_than_a_window(tmp_path: Path) -> None:
+    from octavia_cli.audio import iter_chunks, write_wav
+
+    rate = 16_000
+    audio = (0.01 * np.sin(np.arange(60 * rate) / 10)).astype(np.float32)
+    write_wav(tmp_path / "minute.wav", audio[None, :], rate)
+    sizes = [len(chunk) for _, chunk in iter_chunks(tmp_path / "minute.wav", 10.0, 2.0)]
+    assert sum(sizes) == len(audio) and max(sizes) <= 10 * rate and len(sizes) >= 6
