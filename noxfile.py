@@ -23,5 +23,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[offline]")
+    session.install("-e", ".[dev,quality]")
     session.run("python", "bench/dub_bench.py", *session.posargs)
+    session.run("python", "bench/transcribe_bench.py")
+    session.run("python", "bench/translate_bench.py")

@@ -94,7 +94,31 @@ class AsrSettings:
 
 @dataclass(frozen=True)
 class MtSettings:
-    engine: str = _setting("apertium", "Translation engine.", choices=("apertium",))
+    engine: str = _setting(
+        "apertium",
+        "Translation engine: apertium (rule-based, offline) or transformers (OPUS-MT, "
+        "M2M100, NLLB-200).",
+        choices=("apertium", "transformers"),
+    )
+    model: str = _setting(
+        "auto",
+        "transformers: auto (OPUS-MT for its pairs, else M2M100 418M), a catalog name "
+        "(opus-mt-en-es, m2m100-418m, m2m100-1.2b, nllb-600m, nllb-1.3b), a hub id or a "
+        "local folder.",
+    )
+    batch_size: int = _setting(16, "transformers: texts translated at once.", minimum=1)
+    beams: int = _setting(4, "transformers: beam size.", minimum=1, maximum=16)
+    candidates: int = _setting(
+        6,
+        "Translations considered when the best is too long to speak in its slot or drops "
+        "a glossary term (n-best from transformers).",
+        minimum=1,
+        maximum=16,
+    )
+    length_control: bool = _setting(
+        True, "Prefer a translation that can be spoken in the line's time slot."
+    )
+    glossary: str = _setting("", "Glossary file (CSV source,target or TOML [terms]).")
 
 
 @dataclass(frozen=True)
@@ -176,7 +200,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     Preset.QUALITY.value: {
         "asr.engine": "whisperx",
         "asr.model": "auto",
-        "mt.engine": "apertium",
+        "mt.engine": "transformers",
         "tts.engine": "auto",
     },
 }

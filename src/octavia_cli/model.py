@@ -50,6 +50,14 @@ class Translation(_Record):
     text: str
     source_hash: str  # hash of the source text and engine it was made from
     engine: str
+    # Length control: the spoken duration estimated for ``text`` at the voice's measured
+    # rate, its ratio to the line's slot, which candidate was kept (0: the engine's best)
+    # out of how many, and whether it came from the source with fillers removed.
+    estimated_s: float | None = None
+    ratio: float | None = None
+    candidate: int = 0
+    candidates: int = 1
+    condensed: bool = False
 
 
 @dataclass

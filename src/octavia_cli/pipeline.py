@@ -15,7 +15,7 @@ from pathlib import Path
 from octavia_cli.config import Settings
 from octavia_cli.engines.asr import AsrEngine, get_asr_engine
 from octavia_cli.engines.mt import get_translation_engine
-from octavia_cli.errors import InputError
+from octavia_cli.errors import InputError, OctaviaError
 from octavia_cli.languages import normalize_language
 from octavia_cli.media import probe
 from octavia_cli.model import Transcript, stable_hash
@@ -34,7 +34,7 @@ from octavia_cli.stages.subtitle import (
 )
 from octavia_cli.stages.synthesize import choose_voice, synthesize
 from octavia_cli.stages.transcribe import transcribe
-from octavia_cli.stages.translate import translate
+from octavia_cli.stages.translate import TranslateOptions, translate
 from octavia_cli.subtitles import SubtitleFormat, format_for
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,26 @@ def asr_options_hash(settings: Settings) -> str:
     return stable_hash(settings.asr.beam_size, settings.asr.vad_filter, settings.asr.compute_type)
 
 
+def translate_options(settings: Settings, target: str) -> TranslateOptions:
+    """Glossary and length control from the settings; the speech rate is measured with the
+    voice that will speak ``target`` (length control is off if no voice can)."""
+    from octavia_cli.glossary import Glossary, load_glossary
+    from octavia_cli.length import measure_rate
+
+    glossary = load_glossary(Path(settings.mt.glossary)) if settings.mt.glossary else Glossary()
+    if not settings.mt.length_control:
+        return TranslateOptions(glossary, None, settings.mt.candidates)
+    try:
+        engine, voice = choose_voice(settings, target)
+    except OctaviaError:
+        return TranslateOptions(glossary, None, settings.mt.candidates)
+
+    def rate(texts: list[str]) -> float:
+        return measure_rate(engine, voice, target, texts)
+
+    return TranslateOptions(glossary, settings.fit.max_speed, settings.mt.candidates, rate)
+
+
 def prepare_transcript(
     project: Project,
     source: Path,
@@ -127,6 +147,7 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
             translator.check_pair(source_language, target)
         choose_voice(settings, target)
 
+    options = {target: translate_options(settings, target) for target in targets}
     project = Project.open(default_project_folder(source, request.workdir), source)
     outputs = output_paths(request, media.has_video)
     for output in outputs.values():
@@ -138,7 +159,7 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
         transcript = prepare_transcript(project, source, settings, source_language, hook, asr)
         result.source_language = transcript.language
         for target in targets:
-            translate(project, target, translator, hook)
+            translate(project, target, translator, hook, options[target])
             synthesize(project, target, settings, hook)
             fit(project, target, FitOptions(max_speed=settings.fit.max_speed), hook)
             mix(project, target, MixOptions(duck_db=settings.mix.duck_db), hook)
@@ -261,6 +282,7 @@ def subtitles(
             if target == known_language:
                 continue
             translator.check_pair(known_language, target)
+    options = {target: translate_options(settings, target) for target in targets}
     media_path = source or Path(project.source_path)
     spoken = known_language
 
@@ -287,7 +309,7 @@ def subtitles(
         for target in languages:
             if target != transcript.language:
                 assert translator is not None
-                translate(project, target, translator, hook)
+                translate(project, target, translator, hook, options[target])
         options = options_from(settings.subtitles)
         tracks = [build_track(project, language, options) for language in languages]
         outputs: list[Path] = []

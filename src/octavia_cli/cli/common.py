@@ -98,6 +98,16 @@ VoiceOption = Annotated[
         "--voice", help="An espeak-ng voice name or a Piper .onnx voice file.", show_default=False
     ),
 ]
+GlossaryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--glossary",
+        help="Terms to translate a fixed way: CSV (source,target) or TOML ([terms]); an "
+        "empty target keeps the term (names).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
@@ -108,6 +118,9 @@ def flags(**values: Any) -> dict[str, Any]:
         "device": "general.device",
         "model": "asr.model",
         "asr_engine": "asr.engine",
+        "mt_engine": "mt.engine",
+        "mt_model": "mt.model",
+        "glossary": "mt.glossary",
         "batch_size": "asr.batch_size",
         "compute_type": "asr.compute_type",
         "tts_engine": "tts.engine",
@@ -124,6 +137,8 @@ def flags(**values: Any) -> dict[str, Any]:
     for name, value in values.items():
         if value is None:
             continue
+        if isinstance(value, Path):
+            value = str(value)
         result[mapping[name]] = value.value if hasattr(value, "value") else value
     return result
 

@@ -11,6 +11,7 @@ from octavia_cli.cli.common import (
     AsrModelOption,
     DeviceOption,
     ForceOption,
+    GlossaryOption,
     PresetOption,
     TtsEngineOption,
     VoiceOption,
@@ -62,11 +63,13 @@ def dub_command(
             "--max-speed", help="Largest speed-up to fit a line into its slot (default 1.3)."
         ),
     ] = None,
+    glossary: GlossaryOption = None,
 ) -> None:
     """Dub a video or audio file into another language."""
     from octavia_cli.pipeline import DubRequest, dub
 
     settings = load_settings_for(
+        glossary=glossary,
         preset=preset,
         device=device,
         model=model,

@@ -14,6 +14,7 @@ from octavia_cli.cli.common import (
     ComputeTypeOption,
     DeviceOption,
     ForceOption,
+    GlossaryOption,
     JsonOption,
     PresetOption,
     WorkdirOption,
@@ -111,6 +112,7 @@ def subtitles_command(
     asr_engine: AsrEngineOption = None,
     batch_size: BatchSizeOption = None,
     compute_type: ComputeTypeOption = None,
+    glossary: GlossaryOption = None,
     force: ForceOption = False,
 ) -> None:
     """Make subtitles from the speech: in the spoken language, or translated with --to.
@@ -133,6 +135,7 @@ def subtitles_command(
     if to_stdout and to and len(to) > 1:
         raise InputError("-o - takes one language.", "Give one --to, or -o 'talk.{lang}.srt'.")
     settings = load_settings_for(
+        glossary=glossary,
         preset=preset,
         device=device,
         model=model,

@@ -31,6 +31,17 @@ def installed_modes() -> tuple[str, ...]:
 
 class ApertiumEngine:
     name = "apertium"
+    keeps_unknown_words = True  # with -u: glossary placeholders pass through untouched
+
+    def describe(self) -> str:
+        return self.name
+
+    def candidates(self, texts: list[str], source: str, target: str, count: int) -> list[list[str]]:
+        """Rule-based translation has one answer per text."""
+        return [[text] for text in self.translate(texts, source, target)]
+
+    def close(self) -> None:
+        pass
 
     def _mode(self, source: str, target: str) -> str | None:
         modes = installed_modes()
