@@ -8,8 +8,9 @@
 2. A 15 s clip of espeak-ng English with filler words ("you know", "basically"), each line
    in a slot just long enough for the English, dubbed into Spanish with the offline preset
    twice: without and with length control. For each, the speed-up every line would need to
-   fit its slot (synthesized length / slot), its mean and maximum, and how many lines need
-   more than the allowed 1.3x.
+   fit its slot (synthesized length with its silent edges trimmed / slot), its mean and
+   maximum, and how many lines need more than the allowed 1.3x (those run on into the
+   following pause).
 """
 
 from __future__ import annotations
@@ -84,9 +85,9 @@ def needed_speeds(project_folder: Path, target: str) -> list[float]:
     data = json.loads((project_folder / "project.json").read_text())
     speeds = []
     for segment in data["transcript"]["segments"]:
-        clip = segment["clips"][target]
-        slot = segment["end_s"] - segment["start_s"]
-        speeds.append(clip["duration_s"] / slot)
+        fit = segment["fits"][target]  # natural (trimmed) length = fitted length x speed
+        natural = (fit["end_s"] - fit["start_s"]) * fit["speed"]
+        speeds.append(natural / (fit["slot_end_s"] - fit["slot_start_s"]))
     return speeds
 
 

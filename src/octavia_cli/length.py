@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,19 +73,29 @@ class Choice:
 
 
 def choose(
-    candidates: Sequence[tuple[str, bool]], slot_s: float, chars_per_s: float, max_speed: float
+    candidates: Sequence[tuple[str, bool]],
+    ratio: Callable[[str], float],
+    chars_per_s: float,
+    max_speed: float,
 ) -> Choice:
-    """The first candidate (``(text, condensed)``, most faithful first) whose estimated
-    duration fits ``slot_s`` at up to ``max_speed``; else the shortest."""
+    """The first candidate (``(text, condensed)``, most faithful first) whose ``ratio``
+    (estimated duration over its slot; for text spread over several lines, the worst line's)
+    is at most ``max_speed``; else the one with the lowest ratio."""
     choices = []
     for index, (text, condensed) in enumerate(candidates):
-        estimated = estimate_s(text, chars_per_s)
-        ratio = estimated / slot_s if slot_s > 0 else float("inf")
-        choice = Choice(text, index, round(estimated, 3), round(ratio, 3), condensed)
-        if ratio <= max_speed:
+        choice = Choice(
+            text, index, round(estimate_s(text, chars_per_s), 3), round(ratio(text), 3),
+            condensed,
+        )  # fmt: skip
+        if choice.ratio <= max_speed:
             return choice
         choices.append(choice)
     return min(choices, key=lambda c: (c.ratio, c.index))
+
+
+def slot_ratio(slot_s: float, chars_per_s: float) -> Callable[[str], float]:
+    """Estimated duration over one slot."""
+    return lambda text: estimate_s(text, chars_per_s) / slot_s if slot_s > 0 else float("inf")
 
 
 def measure_rate(engine: object, voice: str, language: str, texts: Sequence[str]) -> float:

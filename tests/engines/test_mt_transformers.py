@@ -158,7 +158,8 @@ def tiny_m2m100(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     config = M2M100Config(
         # the language tokens and 8 "madeup words" come after the sentencepiece vocabulary
-        vocab_size=max(tokenizer.lang_code_to_id.values()) + 1 + 8, d_model=32, encoder_layers=1, decoder_layers=1,
+        vocab_size=max(tokenizer.lang_code_to_id.values()) + 1 + 8, d_model=32,
+        encoder_layers=1, decoder_layers=1,
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
         decoder_ffn_dim=64, max_position_embeddings=128, pad_token_id=1, bos_token_id=0,
         eos_token_id=2, decoder_start_token_id=2,

@@ -11,7 +11,7 @@ import pytest
 from octavia_cli.engines.mt.apertium import ApertiumEngine
 from octavia_cli.errors import InputError
 from octavia_cli.glossary import Glossary, Term, load_glossary
-from octavia_cli.length import choose, condense, estimate_s, spoken_characters
+from octavia_cli.length import choose, condense, estimate_s, slot_ratio, spoken_characters
 from octavia_cli.model import Segment
 from octavia_cli.stages.translate import (
     TranslateOptions,
@@ -90,9 +90,9 @@ def test_condense_removes_fillers_not_content() -> None:
 def test_choose_keeps_the_most_faithful_candidate_that_fits() -> None:
     candidates = [("a" * 40, False), ("a" * 30, False), ("a" * 20, False), ("a" * 10, True)]
     # 2 s slot at 10 chars/s and at most 1.5x: 30 characters fit (1.5x), 40 do not.
-    choice = choose(candidates, 2.0, 10.0, 1.5)
-    assert (choice.index, choice.ratio) == (1, 1.5)
-    choice = choose(candidates, 0.5, 10.0, 1.5)  # nothing fits: the shortest
+    choice = choose(candidates, slot_ratio(2.0, 10.0), 10.0, 1.5)
+    assert (choice.index, choice.ratio, choice.estimated_s) == (1, 1.5, 3.0)
+    choice = choose(candidates, slot_ratio(0.5, 10.0), 10.0, 1.5)  # nothing fits: shortest
     assert choice.index == 3 and choice.condensed
     assert estimate_s("Hola, mundo.", 10.0) == pytest.approx(0.9)
     assert spoken_characters("¡Hola, mundo!") == 9

@@ -191,11 +191,23 @@ def translate_segments(
         rate = options.rate(sample) if sample else None
         report.chars_per_s = round(rate, 2) if rate else None
 
-    def slot(unit: list[Segment]) -> float:
-        return max(unit[-1].end_s - unit[0].start_s, 0.1)
+    def ratio(index: int) -> Callable[[str], float]:
+        """A candidate's worst line: each line is dubbed in its own slot (the pauses between
+        a unit's lines stay), with its share of the translation."""
+        unit = units[index]
+        weights = [len(s.text.strip()) for s in unit]
+
+        def worst(text: str) -> float:
+            pieces = split_translation(text, weights, no_spaces)
+            return max(
+                estimate_s(piece, rate or 1.0) / max(s.end_s - s.start_s, 0.1)
+                for piece, s in zip(pieces, unit, strict=True)
+            )
+
+        return worst
 
     def too_long(index: int, text: str) -> bool:
-        return bool(rate) and estimate_s(text, rate) / slot(units[index]) > options.max_speed
+        return bool(rate) and ratio(index)(text) > (options.max_speed or 1.0)
 
     retry = [
         i
@@ -227,7 +239,7 @@ def translate_segments(
         keeping = [c for c in candidates if not options.glossary.missing(texts[index], c[0])]
         pool = keeping or candidates
         if rate:
-            choice = choose(pool, slot(unit), rate, options.max_speed or 1.0)
+            choice = choose(pool, ratio(index), rate, options.max_speed or 1.0)
             text, chosen, condensed = (
                 choice.text,
                 candidates.index((choice.text, choice.condensed)),
