@@ -84,8 +84,8 @@ class TransformersEngine:
 
     def check_pair(self, source: str, target: str) -> None:
         """Raise if no model can translate the pair, or if it is not cached while offline."""
-        _require_transformers()
         model = self._model_for(source, target)
+        _require_transformers()
         if Path(model.hub_id).is_dir() or not self.offline:
             return
         from huggingface_hub import try_to_load_from_cache
