@@ -76,8 +76,9 @@ def test_same_source_and_target(cli, talk: Path) -> None:
 def test_model_not_available_offline(cli, talk: Path) -> None:
     code, _, err = cli("dub", str(talk), "--to", "es", "--model", "large-v3")
     assert_clean_failure(
-        code, err, 3, "The Whisper model 'large-v3' is not in the local cache", "offline"
-    )
+        code, err, 3, "whisper-large-v3 (3090 MB, MIT)", "downloads are off (offline)",
+        "octavia models pull whisper-large-v3",
+    )  # fmt: skip
     assert not (talk.parent / "talk.octavia").exists()
 
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from octavia_cli.catalog import preflight
 from octavia_cli.config import Settings
 from octavia_cli.engines.asr import AsrEngine, get_asr_engine
 from octavia_cli.engines.mt import get_translation_engine
@@ -136,7 +137,8 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
             "Give a video or audio file with sound.",
         )
 
-    # Check every engine against every language before any work starts.
+    # Check every model and engine against every language before any work starts.
+    preflight(settings, source_language, targets)
     asr = get_asr_engine(settings)
     asr.check(source_language)
     translator = get_translation_engine(settings)
@@ -270,6 +272,11 @@ def subtitles(
             f"--{request.mode.value} needs a video, and {request.input} has no picture.",
             "Write a subtitle file instead (leave out --embed/--burn-in).",
         )
+    preflight(
+        settings,
+        source_language or (project.transcript.language if project.transcript else None),
+        tuple(targets),
+    )
     asr = get_asr_engine(settings) if project.transcript is None or source else None
     if asr is not None:
         asr.check(source_language)

@@ -17,7 +17,9 @@ import typer.exceptions
 from octavia_cli import __version__
 from octavia_cli.cli import (
     config_cmd,
+    doctor_cmd,
     dub_cmd,
+    models_cmd,
     subtitles_cmd,
     synthesize_cmd,
     transcribe_cmd,
@@ -55,11 +57,17 @@ def root(
         "else none), rich, "
         "plain (a line per finished stage) or none.",
     ),
+    offline: bool = typer.Option(
+        False, "--offline", help="Never download a model (as HF_HUB_OFFLINE=1)."
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
     ctx.obj = State(debug=debug, quiet=quiet, progress=progress.value)
+    if offline:  # read by Settings.offline and by the hub libraries when they load
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
     _configure_logging(debug, quiet)
 
 
@@ -90,6 +98,8 @@ app.command("synthesize")(synthesize_cmd.synthesize_command)
 app.command("dub")(dub_cmd.dub_command)
 app.command("subtitles")(subtitles_cmd.subtitles_command)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(models_cmd.app, name="models")
+app.command("doctor")(doctor_cmd.doctor_command)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

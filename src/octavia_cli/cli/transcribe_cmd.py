@@ -66,6 +66,9 @@ def transcribe_command(
         compute_type=compute_type,
     )
     language = normalize_language(language) if language else None
+    from octavia_cli.catalog import preflight
+
+    preflight(settings, language)
     if output is not None:
         check_output_path(output, force=force)
     project = open_project(input, workdir)

@@ -1,0 +1,371 @@
+"""One catalog of every model Octavia's engines use, and what a run needs of it.
+
+Each entry says where the model comes from (the Hugging Face hub, torchaudio's download
+server, or a Python package), its revision, approximate size, licence, whether it is gated,
+and which engines and languages use it. ``octavia models`` lists, pulls and removes them;
+:func:`required_models` tells a run, before any stage, which models it needs, so a missing
+one is reported at once with the command that fetches it.
+
+Hub models are cached in the standard Hugging Face cache (``HF_HOME``/``HF_HUB_CACHE``),
+torchaudio's in torch's hub cache (``TORCH_HOME``), bundled ones in Octavia's own cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from octavia_cli.config import Settings
+from octavia_cli.engines.mt import catalog as mt_catalog
+from octavia_cli.models import BUNDLED_MODELS, hub_cache_dir
+
+HUB = "hub"
+TORCHAUDIO = "torchaudio"
+BUNDLED = "bundled"
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+# faster-whisper's model names and the CTranslate2 conversions they download (sizes in MB).
+WHISPER_MODELS: dict[str, tuple[str, int]] = {
+    "tiny": ("Systran/faster-whisper-tiny", 75),
+    "tiny.en": ("Systran/faster-whisper-tiny.en", 75),
+    "base": ("Systran/faster-whisper-base", 145),
+    "base.en": ("Systran/faster-whisper-base.en", 145),
+    "small": ("Systran/faster-whisper-small", 484),
+    "small.en": ("Systran/faster-whisper-small.en", 484),
+    "medium": ("Systran/faster-whisper-medium", 1530),
+    "medium.en": ("Systran/faster-whisper-medium.en", 1530),
+    "large-v2": ("Systran/faster-whisper-large-v2", 3090),
+    "large-v3": ("Systran/faster-whisper-large-v3", 3090),
+    "distil-large-v3": ("Systran/faster-distil-whisper-large-v3", 1510),
+    "turbo": ("mobiuslabsgmbh/faster-whisper-large-v3-turbo", 1620),
+}
+BUNDLED_SIZES_MB = {"whisper-base": 145}
+# whisperx's default alignment models: torchaudio bundles (file name, MB) for five languages.
+TORCHAUDIO_ALIGN = {
+    "en": ("WAV2VEC2_ASR_BASE_960H", "wav2vec2_fairseq_base_ls960_asr_ls960.pth", 360),
+    "fr": ("VOXPOPULI_ASR_BASE_10K_FR", "wav2vec2_voxpopuli_base_10k_asr_fr.pt", 360),
+    "de": ("VOXPOPULI_ASR_BASE_10K_DE", "wav2vec2_voxpopuli_base_10k_asr_de.pt", 360),
+    "es": ("VOXPOPULI_ASR_BASE_10K_ES", "wav2vec2_voxpopuli_base_10k_asr_es.pt", 360),
+    "it": ("VOXPOPULI_ASR_BASE_10K_IT", "wav2vec2_voxpopuli_base_10k_asr_it.pt", 360),
+}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # what `octavia models pull NAME` takes
+    kind: str  # asr, align, mt, tts
+    source: str  # hub, torchaudio or bundled
+    location: str  # hub id, torchaudio bundle name, or bundled model name
+    revision: str  # a pinned commit, or "main"
+    size_mb: int
+    license: str
+    gated: bool
+    engines: tuple[str, ...]
+    languages: str  # "all", "en", "en→es", ...
+    filename: str = ""  # torchaudio: the checkpoint file
+
+    @property
+    def pinned(self) -> bool:
+        return bool(COMMIT.match(self.revision))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"pinned": self.pinned}
+
+
+def all_models() -> list[ModelEntry]:
+    entries: list[ModelEntry] = []
+    for name, model in BUNDLED_MODELS.items():
+        entries.append(
+            ModelEntry(
+                f"bundled:{name}", model.kind, BUNDLED, name, "package",
+                BUNDLED_SIZES_MB.get(name, 0),
+                model.license, False, ("faster-whisper", "whisperx"), "all",
+            )
+        )  # fmt: skip
+    for name, (hub_id, size) in WHISPER_MODELS.items():
+        entries.append(
+            ModelEntry(
+                f"whisper-{name}", "asr", HUB, hub_id, "main", size, "MIT", False,
+                ("faster-whisper", "whisperx"), "en" if name.endswith(".en") else "all",
+            )
+        )  # fmt: skip
+    for language, (bundle, filename, size) in TORCHAUDIO_ALIGN.items():
+        entries.append(
+            ModelEntry(
+                f"align-{language}", "align", TORCHAUDIO, bundle, "torchaudio", size,
+                "MIT (fairseq)" if language == "en" else "CC0 data, MIT code",
+                False, ("whisperx",), language, filename,
+            )
+        )  # fmt: skip
+    for language, hub_id in _hf_align_models().items():
+        entries.append(
+            ModelEntry(
+                f"align-{language}", "align", HUB, hub_id, "main", 1260, "see the model card",
+                False, ("whisperx",), language,
+            )
+        )  # fmt: skip
+    for model in mt_catalog.catalog():
+        languages = (
+            model.name.removeprefix("opus-mt-").replace("-", "→")
+            if model.family == "marian"
+            else "all"
+        )
+        entries.append(
+            ModelEntry(
+                model.name, "mt", HUB, model.hub_id, model.revision, model.size_mb,
+                model.license, False, ("transformers",), languages,
+            )
+        )  # fmt: skip
+    return entries
+
+
+def _hf_align_models() -> dict[str, str]:
+    """whisperx's Hugging Face alignment models per language (without importing whisperx,
+    which loads torch): the table is read from its source when it is installed."""
+    try:
+        from importlib.util import find_spec
+
+        spec = find_spec("whisperx")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    source = Path(next(iter(spec.submodule_search_locations))) / "alignment.py"
+    text = source.read_text(encoding="utf-8")
+    start = text.find("DEFAULT_ALIGN_MODELS_HF")
+    table = text[start : text.find("}", start)]
+    return dict(re.findall(r'"([a-z]{2})":\s*["\']([^"\']+)["\']', table))
+
+
+def find_model(name: str) -> ModelEntry | None:
+    for entry in all_models():
+        if name in (entry.name, entry.location):
+            return entry
+    return None
+
+
+# -- where a model is on disk ----------------------------------------------------------------
+
+
+def hub_repo_dir(hub_id: str) -> Path:
+    return hub_cache_dir() / f"models--{hub_id.replace('/', '--')}"
+
+
+def torch_hub_dir() -> Path:
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
+    )
+    return Path(home) / "hub"
+
+
+def installed_path(entry: ModelEntry, settings: Settings) -> Path | None:
+    """The local folder or file of ``entry``, or None if it is not on this machine."""
+    if entry.source == HUB:
+        snapshot = _snapshot(entry)
+        return snapshot
+    if entry.source == TORCHAUDIO:
+        path = torch_hub_dir() / "checkpoints" / entry.filename
+        return path if path.exists() else None
+    # Present when the packages that carry it are installed (assembled on first use).
+    from importlib.util import find_spec
+
+    from octavia_cli.models import cache_root
+
+    model = BUNDLED_MODELS[entry.location]
+    if any(find_spec(part.package) is None for part in model.parts):
+        return None
+    assembled = cache_root(settings.models.cache_dir) / "bundled" / entry.location
+    if assembled.is_dir():
+        return assembled
+    spec = find_spec(model.parts[0].package)
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _snapshot(entry: ModelEntry) -> Path | None:
+    repo = hub_repo_dir(entry.location)
+    snapshots = repo / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    if entry.pinned:
+        pinned = snapshots / entry.revision
+        return pinned if pinned.is_dir() else None
+    ref = repo / "refs" / entry.revision
+    if ref.exists():
+        commit = ref.read_text().strip()
+        if (snapshots / commit).is_dir():
+            return snapshots / commit
+    found = sorted(p for p in snapshots.iterdir() if p.is_dir())
+    return found[-1] if found else None
+
+
+def size_on_disk(path: Path) -> int:
+    """Bytes of ``path`` (a snapshot's files are links into ``blobs``: count their targets)."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for item in path.rglob("*"):
+        if item.is_file():
+            total += item.resolve().stat().st_size
+    return total
+
+
+# -- what a run needs ------------------------------------------------------------------------
+
+
+def required_models(
+    settings: Settings, source_language: str | None, targets: tuple[str, ...] = ()
+) -> list[ModelEntry]:
+    """The catalog models a run with ``settings`` needs (as far as the languages are known:
+    the alignment model and the translation models need the spoken language)."""
+    from octavia_cli.devices import resolve_device
+    from octavia_cli.engines.asr.whisper_models import resolve_model_name
+
+    needed: list[ModelEntry] = []
+    model = settings.asr.model
+    if model.startswith("bundled:"):
+        entry = find_model(model)
+    else:
+        name = resolve_model_name(model, resolve_device(settings.general.device))
+        entry = find_model(f"whisper-{name}") or find_model(name)
+    if entry is not None:
+        needed.append(entry)
+    if settings.asr.engine == "whisperx" and source_language and not settings.asr.align_model:
+        entry = find_model(f"align-{source_language}")
+        if entry is not None:
+            needed.append(entry)
+    if settings.mt.engine == "transformers" and source_language:
+        for target in targets:
+            chosen = mt_catalog.choose(settings.mt.model, source_language, target)
+            entry = find_model(chosen.name) if chosen else None
+            if entry is not None:
+                needed.append(entry)
+    return list(dict.fromkeys(needed))
+
+
+def preset_models(settings: Settings, languages: tuple[str, ...]) -> list[ModelEntry]:
+    """The models a preset would use for runs among ``languages`` (every pair)."""
+    needed: list[ModelEntry] = []
+    for source in languages or (None,):
+        targets = tuple(t for t in languages if t != source)
+        needed += required_models(settings, source, targets)
+    return list(dict.fromkeys(needed))
+
+
+# -- fetching ------------------------------------------------------------------------------
+
+
+def pull(entry: ModelEntry, settings: Settings, console: Any) -> Path:
+    """Download ``entry`` into its cache (with progress on stderr) and return its path; the
+    revision downloaded is checked against a pinned one.
+
+    Raises:
+        MissingModelError: downloads are off, or the download failed.
+    """
+    from octavia_cli.errors import MissingModelError
+
+    present = installed_path(entry, settings)
+    if present is not None and entry.source != BUNDLED:
+        console.print(f"{entry.name}: already in {present}")
+        return present
+    if entry.source == BUNDLED:
+        from octavia_cli.models import OFFLINE_EXTRA_HINT, bundled_model_path
+
+        if present is None:
+            raise MissingModelError(
+                f"{entry.name} ships in Python packages that are not installed.",
+                OFFLINE_EXTRA_HINT,
+            )
+        return bundled_model_path(entry.location, settings.models.cache_dir)
+    if settings.offline:  # checked before any network library is imported
+        raise MissingModelError(
+            f"Cannot fetch {entry.name}: downloads are off (--offline, HF_HUB_OFFLINE=1 or "
+            "models.offline).",
+            "Run the pull on a machine with network access, then copy the cache over.",
+        )
+    console.print(
+        f"fetching {entry.name} ({entry.location}, revision {entry.revision}), about "
+        f"{entry.size_mb} MB, licence {entry.license}"
+    )
+    try:
+        if entry.source == TORCHAUDIO:
+            import torchaudio
+
+            getattr(torchaudio.pipelines, entry.location).get_model()
+            path = installed_path(entry, settings)
+            assert path is not None
+            return path
+        from huggingface_hub import snapshot_download
+
+        path = Path(
+            snapshot_download(
+                entry.location, revision=entry.revision, cache_dir=str(hub_cache_dir())
+            )
+        )
+    except Exception as exc:
+        raise MissingModelError(
+            f"Could not fetch {entry.name}: {exc}.", "Check the network and try again."
+        ) from None
+    if entry.pinned and path.name != entry.revision:
+        raise MissingModelError(
+            f"{entry.name} came at revision {path.name}, not the pinned {entry.revision}.",
+            "Report this: the catalog's pin may be stale.",
+        )
+    console.print(f"{entry.name}: revision {path.name} in {path}")
+    return path
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the model hub answers a TCP connection (a quick check before a long run)."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((endpoint.hostname or "", endpoint.port or 443), timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def preflight(
+    settings: Settings, source_language: str | None, targets: tuple[str, ...] = ()
+) -> list[ModelEntry]:
+    """Fail before any stage if a needed model is missing and cannot be fetched, naming
+    every one and the command that fetches them; return those that will be downloaded."""
+    import logging
+
+    from octavia_cli.errors import MissingModelError
+
+    missing = [
+        e for e in required_models(settings, source_language, targets)
+        if installed_path(e, settings) is None
+    ]  # fmt: skip
+    if not missing:
+        return []
+    listed = ", ".join(f"{e.name} ({e.size_mb} MB, {e.license})" for e in missing)
+    bundled = [e for e in missing if e.source == BUNDLED]
+    if bundled:
+        from octavia_cli.models import OFFLINE_EXTRA_HINT
+
+        raise MissingModelError(f"Models this run needs are not installed: {listed}.",
+                                OFFLINE_EXTRA_HINT)  # fmt: skip
+    names = " ".join(e.name for e in missing)
+    if settings.offline:
+        why = "downloads are off (offline)"
+    elif not hub_reachable():
+        why = "the model hub cannot be reached"
+    else:
+        logging.getLogger(__name__).info(
+            "will download before use: %s (about %d MB in all)",
+            listed,
+            sum(e.size_mb for e in missing),
+        )
+        return missing
+    raise MissingModelError(
+        f"{len(missing)} model(s) this run needs are not on this machine and {why}: {listed}.",
+        f"Fetch them where there is network: octavia models pull {names}",
+    )

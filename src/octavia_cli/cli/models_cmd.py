@@ -1,0 +1,167 @@
+"""``octavia models list|pull|path|rm``: see, fetch ahead of time, and remove models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from octavia_cli.cli.common import PresetOption, load_settings_for, print_json, state
+from octavia_cli.errors import InputError
+
+app = typer.Typer(help="List, fetch and remove the models the engines use.", no_args_is_help=True)
+
+LanguagesOption = Annotated[
+    list[str] | None,
+    typer.Option("--to", "-t", help="Target languages to plan for (repeat).", show_default=False),
+]
+SourceOption = Annotated[
+    str | None, typer.Option("--from", "-f", help="Spoken language to plan for.")
+]
+
+
+def _entries(names: list[str]):  # -> list[ModelEntry]
+    from octavia_cli.catalog import find_model
+
+    entries = []
+    for name in names:
+        entry = find_model(name)
+        if entry is None:
+            raise InputError(
+                f"There is no model called '{name}' in the catalog.",
+                "Run `octavia models list` to see the names.",
+            )
+        entries.append(entry)
+    return entries
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    installed: Annotated[
+        bool, typer.Option("--installed", help="Only the models on this machine.")
+    ] = False,
+    preset: PresetOption = None,
+    to: LanguagesOption = None,
+    source: SourceOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Every model in the catalog (or those a preset uses with --preset), with where it is
+    cached and its size on disk."""
+    from rich.table import Table
+
+    from octavia_cli.catalog import all_models, installed_path, preset_models, size_on_disk
+    from octavia_cli.languages import normalize_language
+
+    settings = load_settings_for(preset=preset)
+    if preset is not None:
+        languages = tuple(
+            dict.fromkeys(normalize_language(x) for x in ([source] if source else []) + (to or []))
+        )
+        entries = preset_models(settings, languages)
+    else:
+        entries = all_models()
+    rows = []
+    for entry in entries:
+        path = installed_path(entry, settings)
+        if installed and path is None:
+            continue
+        rows.append(
+            entry.to_dict()
+            | {
+                "installed": path is not None,
+                "path": str(path) if path else None,
+                "size_on_disk_mb": round(size_on_disk(path) / 1e6, 1) if path else 0.0,
+            }
+        )
+    if json_output:
+        print_json(rows)
+        return
+    table = Table("name", "kind", "source", "size", "licence", "revision", "on disk")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["kind"],
+            row["location"],
+            f"{row['size_mb']} MB",
+            row["license"] + (" (gated)" if row["gated"] else ""),
+            row["revision"][:12],
+            f"{row['size_on_disk_mb']:.0f} MB" if row["installed"] else "-",
+        )
+    from rich.console import Console
+
+    Console().print(table)
+    del ctx
+
+
+@app.command("pull")
+def pull_command(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Model names (see `models list`).")
+    ] = None,
+    preset: PresetOption = None,
+    to: LanguagesOption = None,
+    source: SourceOption = None,
+) -> None:
+    """Fetch models ahead of time: by name, or all a preset needs for --from/--to."""
+    from octavia_cli.catalog import preset_models, pull
+    from octavia_cli.languages import normalize_language
+
+    settings = load_settings_for(preset=preset)
+    if names:
+        entries = _entries(names)
+    elif preset is not None:
+        languages = tuple(
+            dict.fromkeys(normalize_language(x) for x in ([source] if source else []) + (to or []))
+        )
+        entries = preset_models(settings, languages)
+    else:
+        raise InputError(
+            "Name the models to pull, or give --preset.",
+            "E.g. octavia models pull whisper-large-v3, or --preset quality --from en --to es.",
+        )
+    console = state(ctx).stderr
+    for entry in entries:
+        path = pull(entry, settings, console)
+        typer.echo(f"{entry.name}\t{path}")
+
+
+@app.command("path")
+def path_command(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """Print where a model is on this machine."""
+    from octavia_cli.catalog import installed_path
+    from octavia_cli.errors import MissingModelError
+
+    (entry,) = _entries([name])
+    path = installed_path(entry, load_settings_for())
+    if path is None:
+        raise MissingModelError(
+            f"The model {entry.name} is not on this machine.",
+            f"Fetch it with: octavia models pull {entry.name}",
+        )
+    typer.echo(str(path))
+
+
+@app.command("rm")
+def rm_command(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """Remove a downloaded model from its cache."""
+    import shutil
+
+    from octavia_cli.catalog import BUNDLED, HUB, hub_repo_dir, installed_path
+
+    (entry,) = _entries([name])
+    path = installed_path(entry, load_settings_for())
+    if path is None:
+        raise InputError(f"The model {entry.name} is not on this machine.")
+    if entry.source == BUNDLED:
+        raise InputError(
+            f"{entry.name} ships in a Python package.", "pip uninstall it to remove it."
+        )
+    target = hub_repo_dir(entry.location) if entry.source == HUB else Path(path)
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    typer.echo(f"removed {target}")
