@@ -20,6 +20,7 @@ from octavia_cli.cli import (
     doctor_cmd,
     dub_cmd,
     models_cmd,
+    serve_cmd,
     subtitles_cmd,
     synthesize_cmd,
     transcribe_cmd,
@@ -100,6 +101,7 @@ app.command("subtitles")(subtitles_cmd.subtitles_command)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
 app.command("doctor")(doctor_cmd.doctor_command)
+app.add_typer(serve_cmd.app, name="serve")
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,120 @@
+"""``octavia serve`` and ``octavia serve keys``: the local HTTP API and its API keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from octavia_cli.cli.common import print_json
+from octavia_cli.errors import InputError
+
+app = typer.Typer(help="Run Octavia as an HTTP API with jobs and live progress.")
+keys_app = typer.Typer(help="API keys and their credits.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Jobs, uploads and the database (default: user data dir)."),
+]
+
+
+def data_dir_or_default(data_dir: Path | None) -> Path:
+    if data_dir is not None:
+        return data_dir
+    import platformdirs
+
+    return platformdirs.user_data_path("octavia", appauthor=False) / "server"
+
+
+def _store(data_dir: Path | None):  # -> Store
+    from octavia_cli.server.store import Store
+
+    return Store(data_dir_or_default(data_dir) / "octavia.db")
+
+
+@app.callback(invoke_without_command=True)
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8000,
+    data_dir: DataDirOption = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Jobs run at once (one per GPU).", min=1)
+    ] = 1,
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1)] = 4096,
+    max_queued: Annotated[int, typer.Option("--max-queued", min=1)] = 100,
+) -> None:
+    """Serve the API (http://HOST:PORT/api/v1, OpenAPI at /api/v1/docs)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from octavia_cli.server.app import ServerOptions, create_app
+
+    folder = data_dir_or_default(data_dir)
+    store = _store(folder)
+    if host not in LOCAL_HOSTS and not store.any_keys():
+        raise InputError(
+            f"Refusing to serve on {host} without API keys: anyone on the network could run jobs.",
+            "Create one with `octavia serve keys create NAME`, or bind to 127.0.0.1.",
+        )
+    options = ServerOptions(
+        data_dir=folder,
+        workers=workers,
+        max_upload_bytes=max_upload_mb * 1024 * 1024,
+        max_queued=max_queued,
+    )
+    config = uvicorn.Config(create_app(options), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    typer.echo(f"octavia serve: http://{host}:{port}/api/v1 (data in {folder})", err=True)
+    server.run()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for.")],
+    credits: Annotated[float, typer.Option("--credits", help="Minutes of media.")] = 0.0,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a key; it is printed once (only its hash is stored)."""
+    key, key_id = _store(data_dir).create_key(name, credits)
+    typer.echo(f"{key_id}\t{key}")
+
+
+@keys_app.command("list")
+def keys_list(
+    data_dir: DataDirOption = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Keys with their balance (the secret itself is never shown)."""
+    keys = _store(data_dir).keys()
+    if json_output:
+        print_json(keys)
+        return
+    for key in keys:
+        state = "revoked" if key["revoked_at"] else "active"
+        typer.echo(
+            f"{key['id']}\t{key['prefix']}…\t{key['name']}\t{state}\t"
+            f"{key['balance_minutes']:.2f} min"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDirOption = None) -> None:
+    """Revoke a key: its requests are refused from now on."""
+    if not _store(data_dir).revoke(key_id):
+        raise InputError(f"No active key with id {key_id}.", "See `octavia serve keys list`.")
+    typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("credit")
+def keys_credit(key_id: str, minutes: float, data_dir: DataDirOption = None) -> None:
+    """Add (or, negative, remove) credits: one ledger entry."""
+    try:
+        _store(data_dir).credit(key_id, minutes)
+    except KeyError:
+        raise InputError(f"No key with id {key_id}.", "See `octavia serve keys list`.") from None
+    typer.echo(f"{key_id}\t{_store(data_dir).balance(key_id):.2f} min")

@@ -1,0 +1,1 @@
+"""``octavia serve``: Octavia's stages as jobs over HTTP (FastAPI + uvicorn, SQLite)."""

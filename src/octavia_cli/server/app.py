@@ -1,0 +1,304 @@
+"""The HTTP API of ``octavia serve`` (FastAPI), under ``/api/v1``.
+
+Uploads are streamed to disk and accepted only if ffprobe reads them as media; jobs are
+rows in SQLite run by the worker pool; progress is streamed as Server-Sent Events carrying
+the same events the CLI renders. Errors are JSON ``{"error": ..., "detail": ...}`` with a
+4xx status; no stack trace ever reaches a response.
+"""
+
+
+import asyncio
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ValidationError
+from sse_starlette.sse import EventSourceResponse
+
+from octavia_cli import __version__
+from octavia_cli.server.jobs import Kind, cost_minutes, parse_options
+from octavia_cli.server.store import QUEUED, RUNNING, TERMINAL, Store
+from octavia_cli.server.worker import EventBus, WorkerPool
+
+logger = logging.getLogger(__name__)
+
+SAFE_NAME = re.compile(r"^[\w][\w .()+-]{0,200}$")
+LOCAL = "local"  # the identity of requests when no keys are configured (localhost only)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    data_dir: Path
+    workers: int = 1
+    max_upload_bytes: int = 4 * 1024**3
+    max_queued: int = 100
+    require_keys: bool = False  # also true whenever a key exists
+
+
+class JobRequest(BaseModel):
+    kind: Kind
+    upload_id: str | None = None
+    options: dict[str, Any] = {}
+
+
+class EstimateRequest(BaseModel):
+    kind: Kind
+    duration_s: float | None = None
+    upload_id: str | None = None
+    options: dict[str, Any] = {}
+
+
+def _error(status: int, error: str, detail: str = "", headers: dict[str, str] | None = None):
+    return HTTPException(status, {"error": error, "detail": detail}, headers=headers)
+
+
+def create_app(options: ServerOptions) -> FastAPI:
+    store = Store(options.data_dir / "octavia.db")
+    bus = EventBus()
+    pool = WorkerPool(store, options.data_dir, bus, options.workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool.start()
+        yield
+        pool.stop()
+
+    app = FastAPI(
+        title="Octavia",
+        version=__version__,
+        description="Dubbing, transcription, translation and subtitles as jobs.",
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+    )
+    app.state.store, app.state.pool = store, pool
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s", request.url.path)
+        return JSONResponse({"error": "internal error"}, status_code=500)
+
+    def identity(authorization: Annotated[str | None, Header()] = None) -> str:
+        if not authorization:
+            if options.require_keys or store.any_keys():
+                raise _error(401, "missing API key", "Send Authorization: Bearer <key>.",
+                             {"WWW-Authenticate": "Bearer"})  # fmt: skip
+            return LOCAL
+        scheme, _, key = authorization.partition(" ")
+        record = store.key_for(key.strip()) if scheme.lower() == "bearer" else None
+        if record is None:
+            raise _error(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        if record["revoked_at"] is not None:
+            raise _error(401, "revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        return record["id"]
+
+    Who = Annotated[str, Depends(identity)]
+
+    def key_id(who: str) -> str | None:
+        return None if who == LOCAL else who
+
+    def own_job(job_id: str, who: str):  # -> Job
+        job = store.job(job_id)
+        if job is None or job.key_id != key_id(who):
+            raise _error(404, "unknown job", job_id)
+        return job
+
+    @app.get("/api/v1/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "queued": store.queued_count(),
+                "workers": options.workers}  # fmt: skip
+
+    @app.get("/api/v1/account")
+    def account(who: Who) -> dict[str, Any]:
+        if who == LOCAL:
+            return {"key": None, "balance_minutes": None, "usage": []}
+        record = next(k for k in store.keys() if k["id"] == who)  # noqa: SIM118 (a method)
+        return {
+            "key": {"id": who, "name": record["name"], "prefix": record["prefix"]},
+            "balance_minutes": store.balance(who),
+            "usage": store.ledger(who),
+        }
+
+    @app.put("/api/v1/uploads", status_code=201)
+    async def upload(request: Request, who: Who, filename: str = Query(...)) -> dict[str, Any]:
+        if not SAFE_NAME.match(filename) or ".." in filename or filename.startswith("."):
+            raise _error(400, "bad file name", "Use a plain file name, no folders.")
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > options.max_upload_bytes:
+            raise _error(413, "upload too large", f"at most {options.max_upload_bytes} bytes")
+        upload_id = uuid.uuid4().hex[:16]
+        folder = options.data_dir / "uploads" / upload_id
+        folder.mkdir(parents=True)
+        path = folder / filename
+        size = 0
+        try:
+            with open(path, "wb") as handle:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > options.max_upload_bytes:
+                        raise _error(413, "upload too large",
+                                     f"at most {options.max_upload_bytes} bytes")  # fmt: skip
+                    handle.write(chunk)
+            media = await asyncio.to_thread(_probe, path)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        store.add_upload(upload_id, key_id(who), filename, path, size, media.duration_s)
+        return {"id": upload_id, "filename": filename, "size": size,
+                "duration_s": media.duration_s, "has_video": media.has_video}  # fmt: skip
+
+    def _price(kind: str, raw: dict[str, Any], duration_s: float) -> tuple[Any, float]:
+        try:
+            parsed = parse_options(kind, raw)
+        except ValidationError as exc:
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise _error(422, "invalid options", detail) from None
+        return parsed, cost_minutes(kind, parsed, duration_s)
+
+    def _upload_for(upload_id: str | None, who: str, kind: str) -> dict[str, Any] | None:
+        if kind == "synthesize":
+            return None
+        record = store.upload(upload_id or "")
+        if record is None or record["key_id"] != key_id(who):
+            raise _error(404, "unknown upload", upload_id or "")
+        return record
+
+    @app.post("/api/v1/estimate")
+    def estimate(body: EstimateRequest, who: Who) -> dict[str, Any]:
+        record = _upload_for(body.upload_id, who, body.kind) if body.upload_id else None
+        duration = record["duration_s"] if record else (body.duration_s or 0.0)
+        _, cost = _price(body.kind, body.options, duration)
+        balance = None if who == LOCAL else store.balance(who)
+        return {"cost_minutes": cost, "balance_minutes": balance,
+                "enough": balance is None or balance >= cost}  # fmt: skip
+
+    @app.post("/api/v1/jobs", status_code=201)
+    def create_job(body: JobRequest, who: Who) -> dict[str, Any]:
+        record = _upload_for(body.upload_id, who, body.kind)
+        _, cost = _price(body.kind, body.options, record["duration_s"] if record else 0.0)
+        if who != LOCAL:
+            committed = sum(j.cost_minutes for j in store.jobs(who) if j.state in (QUEUED, RUNNING))
+            available = store.balance(who) - committed
+            if available < cost:
+                raise _error(402, "not enough credits",
+                             f"the job costs {cost:.2f} min; {available:.2f} min are free "
+                             f"(short by {cost - available:.2f} min)")  # fmt: skip
+        job = store.add_job(key_id(who), body.kind, body.options,
+                            record["id"] if record else "", cost, options.max_queued)  # fmt: skip
+        if job is None:
+            raise _error(503, "queue full", "Try again later.", {"Retry-After": "30"})
+        pool.wake()
+        return job.public()
+
+    @app.get("/api/v1/jobs")
+    def list_jobs(who: Who) -> list[dict[str, Any]]:
+        return [job.public() for job in store.jobs(key_id(who))]
+
+    @app.get("/api/v1/jobs/{job_id}")
+    def get_job(job_id: str, who: Who) -> dict[str, Any]:
+        return own_job(job_id, who).public()
+
+    @app.post("/api/v1/jobs/{job_id}/cancel")
+    def cancel_job(job_id: str, who: Who) -> dict[str, Any]:
+        own_job(job_id, who)
+        if store.cancel(job_id) == RUNNING:
+            pool.cancel(job_id)
+        job = store.job(job_id)
+        assert job is not None
+        return job.public()
+
+    @app.get("/api/v1/jobs/{job_id}/results/{name}")
+    def result(job_id: str, name: str, who: Who) -> FileResponse:
+        job = own_job(job_id, who)
+        if name not in {r["name"] for r in job.results}:
+            raise _error(404, "unknown result", name)
+        return FileResponse(options.data_dir / "jobs" / job_id / "out" / name, filename=name)
+
+    @app.get("/api/v1/jobs/{job_id}/events")
+    async def events(job_id: str, who: Who) -> EventSourceResponse:
+        own_job(job_id, who)
+        queue = bus.subscribe(job_id)
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            try:
+                job = store.job(job_id)
+                assert job is not None
+                for stage in job.progress.get("stages", {}).values():
+                    yield {"event": "progress", "data": json.dumps({"type": "progress", **stage})}
+                if job.state in TERMINAL:
+                    yield {"event": "state", "data": json.dumps(_final(job))}
+                    return
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), timeout=2.0)
+                    except TimeoutError:  # no event: look at the job (it may have ended)
+                        job = store.job(job_id)
+                        if job is not None and job.state in TERMINAL:
+                            yield {"event": "state", "data": json.dumps(_final(job))}
+                            return
+                        continue
+                    yield {"event": event["type"], "data": json.dumps(event)}
+                    if event["type"] == "state" and event["state"] in TERMINAL:
+                        return
+            finally:
+                bus.unsubscribe(job_id, queue)
+
+        return EventSourceResponse(stream(), ping=10)
+
+    return app
+
+
+def _final(job: Any) -> dict[str, Any]:
+    return {"type": "state", "state": job.state, "error": job.error, "results": job.results}
+
+
+def _probe(path: Path) -> Any:
+    from octavia_cli.errors import InputError
+    from octavia_cli.media import probe
+
+    try:
+        media = probe(path)
+    except InputError:
+        raise _error(
+            415, "not media", "ffprobe cannot read the upload as audio or video."
+        ) from None
+    if not media.has_audio:
+        raise _error(415, "no audio", "The upload has no audio track.")
+    return media
+
+
+def server_options_from_env() -> ServerOptions:
+    """For ``uvicorn --factory``: the options ``octavia serve`` put in the environment."""
+    return ServerOptions(
+        data_dir=Path(os.environ["OCTAVIA_SERVE_DATA_DIR"]),
+        workers=int(os.environ.get("OCTAVIA_SERVE_WORKERS", "1")),
+        max_upload_bytes=int(os.environ.get("OCTAVIA_SERVE_MAX_UPLOAD", str(4 * 1024**3))),
+        max_queued=int(os.environ.get("OCTAVIA_SERVE_MAX_QUEUED", "100")),
+        require_keys=os.environ.get("OCTAVIA_SERVE_REQUIRE_KEYS") == "1",
+    )

@@ -1,0 +1,182 @@
+"""What each kind of job takes (validated: unknown options are refused), what it costs,
+and how it runs: through the same pipeline functions as the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from octavia_cli.config import Preset
+from octavia_cli.server.store import Job, Store
+
+Kind = Literal["transcribe", "translate", "subtitles", "dub", "synthesize"]
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    preset: Preset | None = None
+
+
+class TranscribeOptions(_Options):
+    language: str | None = Field(None, alias="from")
+
+
+class TranslateOptions(_Options):
+    to: list[str] = Field(min_length=1, max_length=8)
+    source_language: str | None = Field(None, alias="from")
+
+
+class SubtitleOptions(_Options):
+    to: list[str] = Field(default_factory=list, max_length=8)
+    source_language: str | None = Field(None, alias="from")
+    format: Literal["srt", "vtt", "ass", "json", "txt"] = "srt"
+    embed: bool = False
+    burn_in: bool = False
+
+
+class DubOptions(_Options):
+    to: list[str] = Field(min_length=1, max_length=8)
+    source_language: str | None = Field(None, alias="from")
+    max_speed: float | None = Field(None, ge=1.0, le=3.0)
+
+
+class SynthesizeOptions(_Options):
+    text: str = Field(min_length=1, max_length=20_000)
+    to: str
+
+
+OPTIONS: dict[str, type[_Options]] = {
+    "transcribe": TranscribeOptions,
+    "translate": TranslateOptions,
+    "subtitles": SubtitleOptions,
+    "dub": DubOptions,
+    "synthesize": SynthesizeOptions,
+}
+
+
+def parse_options(kind: str, options: dict[str, Any]) -> _Options:
+    """Raises pydantic.ValidationError for unknown or bad options."""
+    return OPTIONS[kind].model_validate(options)
+
+
+def cost_minutes(kind: str, options: _Options, duration_s: float) -> float:
+    """Minutes of media processed: a dub or translation per target language, anything else
+    once; speech synthesis by the length of the text (about 15 characters a second)."""
+    if isinstance(options, SynthesizeOptions):
+        return round(len(options.text) / 15 / 60, 4)
+    targets = len(getattr(options, "to", []) or []) or 1
+    factor = targets if kind in ("dub", "translate") else 1
+    return round(math.ceil(duration_s) / 60 * factor, 4)
+
+
+def _settings(options: _Options, **extra: Any) -> Any:
+    from octavia_cli.config import load_settings
+
+    flags: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if options.preset is not None:
+        flags["general.preset"] = options.preset.value
+    return load_settings(flags)
+
+
+def _files(folder: Path) -> list[dict[str, Any]]:
+    return [
+        {"name": path.name, "size": path.stat().st_size}
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
+
+
+def run_job(
+    job: Job, store: Store, folder: Path, hook: Callable[[Any], None]
+) -> list[dict[str, Any]]:
+    """Run ``job`` in ``folder`` (its project and ``out/`` live there); return its results."""
+    from octavia_cli import pipeline
+    from octavia_cli.stages.subtitle import SubtitleMode
+    from octavia_cli.subtitles import SubtitleFormat
+
+    options = parse_options(job.kind, job.options)
+    out = folder / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(options, SynthesizeOptions):
+        from octavia_cli.files import atomic_path
+        from octavia_cli.languages import normalize_language
+        from octavia_cli.stages.synthesize import choose_voice
+
+        language = normalize_language(options.to)
+        engine, voice = choose_voice(_settings(options), language)
+        with atomic_path(out / f"speech.{language}.wav") as tmp:
+            engine.synthesize(options.text, language, voice, tmp)
+        return _files(out)
+    upload = store.upload(job.upload_id)
+    assert upload is not None
+    source = folder / "input" / upload["filename"]
+    if not source.exists():
+        source.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            source.hardlink_to(upload["path"])
+        except OSError:
+            shutil.copyfile(upload["path"], source)
+    if isinstance(options, DubOptions):
+        from octavia_cli.stages.mux import default_output
+
+        settings = _settings(options, **{"fit.max_speed": options.max_speed})
+        has_video = pipeline.probe(source).has_video
+        target = options.to[0] if len(options.to) == 1 else "{lang}"
+        request = pipeline.DubRequest(
+            source=source,
+            targets=tuple(options.to),
+            source_language=options.source_language,
+            output=out / default_output(source, target, has_video).name,
+            workdir=folder,
+            force=True,
+        )
+        pipeline.dub(request, settings, hook)
+    elif isinstance(options, SubtitleOptions):
+        mode = (
+            SubtitleMode.EMBED if options.embed
+            else SubtitleMode.BURN_IN if options.burn_in else SubtitleMode.FILE
+        )  # fmt: skip
+        suffix = source.suffix if mode is not SubtitleMode.FILE else f".{options.format}"
+        name = (
+            f"{source.stem}.{{lang}}{suffix}"
+            if len(options.to) > 1
+            else (f"{source.stem}{'.' + options.to[0] if options.to else ''}{suffix}")
+        )
+        request = pipeline.SubtitleRequest(
+            input=source, targets=tuple(options.to), source_language=options.source_language,
+            output=out / name, fmt=SubtitleFormat(options.format), mode=mode, workdir=folder,
+            force=True,
+        )  # fmt: skip
+        pipeline.subtitles(request, _settings(options), hook)
+    else:  # transcribe or translate: the transcript (with translations) as JSON
+        settings = _settings(options)
+        project = pipeline.open_project(source, folder)
+        language = getattr(options, "language", None) or getattr(options, "source_language", None)
+        with project.locked():
+            transcript = pipeline.prepare_transcript(project, source, settings, language, hook)
+            data = transcript.to_public_dict()
+            if isinstance(options, TranslateOptions):
+                from octavia_cli.engines.mt import get_translation_engine
+                from octavia_cli.stages.translate import translate
+
+                engine = get_translation_engine(settings)
+                for target in options.to:
+                    translate(project, target, engine, hook,
+                              pipeline.translate_options(settings, target))  # fmt: skip
+                data["translations"] = {
+                    target: [s.translations[target].text for s in transcript.segments]
+                    for target in options.to
+                }
+        from octavia_cli.files import atomic_write_bytes
+
+        atomic_write_bytes(
+            out / f"{source.stem}.{job.kind}.json",
+            json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"),
+        )
+    return _files(out)

@@ -1,0 +1,319 @@
+"""The server's state in SQLite: API keys (hashed), the credit ledger, uploads and jobs.
+
+A key's balance is the sum of its ledger entries, never a stored number, so every change of
+balance has its entry. Jobs move queued -> running -> succeeded | failed | cancelled; the
+state changes are single UPDATE statements guarded by the expected old state, so two
+workers never take the same job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id TEXT NOT NULL REFERENCES keys(id),
+    delta_minutes REAL NOT NULL,
+    reason TEXT NOT NULL,
+    job_id TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    key_id TEXT,
+    filename TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    duration_s REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    key_id TEXT,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    options TEXT NOT NULL,
+    upload_id TEXT NOT NULL REFERENCES uploads(id),
+    cost_minutes REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    progress TEXT NOT NULL DEFAULT '{}',
+    results TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
+"""
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "queued", "running", "succeeded", "failed", "cancelled"
+)  # fmt: skip
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+KEY_PREFIX = "oct_"
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of an API key: keys are 256-bit random tokens, so a fast hash is enough (a
+    slow password hash protects guessable secrets, which these are not)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class Job:
+    id: str
+    key_id: str | None
+    kind: str
+    state: str
+    options: dict[str, Any]
+    upload_id: str
+    cost_minutes: float
+    attempts: int = 0
+    error: str | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "key_id"}
+        return data
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- keys and credits ----------------------------------------------------------------
+
+    def create_key(self, name: str, credits_minutes: float = 0.0) -> tuple[str, str]:
+        """A new key (returned once, stored hashed) and its id."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = uuid.uuid4().hex[:12]
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO keys (id, name, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
+                (key_id, name, hash_key(key), key[:8], time.time()),
+            )
+            if credits_minutes:
+                self._add_entry(db, key_id, credits_minutes, "credit", None)
+        return key, key_id
+
+    def any_keys(self) -> bool:
+        return bool(self._query("SELECT 1 FROM keys WHERE revoked_at IS NULL LIMIT 1"))
+
+    def key_for(self, key: str) -> dict[str, Any] | None:
+        rows = self._query(
+            "SELECT id, name, prefix, revoked_at FROM keys WHERE hash = ?", hash_key(key)
+        )
+        return dict(rows[0]) if rows else None
+
+    def keys(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT id, name, prefix, created_at, revoked_at FROM keys")
+        return [dict(r) | {"balance_minutes": self.balance(r["id"])} for r in rows]
+
+    def revoke(self, key_id: str) -> bool:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), key_id),
+            )
+        return cursor.rowcount == 1
+
+    def credit(self, key_id: str, minutes: float, reason: str = "credit") -> None:
+        with self.transaction() as db:
+            if not db.execute("SELECT 1 FROM keys WHERE id = ?", (key_id,)).fetchone():
+                raise KeyError(key_id)
+            self._add_entry(db, key_id, minutes, reason, None)
+
+    @staticmethod
+    def _add_entry(
+        db: sqlite3.Connection, key_id: str, minutes: float, reason: str, job_id: str | None
+    ) -> None:
+        db.execute(
+            "INSERT INTO ledger (key_id, delta_minutes, reason, job_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key_id, round(minutes, 4), reason, job_id, time.time()),
+        )
+
+    def balance(self, key_id: str) -> float:
+        rows = self._query(
+            "SELECT COALESCE(SUM(delta_minutes), 0) AS b FROM ledger WHERE key_id = ?", key_id
+        )
+        return round(float(rows[0]["b"]), 4)
+
+    def ledger(self, key_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT delta_minutes, reason, job_id, created_at FROM ledger WHERE key_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            key_id,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    # -- uploads -------------------------------------------------------------------------
+
+    def add_upload(
+        self, upload_id: str, key_id: str | None, filename: str, path: Path, size: int,
+        duration_s: float,
+    ) -> None:  # fmt: skip
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (upload_id, key_id, filename, str(path), size, duration_s, time.time()),
+            )
+
+    def upload(self, upload_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM uploads WHERE id = ?", upload_id)
+        return dict(rows[0]) if rows else None
+
+    def count_uploads(self) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM uploads")[0]["n"])
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def add_job(
+        self, key_id: str | None, kind: str, options: dict[str, Any], upload_id: str,
+        cost_minutes: float, max_queued: int,
+    ) -> Job | None:  # fmt: skip
+        """Queue a job; None if the queue is full. Credits are checked by the caller."""
+        job = Job(uuid.uuid4().hex[:16], key_id, kind, QUEUED, options, upload_id,
+                  round(cost_minutes, 4), created_at=time.time())  # fmt: skip
+        with self.transaction() as db:
+            queued = db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (QUEUED,))
+            if queued.fetchone()[0] >= max_queued:
+                return None
+            db.execute(
+                "INSERT INTO jobs (id, key_id, kind, state, options, upload_id, cost_minutes, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.id, key_id, kind, QUEUED, json.dumps(options), upload_id,
+                 job.cost_minutes, job.created_at),
+            )  # fmt: skip
+        return job
+
+    def job(self, job_id: str) -> Job | None:
+        rows = self._query("SELECT * FROM jobs WHERE id = ?", job_id)
+        return _job(rows[0]) if rows else None
+
+    def jobs(self, key_id: str | None, limit: int = 100) -> list[Job]:
+        rows = self._query(
+            "SELECT * FROM jobs WHERE key_id IS ? ORDER BY created_at DESC LIMIT ?", key_id, limit
+        )
+        return [_job(r) for r in rows]
+
+    def queued_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM jobs WHERE state = ?", QUEUED)[0]["n"])
+
+    def claim_next(self) -> Job | None:
+        """Take the oldest queued job (atomically) and mark it running."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE state = ? ORDER BY created_at LIMIT 1", (QUEUED,)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state = ?, started_at = ?, attempts = attempts + 1 "
+                "WHERE id = ? AND state = ?",
+                (RUNNING, time.time(), row["id"], QUEUED),
+            )
+        return self.job(row["id"])
+
+    def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(progress), job_id))
+
+    def finish(
+        self, job_id: str, state: str, *, error: str | None = None,
+        results: list[dict[str, Any]] | None = None,
+    ) -> None:  # fmt: skip
+        """End a running job; a success charges its cost to the key, in the same
+        transaction, so a charge and a success never come apart."""
+        with self.transaction() as db:
+            job = db.execute("SELECT key_id, cost_minutes, state FROM jobs WHERE id = ?",
+                             (job_id,)).fetchone()  # fmt: skip
+            if job is None or job["state"] in TERMINAL:
+                return
+            db.execute(
+                "UPDATE jobs SET state = ?, error = ?, results = ?, finished_at = ? WHERE id = ?",
+                (state, error, json.dumps(results or []), time.time(), job_id),
+            )
+            if state == SUCCEEDED and job["key_id"] is not None and job["cost_minutes"]:
+                self._add_entry(db, job["key_id"], -job["cost_minutes"], "job", job_id)
+
+    def cancel(self, job_id: str) -> str | None:
+        """Cancel a queued job at once; a running one is flagged for its worker. Returns
+        the state after the call."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, finished_at = ? WHERE id = ? AND state = ?",
+                (CANCELLED, time.time(), job_id, QUEUED),
+            )
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row["state"] if row else None
+
+    def recover(self, max_attempts: int) -> tuple[int, int]:
+        """After a restart: jobs left running go back to the queue (their project resumes
+        from its last finished stage), or fail if they were interrupted too often."""
+        with self.transaction() as db:
+            failed = db.execute(
+                "UPDATE jobs SET state = ?, error = ?, finished_at = ? "
+                "WHERE state = ? AND attempts >= ?",
+                (FAILED, f"interrupted {max_attempts} times (the server stopped while it ran)",
+                 time.time(), RUNNING, max_attempts),
+            ).rowcount  # fmt: skip
+            requeued = db.execute(
+                "UPDATE jobs SET state = ? WHERE state = ?", (QUEUED, RUNNING)
+            ).rowcount
+        return requeued, failed
+
+
+def _job(row: sqlite3.Row) -> Job:
+    data = dict(row)
+    data["options"] = json.loads(data["options"])
+    data["progress"] = json.loads(data["progress"])
+    data["results"] = json.loads(data["results"])
+    return Job(**data)
