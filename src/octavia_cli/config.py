@@ -164,6 +164,12 @@ class SubtitleSettings:
 
 
 @dataclass(frozen=True)
+class RemoteSettings:
+    url: str = _setting("", "Octavia backend for --remote and account commands (octavia login).")
+    api_key: str = _setting("", "API key for the backend (never shown in full).")
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     cache_dir: str = _setting("", "Where models are cached (default: the user cache dir).")
     offline: bool = _setting(False, "Never download models.")
@@ -179,6 +185,7 @@ class Settings:
     mix: MixSettings = field(default_factory=MixSettings)
     subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
+    remote: RemoteSettings = field(default_factory=RemoteSettings)
 
     def get(self, key: str) -> Any:
         section, name = _split(key)
@@ -295,6 +302,16 @@ def parse_value(key: str, value: Any) -> Any:
     if info.maximum is not None and parsed > info.maximum:
         raise ConfigError(f"Setting '{key}' must be at most {info.maximum}, not {parsed}.")
     return parsed
+
+
+SECRET_KEYS = frozenset({"remote.api_key"})
+
+
+def masked(key: str, value: Any) -> Any:
+    """A secret setting as it may be shown: its first characters only."""
+    if key in SECRET_KEYS and isinstance(value, str) and value:
+        return value[:8] + "…"
+    return value
 
 
 def config_path() -> Path:

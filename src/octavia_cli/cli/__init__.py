@@ -16,6 +16,7 @@ import typer.exceptions
 
 from octavia_cli import __version__
 from octavia_cli.cli import (
+    account_cmd,
     config_cmd,
     doctor_cmd,
     dub_cmd,
@@ -102,6 +103,9 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
 app.command("doctor")(doctor_cmd.doctor_command)
 app.add_typer(serve_cmd.app, name="serve")
+app.command("login")(account_cmd.login_command)
+app.command("logout")(account_cmd.logout_command)
+app.command("account")(account_cmd.account_command)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

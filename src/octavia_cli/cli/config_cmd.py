@@ -25,20 +25,25 @@ def show_command(json_output: JsonOption = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from octavia_cli.config import KEYS, resolve
+    from octavia_cli.config import KEYS, masked, resolve
 
     _, resolved = resolve()
     if json_output:
         print_json(
             {
-                key: {"value": item.value, "source": item.source, "env": KEYS[key].env_var}
+                key: {
+                    "value": masked(key, item.value),
+                    "source": item.source,
+                    "env": KEYS[key].env_var,
+                }
                 for key, item in resolved.items()
             }
         )
         return
     table = Table("key", "value", "from", "environment", "meaning", box=None)
     for key, item in resolved.items():
-        table.add_row(key, repr(item.value), item.source, KEYS[key].env_var, KEYS[key].help)
+        value = repr(masked(key, item.value))
+        table.add_row(key, value, item.source, KEYS[key].env_var, KEYS[key].help)
     Console(soft_wrap=False).print(table)
 
 
@@ -48,10 +53,10 @@ def set_command(
     value: Annotated[str, typer.Argument(help="New value.", show_default=False)],
 ) -> None:
     """Store a setting in the config file."""
-    from octavia_cli.config import config_path, set_config_value
+    from octavia_cli.config import config_path, masked, set_config_value
 
     stored = set_config_value(key, value)
-    typer.echo(f"{key} = {stored!r} (in {config_path()})", err=True)
+    typer.echo(f"{key} = {masked(key, stored)!r} (in {config_path()})", err=True)
 
 
 @app.command("unset")

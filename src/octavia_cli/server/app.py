@@ -6,7 +6,6 @@ the same events the CLI renders. Errors are JSON ``{"error": ..., "detail": ...}
 4xx status; no stack trace ever reaches a response.
 """
 
-
 import asyncio
 import json
 import logging

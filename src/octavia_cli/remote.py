@@ -1,0 +1,69 @@
+"""Running a command on a backend instead of locally: upload, job, live progress in the same
+display, results downloaded to the paths a local run would write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from octavia_cli.client import Client, RemoteError
+from octavia_cli.errors import StageError
+from octavia_cli.progress import ProgressEvent, ProgressHook, StageStatus
+
+
+def estimate(client: Client, kind: str, source: Path, options: dict[str, Any]) -> dict:
+    from octavia_cli.media import probe
+
+    return client.estimate(kind, probe(source).duration_s, options)
+
+
+def run_remote(
+    client: Client,
+    kind: str,
+    source: Path,
+    options: dict[str, Any],
+    destinations: Callable[[str], Path | None],
+    hook: ProgressHook,
+) -> dict[str, Path]:
+    """Run a job of ``kind`` on ``source`` and download each result to
+    ``destinations(name)`` (None: skip it). Returns name -> path."""
+    hook(ProgressEvent("upload", StageStatus.STARTED, total=float(source.stat().st_size)))
+    uploaded = client.upload(
+        source,
+        lambda sent, total: hook(
+            ProgressEvent("upload", StageStatus.RUNNING, completed=sent, total=total)
+        ),
+    )
+    hook(ProgressEvent("upload", StageStatus.DONE, message=uploaded["id"]))
+    job = client.create_job(kind, uploaded["id"], options)
+    final: dict[str, Any] = {}
+    try:
+        for event in client.follow(job["id"]):
+            if event.get("type") == "progress":
+                data = {k: v for k, v in event.items() if k != "type"}
+                data["status"] = StageStatus(data["status"])
+                hook(ProgressEvent(**data))
+            elif event.get("type") == "state" and event["state"] != "running":
+                final = event
+    except KeyboardInterrupt:
+        client.cancel(job["id"])
+        raise
+    if final.get("state") != "succeeded":
+        raise StageError(
+            f"The job {job['id']} {final.get('state', 'ended')} on the backend: "
+            f"{final.get('error') or 'no reason given'}.",
+            "Run the same command again (finished stages are kept on the server too).",
+        )
+    written: dict[str, Path] = {}
+    for result in final.get("results", []):
+        destination = destinations(result["name"])
+        if destination is None:
+            continue
+        hook(ProgressEvent(f"download {result['name']}", StageStatus.STARTED))
+        client.download(job["id"], result["name"], destination)
+        hook(ProgressEvent(f"download {result['name']}", StageStatus.DONE))
+        written[result["name"]] = destination
+    if not written:
+        raise RemoteError(f"The job {job['id']} returned no result this command expects.")
+    return written
