@@ -7,10 +7,14 @@ no output would overwrite a user's file. Only then does the first stage run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from octavia_cli.catalog import preflight
 from octavia_cli.config import Settings
@@ -39,6 +43,49 @@ from octavia_cli.stages.translate import TranslateOptions, translate
 from octavia_cli.subtitles import SubtitleFormat, format_for
 
 logger = logging.getLogger(__name__)
+
+
+class EngineCache:
+    """Engines kept loaded between runs (``serve``'s workers): the last speech recogniser
+    and translator used, replaced (and freed) when a run needs a different one."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, tuple[str, Any]] = {}
+
+    def get(self, kind: str, key: str, make: Callable[[], Any]) -> Any:
+        cached = self._engines.get(kind)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if cached is not None:
+            cached[1].close()
+        engine = make()
+        self._engines[kind] = (key, engine)
+        return engine
+
+    def close(self) -> None:
+        for _, engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
+
+
+# Set by a worker thread for the jobs it runs; None (the CLI): engines live for one run.
+ENGINE_CACHE: ContextVar[EngineCache | None] = ContextVar("octavia_engines", default=None)
+
+
+def asr_engine(settings: Settings) -> AsrEngine:
+    cache = ENGINE_CACHE.get()
+    if cache is None:
+        return get_asr_engine(settings)
+    key = stable_hash(dataclasses.asdict(settings.asr), settings.general.device)
+    return cache.get("asr", key, lambda: get_asr_engine(settings))
+
+
+def translation_engine(settings: Settings) -> Any:
+    cache = ENGINE_CACHE.get()
+    if cache is None:
+        return get_translation_engine(settings)
+    key = stable_hash(dataclasses.asdict(settings.mt), settings.general.device)
+    return cache.get("mt", key, lambda: get_translation_engine(settings))
 
 
 @dataclass(frozen=True)
@@ -112,13 +159,14 @@ def prepare_transcript(
     asr: AsrEngine | None = None,
 ) -> Transcript:
     """Run extract and transcribe (each skipped if already done); return the transcript."""
-    asr = asr or get_asr_engine(settings)
+    asr = asr or asr_engine(settings)
     asr.check(language)
     extract(project, source, hook)
     try:
         return transcribe(project, asr, language, hook, options_hash=asr_options_hash(settings))
     finally:
-        asr.close()
+        if ENGINE_CACHE.get() is None:  # a worker keeps its models loaded between jobs
+            asr.close()
 
 
 def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progress) -> DubResult:
@@ -139,9 +187,9 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
 
     # Check every model and engine against every language before any work starts.
     preflight(settings, source_language, targets)
-    asr = get_asr_engine(settings)
+    asr = asr_engine(settings)
     asr.check(source_language)
-    translator = get_translation_engine(settings)
+    translator = translation_engine(settings)
     for target in targets:
         if source_language is not None:
             if source_language == target:
@@ -277,10 +325,10 @@ def subtitles(
         source_language or (project.transcript.language if project.transcript else None),
         tuple(targets),
     )
-    asr = get_asr_engine(settings) if project.transcript is None or source else None
+    asr = asr_engine(settings) if project.transcript is None or source else None
     if asr is not None:
         asr.check(source_language)
-    translator = get_translation_engine(settings) if targets else None
+    translator = translation_engine(settings) if targets else None
     known_language = source_language or (
         project.transcript.language if project.transcript else None
     )

@@ -162,10 +162,9 @@ def run_job(
             transcript = pipeline.prepare_transcript(project, source, settings, language, hook)
             data = transcript.to_public_dict()
             if isinstance(options, TranslateOptions):
-                from octavia_cli.engines.mt import get_translation_engine
                 from octavia_cli.stages.translate import translate
 
-                engine = get_translation_engine(settings)
+                engine = pipeline.translation_engine(settings)
                 for target in options.to:
                     translate(project, target, engine, hook,
                               pipeline.translate_options(settings, target))  # fmt: skip

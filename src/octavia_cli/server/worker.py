@@ -94,6 +94,16 @@ class WorkerPool:
         self._cancelled.add(job_id)
 
     def _run(self) -> None:
+        from octavia_cli.pipeline import ENGINE_CACHE, EngineCache
+
+        cache = EngineCache()  # models stay loaded between this worker's jobs
+        ENGINE_CACHE.set(cache)
+        try:
+            self._loop()
+        finally:
+            cache.close()
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             job = self.store.claim_next()
             if job is None:

@@ -1,0 +1,269 @@
+"""A real `octavia serve` (uvicorn on 127.0.0.1, a free port) driven by the real CLI client
+and by plain HTTP: remote dubs, restarts, credits, keys, concurrency and bad requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+import httpx
+
+from helpers import stream_md5
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, env: dict[str, str], *extra: str) -> None:
+        self.data_dir, self.env, self.extra = data_dir, env, extra
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def octavia(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "octavia_cli", *args], env=self.env, capture_output=True,
+            text=True, check=False,
+        )  # fmt: skip
+
+    def start(self) -> Server:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "octavia_cli", "serve", "--port", str(self.port),
+             "--data-dir", str(self.data_dir), *self.extra],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("the server did not start")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(10)
+
+    def key(self, name: str, credits: float) -> tuple[str, str]:
+        result = self.octavia("serve", "keys", "create", name, "--credits", str(credits),
+                              "--data-dir", str(self.data_dir))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        key_id, key = result.stdout.strip().split("\t")
+        return key_id, key
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=60)
+
+
+@pytest.fixture
+def server_env(tmp_path: Path, session_cache: Path) -> dict[str, str]:
+    home = tmp_path / "server-home"
+    home.mkdir()
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OCTAVIA_")},
+        "OCTAVIA_CONFIG": str(home / "config.toml"),
+        "OCTAVIA_MODELS_CACHE_DIR": str(session_cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(home / "hf"),
+        "XDG_RUNTIME_DIR": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+    }
+
+
+@pytest.fixture
+def server(tmp_path: Path, server_env: dict[str, str]):
+    instance = Server(tmp_path / "data", server_env, "--max-upload-mb", "2")
+    yield instance
+    if instance.process and instance.process.poll() is None:
+        instance.kill(signal.SIGTERM)
+
+
+def _wait(client: httpx.Client, job_id: str, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: Path) -> None:
+    server.start()
+    _, key = server.key("alice", credits=5)
+    code, _, err = cli("login", "--url", server.url, "--api-key", key)
+    assert code == 0, err
+    assert key not in err and key[:8] in err  # never printed in full
+    config = Path(os.environ["OCTAVIA_CONFIG"])
+    assert config.stat().st_mode & 0o777 == 0o600
+    code, out, _ = cli("account", "--json")
+    assert json.loads(out)["balance_minutes"] == 5.0
+    code, out, _ = cli("dub", str(talk), "--to", "es", "--from", "en", "--estimate")
+    assert code == 0 and "cost: 0.17 min; balance: 5.00 min" in out
+
+    code, out, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote")
+    assert code == 0, err
+    remote = talk.with_name("talk.es.mp4")
+    assert out.strip() == str(remote)
+    for stage in ("upload: done", "transcribe: done", "mux:es: done", "download talk.es.mp4"):
+        assert stage in err  # the server's progress, shown by the CLI
+    local_dir = tmp_path / "local"
+    local_dir.mkdir()
+    local_source = Path(shutil.copy(talk, local_dir / "talk.mp4"))
+    assert cli("dub", str(local_source), "--to", "es", "--from", "en")[0] == 0
+    local = local_dir / "talk.es.mp4"
+    assert stream_md5(remote, "0:a") == stream_md5(local, "0:a")
+    assert stream_md5(remote, "0:v") == stream_md5(local, "0:v")
+    account = json.loads(cli("account", "--json")[1])
+    assert account["balance_minutes"] == pytest.approx(5 - 10 / 60, abs=1e-3)
+    assert [e["reason"] for e in account["usage"]] == ["job", "credit"]  # the ledger
+    # An existing output is not replaced without --force, remotely either.
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote")
+    assert code == 1 and "already exists" in err
+
+
+def test_restart_loses_no_queued_job_and_resumes_the_running_one(
+    server: Server, talk: Path
+) -> None:
+    server.start()
+    client = server.http()
+    upload = client.put("/uploads", params={"filename": "talk.mp4"},
+                        content=talk.read_bytes()).json()  # fmt: skip
+    jobs = [
+        client.post("/jobs", json={"kind": "transcribe", "upload_id": upload["id"],
+                                   "options": {"from": "en"}}).json()
+        for _ in range(3)
+    ]  # fmt: skip
+    deadline = time.monotonic() + 30
+    while client.get(f"/jobs/{jobs[0]['id']}").json()["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    server.kill()  # SIGKILL while the first job runs and two wait
+    server.start()
+    client = server.http()
+    finished = [_wait(client, job["id"]) for job in jobs]
+    assert [job["state"] for job in finished] == ["succeeded"] * 3
+    assert finished[0]["attempts"] == 2  # taken again after the restart
+    assert finished[0]["results"][0]["name"] == "talk.transcribe.json"
+    body = client.get(f"/jobs/{jobs[0]['id']}/results/talk.transcribe.json").json()
+    assert len(body["segments"]) == 4
+
+
+def test_a_job_interrupted_too_often_fails_with_a_reason(tmp_path: Path) -> None:
+    from octavia_cli.server.store import FAILED, QUEUED, Store
+
+    store = Store(tmp_path / "db.sqlite")
+    store.add_upload("u", None, "a.wav", tmp_path / "a.wav", 1, 1.0)
+    job = store.add_job(None, "transcribe", {}, "u", 0.0, 10)
+    assert job is not None
+    for attempt in range(1, 4):
+        assert store.claim_next().attempts == attempt
+        requeued, failed = store.recover(max_attempts=3)
+        assert (requeued, failed) == ((1, 0) if attempt < 3 else (0, 1))
+    final = store.job(job.id)
+    assert final.state == FAILED and "interrupted 3 times" in final.error
+    assert store.queued_count() == 0 and QUEUED
+
+
+def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Path) -> None:
+    server.start()
+    key_id, key = server.key("bob", credits=0.1)  # 6 s of media: less than the 10 s clip
+    client = server.http(key)
+    upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
+    assert upload.status_code == 201
+    upload_id = upload.json()["id"]
+    refused = client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
+                                         "options": {"to": ["es"]}})  # fmt: skip
+    assert refused.status_code == 402 and "short by 0.07 min" in refused.json()["detail"]
+    assert server.octavia("serve", "keys", "credit", key_id, "1",
+                          "--data-dir", str(server.data_dir)).returncode == 0  # fmt: skip
+    ok = client.post("/jobs", json={"kind": "transcribe", "upload_id": upload_id,
+                                    "options": {"from": "en"}})  # fmt: skip
+    assert ok.status_code == 201, ok.text
+
+    checks = [
+        (server.http().get("/jobs"), 401, "missing API key"),
+        (server.http("oct_wrong").get("/jobs"), 401, "unknown API key"),
+        (client.get("/jobs/nope"), 404, "unknown job"),
+        (client.get(f"/jobs/{ok.json()['id']}/results/../../octavia.db"), 404, ""),
+        (client.put("/uploads", params={"filename": "../x.mp4"}, content=b"x"), 400, "bad file"),
+        (client.put("/uploads", params={"filename": "notes.mp4"}, content=b"hello"), 415,
+         "not media"),
+        (client.put("/uploads", params={"filename": "big.wav"}, content=b"0" * 3_000_000), 413,
+         "too large"),
+        (client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
+                                    "options": {"to": ["es"], "speed": 9}}), 422, "speed"),
+        (client.post("/jobs", json={"kind": "karaoke", "upload_id": upload_id}), 422, "kind"),
+    ]  # fmt: skip
+    for response, status, text in checks:
+        assert response.status_code == status, (response.request.url, response.text)
+        body = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json") else {}  # fmt: skip
+        assert "Traceback" not in response.text
+        if text:
+            assert text in json.dumps(body)
+    assert server.octavia("serve", "keys", "revoke", key_id,
+                          "--data-dir", str(server.data_dir)).returncode == 0  # fmt: skip
+    revoked = client.get("/account")
+    assert revoked.status_code == 401 and revoked.json()["error"] == "revoked API key"
+
+
+def test_twenty_concurrent_uploads_are_all_accounted_for(server: Server, talk: Path) -> None:
+    server.start()
+    data = talk.read_bytes()
+
+    def upload(index: int) -> int:
+        with server.http() as client:
+            response = client.put("/uploads", params={"filename": f"clip{index}.mp4"},
+                                  content=data)  # fmt: skip
+            return response.status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(upload, range(20)))
+    assert statuses == [201] * 20
+    from octavia_cli.server.store import Store
+
+    assert Store(server.data_dir / "octavia.db").count_uploads() == 20
+
+
+def test_binding_beyond_localhost_needs_keys(server: Server) -> None:
+    result = server.octavia("serve", "--host", "0.0.0.0", "--data-dir", str(server.data_dir))
+    assert result.returncode == 1 and "without API keys" in result.stderr
+
+
+def test_workers_keep_engines_loaded_between_jobs() -> None:
+    from octavia_cli.config import load_settings
+    from octavia_cli.pipeline import ENGINE_CACHE, EngineCache, asr_engine
+
+    cache = EngineCache()
+    token = ENGINE_CACHE.set(cache)
+    try:
+        first = asr_engine(load_settings({"general.preset": "offline"}))
+        assert asr_engine(load_settings({"general.preset": "offline"})) is first
+        first._model = object()  # as if loaded
+        other = asr_engine(load_settings({"general.preset": "offline", "asr.beam_size": 2}))
+        assert other is not first and first._model is None  # the old one was freed
+    finally:
+        ENGINE_CACHE.reset(token)
+        cache.close()
+    assert asr_engine(load_settings({})) is not first  # outside a worker: a fresh one
