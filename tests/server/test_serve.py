@@ -267,3 +267,87 @@ def test_workers_keep_engines_loaded_between_jobs() -> None:
         ENGINE_CACHE.reset(token)
         cache.close()
     assert asr_engine(load_settings({})) is not first  # outside a worker: a fresh one
+
+
+def test_remote_subtitles_cancel_and_reattach(
+    cli, server: Server, talk: Path, tmp_path: Path
+) -> None:
+    server.start()
+    assert cli("login", "--url", server.url, "--api-key", "ignored-by-an-open-server")[0] == 1
+    assert cli("login", "--url", server.url)[0] == 1  # no key on a pipe: asked to give one
+    server_key = server.key("carol", credits=10)[1]
+    assert cli("login", "--url", server.url, "--api-key", server_key)[0] == 0
+
+    code, out, err = cli("subtitles", str(talk), "--to", "es", "--from", "en", "--remote",
+                         "--max-cps", "15")  # fmt: skip
+    assert code == 0, err
+    remote_srt = talk.with_name("talk.es.srt")
+    assert out.strip() == str(remote_srt) and "biblioteca" in remote_srt.read_text()
+
+    # A queued job is cancelled at once; a cancelled or failed job costs nothing.
+    client = server.http(server_key)
+    upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
+    upload_id = upload.json()["id"]
+    jobs = [client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
+                                       "options": {"to": ["es"], "from": "en"}}).json()
+            for _ in range(2)]  # fmt: skip
+    cancelled = client.post(f"/jobs/{jobs[1]['id']}/cancel").json()
+    assert cancelled["state"] == "cancelled"
+    failing = client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
+                                         "options": {"to": ["xx"]}}).json()  # fmt: skip
+    assert _wait(client, jobs[0]["id"])["state"] == "succeeded"
+    assert _wait(client, failing["id"])["state"] == "failed"
+    assert "not a known" in client.get(f"/jobs/{failing['id']}").json()["error"]
+    usage = client.get("/account").json()["usage"]
+    charged = {entry["job_id"] for entry in usage if entry["reason"] == "job"}
+    assert jobs[0]["id"] in charged and not charged & {jobs[1]["id"], failing["id"]}
+
+    # A download cut short resumes from where it stopped.
+    from octavia_cli.client import Client
+
+    name = "talk.es.mp4"
+    whole = client.get(f"/jobs/{jobs[0]['id']}/results/{name}").content
+    destination = tmp_path / "resumed" / name
+    destination.parent.mkdir()
+    (destination.parent / f".{name}.part").write_bytes(whole[:1000])
+    Client(server.url, server_key).download(jobs[0]["id"], name, destination)
+    assert destination.read_bytes() == whole
+
+    # The server dies while a remote dub runs: the client re-attaches after the restart.
+    import threading
+
+    second = tmp_path / "second"
+    second.mkdir()
+    video = Path(shutil.copy(talk, second / "talk.mp4"))
+    outcome: list[tuple[int, str, str]] = []
+    arguments = ("dub", str(video), "--to", "es", "--from", "en", "--remote")
+    runner = threading.Thread(target=lambda: outcome.append(cli(*arguments)))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not [j for j in client.get("/jobs").json() if j["state"] == "running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    server.kill()
+    server.start()
+    runner.join(120)
+    code, out, err = outcome[0]
+    assert code == 0, err
+    assert (second / "talk.es.mp4").exists() and "re-attaching" in err
+    assert cli("logout")[0] == 0
+    assert "remote.api_key" not in Path(os.environ["OCTAVIA_CONFIG"]).read_text()
+
+
+def test_a_full_queue_answers_503(tmp_path: Path, server_env: dict[str, str], talk: Path) -> None:
+    server = Server(tmp_path / "data", server_env, "--max-queued", "1").start()
+    try:
+        client = server.http()
+        upload = client.put("/uploads", params={"filename": "talk.mp4"},
+                            content=talk.read_bytes()).json()  # fmt: skip
+        body = {"kind": "transcribe", "upload_id": upload["id"], "options": {"from": "en"}}
+        statuses = [client.post("/jobs", json=body) for _ in range(4)]
+        full = [r for r in statuses if r.status_code == 503]
+        assert full and full[0].headers["Retry-After"] == "30"
+        assert full[0].json()["error"] == "queue full"
+        assert client.get("/openapi.json").json()["info"]["title"] == "Octavia"
+    finally:
+        server.kill(signal.SIGTERM)

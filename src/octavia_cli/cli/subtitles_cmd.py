@@ -114,6 +114,9 @@ def subtitles_command(
     compute_type: ComputeTypeOption = None,
     glossary: GlossaryOption = None,
     force: ForceOption = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Run on the configured backend (octavia login).")
+    ] = False,
 ) -> None:
     """Make subtitles from the speech: in the spoken language, or translated with --to.
 
@@ -160,6 +163,11 @@ def subtitles_command(
         force=force,
         write=not to_stdout,
     )
+    if remote:
+        if to_stdout or json_output:
+            raise InputError("--remote writes files; -o - and --json work locally only.")
+        _subtitles_remote(ctx, request, settings, locals())
+        return
     with state(ctx).renderer() as hook:
         result = subtitles(request, settings, hook)
     if to_stdout:
@@ -188,3 +196,46 @@ def subtitles_command(
     else:
         for path in result.outputs:
             typer.echo(str(path))
+
+
+RULE_OPTIONS = ("max_line_chars", "max_lines", "max_cps", "min_duration", "max_duration",
+                "min_gap")  # fmt: skip
+
+
+def _subtitles_remote(ctx: typer.Context, request, settings, given: dict) -> None:
+    """The same subtitles made on the backend, written where a local run writes them."""
+    from octavia_cli.client import Client
+    from octavia_cli.files import check_output_path
+    from octavia_cli.languages import normalize_language
+    from octavia_cli.media import probe
+    from octavia_cli.pipeline import subtitle_format, subtitle_outputs
+    from octavia_cli.remote import run_remote
+
+    probe(request.input)
+    targets = [normalize_language(t) for t in request.targets]
+    spoken = normalize_language(request.source_language) if request.source_language else None
+    fmt = subtitle_format(request)
+    options: dict = {"to": targets, "format": fmt.value, "embed": given["embed"],
+                     "burn_in": given["burn_in"]}  # fmt: skip
+    if spoken:
+        options["from"] = spoken
+    if given["preset"] is not None:
+        options["preset"] = given["preset"].value
+    options |= {name: given[name] for name in RULE_OPTIONS if given[name] is not None}
+    paths = subtitle_outputs(request, request.input, targets or [spoken or "und"], bool(targets))
+    for path in paths.values():
+        check_output_path(path, force=request.force)
+
+    def destination(name: str) -> Path | None:
+        if len(paths) == 1:
+            return next(iter(paths.values()))
+        return next((p for lang, p in paths.items() if f".{lang}." in name), None)
+
+    client = Client.from_settings(settings)
+    try:
+        with state(ctx).renderer() as hook:
+            written = run_remote(client, "subtitles", request.input, options, destination, hook)
+    finally:
+        client.close()
+    for path in written.values():
+        typer.echo(str(path))

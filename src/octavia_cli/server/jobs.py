@@ -38,6 +38,12 @@ class SubtitleOptions(_Options):
     format: Literal["srt", "vtt", "ass", "json", "txt"] = "srt"
     embed: bool = False
     burn_in: bool = False
+    max_line_chars: int | None = Field(None, ge=10)
+    max_lines: int | None = Field(None, ge=1, le=4)
+    max_cps: float | None = Field(None, ge=5)
+    min_duration: float | None = Field(None, ge=0.1, le=5)
+    max_duration: float | None = Field(None, ge=1, le=20)
+    min_gap: float | None = Field(None, ge=0, le=1)
 
 
 class DubOptions(_Options):
@@ -153,7 +159,15 @@ def run_job(
             output=out / name, fmt=SubtitleFormat(options.format), mode=mode, workdir=folder,
             force=True,
         )  # fmt: skip
-        pipeline.subtitles(request, _settings(options), hook)
+        rules = {
+            "subtitles.max_line_chars": options.max_line_chars,
+            "subtitles.max_lines": options.max_lines,
+            "subtitles.max_cps": options.max_cps,
+            "subtitles.min_duration_s": options.min_duration,
+            "subtitles.max_duration_s": options.max_duration,
+            "subtitles.min_gap_s": options.min_gap,
+        }
+        pipeline.subtitles(request, _settings(options, **rules), hook)
     else:  # transcribe or translate: the transcript (with translations) as JSON
         settings = _settings(options)
         project = pipeline.open_project(source, folder)
