@@ -140,6 +140,12 @@ def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: 
     # An existing output is not replaced without --force, remotely either.
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote")
     assert code == 1 and "already exists" in err
+    # transcribe --remote prints what a local transcribe prints.
+    code, remote_json, err = cli("--quiet", "transcribe", str(talk), "-l", "en", "--remote",
+                                 "--json")  # fmt: skip
+    assert code == 0, err
+    local_json = cli("--quiet", "transcribe", str(local_source), "-l", "en", "--json")[1]
+    assert json.loads(remote_json)["segments"] == json.loads(local_json)["segments"]
 
 
 def test_restart_loses_no_queued_job_and_resumes_the_running_one(

@@ -48,6 +48,9 @@ def transcribe_command(
     batch_size: BatchSizeOption = None,
     compute_type: ComputeTypeOption = None,
     force: ForceOption = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Run on the configured backend (octavia login).")
+    ] = False,
 ) -> None:
     """Transcribe speech into timed lines with word timestamps."""
     import json
@@ -66,15 +69,18 @@ def transcribe_command(
         compute_type=compute_type,
     )
     language = normalize_language(language) if language else None
-    from octavia_cli.catalog import preflight
-
-    preflight(settings, language)
     if output is not None:
         check_output_path(output, force=force)
-    project = open_project(input, workdir)
-    with state(ctx).renderer() as hook, project.locked():
-        transcript = prepare_transcript(project, input, settings, language, hook)
-    data = transcript.to_public_dict()
+    if remote:
+        data = _transcribe_remote(ctx, input, settings, language, preset)
+    else:
+        from octavia_cli.catalog import preflight
+
+        preflight(settings, language)
+        project = open_project(input, workdir)
+        with state(ctx).renderer() as hook, project.locked():
+            transcript = prepare_transcript(project, input, settings, language, hook)
+        data = transcript.to_public_dict()
     if output is not None:
         write_text_output(
             output, json.dumps(data, indent=2, ensure_ascii=False) + "\n", force=force
@@ -82,8 +88,34 @@ def transcribe_command(
     if json_output:
         print_json(data)
     elif output is None:
-        for segment in transcript.segments:
+        for segment in data["segments"]:
             typer.echo(
-                f"[{format_timestamp(segment.start_s)} --> "
-                f"{format_timestamp(segment.end_s)}] {segment.text}"
+                f"[{format_timestamp(segment['start_s'])} --> "
+                f"{format_timestamp(segment['end_s'])}] {segment['text']}"
             )
+
+
+def _transcribe_remote(
+    ctx: typer.Context, source: Path, settings: object, language: str | None, preset: object
+) -> dict:
+    """The transcript made on the backend (the same JSON a local run gives)."""
+    import json
+    import tempfile
+
+    from octavia_cli.client import Client
+    from octavia_cli.media import probe
+    from octavia_cli.remote import run_remote
+
+    probe(source)
+    options: dict = {"from": language} if language else {}
+    if preset is not None:
+        options["preset"] = preset.value  # type: ignore[attr-defined]
+    client = Client.from_settings(settings)
+    try:
+        with tempfile.TemporaryDirectory(prefix="octavia-remote-") as scratch:
+            target = Path(scratch) / "transcript.json"
+            with state(ctx).renderer() as hook:
+                run_remote(client, "transcribe", source, options, lambda _name: target, hook)
+            return json.loads(target.read_text(encoding="utf-8"))
+    finally:
+        client.close()
