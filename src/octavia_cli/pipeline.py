@@ -109,16 +109,80 @@ class DubResult:
 
 
 def output_paths(request: DubRequest, has_video: bool) -> dict[str, Path]:
+    """``-o`` may name the file, or hold ``{lang}`` (several languages) and ``{stem}`` (the
+    input's name without extension, for batches)."""
     if request.output is None:
         return {t: default_output(request.source, t, has_video) for t in request.targets}
+    pattern = str(request.output).replace("{stem}", request.source.stem)
     if len(request.targets) > 1:
-        if "{lang}" not in str(request.output):
+        if "{lang}" not in pattern:
             raise InputError(
                 "With several --to languages, -o must contain {lang}.",
                 "For example: -o 'out/talk.{lang}.mp4'.",
             )
-        return {t: Path(str(request.output).replace("{lang}", t)) for t in request.targets}
-    return {request.targets[0]: request.output}
+        return {t: Path(pattern.replace("{lang}", t)) for t in request.targets}
+    return {request.targets[0]: Path(pattern.replace("{lang}", request.targets[0]))}
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given, and the media files directly inside each folder (sorted), skipping
+    Octavia's own project folders and outputs (``talk.es.mp4`` beside ``talk.mp4``)."""
+    from octavia_cli.media import AUDIO_FORMATS, VIDEO_AUDIO_CODECS
+
+    suffixes = set(AUDIO_FORMATS) | set(VIDEO_AUDIO_CODECS)
+    files: list[Path] = []
+    for item in inputs:
+        if not item.is_dir():
+            files.append(item)
+            continue
+        found = sorted(
+            p
+            for p in item.iterdir()
+            if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+        )
+        stems = {p.stem for p in found}
+        files += [p for p in found if not _is_octavia_output(p, stems)]
+    return list(dict.fromkeys(files))
+
+
+def _is_octavia_output(path: Path, stems: set[str]) -> bool:
+    """``talk.es.mp4`` (a dub) or ``talk.subtitled.mp4`` beside ``talk.mp4``."""
+    base, _, tag = path.stem.rpartition(".")
+    if tag == "subtitled":
+        return True
+    return bool(base) and len(tag) == 2 and tag.isalpha() and base in stems
+
+
+@dataclass
+class BatchResult:
+    done: dict[Path, DubResult] = field(default_factory=dict)
+    failed: dict[Path, OctaviaError] = field(default_factory=dict)
+
+
+def dub_batch(
+    requests: list[DubRequest],
+    settings: Settings,
+    hook: ProgressHook = no_progress,
+    on_file: Callable[[int, int, Path], None] | None = None,
+) -> BatchResult:
+    """Dub each request in turn with the models kept loaded between files; a file that
+    fails is recorded and the batch goes on."""
+    result = BatchResult()
+    cache = EngineCache()
+    token = ENGINE_CACHE.set(cache)
+    try:
+        for index, request in enumerate(requests, start=1):
+            if on_file is not None:
+                on_file(index, len(requests), request.source)
+            try:
+                result.done[request.source] = dub(request, settings, hook)
+            except OctaviaError as exc:
+                logger.error("%s: %s", request.source, exc)
+                result.failed[request.source] = exc
+    finally:
+        ENGINE_CACHE.reset(token)
+        cache.close()
+    return result
 
 
 def open_project(source: Path, workdir: Path | None) -> Project:

@@ -25,9 +25,13 @@ from octavia_cli.files import check_output_path
 
 def dub_command(
     ctx: typer.Context,
-    input: Annotated[
-        Path,
-        typer.Argument(help="Video or audio file to dub.", metavar="INPUT", show_default=False),
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Video or audio files, or folders of them (dubbed one after another).",
+            metavar="INPUT...",
+            show_default=False,
+        ),
     ],
     to: Annotated[
         list[str],
@@ -87,21 +91,59 @@ def dub_command(
         voice=voice,
         max_speed=max_speed,
     )
-    request = DubRequest(
-        source=input,
-        targets=tuple(to),
-        source_language=source_language,
-        output=output,
-        workdir=workdir,
-        force=force,
-    )
+    from octavia_cli.errors import InputError
+    from octavia_cli.pipeline import dub_batch, expand_inputs
+
+    files = expand_inputs(inputs)
+    if not files:
+        raise InputError("No media files in the given folders.", "Give files or folders.")
+    if len(files) > 1 and output is not None and "{stem}" not in str(output):
+        raise InputError(
+            "With several inputs, -o must contain {stem}.",
+            "For example: -o 'dubbed/{stem}.{lang}.mp3'.",
+        )
+    requests = [
+        DubRequest(
+            source=source,
+            targets=tuple(to),
+            source_language=source_language,
+            output=output,
+            workdir=workdir,
+            force=force,
+        )
+        for source in files
+    ]
     if remote or estimate:
-        _dub_remote(ctx, request, settings, estimate, max_speed, preset)
+        if len(requests) > 1:
+            raise InputError("--remote and --estimate take one input.", "Run one per file.")
+        _dub_remote(ctx, requests[0], settings, estimate, max_speed, preset)
         return
+    if len(requests) == 1:
+        with state(ctx).renderer() as hook:
+            result = dub(requests[0], settings, hook)
+        for path in result.outputs.values():
+            typer.echo(str(path))
+        return
+    console = state(ctx).stderr
+
+    def announce(index: int, total: int, source: Path) -> None:
+        if not state(ctx).quiet:
+            console.print(f"[bold]({index}/{total})[/] {source}", highlight=False)
+
     with state(ctx).renderer() as hook:
-        result = dub(request, settings, hook)
-    for path in result.outputs.values():
-        typer.echo(str(path))
+        batch = dub_batch(requests, settings, hook, announce)
+    for dubbed in batch.done.values():
+        for path in dubbed.outputs.values():
+            typer.echo(str(path))
+    if batch.failed:
+        from rich.markup import escape
+
+        console.print(
+            f"[bold red]{len(batch.failed)} of {len(requests)} files failed:[/]", highlight=False
+        )
+        for source, error in batch.failed.items():
+            console.print(f"  {escape(str(source))}: {escape(str(error))}", highlight=False)
+        raise typer.Exit(max(int(error.exit_code) for error in batch.failed.values()))
 
 
 def _dub_remote(

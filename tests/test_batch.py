@@ -1,0 +1,53 @@
+"""Batches: `octavia dub` on several files or a folder, one after another, going on past a
+file that fails and listing the failures at the end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from octavia_cli.pipeline import expand_inputs
+
+LINES = ((0.3, "Hello and welcome."), (2.5, "This is the show."))
+
+
+def test_a_folder_with_a_corrupt_file_in_the_middle(cli, media_factory, tmp_path: Path) -> None:
+    folder = tmp_path / "episodes"
+    folder.mkdir()
+    first = media_factory("ep1.mp3", lines=LINES, duration_s=5.0, video=False)
+    third = media_factory("ep3.mp3", lines=LINES, duration_s=5.0, video=False)
+    shutil.move(first, folder / "ep1.mp3")
+    shutil.move(third, folder / "ep3.mp3")
+    (folder / "ep2.mp3").write_bytes(b"ID3 this is not an mp3 at all" * 100)
+    code, out, err = cli("dub", str(folder), "--to", "es", "--from", "en")
+    assert code == 1, err
+    assert out.split() == [str(folder / "ep1.es.mp3"), str(folder / "ep3.es.mp3")]
+    assert "(2/3)" in err and "1 of 3 files failed" in err and "ep2.mp3" in err
+    assert (folder / "ep1.es.mp3").exists() and (folder / "ep3.es.mp3").exists()
+    # Again: the dubs are skipped (and not taken as inputs), the broken file still fails.
+    code, out, err = cli("dub", str(folder), "--to", "es", "--from", "en")
+    assert code == 1 and err.count("mux:es: skipped") == 2 and "(3/3)" in err
+    assert "(4/" not in err
+
+
+def test_several_files_and_output_patterns(cli, media_factory, tmp_path: Path) -> None:
+    a = media_factory("a.wav", lines=LINES, duration_s=5.0, video=False)
+    b = media_factory("b.wav", lines=LINES, duration_s=5.0, video=False)
+    code, _, err = cli("dub", str(a), str(b), "--to", "es", "-o", str(tmp_path / "x.wav"))
+    assert code == 1 and "{stem}" in err
+    pattern = str(tmp_path / "out" / "{stem}-{lang}.wav")
+    code, out, err = cli("dub", str(a), str(b), "--to", "es", "--from", "en", "-o", pattern)
+    assert code == 0, err
+    assert out.split() == [str(tmp_path / "out" / "a-es.wav"), str(tmp_path / "out" / "b-es.wav")]
+
+
+def test_expand_inputs_skips_dubs_and_projects(tmp_path: Path) -> None:
+    for name in ("talk.mp4", "talk.es.mp4", "talk.subtitled.mp4", "notes.txt", "b.flac",
+                 "intro.v2.mp3"):  # fmt: skip
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "talk.octavia").mkdir()
+    assert expand_inputs([tmp_path]) == [
+        tmp_path / "b.flac",
+        tmp_path / "intro.v2.mp3",
+        tmp_path / "talk.mp4",
+    ]
