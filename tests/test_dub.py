@@ -22,7 +22,9 @@ def test_dub_video_end_to_end(cli, talk: Path) -> None:
     info = streams(output)
     video = next(s for s in info if s["codec_type"] == "video")
     audio = [s for s in info if s["codec_type"] == "audio"]
-    assert len(audio) == 1 and audio[0]["tags"]["language"] == "spa"
+    assert len(audio) == 2 and audio[0]["tags"]["language"] == "spa"
+    assert audio[0]["disposition"]["default"] == 1 and audio[1]["disposition"]["default"] == 0
+    assert stream_md5(output, "0:a:1") == stream_md5(talk, "0:a")  # the original, kept
     assert audio[0]["sample_rate"] == "48000" and audio[0]["channels"] == 2
     # The dubbed audio lasts as long as the video.
     assert abs(float(audio[0]["duration"]) - float(video["duration"])) <= 0.05
@@ -168,3 +170,27 @@ def test_input_is_never_modified(cli, talk: Path) -> None:
         "talk.mp4",
         "talk.octavia",
     ]
+
+
+def test_every_original_stream_is_kept(cli, talk: Path, tmp_path: Path) -> None:
+    """A Matroska with two audio tracks and a subtitle track keeps all of them, after the
+    dubbed track."""
+    import subprocess
+
+    subtitle = tmp_path / "talk.srt"
+    subtitle.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n")
+    source = tmp_path / "work" / "multi.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(talk), "-i", str(subtitle),
+         "-map", "0:v", "-map", "0:a", "-map", "0:a", "-map", "1:0", "-c", "copy",
+         "-metadata:s:a:1", "language=fra", str(source)],
+        check=True,
+    )  # fmt: skip
+    code, _, err = cli("dub", str(source), "--to", "es", "--from", "en")
+    assert code == 0, err
+    info = streams(tmp_path / "work" / "multi.es.mkv")
+    audio = [s.get("tags", {}).get("language", "").lower() for s in info
+             if s["codec_type"] == "audio"]  # fmt: skip
+    assert audio[0] == "spa" and "fra" in audio[1:] and len(audio) == 3
+    assert [s["codec_type"] for s in info].count("subtitle") == 1
+    assert [s["codec_type"] for s in info].count("video") == 1

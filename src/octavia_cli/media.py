@@ -187,42 +187,46 @@ def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, chann
 def mux_video(
     video: Path, audio: Path, destination: Path, *, language_iso639_2: str, title: str
 ) -> None:
-    """Copy every video stream of ``video`` bit for bit and add ``audio`` as the only audio
-    track, tagged with its language."""
+    """Write ``audio`` as the first, default audio track, tagged with its language, and
+    copy every stream of ``video`` bit for bit after it: the picture, the original audio
+    tracks (no longer default), subtitles and, in Matroska, attachments."""
     ffmpeg = require_program("ffmpeg")
-    codec = VIDEO_AUDIO_CODECS.get(destination.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
-    _run(
-        [
-            ffmpeg,
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(video),
-            "-i",
-            str(audio),
-            "-map",
-            "0:v",
-            "-map",
-            "1:a:0",
-            "-c:v",
-            "copy",
-            *codec,
-            "-metadata:s:a:0",
-            f"language={language_iso639_2}",
-            "-metadata:s:a:0",
-            f"title={title}",
-            "-map_metadata",
-            "0",
-            "-movflags",
-            "+faststart",
-            "-f",
-            _muxer_for(destination),
-            str(destination),
-        ],
-        "write the dubbed video",
-    )
+    suffix = destination.suffix.lower()
+    codec = VIDEO_AUDIO_CODECS.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
+    dub_codec = [arg + ":0" if arg in ("-c:a", "-b:a") else arg for arg in codec]
+    originals = count_streams(video, "audio")
+    keep_subtitles = count_streams(video, "subtitle") and _subtitles_fit(video, suffix)
+    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(audio),
+            "-map", "1:a:0", "-map", "0:v", "-map", "0:a?"]  # fmt: skip
+    if keep_subtitles:
+        args += ["-map", "0:s?"]
+    if suffix in (".mkv", ".webm") and suffix == Path(video).suffix.lower():
+        args += ["-map", "0:t?"]
+    args += ["-c", "copy", *dub_codec,
+             "-metadata:s:a:0", f"language={language_iso639_2}",
+             "-metadata:s:a:0", f"title={title}",
+             "-disposition:a:0", "default"]  # fmt: skip
+    for index in range(1, originals + 1):
+        args += [f"-disposition:a:{index}", "0"]
+    args += ["-map_metadata", "0", "-movflags", "+faststart",
+             "-f", _muxer_for(destination), str(destination)]  # fmt: skip
+    _run(args, "write the dubbed video")
+
+
+def _subtitles_fit(video: Path, suffix: str) -> bool:
+    """Subtitle streams can be copied as they are into the output's container."""
+    ffprobe = require_program("ffprobe")
+    result = subprocess.run(
+        [ffprobe, "-v", "error", "-select_streams", "s", "-show_entries", "stream=codec_name",
+         "-of", "csv=p=0", str(video)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    codecs = {line.strip() for line in result.stdout.splitlines() if line.strip()}
+    if suffix in (".mp4", ".m4v", ".mov"):
+        return codecs <= {"mov_text"}
+    if suffix == ".webm":
+        return codecs <= {"webvtt"}
+    return True
 
 
 def encode_audio(audio: Path, destination: Path, *, language_iso639_2: str) -> None:
