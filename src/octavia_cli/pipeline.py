@@ -124,6 +124,65 @@ def output_paths(request: DubRequest, has_video: bool) -> dict[str, Path]:
     return {request.targets[0]: Path(pattern.replace("{lang}", request.targets[0]))}
 
 
+# Real-time factors measured with bench/dub_bench.py (2 CPU cores, offline preset) and
+# typical of the quality set on one GPU; a plan's time is an order of magnitude, no more.
+PLAN_RTF = {("offline", "cpu"): 0.6, ("offline", "cuda"): 0.3, ("quality", "cpu"): 4.0,
+            ("quality", "cuda"): 0.3}  # fmt: skip
+
+
+def plan(request: DubRequest, settings: Settings) -> dict[str, Any]:
+    """What a dub would do, checked like a real run but running nothing (``--dry-run``)."""
+    from octavia_cli.catalog import installed_path, required_models
+    from octavia_cli.devices import resolve_device
+    from octavia_cli.stages.synthesize import choose_voice
+
+    media = probe(request.source)
+    targets = tuple(dict.fromkeys(normalize_language(t) for t in request.targets))
+    source = normalize_language(request.source_language) if request.source_language else None
+    device = resolve_device(settings.general.device)
+    voices = {}
+    for target in targets:
+        engine, voice = choose_voice(settings, target)
+        voices[target] = f"{engine.name}:{Path(voice).name or voice}"
+    models = [
+        {"name": m.name, "size_mb": m.size_mb, "cached": installed_path(m, settings) is not None}
+        for m in required_models(settings, source, targets)
+    ]
+    stages = ["extract", "transcribe"] + [
+        f"{stage}:{t}" for t in targets for stage in ("translate", "synthesize", "fit", "mix",
+                                                      "mux")
+    ]  # fmt: skip
+    seconds = media.duration_s
+    rate = media.audio_sample_rate_hz or 48_000
+    channels = min(max(media.audio_channels, 1), 2)
+    work_bytes = seconds * (rate * channels * 2 + 16_000 * 2) + len(targets) * seconds * (
+        rate * channels * 2 * 2 + 24_000 * 2
+    )
+    return {
+        "input": str(request.source),
+        "duration_s": round(seconds, 2),
+        "source_language": source or "detect",
+        "targets": list(targets),
+        "outputs": {t: str(p) for t, p in output_paths(request, media.has_video).items()},
+        "device": device,
+        "engines": {
+            "asr": f"{settings.asr.engine}:{settings.asr.model}",
+            "mt": settings.mt.engine
+            + (f":{settings.mt.model}" if settings.mt.engine == "transformers" else ""),
+            "tts": voices,
+        },
+        "models": models,
+        "stages": stages,
+        "estimated_s": round(
+            seconds
+            * PLAN_RTF.get((settings.general.preset, device), 1.0)
+            * (1 + 0.3 * (len(targets) - 1)),
+            1,
+        ),
+        "work_disk_mb": round(work_bytes / 1e6, 1),
+    }
+
+
 def expand_inputs(inputs: list[Path]) -> list[Path]:
     """Files as given, and the media files directly inside each folder (sorted), skipping
     Octavia's own project folders and outputs (``talk.es.mp4`` beside ``talk.mp4``)."""

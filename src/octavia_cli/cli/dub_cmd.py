@@ -78,6 +78,13 @@ def dub_command(
         bool,
         typer.Option("--estimate", help="Print the backend's cost and your balance; no run."),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan (stages, engines, models, estimated time and disk); run nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Dub a video or audio file into another language."""
     from octavia_cli.pipeline import DubRequest, dub
@@ -113,6 +120,12 @@ def dub_command(
         )
         for source in files
     ]
+    if dry_run:
+        from octavia_cli.cli.common import print_json
+        from octavia_cli.pipeline import plan
+
+        print_json([plan(request, settings) for request in requests])
+        return
     if remote or estimate:
         if len(requests) > 1:
             raise InputError("--remote and --estimate take one input.", "Run one per file.")
