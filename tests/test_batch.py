@@ -56,11 +56,13 @@ def test_expand_inputs_skips_dubs_and_projects(tmp_path: Path) -> None:
 def test_dry_run_plans_without_running(cli, talk: Path) -> None:
     import json
 
-    code, out, err = cli("dub", str(talk), "--to", "es", "--to", "fr", "--dry-run")
+    code, out, err = cli("dub", str(talk), "--to", "es", "--to", "fr", "--from", "en",
+                         "--dry-run")  # fmt: skip
     assert code == 0, err
     (plan,) = json.loads(out)
     assert plan["targets"] == ["es", "fr"] and plan["duration_s"] == 10.0
     assert plan["stages"][:3] == ["extract", "transcribe", "translate:es"]
     assert plan["models"] == [{"name": "bundled:whisper-base", "size_mb": 145, "cached": True}]
     assert plan["estimated_s"] > 0 and plan["work_disk_mb"] > 1
+    assert len(plan["problems"]) == 1 and "no English→French" in plan["problems"][0]
     assert not talk.with_name("talk.octavia").exists()  # nothing ran

@@ -141,9 +141,16 @@ def plan(request: DubRequest, settings: Settings) -> dict[str, Any]:
     source = normalize_language(request.source_language) if request.source_language else None
     device = resolve_device(settings.general.device)
     voices = {}
+    problems: list[str] = []
+    translator = get_translation_engine(settings)
     for target in targets:
-        engine, voice = choose_voice(settings, target)
-        voices[target] = f"{engine.name}:{Path(voice).name or voice}"
+        try:
+            engine, voice = choose_voice(settings, target)
+            voices[target] = f"{engine.name}:{Path(voice).name or voice}"
+            if source is not None:
+                translator.check_pair(source, target)
+        except OctaviaError as exc:
+            problems.append(str(exc))
     models = [
         {"name": m.name, "size_mb": m.size_mb, "cached": installed_path(m, settings) is not None}
         for m in required_models(settings, source, targets)
@@ -173,6 +180,7 @@ def plan(request: DubRequest, settings: Settings) -> dict[str, Any]:
         },
         "models": models,
         "stages": stages,
+        "problems": problems,
         "estimated_s": round(
             seconds
             * PLAN_RTF.get((settings.general.preset, device), 1.0)
