@@ -50,6 +50,13 @@ def test_dub_video_end_to_end(cli, talk: Path) -> None:
     assert all(s["fits"]["es"]["status"] in ("fits", "sped_up") for s in lines)
     assert all(s["fits"]["es"]["speed"] <= 1.3 for s in lines)
 
+    # The timing report lists every line, and its summary ends the run.
+    report = json.loads((talk.parent / "talk.octavia" / "report" / "timing.es.json").read_text())
+    assert [line["id"] for line in report["lines"]] == [s["id"] for s in lines]
+    assert report["totals"]["lines"] == 4 and report["totals"]["max_speed"] <= 1.3
+    assert all(line["dub_s"] > 0 and line["violations"] == [] for line in report["lines"])
+    assert "es: 4 lines" in err and "within ±10% of their slot" in err
+
 
 def test_dubbed_speech_is_recognised_as_spanish(cli, talk: Path, tmp_path: Path) -> None:
     assert cli("dub", str(talk), "--to", "es")[0] == 0

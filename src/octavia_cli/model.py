@@ -43,6 +43,7 @@ class FitStatus(StrEnum):
     SPED_UP = "sped_up"  # sped up within the allowed bound to fit
     OVERFLOW = "overflow"  # even at the bound it runs into the following silence
     PUSHED = "pushed"  # it started late because the previous line ran over
+    BORROWED = "borrowed"  # it starts early, in the silence before its slot
 
 
 @dataclass

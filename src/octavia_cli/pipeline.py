@@ -8,6 +8,7 @@ no output would overwrite a user's file. Only then does the first stage run.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from octavia_cli.progress import ProgressHook, no_progress
 from octavia_cli.project import MANIFEST, Project, default_project_folder
 from octavia_cli.stages.extract import extract
 from octavia_cli.stages.fit import FitOptions, fit
+from octavia_cli.stages.fit import report_path as fit_report_path
 from octavia_cli.stages.mix import MixOptions, mix
 from octavia_cli.stages.mux import check_output, default_output, mux
 from octavia_cli.stages.subtitle import (
@@ -106,6 +108,7 @@ class DubResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     source_language: str = ""
+    timing: dict[str, dict] = field(default_factory=dict)  # target -> timing report
 
 
 def output_paths(request: DubRequest, has_video: bool) -> dict[str, Path]:
@@ -343,6 +346,9 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
             translate(project, target, translator, hook, options[target])
             synthesize(project, target, settings, hook)
             fit(project, target, FitOptions(max_speed=settings.fit.max_speed), hook)
+            result.timing[target] = json.loads(
+                project.path(fit_report_path(target)).read_text(encoding="utf-8")
+            )
             mix(project, target, MixOptions(duck_db=settings.mix.duck_db), hook)
             result.outputs[target] = mux(
                 project, source, target, outputs[target], request.force, hook

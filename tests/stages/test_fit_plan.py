@@ -23,10 +23,23 @@ def test_sped_up_within_bound() -> None:
 
 
 def test_overflow_runs_into_following_silence_never_cut() -> None:
-    p = plan_line(1.0, 3.0, 3.0, 0.0, OPTIONS)
+    p = plan_line(1.0, 3.0, 3.0, 1.0, OPTIONS)  # no silence before the slot to borrow
     assert p.status is FitStatus.OVERFLOW and p.speed == 1.3
     assert p.end_s == pytest.approx(1.0 + 3.0 / 1.3, abs=1e-3)
     assert p.overflow_s == pytest.approx(p.end_s - 3.0, abs=1e-3)
+
+
+def test_a_line_that_fits_only_by_borrowing_the_silence_before_it() -> None:
+    # 2.8 s at 1.3x is 2.154 s for a 2 s slot: it starts 0.154 s early, at full speed-up.
+    p = plan_line(1.0, 3.0, 2.8, 0.0, OPTIONS)
+    assert p.status is FitStatus.BORROWED and p.speed == 1.3
+    assert p.start_s == pytest.approx(3.0 - 2.8 / 1.3, abs=1e-3) and p.end_s == pytest.approx(3.0)
+    assert -OPTIONS.max_lead_s <= p.shift_s < 0 and p.overflow_s == 0
+    # Never earlier than the previous line allows, nor more than max_lead_s.
+    p = plan_line(1.0, 3.0, 3.5, 0.9, OPTIONS)
+    assert p.start_s == 0.9 and p.status is FitStatus.OVERFLOW
+    p = plan_line(1.0, 3.0, 3.5, 0.0, OPTIONS)
+    assert p.start_s == pytest.approx(0.7)
 
 
 def test_pushed_when_previous_line_ran_over() -> None:

@@ -134,6 +134,7 @@ def dub_command(
     if len(requests) == 1:
         with state(ctx).renderer() as hook:
             result = dub(requests[0], settings, hook)
+        _print_timing(ctx, result)
         for path in result.outputs.values():
             typer.echo(str(path))
         return
@@ -146,6 +147,7 @@ def dub_command(
     with state(ctx).renderer() as hook:
         batch = dub_batch(requests, settings, hook, announce)
     for dubbed in batch.done.values():
+        _print_timing(ctx, dubbed)
         for path in dubbed.outputs.values():
             typer.echo(str(path))
     if batch.failed:
@@ -157,6 +159,20 @@ def dub_command(
         for source, error in batch.failed.items():
             console.print(f"  {escape(str(source))}: {escape(str(error))}", highlight=False)
         raise typer.Exit(max(int(error.exit_code) for error in batch.failed.values()))
+
+
+def _print_timing(ctx: typer.Context, result) -> None:
+    """The one-screen timing summary of each language, on stderr."""
+    from octavia_cli.stages.fit import report_path, summary
+
+    if state(ctx).quiet:
+        return
+    for target, report in result.timing.items():
+        state(ctx).stderr.print(
+            f"{summary(report)} (report: {result.project_folder / report_path(target)})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _dub_remote(

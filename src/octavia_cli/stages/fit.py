@@ -2,24 +2,28 @@
 
 Per line, in time order: trim the clip's own leading and trailing silence; if it is longer
 than its slot, speed it up (Rubber Band, pitch kept) by at most ``max_speed``; if it is still
-longer, let it run on into the silence that follows and record the overflow. Speech is never
-cut. A line never starts before the previous dubbed line has ended (plus a small gap): if the
-previous one ran over, this one starts late, and that shift is recorded too.
+longer, start it early in the silence before its slot (at most ``max_lead_s``), then let it
+run on into the silence that follows and record the overflow. Speech is never cut or
+dropped. A speaker's line never starts before that speaker's previous dubbed line has ended
+(plus a small gap): if it ran over, this one starts late, and the shift is recorded; lines
+of different speakers may overlap, as the speech did.
 
-Timeline planning over whole stretches of lines (borrowing silence before a line, shorter
-translation candidates, bounded shifts) is a later refinement; the records here already
-carry what it needs.
+Shorter translations (the translate stage's length control) come first, so stretching and
+borrowing only take up what is left. Each dub's timing report (``report/timing.LANG.json``)
+lists every line's slot, duration, speed, shift and violations, with totals.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from octavia_cli.audio import read_audio, time_stretch, to_channels, trim_silence, write_wav
+from octavia_cli.files import atomic_write_bytes
 from octavia_cli.model import Fit, FitStatus, stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project import Project
@@ -31,6 +35,8 @@ TOLERANCE_S = 0.01
 class FitOptions:
     max_speed: float = 1.3  # largest speed-up to fit a line into its slot
     gap_s: float = 0.05  # least silence kept between two dubbed lines
+    max_lead_s: float = 0.3  # how far into the silence before its slot a line may start
+    max_shift_s: float = 0.5  # a later start than this is reported as a violation
 
 
 @dataclass(frozen=True)
@@ -52,18 +58,24 @@ def plan_line(
 ) -> Placement:
     """Where and how fast a clip of ``clip_s`` seconds plays for the slot it dubs."""
     start = max(slot_start_s, earliest_start_s)
-    shift = start - slot_start_s
     room = max(slot_end_s - start, 1e-3)
     speed = 1.0
     if clip_s > room + TOLERANCE_S:
         speed = min(clip_s / room, options.max_speed)
+        length = clip_s / speed
+        if length > room + TOLERANCE_S:  # still too long: borrow the silence before the slot
+            earliest_lead = max(earliest_start_s, slot_start_s - options.max_lead_s)
+            start = min(start, max(earliest_lead, slot_end_s - length))
+    shift = start - slot_start_s
     length = clip_s / speed
     end = start + length
     overflow = max(0.0, end - slot_end_s)
     if overflow > TOLERANCE_S:
         status = FitStatus.OVERFLOW
-    elif speed > 1.0:
+    elif speed > 1.0 + 1e-6 and shift >= -TOLERANCE_S:
         status = FitStatus.SPED_UP
+    elif shift < -TOLERANCE_S:
+        status = FitStatus.BORROWED
     elif shift > TOLERANCE_S:
         status = FitStatus.PUSHED
     else:
@@ -110,10 +122,11 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
     segments = sorted(transcript.segments, key=lambda s: s.start_s)
     began = time.monotonic()
     refitted = 0
-    earliest = 0.0
+    earliest_by_speaker: dict[str, float] = {}
     reporter.started(total=len(segments))
     for index, segment in enumerate(segments, start=1):
         clip = segment.clips[target]
+        earliest = earliest_by_speaker.get(segment.speaker, 0.0)
         key = stable_hash(
             clip.key,
             segment.start_s,
@@ -121,6 +134,7 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
             round(earliest, 3),
             options.max_speed,
             options.gap_s,
+            options.max_lead_s,
             rate,
         )
         previous = segment.fits.get(target)
@@ -129,7 +143,8 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
             and previous.key == key
             and (not previous.path or project.path(previous.path).exists())
         ):
-            earliest = previous.end_s + options.gap_s if previous.path else earliest
+            if previous.path:
+                earliest_by_speaker[segment.speaker] = previous.end_s + options.gap_s
             reporter.advance(index, len(segments))
             continue
         refitted += 1
@@ -161,18 +176,87 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
             placement.overflow_s,
             placement.shift_s,
         )
-        earliest = placement.end_s + options.gap_s
+        earliest_by_speaker[segment.speaker] = placement.end_s + options.gap_s
         reporter.advance(index, len(segments))
     inputs = stable_hash([s.fits[target].key for s in segments])
     if refitted == 0 and project.is_current(stage_name(target), inputs):
         reporter.skipped()
         return
-    statuses = [s.fits[target].status for s in segments]
+    report = timing_report(segments, target, options)
+    atomic_write_bytes(
+        project.path(report_path(target)),
+        json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"),
+    )
     project.mark_done(
         stage_name(target),
         inputs,
         time.monotonic() - began,
         refitted=refitted,
-        **{status.value: statuses.count(status.value) for status in FitStatus},
+        report=report_path(target),
+        **report["totals"],
     )
     reporter.done(f"{refitted} lines fitted")
+
+
+def report_path(target: str) -> str:
+    return f"report/timing.{target}.json"
+
+
+def timing_report(segments: list, target: str, options: FitOptions) -> dict:
+    """Per line: slot, dub duration, speed, shift, violations; and totals."""
+    lines = []
+    for segment in segments:
+        fit_record = segment.fits[target]
+        slot = fit_record.slot_end_s - fit_record.slot_start_s
+        duration = fit_record.end_s - fit_record.start_s
+        violations = []
+        if fit_record.overflow_s > 0:
+            violations.append(f"runs {fit_record.overflow_s:.2f} s past its slot")
+        if fit_record.shift_s > options.max_shift_s:
+            violations.append(f"starts {fit_record.shift_s:.2f} s late")
+        if fit_record.speed > options.max_speed + 1e-3:
+            violations.append(f"speed {fit_record.speed:.2f}x over the limit")
+        translation = segment.translations.get(target)
+        lines.append(
+            {
+                "id": segment.id,
+                "speaker": segment.speaker,
+                "slot_start_s": fit_record.slot_start_s,
+                "slot_end_s": fit_record.slot_end_s,
+                "start_s": fit_record.start_s,
+                "end_s": fit_record.end_s,
+                "dub_s": round(duration, 3),
+                "slot_s": round(slot, 3),
+                "speed": fit_record.speed,
+                "shift_s": fit_record.shift_s,
+                "status": fit_record.status,
+                "violations": violations,
+                "source": segment.text,
+                "text": translation.text if translation else "",
+            }
+        )
+    spoken = [line for line in lines if line["dub_s"] > 0]
+    within = [line for line in spoken if abs(line["dub_s"] / max(line["slot_s"], 1e-3) - 1) <= 0.1]
+    totals = {
+        "lines": len(lines),
+        "within_10_percent": len(within),
+        "within_10_percent_share": round(len(within) / len(spoken), 3) if spoken else 1.0,
+        "max_speed": max((line["speed"] for line in lines), default=1.0),
+        "sped_up": sum(line["speed"] > 1.0 for line in lines),
+        "borrowed": sum(line["shift_s"] < 0 for line in lines),
+        "late": sum(line["shift_s"] > options.max_shift_s for line in lines),
+        "overflowing": sum(line["status"] == FitStatus.OVERFLOW.value for line in lines),
+        "violations": sum(bool(line["violations"]) for line in lines),
+    }
+    return {"language": target, "max_speed_allowed": options.max_speed, "totals": totals,
+            "lines": lines}  # fmt: skip
+
+
+def summary(report: dict) -> str:
+    """One line for the end of a run."""
+    t = report["totals"]
+    return (
+        f"{report['language']}: {t['lines']} lines, {t['within_10_percent']} within ±10% of "
+        f"their slot, fastest {t['max_speed']:.2f}x, {t['sped_up']} sped up, "
+        f"{t['borrowed']} started early, {t['overflowing']} ran over, {t['late']} late"
+    )
