@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from octavia_cli.audio import (
-    ducking_envelope,
     iter_chunks,
     limit_peaks,
     peak_dbfs,
@@ -17,16 +16,6 @@ from octavia_cli.audio import (
     write_wav,
 )
 from octavia_cli.media import measure_loudness
-
-
-def test_ducking_envelope_ramps_down_and_back() -> None:
-    rate = 1000
-    env = ducking_envelope(5000, [(2000, 3000)], rate, -20.0, attack_s=0.1, release_s=0.5)
-    assert env[0] == 1.0 and env[-1] == 1.0
-    assert env[2500] == pytest.approx(0.1)
-    assert 0.1 < env[1950] < 1.0  # fading down before the voice starts
-    assert 0.1 < env[3200] < 1.0 and env[3200] < env[3400]  # coming back after it
-    assert env[3600] == 1.0
 
 
 def test_limiter_keeps_peaks_under_ceiling() -> None:

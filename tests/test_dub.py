@@ -201,3 +201,54 @@ def test_every_original_stream_is_kept(cli, talk: Path, tmp_path: Path) -> None:
     assert audio[0] == "spa" and "fra" in audio[1:] and len(audio) == 3
     assert [s["codec_type"] for s in info].count("subtitle") == 1
     assert [s["codec_type"] for s in info].count("video") == 1
+
+
+def test_loudness_target_true_peak_and_ducking(cli, media_factory) -> None:
+    """Measured on the files the dub wrote: the output at -16 LUFS (within 1 LU) with a true
+    peak at most -1 dBTP, and the background at least 10 dB lower under the dub than in
+    its pauses."""
+    import numpy as np
+
+    from octavia_cli.audio import read_audio
+    from octavia_cli.media import measure_loudness, measure_true_peak
+
+    lines = ((0.5, "Welcome to the city library."), (5.0, "Thank you for watching."))
+    talk = media_factory("talk.mp4", lines=lines, duration_s=9.0)
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--loudness", "-16",
+                       "--ducking", "standard")  # fmt: skip
+    assert code == 0, err
+    dubbed = decode(talk.with_name("talk.es.mp4"), 48_000, 2)
+    assert abs(measure_loudness(dubbed, 48_000) - -16.0) <= 1.0
+    assert measure_true_peak(dubbed, 48_000) <= -1.0
+
+    folder = talk.with_name("talk.octavia")
+    background, rate = read_audio(folder / "mix" / "background.es.wav")
+    original, _ = read_audio(folder / "audio" / "source.wav")
+    project = json.loads((folder / "project.json").read_text())
+    fits = [s["fits"]["es"] for s in project["transcript"]["segments"]]
+
+    def reduction_db(spans: list[tuple[float, float]]) -> float:
+        """How much quieter the ducked background is than the original over ``spans``
+        (without separation the original speech is part of the background, so the depth of
+        ducking is measured against the original, not as an absolute level)."""
+        mask = np.zeros(background.shape[1], bool)
+        for start, end in spans:
+            mask[int(start * rate) : int(end * rate)] = True
+        before = (original[:, : background.shape[1]] ** 2).mean(axis=0)[mask].mean()
+        return 10 * np.log10(before / (background**2).mean(axis=0)[mask].mean())
+
+    # Under speech: the middle of each dubbed line; in gaps: well after a line's end (the
+    # background comes back over the release) and before the next one starts.
+    under = [(f["start_s"] + 0.2, f["end_s"] - 0.1) for f in fits]
+    ends = [f["end_s"] for f in fits]
+    starts = [f["start_s"] for f in fits[1:]] + [background.shape[1] / rate]
+    gaps = [(end + 1.0, start - 0.05) for end, start in zip(ends, starts, strict=True)
+            if start - end > 1.2]  # fmt: skip
+    assert gaps, "the clip needs a pause of more than 1.2 s after a line"
+    assert reduction_db(under) - reduction_db(gaps) >= 10.0, (
+        reduction_db(under),
+        reduction_db(gaps),
+    )
+
+    code, _, err = cli("dub", str(talk), "--to", "es", "--loudness", "loud", "--force")
+    assert code == 1 and "mix.loudness" in err

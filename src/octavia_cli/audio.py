@@ -131,36 +131,6 @@ def peak_dbfs(audio: np.ndarray) -> float:
     return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
-def ducking_envelope(
-    length: int,
-    spans: list[tuple[int, int]],
-    sample_rate_hz: int,
-    duck_db: float,
-    attack_s: float = 0.08,
-    release_s: float = 0.35,
-) -> np.ndarray:
-    """Gain curve for the original audio: 1 in gaps, ``duck_db`` while the dub speaks.
-
-    The gain falls over ``attack_s`` before each span and comes back over ``release_s``
-    after it, so the background fades under the voice instead of switching.
-    """
-    ducked = 10 ** (duck_db / 20)
-    target = np.ones(length, dtype=np.float32)
-    attack, release = int(attack_s * sample_rate_hz), int(release_s * sample_rate_hz)
-    for start, end in spans:
-        a, b = max(0, start - attack), min(length, end + release)
-        target[max(0, start) : min(length, end)] = ducked
-        if attack and start > 0:
-            ramp_len = start - a
-            ramp = np.linspace(1.0, ducked, attack, dtype=np.float32)[attack - ramp_len :]
-            target[a:start] = np.minimum(target[a:start], ramp)
-        if release and end < length:
-            ramp_len = b - end
-            ramp = np.linspace(ducked, 1.0, release, dtype=np.float32)[:ramp_len]
-            target[end:b] = np.minimum(target[end:b], ramp)
-    return target
-
-
 def limit_peaks(audio: np.ndarray, sample_rate_hz: int, ceiling_db: float = -1.0) -> np.ndarray:
     """Keep peaks at or below ``ceiling_db`` dBFS with ffmpeg's look-ahead ``alimiter``
     (latency compensated, no auto-level), then a hard clip at the ceiling for safety.

@@ -141,8 +141,16 @@ class FitSettings:
 
 @dataclass(frozen=True)
 class MixSettings:
-    duck_db: float = _setting(
-        -15.0, "Gain of the original audio while the dub speaks (dB).", minimum=-60.0, maximum=0.0
+    ducking: str = _setting(
+        "standard",
+        "How the original audio goes down under the dub (a sidechain compressor keyed by "
+        "the dub): soft, standard or cinematic.",
+        choices=("soft", "standard", "cinematic"),
+    )
+    loudness: str = _setting(
+        "match",
+        "Integrated loudness of the output: match (the source's) or a target in LUFS, e.g. "
+        "-16 (podcasts) or -23 (EBU R128 broadcast). True peak stays at or under -1 dBTP.",
     )
 
 

@@ -307,6 +307,61 @@ def filter_audio(audio: np.ndarray, sample_rate_hz: int, filtergraph: str) -> np
 
 
 _LOUDNESS = re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf)\s*LUFS", re.S)
+_TRUE_PEAK = re.compile(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf)\s*dBFS", re.S)
+
+# Sidechain compressor settings (ffmpeg ``sidechaincompress``) keyed by ducking preset: how
+# far and how fast the background goes down under the dub and comes back in the gaps.
+DUCKING_PRESETS: dict[str, str] = {
+    "soft": "threshold=0.05:ratio=4:attack=30:release=600:knee=4",
+    "standard": "threshold=0.02:ratio=10:attack=15:release=700:knee=3",
+    "cinematic": "threshold=0.01:ratio=20:attack=8:release=900:knee=2",
+}
+
+
+def sidechain_duck(
+    background: np.ndarray, voice: np.ndarray, sample_rate_hz: int, preset: str
+) -> np.ndarray:
+    """``background`` compressed by ffmpeg's ``sidechaincompress`` keyed by ``voice``
+    (both ``(channels, samples)`` at the same rate and layout): a real sidechain compressor,
+    so the background dips while the dub speaks and returns smoothly in its pauses."""
+    import tempfile
+
+    ffmpeg = require_program("ffmpeg")
+    channels = background.shape[0]
+    raw = ["-f", "f32le", "-ar", str(sample_rate_hz), "-ac", str(channels)]
+    with tempfile.TemporaryDirectory(prefix="octavia-duck-") as scratch:
+        main, key = Path(scratch) / "main.f32", Path(scratch) / "key.f32"
+        main.write_bytes(np.ascontiguousarray(background.T, dtype="<f4").tobytes())
+        key.write_bytes(np.ascontiguousarray(voice.T, dtype="<f4").tobytes())
+        result = subprocess.run(
+            [ffmpeg, "-nostdin", "-v", "error", *raw, "-i", str(main), *raw, "-i", str(key),
+             "-filter_complex",
+             f"[0:a][1:a]sidechaincompress={DUCKING_PRESETS[preset]}:level_sc=1:mix=1[out]",
+             "-map", "[out]", *raw, "pipe:1"],
+            capture_output=True, check=False,
+        )  # fmt: skip
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip() or "no message"
+        raise StageError(f"ffmpeg could not duck the background: {message}.")
+    return np.frombuffer(result.stdout, dtype="<f4").reshape(-1, channels).T.copy()
+
+
+def measure_true_peak(audio: np.ndarray, sample_rate_hz: int) -> float:
+    """True peak in dBTP (4x oversampled, ffmpeg ``ebur128=peak=true``)."""
+    if not np.any(audio):
+        return float("-inf")
+    ffmpeg = require_program("ffmpeg")
+    result = subprocess.run(
+        [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-f", "f32le", "-ar",
+         str(sample_rate_hz), "-ac", str(audio.shape[0]), "-i", "pipe:0",
+         "-af", "ebur128=peak=true", "-f", "null", "-"],
+        input=np.ascontiguousarray(audio.T, dtype="<f4").tobytes(),
+        capture_output=True, check=False,
+    )  # fmt: skip
+    match = _TRUE_PEAK.search(result.stderr.decode("utf-8", "replace"))
+    if result.returncode != 0 or match is None:
+        raise StageError("ffmpeg could not measure the true peak.")
+    return float(match.group(1))
 
 
 def measure_loudness(audio: np.ndarray, sample_rate_hz: int) -> float:

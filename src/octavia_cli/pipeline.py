@@ -332,6 +332,7 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
         choose_voice(settings, target)
 
     options = {target: translate_options(settings, target) for target in targets}
+    MixOptions(loudness=settings.mix.loudness).target_lufs(-20.0)  # a bad value fails now
     project = Project.open(default_project_folder(source, request.workdir), source)
     outputs = output_paths(request, media.has_video)
     for output in outputs.values():
@@ -349,7 +350,12 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
             result.timing[target] = json.loads(
                 project.path(fit_report_path(target)).read_text(encoding="utf-8")
             )
-            mix(project, target, MixOptions(duck_db=settings.mix.duck_db), hook)
+            mix(
+                project,
+                target,
+                MixOptions(ducking=settings.mix.ducking, loudness=settings.mix.loudness),
+                hook,
+            )
             result.outputs[target] = mux(
                 project, source, target, outputs[target], request.force, hook
             )

@@ -126,6 +126,8 @@ def flags(**values: Any) -> dict[str, Any]:
         "tts_engine": "tts.engine",
         "voice": "tts.voice",
         "max_speed": "fit.max_speed",
+        "ducking": "mix.ducking",
+        "loudness": "mix.loudness",
         "max_line_chars": "subtitles.max_line_chars",
         "max_lines": "subtitles.max_lines",
         "max_cps": "subtitles.max_cps",

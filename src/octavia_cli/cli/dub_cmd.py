@@ -70,6 +70,22 @@ def dub_command(
         ),
     ] = None,
     glossary: GlossaryOption = None,
+    ducking: Annotated[
+        str | None,
+        typer.Option(
+            "--ducking",
+            help="Background under the dub: soft, standard or cinematic.",
+            show_default=False,
+        ),
+    ] = None,
+    loudness: Annotated[
+        str | None,
+        typer.Option(
+            "--loudness",
+            help="Output loudness: match (the source, default) or LUFS, e.g. -16 or -23.",
+            show_default=False,
+        ),
+    ] = None,
     remote: Annotated[
         bool,
         typer.Option("--remote", help="Run on the configured backend (octavia login)."),
@@ -97,6 +113,8 @@ def dub_command(
         tts_engine=tts_engine,
         voice=voice,
         max_speed=max_speed,
+        ducking=ducking,
+        loudness=loudness,
     )
     from octavia_cli.errors import InputError
     from octavia_cli.pipeline import dub_batch, expand_inputs
