@@ -43,6 +43,12 @@ WHISPER_MODELS: dict[str, tuple[str, int]] = {
     "turbo": ("mobiuslabsgmbh/faster-whisper-large-v3-turbo", 1620),
 }
 BUNDLED_SIZES_MB = {"whisper-base": 145}
+# Commits we have seen pinned in independent public projects (no hub access here to read
+# more); the rest follow ``main`` and `octavia models pull` prints the commit it fetched.
+WHISPER_REVISIONS = {
+    "large-v3": "edaa852ec7e145841d8ffdb056a99866b5f0a478",
+    "small": "536b0662742c02347bc0e980a01041f333bce120",
+}
 # whisperx's default alignment models: torchaudio bundles (file name, MB) for five languages.
 TORCHAUDIO_ALIGN = {
     "en": ("WAV2VEC2_ASR_BASE_960H", "wav2vec2_fairseq_base_ls960_asr_ls960.pth", 360),
@@ -88,7 +94,8 @@ def all_models() -> list[ModelEntry]:
     for name, (hub_id, size) in WHISPER_MODELS.items():
         entries.append(
             ModelEntry(
-                f"whisper-{name}", "asr", HUB, hub_id, "main", size, "MIT", False,
+                f"whisper-{name}", "asr", HUB, hub_id, WHISPER_REVISIONS.get(name, "main"), size,
+                "MIT", False,
                 ("faster-whisper", "whisperx"), "en" if name.endswith(".en") else "all",
             )
         )  # fmt: skip

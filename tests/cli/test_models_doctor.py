@@ -95,10 +95,13 @@ def test_models_list_installed_path_and_rm_on_a_hub_cache(
 ) -> None:
     hub = tmp_path / "hf" / "hub"
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    pinned = find_model("whisper-small").revision
     snapshot = _fake_hub_model(
-        hub, "Systran/faster-whisper-small", "a" * 40,
+        hub, "Systran/faster-whisper-small", pinned,
         {"model.bin": b"x" * 2_000_000, "config.json": b"{}"},
     )  # fmt: skip
+    # A pinned model at another commit is not the model the catalog means.
+    _fake_hub_model(hub, "Systran/faster-whisper-large-v3", "b" * 40, {"model.bin": b"x"})
     code, out, err = cli("models", "list", "--installed", "--json")
     assert code == 0, err
     rows = {row["name"]: row for row in json.loads(out)}

@@ -55,8 +55,11 @@ def locate_whisper_model(spec: str, cache_dir: str, offline: bool) -> str:
             f"'{spec}' is not a Whisper model name.",
             f"Use one of {', '.join(available_models())}, a hub id or a local folder.",
         )
+    revision = whisper_revision(spec)
     try:
-        return download_model(spec, local_files_only=True, cache_dir=str(hub_cache_dir()))
+        return download_model(
+            spec, local_files_only=True, cache_dir=str(hub_cache_dir()), revision=revision
+        )
     except Exception:
         if offline:
             raise MissingModelError(
@@ -65,7 +68,16 @@ def locate_whisper_model(spec: str, cache_dir: str, offline: bool) -> str:
                 "Fetch it once on a machine with network access (it is cached in "
                 f"{hub_cache_dir()}), or use --preset offline.",
             ) from None
-        return spec  # WhisperModel downloads it into the cache
+        if revision is None:
+            return spec  # WhisperModel downloads it into the cache
+        return download_model(spec, cache_dir=str(hub_cache_dir()), revision=revision)
+
+
+def whisper_revision(name: str) -> str | None:
+    """The pinned commit of a Whisper model in the catalog, if it has one."""
+    from octavia_cli.catalog import WHISPER_REVISIONS
+
+    return WHISPER_REVISIONS.get(name)
 
 
 def check_whisper_language(location: str, spec: str, language: str | None) -> None:
