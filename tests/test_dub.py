@@ -57,6 +57,15 @@ def test_dub_video_end_to_end(cli, talk: Path) -> None:
     assert all(line["dub_s"] > 0 and line["violations"] == [] for line in report["lines"])
     assert "es: 4 lines" in err and "within ±10% of their slot" in err
 
+    # report.html: one self-contained page with every line on the timeline and in the table.
+    page = (talk.parent / "talk.octavia" / "report.html").read_text()
+    assert f"report: {talk.parent / 'talk.octavia' / 'report.html'}" in err
+    assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
+    for segment in lines:
+        assert f'data-line="{segment["id"]}"' in page
+        assert segment["translations"]["es"]["text"].split()[0] in page
+    assert "true peak" in page
+
 
 def test_dubbed_speech_is_recognised_as_spanish(cli, talk: Path, tmp_path: Path) -> None:
     assert cli("dub", str(talk), "--to", "es")[0] == 0

@@ -109,6 +109,7 @@ class DubResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     source_language: str = ""
     timing: dict[str, dict] = field(default_factory=dict)  # target -> timing report
+    report: Path | None = None  # report.html
 
 
 def output_paths(request: DubRequest, has_video: bool) -> dict[str, Path]:
@@ -360,6 +361,9 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
                 project, source, target, outputs[target], request.force, hook
             )
         result.stage_seconds = {name: record.seconds for name, record in project.stages.items()}
+        from octavia_cli.report import write_report
+
+        result.report = write_report(project)
         logger.info("dub finished in %.1f s", time.monotonic() - began)
     return result
 

@@ -187,10 +187,12 @@ def _print_timing(ctx: typer.Context, result) -> None:
         return
     for target, report in result.timing.items():
         state(ctx).stderr.print(
-            f"{summary(report)} (report: {result.project_folder / report_path(target)})",
+            f"{summary(report)} (timing: {result.project_folder / report_path(target)})",
             highlight=False,
             soft_wrap=True,
         )
+    if result.report is not None:
+        state(ctx).stderr.print(f"report: {result.report}", highlight=False, soft_wrap=True)
 
 
 def _dub_remote(
