@@ -133,3 +133,23 @@ def test_doctor_on_this_machine(cli) -> None:
     assert code == 1 and not report["ok"]
     missing = [c for c in report["checks"] if c["name"].startswith("model ")]
     assert missing and all("octavia models pull" in c["fix"] for c in missing)
+
+
+def test_account_commands_without_a_backend(cli, talk: Path) -> None:
+    code, _, err = cli("account")
+    assert code == 1 and "No Octavia backend is configured" in err and "octavia login" in err
+    port = _closed_port()
+    code, _, err = cli("login", "--url", f"http://127.0.0.1:{port}", "--api-key", "oct_x")
+    assert code == 1 and "Cannot reach the Octavia backend" in err and "Traceback" not in err
+    other = talk.with_name("other.mp4")
+    other.write_bytes(talk.read_bytes())
+    code, _, err = cli("dub", str(talk), str(other), "--to", "es", "--remote")
+    assert code == 1 and "take one input" in err
+    code, _, err = cli("models", "rm", "bundled:whisper-base")
+    assert code == 1 and "ships in a Python package" in err
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
