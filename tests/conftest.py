@@ -51,6 +51,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Pat
             monkeypatch.delenv(name)
     monkeypatch.setenv("OCTAVIA_CONFIG", str(home / "config.toml"))
     monkeypatch.setenv("OCTAVIA_MODELS_CACHE_DIR", str(session_cache))
+    # The tests run the offline engines, also on a machine where `auto` would pick quality.
+    monkeypatch.setenv("OCTAVIA_PRESET", "offline")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     # espeak-ng writes PulseAudio files under these even when writing to a file.

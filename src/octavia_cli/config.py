@@ -34,6 +34,7 @@ class Preset(StrEnum):
     """Named sets of engines. ``offline`` needs nothing from a model hub; ``quality`` takes
     the best models of each stage from the hub (once, then from the cache) and wants a GPU."""
 
+    AUTO = "auto"
     OFFLINE = "offline"
     QUALITY = "quality"
 
@@ -53,7 +54,10 @@ def _setting(
 @dataclass(frozen=True)
 class GeneralSettings:
     preset: str = _setting(
-        Preset.OFFLINE.value, "Engine set to use.", choices=tuple(p.value for p in Preset)
+        Preset.AUTO.value,
+        "Engine set: auto (quality on a CUDA GPU with octavia-cli[quality] installed, else "
+        "offline), offline, or quality.",
+        choices=tuple(p.value for p in Preset),
     )
     device: str = _setting(
         Device.AUTO.value, "Where models run.", choices=tuple(d.value for d in Device)
@@ -384,9 +388,11 @@ def resolve(flags: dict[str, Any] | None = None) -> tuple[Settings, dict[str, Re
     for source, values in layers:
         for key, value in values.items():
             explicit[key] = ResolvedSetting(key, value, source)
-    preset_name = explicit.get(
-        "general.preset", ResolvedSetting("", Preset.OFFLINE.value, "")
-    ).value
+    preset_name = explicit.get("general.preset", ResolvedSetting("", Preset.AUTO.value, "")).value
+    if preset_name == Preset.AUTO.value:
+        preset_name = auto_preset()
+        source = explicit["general.preset"].source if "general.preset" in explicit else "default"
+        explicit["general.preset"] = ResolvedSetting("general.preset", preset_name, source)
     resolved: dict[str, ResolvedSetting] = {
         key: ResolvedSetting(key, info.default, "default") for key, info in KEYS.items()
     }
@@ -402,6 +408,17 @@ def resolve(flags: dict[str, Any] | None = None) -> tuple[Settings, dict[str, Re
         for f in dataclasses.fields(Settings)
     }
     return Settings(**kwargs), resolved
+
+
+def auto_preset() -> str:
+    """``quality`` where it can run well (a CUDA GPU and the quality engines installed),
+    else ``offline``; cheap: it imports neither torch nor the engines."""
+    from importlib.util import find_spec
+
+    from octavia_cli.devices import cuda_available
+
+    installed = all(find_spec(name) is not None for name in ("whisperx", "transformers"))
+    return Preset.QUALITY.value if installed and cuda_available() else Preset.OFFLINE.value
 
 
 def load_settings(flags: dict[str, Any] | None = None) -> Settings:

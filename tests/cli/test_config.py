@@ -31,7 +31,7 @@ def test_set_writes_toml_and_show_reports_the_source(cli) -> None:
         "source": "file",
         "env": "OCTAVIA_FIT_MAX_SPEED",
     }
-    assert shown["general.preset"]["source"] == "default"
+    assert shown["general.preset"]["source"] == "env"  # the tests' OCTAVIA_PRESET=offline
     assert shown["asr.model"]["source"] == "preset"
     code, _, _ = cli("config", "unset", "fit.max_speed")
     assert code == 0 and "fit.max_speed" not in Path(os.environ["OCTAVIA_CONFIG"]).read_text()
@@ -89,3 +89,22 @@ def test_broken_toml_is_an_error(cli) -> None:
     Path(os.environ["OCTAVIA_CONFIG"]).write_text("[asr\n")
     code, _, err = cli("config", "show")
     assert code == 1 and "is not valid TOML" in err
+
+
+def test_auto_preset_picks_quality_only_with_a_gpu_and_the_engines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    import octavia_cli.devices as devices
+
+    monkeypatch.delenv("OCTAVIA_PRESET")
+    installed = importlib.util.find_spec("whisperx") is not None
+    monkeypatch.setattr(devices, "cuda_available", lambda: False)  # no GPU here
+    settings, resolved = resolve()
+    assert settings.general.preset == "offline" and resolved["general.preset"].source == "default"
+    monkeypatch.setattr(devices, "cuda_available", lambda: True)  # as on a GPU machine
+    settings, _ = resolve()
+    assert settings.general.preset == ("quality" if installed else "offline")
+    if installed:
+        assert settings.asr.engine == "whisperx" and settings.mt.engine == "transformers"

@@ -82,6 +82,7 @@ def server_env(tmp_path: Path, session_cache: Path) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("OCTAVIA_")},
         "OCTAVIA_CONFIG": str(home / "config.toml"),
         "OCTAVIA_MODELS_CACHE_DIR": str(session_cache),
+        "OCTAVIA_PRESET": "offline",
         "HF_HUB_OFFLINE": "1",
         "HF_HOME": str(home / "hf"),
         "XDG_RUNTIME_DIR": str(home),
