@@ -59,6 +59,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Pat
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))  # the voice library
 
 
 def _espeak(text: str, destination: Path, voice: str = "en-us") -> None:

@@ -114,6 +114,12 @@ def all_models() -> list[ModelEntry]:
                 False, ("whisperx",), language,
             )
         )  # fmt: skip
+    entries.append(
+        ModelEntry(
+            "xtts-v2", "tts", HUB, "coqui/XTTS-v2", "main", 1870,
+            "CPML (non-commercial)", False, ("xtts",), "17 languages",
+        )
+    )  # fmt: skip
     for model in mt_catalog.catalog():
         languages = (
             model.name.removeprefix("opus-mt-").replace("-", "→")
@@ -250,6 +256,10 @@ def required_models(
             entry = find_model(chosen.name) if chosen else None
             if entry is not None:
                 needed.append(entry)
+    if settings.tts.engine == "xtts" and not settings.tts.model:
+        entry = find_model("xtts-v2")
+        if entry is not None:
+            needed.append(entry)
     return list(dict.fromkeys(needed))
 
 

@@ -131,9 +131,17 @@ class TtsSettings:
         "auto",
         "Speech synthesis engine; auto picks piper where a local "
         "voice speaks the target language, else espeak-ng.",
-        choices=("auto", "espeak-ng", "piper"),
+        choices=("auto", "espeak-ng", "piper", "xtts"),
     )
-    voice: str = _setting("", "Voice: an espeak-ng voice name, or a piper .onnx voice file.")
+    voice: str = _setting(
+        "",
+        "Voice: an espeak-ng voice name, a piper .onnx voice file, or (xtts) the name of a "
+        "cloned voice (octavia clone-voice).",
+    )
+    model: str = _setting("", "xtts: a local XTTS v2 folder, or a hub id (default coqui/XTTS-v2).")
+    accept_license: bool = _setting(
+        False, "Accept the Coqui Public Model Licence of XTTS v2 (non-commercial use only)."
+    )
 
 
 @dataclass(frozen=True)

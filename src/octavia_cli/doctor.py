@@ -340,6 +340,15 @@ def _default_models(settings: Settings) -> list[Check]:
 
 
 def _licences(settings: Settings) -> list[Check]:
+    if settings.tts.engine == "xtts" and not settings.tts.accept_license:
+        return [
+            Check(
+                "licences",
+                Status.ERROR,
+                "XTTS v2 (tts.engine xtts) needs its licence accepted (CPML, non-commercial)",
+                "octavia config set tts.accept_license true (after reading coqui.ai/cpml)",
+            )
+        ]
     if settings.mt.engine == "transformers" and "nllb" in settings.mt.model:
         return [
             Check(

@@ -26,6 +26,7 @@ from octavia_cli.cli import (
     synthesize_cmd,
     transcribe_cmd,
     translate_cmd,
+    voices_cmd,
 )
 from octavia_cli.cli.common import State
 from octavia_cli.errors import ExitCode, OctaviaError
@@ -98,6 +99,8 @@ app.command("transcribe")(transcribe_cmd.transcribe_command)
 app.command("translate")(translate_cmd.translate_command)
 app.command("synthesize")(synthesize_cmd.synthesize_command)
 app.command("dub")(dub_cmd.dub_command)
+app.command("clone-voice")(voices_cmd.clone_voice_command)
+app.add_typer(voices_cmd.app, name="voices")
 app.command("subtitles")(subtitles_cmd.subtitles_command)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")

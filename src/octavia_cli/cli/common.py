@@ -89,13 +89,15 @@ ComputeTypeOption = Annotated[
 TtsEngineOption = Annotated[
     str | None,
     typer.Option(
-        "--tts-engine", help="Speech engine: auto, espeak-ng or piper.", show_default=False
+        "--tts-engine", help="Speech engine: auto, espeak-ng, piper or xtts.", show_default=False
     ),
 ]
 VoiceOption = Annotated[
     str | None,
     typer.Option(
-        "--voice", help="An espeak-ng voice name or a Piper .onnx voice file.", show_default=False
+        "--voice",
+        help="An espeak-ng voice name, a Piper .onnx voice file, or a cloned voice (xtts).",
+        show_default=False,
     ),
 ]
 GlossaryOption = Annotated[

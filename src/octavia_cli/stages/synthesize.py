@@ -28,6 +28,8 @@ def stage_name(target: str) -> str:
 def requested_voice(settings: Settings, engine: SpeechEngine) -> str:
     """``tts.voice`` if it is meant for ``engine`` (a .onnx file is a Piper voice)."""
     voice = settings.tts.voice
+    if engine.name == "xtts":
+        return voice
     is_piper_voice = voice.endswith(".onnx")
     return voice if voice and (is_piper_voice == (engine.name == "piper")) else ""
 

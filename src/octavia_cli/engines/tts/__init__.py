@@ -48,9 +48,15 @@ def get_speech_engine(settings: Settings, language: str) -> SpeechEngine:
         return EspeakEngine()
     if name == "piper":
         return PiperEngine(settings.tts.voice)
+    if name == "xtts":
+        from octavia_cli.engines.tts.xtts import XttsEngine
+
+        engine = XttsEngine(settings)
+        engine.check()
+        return engine
     raise ConfigError(
         f"Setting 'tts.engine' names an unknown engine '{name}'.",
-        "Known engines: auto, espeak-ng, piper.",
+        "Known engines: auto, espeak-ng, piper, xtts.",
     )
 
 

@@ -1,0 +1,102 @@
+"""``octavia clone-voice`` and ``octavia voices list|show|rm|export|import``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from octavia_cli.cli.common import ForceOption, JsonOption, load_settings_for, print_json, state
+
+app = typer.Typer(help="The voice library: cloned voices.", no_args_is_help=True)
+
+
+def clone_voice_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of the new voice.", show_default=False)],
+    references: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Recordings of the voice (audio or video), 6-30 s in all.", show_default=False
+        ),
+    ],
+    engine: Annotated[str, typer.Option("--engine", help="Voice engine.")] = "xtts",
+    accept_license: Annotated[
+        bool, typer.Option("--accept-license", help="Accept the XTTS v2 licence (CPML).")
+    ] = False,
+    force: ForceOption = False,
+) -> None:
+    """Clone a voice from recordings and store it in the voice library."""
+    from octavia_cli import voices
+    from octavia_cli.errors import InputError, OutputExistsError
+
+    if engine != "xtts":
+        raise InputError(f"Voices are cloned with xtts, not '{engine}'.", "Use --engine xtts.")
+    voices.check_name(name)
+    if voices.folder_of(name).exists() and not force:
+        raise OutputExistsError(f"A voice called '{name}' exists.", "Pass --force to replace it.")
+    flags = {"tts_engine": "xtts"}
+    settings = load_settings_for(**flags)
+    if accept_license:
+        from dataclasses import replace
+
+        settings = replace(settings, tts=replace(settings.tts, accept_license=True))
+    from octavia_cli.engines.tts.xtts import XttsEngine
+
+    tts = XttsEngine(settings)
+    tts.check()
+    checked = voices.check_references(references)
+    conditioning = tts.clone(references)
+    profile = voices.VoiceProfile(name, tts.name, tts.model_spec, checked)
+    folder = voices.save(profile, conditioning, force=force)
+    total = sum(r.speech_s for r in checked)
+    state(ctx).stderr.print(f"voice '{name}' cloned from {total:.1f} s of speech", highlight=False)
+    typer.echo(str(folder))
+
+
+@app.command("list")
+def list_command(json_output: JsonOption = False) -> None:
+    """The stored voices."""
+    from octavia_cli import voices
+
+    profiles = voices.list_voices()
+    if json_output:
+        print_json([p.to_dict() for p in profiles])
+        return
+    for profile in profiles:
+        speech = sum(r.speech_s for r in profile.references)
+        typer.echo(f"{profile.name}\t{profile.engine}\t{speech:.1f} s\t{profile.created_at}")
+
+
+@app.command("show")
+def show_command(name: str) -> None:
+    """A voice's profile."""
+    from octavia_cli import voices
+
+    print_json(voices.load(name).to_dict())
+
+
+@app.command("rm")
+def rm_command(name: str) -> None:
+    """Remove a voice."""
+    from octavia_cli import voices
+
+    voices.remove(name)
+    typer.echo(f"removed {name}", err=True)
+
+
+@app.command("export")
+def export_command(name: str, destination: Path, force: ForceOption = False) -> None:
+    """Write a voice to one .tar.gz file."""
+    from octavia_cli import voices
+
+    typer.echo(str(voices.export(name, destination, force=force)))
+
+
+@app.command("import")
+def import_command(archive: Path, force: ForceOption = False) -> None:
+    """Add a voice from a file made by `voices export`."""
+    from octavia_cli import voices
+
+    typer.echo(voices.import_voice(archive, force=force).name)

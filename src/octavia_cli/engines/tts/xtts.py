@@ -1,0 +1,224 @@
+"""Coqui XTTS v2 (package ``coqui-tts``): multilingual speech in a cloned voice.
+
+The weights are under the Coqui Public Model Licence (non-commercial use); the engine does
+nothing until the user has accepted it once (``tts.accept_license``) and never prompts.
+
+A voice is a profile of the voice library (``octavia clone-voice``): its conditioning
+latents were computed once from the references, so every line has the same voice. Text is
+normalised by XTTS's own tokenizer (numbers, abbreviations and symbols read out per
+language); text longer than the model's limit for the language is split at sentence, then
+clause boundaries, and the pieces are joined with a short pause and no clicks. ``speed`` is
+XTTS's own rate control, used before any time-stretching.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octavia_cli.config import Settings
+from octavia_cli.devices import resolve_device
+from octavia_cli.engines.tts import SynthesisResult
+from octavia_cli.errors import ConfigError, InputError, MissingDependencyError, MissingModelError
+
+logger = logging.getLogger(__name__)
+
+HUB_ID = "coqui/XTTS-v2"
+LICENSE = "Coqui Public Model Licence (non-commercial use only)"
+SAMPLE_RATE_HZ = 24_000
+PAUSE_S = 0.12  # between the pieces of a split text
+FADE_S = 0.01
+# The model's character limit per language (its tokenizer warns past these).
+CHAR_LIMITS = {"en": 250, "de": 253, "fr": 273, "es": 239, "it": 213, "pt": 203, "pl": 224,
+               "zh": 82, "ar": 166, "cs": 186, "ru": 182, "nl": 251, "tr": 226, "ja": 71,
+               "hu": 224, "ko": 95, "hi": 150}  # fmt: skip
+MODEL_LANGUAGES = {"zh": "zh-cn"}  # ISO 639-1 -> XTTS's code where they differ
+SENTENCE = re.compile(r"(?<=[.!?。！？])\s+")
+CLAUSE = re.compile(r"(?<=[,;:，；：])\s+")
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at sentence ends, then clause ends, then
+    spaces (never inside a word unless a word is longer than the limit)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return [text] if text else []
+    pieces: list[str] = []
+    for sentence in SENTENCE.split(text):
+        for part in CLAUSE.split(sentence) if len(sentence) > limit else [sentence]:
+            while len(part) > limit:
+                cut = part.rfind(" ", 0, limit + 1)
+                cut = cut if cut > 0 else limit
+                pieces.append(part[:cut].strip())
+                part = part[cut:].strip()
+            if part:
+                pieces.append(part)
+    merged: list[str] = []  # put short neighbours back together while they fit
+    for piece in pieces:
+        if merged and len(merged[-1]) + 1 + len(piece) <= limit:
+            merged[-1] = f"{merged[-1]} {piece}"
+        else:
+            merged.append(piece)
+    return merged
+
+
+def join_pieces(pieces: list[np.ndarray], sample_rate_hz: int) -> np.ndarray:
+    """Concatenate with a short pause, each piece faded in and out over 10 ms (no clicks)."""
+    fade = int(FADE_S * sample_rate_hz)
+    pause = np.zeros(int(PAUSE_S * sample_rate_hz), dtype=np.float32)
+    out: list[np.ndarray] = []
+    for index, piece in enumerate(pieces):
+        piece = piece.astype(np.float32).copy()
+        if len(piece) > 2 * fade:
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            piece[:fade] *= ramp
+            piece[-fade:] *= ramp[::-1]
+        if index:
+            out.append(pause)
+        out.append(piece)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+class XttsEngine:
+    name = "xtts"
+
+    def __init__(self, settings: Settings) -> None:
+        self.model_spec = settings.tts.model or HUB_ID
+        self.accepted = settings.tts.accept_license
+        self.device_setting = settings.general.device
+        self.offline = settings.offline
+        self.speed = 1.0
+        self._model: Any = None
+
+    def check(self) -> None:
+        if not self.accepted:
+            raise ConfigError(
+                f"The XTTS v2 voice model is under the {LICENSE}; Octavia uses it only once "
+                "you have accepted that licence.",
+                "Read https://coqui.ai/cpml, then: octavia config set tts.accept_license true",
+            )
+        try:
+            import TTS  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError(
+                "The xtts engine needs the coqui-tts package.",
+                "pip install 'octavia-cli[quality]'",
+            ) from None
+
+    def languages(self) -> set[str]:
+        return set(CHAR_LIMITS)
+
+    def voice_for(self, language: str, requested: str = "") -> str:
+        if not requested:
+            raise InputError(
+                "The xtts engine speaks in a cloned voice, and none was given.",
+                "Clone one (octavia clone-voice NAME ref.wav), then pass --voice NAME.",
+            )
+        from octavia_cli import voices
+
+        profile = voices.load(requested)
+        if profile.engine != self.name:
+            raise InputError(f"The voice '{requested}' was made for {profile.engine}, not xtts.")
+        return requested
+
+    def _location(self) -> Path:
+        local = Path(self.model_spec).expanduser()
+        if local.is_dir():
+            return local
+        from huggingface_hub import snapshot_download
+
+        from octavia_cli.models import hub_cache_dir
+
+        try:
+            return Path(snapshot_download(self.model_spec, cache_dir=str(hub_cache_dir()),
+                                          local_files_only=self.offline))  # fmt: skip
+        except Exception as exc:
+            raise MissingModelError(
+                f"The XTTS model {self.model_spec} is not available ({exc}).",
+                "Fetch it once with network access, or use --preset offline.",
+            ) from None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            self.check()
+            from TTS.tts.configs.xtts_config import XttsConfig
+            from TTS.tts.models.xtts import Xtts
+
+            folder = self._location()
+            config = XttsConfig()
+            config.load_json(str(folder / "config.json"))
+            model = Xtts(config)
+            model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True)
+            device = resolve_device(self.device_setting)
+            logger.info("loaded XTTS from %s on %s", folder, device)
+            self._model = model.to(device)
+        return self._model
+
+    def clone(self, references: list[Path]) -> dict[str, Any]:
+        """Conditioning latents and speaker embedding of the references."""
+        import torch
+
+        model = self._load()
+        with torch.inference_mode():
+            latent, embedding = model.get_conditioning_latents(
+                audio_path=[str(p) for p in references]
+            )
+        return {"gpt_cond_latent": latent.cpu(), "speaker_embedding": embedding.cpu()}
+
+    def synthesize(
+        self, text: str, language: str, voice: str, destination: Path, speed: float | None = None
+    ) -> SynthesisResult:
+        import soundfile
+        import torch
+
+        from octavia_cli import voices
+
+        model = self._load()
+        cond = voices.conditioning(voice)
+        latent = cond["gpt_cond_latent"].to(model.device)
+        embedding = cond["speaker_embedding"].to(model.device)
+        pieces = []
+        with torch.inference_mode():
+            for piece in self._pieces(model, text, language):
+                out = model.inference(
+                    piece, MODEL_LANGUAGES.get(language, language), latent, embedding,
+                    speed=speed or self.speed,
+                )  # fmt: skip
+                pieces.append(np.asarray(out["wav"], dtype=np.float32).reshape(-1))
+        audio = join_pieces(pieces, SAMPLE_RATE_HZ)
+        soundfile.write(str(destination), audio, SAMPLE_RATE_HZ, subtype="PCM_16", format="WAV")
+        return SynthesisResult(len(audio) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ)
+
+    @staticmethod
+    def _pieces(model: Any, text: str, language: str) -> list[str]:
+        """Pieces within the language's character limit and the model's token limit
+        (halved again where the tokenizer makes more tokens than characters)."""
+        code = MODEL_LANGUAGES.get(language, language)
+        limit = model.args.gpt_max_text_tokens
+
+        def fits(piece: str) -> bool:
+            return len(model.tokenizer.encode(piece.lower(), lang=code)) < limit
+
+        pending = split_text(text, CHAR_LIMITS.get(language, 250))
+        pieces: list[str] = []
+        while pending:
+            piece = pending.pop(0)
+            if fits(piece) or len(piece) < 8:
+                pieces.append(piece)
+            else:
+                pending[:0] = split_text(piece, max(len(piece) // 2, 4))
+        return pieces
+
+    def close(self) -> None:
+        self._model = None
+        gc.collect()
+        import sys
+
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()

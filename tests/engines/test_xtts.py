@@ -1,0 +1,150 @@
+"""XTTS v2 for real with a tiny randomly initialised model saved as a model folder
+(conditioning latents, inference, speed, long-text split), the voice library round trip,
+and the bad inputs of cloning."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("TTS", reason="the xtts engine needs octavia-cli[quality]")
+torch = pytest.importorskip("torch")
+
+from octavia_cli.engines.tts.xtts import join_pieces, split_text  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_xtts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config.json, model.pth and vocab.json of a 2-layer XTTS with a character vocabulary
+    (generation is bounded by gpt_max_audio_tokens: random weights never stop by
+    themselves)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+    from TTS.tts.models.xtts import Xtts, XttsArgs, XttsAudioConfig
+
+    folder = tmp_path_factory.mktemp("tiny-xtts")
+    specials = ["[STOP]", "[UNK]", "[SPACE]", "[START]", "[en]", "[es]", "[fr]", "[de]"]
+    vocab = {token: i for i, token in enumerate(
+        specials + list("abcdefghijklmnopqrstuvwxyzáéíóúñü0123456789.,!?'-"))}  # fmt: skip
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tokenizer.save(str(folder / "vocab.json"))
+    args = XttsArgs(
+        gpt_layers=2, gpt_n_model_channels=64, gpt_n_heads=2, gpt_num_audio_tokens=130,
+        gpt_start_audio_token=128, gpt_stop_audio_token=129, gpt_max_audio_tokens=40,
+        gpt_max_text_tokens=100, gpt_max_prompt_tokens=70, gpt_number_text_tokens=len(vocab),
+        tokenizer_file=str(folder / "vocab.json"), decoder_input_dim=64, d_vector_dim=512,
+        gpt_code_stride_len=1024, input_sample_rate=22050, output_sample_rate=24000,
+        output_hop_length=256,
+    )  # fmt: skip
+    config = XttsConfig(
+        model_args=args,
+        audio=XttsAudioConfig(sample_rate=22050, output_sample_rate=24000),
+        languages=["en", "es", "fr", "de"],
+    )
+    torch.manual_seed(0)
+    model = Xtts(config)
+    model.tokenizer = VoiceBpeTokenizer(vocab_file=str(folder / "vocab.json"))
+    model.init_models()
+    torch.save({"model": model.state_dict()}, folder / "model.pth")
+    config.save_json(str(folder / "config.json"))
+    return folder
+
+
+@pytest.fixture
+def xtts_settings(tiny_xtts: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OCTAVIA_TTS_MODEL", str(tiny_xtts))
+    monkeypatch.setenv("OCTAVIA_TTS_ACCEPT_LICENSE", "true")
+    monkeypatch.setenv("OCTAVIA_DEVICE", "cpu")
+    return tiny_xtts
+
+
+def _speech(path: Path, text: str) -> Path:
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+    return path
+
+
+def test_split_and_join() -> None:
+    text = ("Esta es la primera frase, bastante larga. " * 6).strip()
+    pieces = split_text(text, 60)
+    assert all(len(p) <= 60 for p in pieces) and " ".join(pieces) == text
+    assert split_text("Hola.", 60) == ["Hola."]
+    joined = join_pieces([np.ones(1000, np.float32), np.ones(1000, np.float32)], 1000)
+    assert len(joined) == 2000 + 120 and joined[0] == 0.0 and joined[999] == 0.0  # faded
+
+
+def test_clone_synthesize_and_the_voice_library(cli, xtts_settings: Path, tmp_path: Path) -> None:
+    reference = _speech(tmp_path / "ref.wav", "Hello, this is my voice, speaking clearly for "
+                        "the recording, so that it can be cloned later.")  # fmt: skip
+    code, out, err = cli("clone-voice", "anna", str(reference))
+    assert code == 0, err
+    folder = Path(out.strip())
+    profile = json.loads((folder / "profile.json").read_text())
+    assert profile["engine"] == "xtts" and profile["schema"] == 1
+    assert (
+        profile["references"][0]["speech_s"] > 2 and len(profile["references"][0]["sha256"]) == 64
+    )
+    code, out, _ = cli("voices", "list")
+    assert code == 0 and out.startswith("anna\txtts")
+
+    spoken = tmp_path / "hola.wav"
+    code, _, err = cli("synthesize", "Hola a todos.", "--to", "es", "--tts-engine", "xtts",
+                       "--voice", "anna", "-o", str(spoken))  # fmt: skip
+    assert code == 0, err
+    assert spoken.stat().st_size > 1000
+
+    from octavia_cli.config import load_settings
+    from octavia_cli.engines.tts.xtts import XttsEngine
+
+    engine = XttsEngine(load_settings({}))
+    one = engine.synthesize("hola", "es", "anna", tmp_path / "a.wav", speed=1.0)
+    two = engine.synthesize("hola", "es", "anna", tmp_path / "b.wav", speed=2.0)
+    assert two.duration_s < one.duration_s * 0.75  # XTTS's own rate control
+    long_text = "Una frase corta, y otra. " * 8
+    split = engine.synthesize(long_text, "es", "anna", tmp_path / "long.wav")
+    assert split.duration_s > one.duration_s * 2  # several pieces, all spoken
+
+    archive = tmp_path / "anna.tar.gz"
+    assert cli("voices", "export", "anna", str(archive))[0] == 0
+    assert cli("voices", "rm", "anna")[0] == 0
+    code, _, err = cli("synthesize", "Hola.", "--to", "es", "--tts-engine", "xtts", "--voice",
+                       "anna", "-o", str(tmp_path / "x.wav"))  # fmt: skip
+    assert code == 1 and "no voice called 'anna'" in err
+    code, out, _ = cli("voices", "import", str(archive))
+    assert code == 0 and out.strip() == "anna"
+    assert cli("voices", "show", "anna")[0] == 0
+
+
+def test_clone_voice_bad_input(
+    cli, xtts_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    silence = tmp_path / "silence.wav"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=d=8", "-y",
+                    str(silence)], check=True)  # fmt: skip
+    code, _, err = cli("clone-voice", "quiet", str(silence))
+    assert code == 1 and "almost no speech" in err
+    short = _speech(tmp_path / "short.wav", "Hi.")
+    code, _, err = cli("clone-voice", "short", str(short))
+    assert code == 1 and ("at least" in err or "almost no speech" in err)
+    code, _, err = cli("clone-voice", "../evil", str(short))
+    assert code == 1 and "not a usable voice name" in err
+    code, _, err = cli("synthesize", "Hola.", "--to", "es", "--tts-engine", "xtts",
+                       "-o", str(tmp_path / "x.wav"))  # fmt: skip
+    assert code == 1 and "cloned voice" in err
+    # A damaged profile is named, not a traceback.
+    from octavia_cli import voices
+
+    broken = voices.voices_dir() / "broken"
+    broken.mkdir(parents=True)
+    (broken / "profile.json").write_text("{not json")
+    code, _, err = cli("voices", "show", "broken")
+    assert code == 1 and "damaged" in err and "Traceback" not in err
+    # Without the licence accepted nothing loads.
+    monkeypatch.setenv("OCTAVIA_TTS_ACCEPT_LICENSE", "false")
+    code, _, err = cli("clone-voice", "anna", str(short))
+    assert code == 1 and "Coqui Public Model Licence" in err
