@@ -228,7 +228,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "asr.engine": "whisperx",
         "asr.model": "auto",
         "mt.engine": "transformers",
-        "tts.engine": "auto",
+        "tts.engine": "xtts",
     },
 }
 
@@ -425,7 +425,7 @@ def auto_preset() -> str:
 
     from octavia_cli.devices import cuda_available
 
-    installed = all(find_spec(name) is not None for name in ("whisperx", "transformers"))
+    installed = all(find_spec(name) is not None for name in ("whisperx", "transformers", "TTS"))
     return Preset.QUALITY.value if installed and cuda_available() else Preset.OFFLINE.value
 
 

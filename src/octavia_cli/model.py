@@ -71,6 +71,7 @@ class Clip(_Record):
     voice: str
     duration_s: float
     sample_rate_hz: int
+    tts_speed: float = 1.0  # the engine's own rate control (XTTS), before any stretching
 
 
 @dataclass

@@ -265,6 +265,9 @@ def asr_options_hash(settings: Settings) -> str:
     return stable_hash(settings.asr.beam_size, settings.asr.vad_filter, settings.asr.compute_type)
 
 
+XTTS_CHARS_PER_S = 14.0  # letters and digits a second, XTTS v2 at speed 1 (typical)
+
+
 def translate_options(settings: Settings, target: str) -> TranslateOptions:
     """Glossary and length control from the settings; the speech rate is measured with the
     voice that will speak ``target`` (length control is off if no voice can)."""
@@ -280,6 +283,8 @@ def translate_options(settings: Settings, target: str) -> TranslateOptions:
         return TranslateOptions(glossary, None, settings.mt.candidates)
 
     def rate(texts: list[str]) -> float:
+        if not voice:  # a voice cloned from the source later: XTTS's usual rate until then
+            return XTTS_CHARS_PER_S
         return measure_rate(engine, voice, target, texts)
 
     return TranslateOptions(glossary, settings.fit.max_speed, settings.mt.candidates, rate)

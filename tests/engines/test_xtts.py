@@ -148,3 +148,28 @@ def test_clone_voice_bad_input(
     monkeypatch.setenv("OCTAVIA_TTS_ACCEPT_LICENSE", "false")
     code, _, err = cli("clone-voice", "anna", str(short))
     assert code == 1 and "Coqui Public Model Licence" in err
+
+
+def test_dub_clones_the_speaker_from_the_source(cli, xtts_settings: Path, talk: Path) -> None:
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--tts-engine", "xtts")
+    assert code == 0, err
+    folder = talk.with_name("talk.octavia")
+    project = json.loads((folder / "project.json").read_text())
+    assert (folder / "voices" / "S1.pt").exists()  # cloned once, for every line
+    assert project["stages"]["synthesize:es"]["info"]["voices"] == {"S1": "voices/S1.pt"}
+    clips = [s["clips"]["es"] for s in project["transcript"]["segments"]]
+    assert all(c["engine"] == "xtts" and c["voice"] == "voices/S1.pt" for c in clips)
+    # The engine's own rate is used first when a clip comes out longer than its slot.
+    assert all(1.0 <= clip["tts_speed"] <= 1.25 for clip in clips)
+    # A stored voice for the speaker replaces the automatic clone.
+    reference = _speech(talk.parent / "ref.wav", "Hello, this is my voice, speaking clearly "
+                        "for the recording, so that it can be cloned later.")  # fmt: skip
+    assert cli("clone-voice", "anna", str(reference))[0] == 0
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--tts-engine", "xtts",
+                       "--voice", "S1=anna", "--force")  # fmt: skip
+    assert code == 0, err
+    project = json.loads((folder / "project.json").read_text())
+    assert {s["clips"]["es"]["voice"] for s in project["transcript"]["segments"]} == {"anna"}
+    code, _, err = cli("dub", str(talk), "--to", "es", "--tts-engine", "xtts", "--voice",
+                       "S1=nobody", "--force")  # fmt: skip
+    assert code == 1 and "no voice called 'nobody'" in err

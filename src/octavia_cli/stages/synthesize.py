@@ -9,10 +9,11 @@ finished (the manifest is saved as clips complete).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from octavia_cli.config import Settings
 from octavia_cli.engines.tts import SpeechEngine, check_language, get_speech_engine
-from octavia_cli.errors import StageError
+from octavia_cli.errors import InputError, StageError
 from octavia_cli.files import atomic_path
 from octavia_cli.model import Clip, stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
@@ -29,7 +30,7 @@ def requested_voice(settings: Settings, engine: SpeechEngine) -> str:
     """``tts.voice`` if it is meant for ``engine`` (a .onnx file is a Piper voice)."""
     voice = settings.tts.voice
     if engine.name == "xtts":
-        return voice
+        return "" if "=" in voice else voice  # per-speaker voices are the stage's to apply
     is_piper_voice = voice.endswith(".onnx")
     return voice if voice and (is_piper_voice == (engine.name == "piper")) else ""
 
@@ -41,10 +42,78 @@ def choose_voice(settings: Settings, target: str) -> tuple[SpeechEngine, str]:
     return engine, engine.voice_for(target, requested_voice(settings, engine))
 
 
+MAX_TTS_SPEED = 1.25  # how far the engine's own rate control is pushed before stretching
+CLONE_REFERENCE_S = (6.0, 12.0)  # how much of a speaker's speech an automatic clone uses
+
+
+def voice_assignments(settings: Settings) -> dict[str, str]:
+    """``tts.voice`` as speaker -> voice: ``NAME`` for everyone, or ``S1=anna,S2=bob``."""
+    voice = settings.tts.voice.strip()
+    if "=" not in voice:
+        return {"*": voice}
+    pairs = {}
+    for item in voice.split(","):
+        speaker, _, name = item.partition("=")
+        if not speaker.strip() or not name.strip():
+            raise InputError(f"'{item}' is not SPEAKER=VOICE.", "For example: --voice S1=anna")
+        pairs[speaker.strip()] = name.strip()
+    return pairs
+
+
+def auto_clone(project: Project, engine: SpeechEngine, speaker: str) -> str:
+    """Clone ``speaker`` from their own speech in the source: their longest lines, 6-12 s
+    in all, from the source audio; the conditioning is computed once per project."""
+    import numpy as np
+    import torch
+
+    from octavia_cli.audio import read_audio, write_wav
+    from octavia_cli.stages.extract import SOURCE_WAV
+
+    conditioning = project.path(f"voices/{speaker}.pt")
+    if conditioning.exists():
+        return str(conditioning)
+    transcript = project.require_transcript()
+    lines = sorted(
+        (s for s in transcript.segments if s.speaker == speaker),
+        key=lambda s: s.end_s - s.start_s,
+        reverse=True,
+    )
+    audio, rate = read_audio(project.path(SOURCE_WAV))
+    mono = audio.mean(axis=0)
+    pieces, total = [], 0.0
+    for line in lines:
+        if total >= CLONE_REFERENCE_S[1]:
+            break
+        take = min(line.end_s - line.start_s, CLONE_REFERENCE_S[1] - total)
+        start = int(line.start_s * rate)
+        pieces += [mono[start : start + int(take * rate)], np.zeros(int(0.2 * rate), np.float32)]
+        total += take
+    if total < 2.0:
+        raise StageError(
+            f"Speaker {speaker} speaks for {total:.1f} s only: too little to clone a voice.",
+            f"Give them a stored voice: --voice {speaker}=NAME (octavia clone-voice).",
+        )
+    reference = project.path(f"voices/{speaker}.reference.wav")
+    write_wav(reference, np.concatenate(pieces)[None, :], rate)
+    torch.save(engine.clone([reference]), conditioning)  # type: ignore[attr-defined]
+    return str(conditioning)
+
+
 def synthesize(project: Project, target: str, settings: Settings, hook: ProgressHook) -> None:
     reporter = StageReporter(hook, stage_name(target))
     transcript = project.require_transcript()
-    engine, voice = choose_voice(settings, target)
+    engine = get_speech_engine(settings, target)
+    check_language(engine, target)
+    assignments = voice_assignments(settings)
+    voices: dict[str, str] = {}
+    for speaker in dict.fromkeys(s.speaker for s in transcript.segments):
+        requested = assignments.get(speaker, assignments.get("*", ""))
+        if engine.name == "xtts":
+            voices[speaker] = engine.voice_for(target, requested) or auto_clone(
+                project, engine, speaker
+            )
+        else:
+            voices[speaker] = engine.voice_for(target, requested_voice(settings, engine))
     jobs = []
     for segment in transcript.segments:
         translation = segment.translations.get(target)
@@ -52,24 +121,34 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
             raise StageError(
                 f"Line {segment.id} has no {target} translation.", "Run the translate stage first."
             )
-        key = stable_hash(translation.text, engine.name, voice, target)
+        voice = voices[segment.speaker]
+        label = project.relative(Path(voice)) if Path(voice).is_absolute() else voice
+        key = stable_hash(translation.text, engine.name, label, target)
         clip = segment.clips.get(target)
         if clip is None or clip.key != key or (clip.path and not project.path(clip.path).exists()):
-            jobs.append((segment, translation.text, key))
+            jobs.append((segment, translation.text, key, voice, label))
     if not jobs:
         reporter.skipped()
         return
     began = last_save = time.monotonic()
     reporter.started(total=len(jobs))
-    for done, (segment, text, key) in enumerate(jobs, start=1):
+    for done, (segment, text, key, voice, label) in enumerate(jobs, start=1):
         relative = f"clips/{target}/{segment.id}.wav"
+        speed = 1.0
         if text.strip():
             with atomic_path(project.path(relative)) as tmp:
                 result = engine.synthesize(text, target, voice, tmp)
+                slot = segment.end_s - segment.start_s
+                if getattr(engine, "supports_speed", False) and result.duration_s > slot * 1.05:
+                    # The engine's own rate first: it sounds better than time-stretching.
+                    speed = round(min(result.duration_s / max(slot, 0.1), MAX_TTS_SPEED), 3)
+                    result = engine.synthesize(text, target, voice, tmp, speed=speed)  # type: ignore[call-arg]
             duration, rate = result.duration_s, result.sample_rate_hz
         else:  # a line emptied by hand: nothing to say
             relative, duration, rate = "", 0.0, 0
-        segment.clips[target] = Clip(relative, key, engine.name, voice, round(duration, 3), rate)
+        segment.clips[target] = Clip(
+            relative, key, engine.name, label, round(duration, 3), rate, tts_speed=speed
+        )
         reporter.advance(done, len(jobs))
         if time.monotonic() - last_save > SAVE_EVERY_S:
             project.save()
@@ -81,6 +160,9 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
         time.monotonic() - began,
         synthesized=len(jobs),
         engine=engine.name,
-        voice=voice,
+        voices={
+            speaker: (project.relative(Path(v)) if Path(v).is_absolute() else v)
+            for speaker, v in voices.items()
+        },
     )
     reporter.done(f"{len(jobs)} clips")

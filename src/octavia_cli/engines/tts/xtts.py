@@ -113,12 +113,13 @@ class XttsEngine:
     def languages(self) -> set[str]:
         return set(CHAR_LIMITS)
 
+    supports_speed = True
+
     def voice_for(self, language: str, requested: str = "") -> str:
+        """A stored voice's name; "" when none is given (a dub then clones each speaker
+        from the source)."""
         if not requested:
-            raise InputError(
-                "The xtts engine speaks in a cloned voice, and none was given.",
-                "Clone one (octavia clone-voice NAME ref.wav), then pass --voice NAME.",
-            )
+            return ""
         from octavia_cli import voices
 
         profile = voices.load(requested)
@@ -178,8 +179,16 @@ class XttsEngine:
 
         from octavia_cli import voices
 
+        if not voice:
+            raise InputError(
+                "The xtts engine speaks in a cloned voice, and none was given.",
+                "Clone one (octavia clone-voice NAME ref.wav), then pass --voice NAME.",
+            )
         model = self._load()
-        cond = voices.conditioning(voice)
+        if voice.endswith(".pt") and Path(voice).exists():  # a dub's own clone of a speaker
+            cond = torch.load(voice, map_location="cpu", weights_only=True)
+        else:
+            cond = voices.conditioning(voice)
         latent = cond["gpt_cond_latent"].to(model.device)
         embedding = cond["speaker_embedding"].to(model.device)
         pieces = []
