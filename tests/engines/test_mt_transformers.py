@@ -204,3 +204,20 @@ def test_checks_before_loading(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(MissingModelError, match="'bert' model"):
         _engine(tmp_path).check_pair("en", "es")
+
+
+def test_two_languages_in_one_run_share_everything_up_to_translation(
+    cli, tiny_marian: Path, talk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = cli(
+        "dub", str(talk), "--to", "es", "--to", "fr", "--from", "en",
+        "-o", str(talk.with_name("talk.{lang}.mp4")),
+    )  # fmt: skip
+    assert code == 1 and "Apertium has no English→French" in err  # checked before any stage
+    monkeypatch.setenv("OCTAVIA_MT_ENGINE", "transformers")
+    monkeypatch.setenv("OCTAVIA_MT_MODEL", str(tiny_marian))
+    code, out, err = cli("dub", str(talk), "--to", "es", "--to", "fr", "--from", "en")
+    assert code == 0, err
+    assert out.split() == [str(talk.with_name("talk.es.mp4")), str(talk.with_name("talk.fr.mp4"))]
+    assert err.count("extract: done") == 1 and err.count("transcribe: done") == 1
+    assert err.count("mux:es: done") == 1 and err.count("mux:fr: done") == 1
