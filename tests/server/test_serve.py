@@ -20,7 +20,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 import httpx
 
-from helpers import stream_md5
+from helpers import stream_md5, streams
 
 
 def _free_port() -> int:
@@ -141,6 +141,12 @@ def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: 
     # An existing output is not replaced without --force, remotely either.
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote")
     assert code == 1 and "already exists" in err
+    # synthesize --remote speaks plain text on the server.
+    speech = tmp_path / "hola.mp3"
+    code, out, err = cli("synthesize", "Hola a todos.", "--to", "es", "-o", str(speech),
+                         "--remote")  # fmt: skip
+    assert code == 0, err
+    assert streams(speech)[0]["codec_name"] == "mp3"
     # transcribe --remote prints what a local transcribe prints.
     code, remote_json, err = cli("--quiet", "transcribe", str(talk), "-l", "en", "--remote",
                                  "--json")  # fmt: skip

@@ -50,6 +50,9 @@ def synthesize_command(
     ] = None,
     preset: PresetOption = None,
     force: ForceOption = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Run on the configured backend (octavia login).")
+    ] = False,
 ) -> None:
     """Speak text in a target language into an audio file."""
     from octavia_cli.audio import place_clips, read_audio, write_wav
@@ -66,6 +69,9 @@ def synthesize_command(
     target = normalize_language(to)
     check_output_path(output, force=force)
     lines = _read_lines(input)
+    if remote:
+        _synthesize_remote(ctx, settings, lines, target, output, voice, preset)
+        return
     engine, voice_id = choose_voice(settings, target)
     options = FitOptions(max_speed=settings.fit.max_speed)
     with (
@@ -138,3 +144,49 @@ def _read_lines(input: str) -> list[tuple[str, float | None, float | None]]:
     if not input.strip():
         raise InputError("The text to speak is empty.")
     return [(input.strip(), None, None)]
+
+
+def _synthesize_remote(
+    ctx: typer.Context, settings: Any, lines: list, target: str, output: Path,
+    voice: str | None, preset: Any,
+) -> None:  # fmt: skip
+    """Plain text spoken on the backend (a stored voice there with --voice)."""
+    from octavia_cli.client import Client
+    from octavia_cli.errors import InputError
+    from octavia_cli.files import atomic_path
+    from octavia_cli.languages import alpha3
+    from octavia_cli.media import encode_audio
+    from octavia_cli.progress import ProgressEvent, StageStatus
+
+    if any(start is not None for _, start, _ in lines):
+        raise InputError("--remote speaks plain text; timed translations run locally.")
+    options: dict[str, Any] = {"text": " ".join(text for text, _, _ in lines), "to": target}
+    if voice:
+        options["voice"] = voice
+    if preset is not None:
+        options["preset"] = preset.value
+    client = Client.from_settings(settings)
+    try:
+        with state(ctx).renderer() as hook, tempfile.TemporaryDirectory() as scratch:
+            hook(ProgressEvent(f"synthesize:{target}", StageStatus.STARTED))
+            job = client.create_job("synthesize", None, options)
+            final = {}
+            for event in client.follow(job["id"]):
+                if event.get("type") == "state" and event["state"] != "running":
+                    final = event
+            if final.get("state") != "succeeded":
+                from octavia_cli.errors import StageError
+
+                state_name = final.get("state", "ended")
+                reason = final.get("error") or "no reason given"
+                raise StageError(f"The job {job['id']} {state_name} on the backend: {reason}.")
+            wav = Path(scratch) / "speech.wav"
+            client.download(job["id"], final["results"][0]["name"], wav)
+            with atomic_path(output) as tmp:
+                if output.suffix.lower() == ".wav":
+                    tmp.write_bytes(wav.read_bytes())
+                else:
+                    encode_audio(wav, tmp, language_iso639_2=alpha3(target, bibliographic=True))
+            hook(ProgressEvent(f"synthesize:{target}", StageStatus.DONE, message=str(output)))
+    finally:
+        client.close()

@@ -55,6 +55,7 @@ class DubOptions(_Options):
 class SynthesizeOptions(_Options):
     text: str = Field(min_length=1, max_length=20_000)
     to: str
+    voice: str | None = None  # a voice of the server's library (xtts)
 
 
 OPTIONS: dict[str, type[_Options]] = {
@@ -115,7 +116,8 @@ def run_job(
         from octavia_cli.stages.synthesize import choose_voice
 
         language = normalize_language(options.to)
-        engine, voice = choose_voice(_settings(options), language)
+        extra = {"tts.voice": options.voice, "tts.engine": "xtts"} if options.voice else {}
+        engine, voice = choose_voice(_settings(options, **extra), language)
         with atomic_path(out / f"speech.{language}.wav") as tmp:
             engine.synthesize(options.text, language, voice, tmp)
         return _files(out)
