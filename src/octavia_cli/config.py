@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -313,6 +314,8 @@ def parse_value(key: str, value: Any) -> Any:
         raise ConfigError(
             f"Setting '{key}' must be a {info.type.__name__}, not {value!r}.", None
         ) from None
+    if key == "general.device" and isinstance(parsed, str) and re.match(r"^cuda:\d+$", parsed):
+        return parsed  # one GPU by index
     if info.choices is not None and parsed not in info.choices:
         raise ConfigError(
             f"Setting '{key}' must be one of {', '.join(info.choices)}, not {parsed!r}.", None

@@ -10,18 +10,37 @@ from octavia_cli.config import Device
 from octavia_cli.errors import InputError
 
 
-def cuda_available() -> bool:
+def cuda_device_count() -> int:
     try:
         import ctranslate2
     except ImportError:
-        return False
-    return ctranslate2.get_cuda_device_count() > 0
+        return 0
+    return ctranslate2.get_cuda_device_count()
+
+
+def cuda_available() -> bool:
+    return cuda_device_count() > 0
+
+
+def split_device(device: str) -> tuple[str, int]:
+    """``cuda:1`` -> ``("cuda", 1)``; ``cpu`` -> ``("cpu", 0)`` (CTranslate2 wants both)."""
+    kind, _, index = device.partition(":")
+    return kind, int(index or 0)
 
 
 def resolve_device(setting: str) -> str:
-    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``."""
+    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``; ``cuda:N`` names one
+    GPU (``octavia serve`` gives each worker its own)."""
     if setting == Device.AUTO:
         return Device.CUDA.value if cuda_available() else Device.CPU.value
+    if setting.startswith("cuda:"):
+        count = cuda_device_count()
+        if split_device(setting)[1] >= count:
+            raise InputError(
+                f"--device {setting} was asked for, but this machine has {count} CUDA GPU(s).",
+                "Use --device cuda (the first GPU), or check nvidia-smi.",
+            )
+        return setting
     if setting == Device.CUDA and not cuda_available():
         raise InputError(
             "--device cuda was asked for, but no CUDA GPU is usable here.",

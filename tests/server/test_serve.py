@@ -364,3 +364,29 @@ def test_a_full_queue_answers_503(tmp_path: Path, server_env: dict[str, str], ta
         assert client.get("/openapi.json").json()["info"]["title"] == "Octavia"
     finally:
         server.kill(signal.SIGTERM)
+
+
+def test_each_worker_gets_its_own_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With N GPUs, worker i runs its jobs on cuda:(i mod N) (a GPU count stands in for
+    the GPUs this machine does not have); without GPUs the settings decide."""
+    import octavia_cli.devices as devices
+    from octavia_cli.config import load_settings
+    from octavia_cli.errors import InputError
+    from octavia_cli.server.jobs import JOB_DEVICE, TranscribeOptions, _settings
+    from octavia_cli.server.store import Store
+    from octavia_cli.server.worker import EventBus, WorkerPool
+
+    pool = WorkerPool(Store(tmp_path / "db"), tmp_path, EventBus(), workers=3)
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: 2)
+    assert [pool.device_for(i) for i in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    token = JOB_DEVICE.set("cuda:1")
+    try:
+        assert _settings(TranscribeOptions()).general.device == "cuda:1"
+    finally:
+        JOB_DEVICE.reset(token)
+    assert devices.resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(InputError, match="has 2 CUDA GPU"):
+        devices.resolve_device("cuda:2")
+    assert load_settings({"general.device": "cuda:1"}).general.device == "cuda:1"
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: 0)
+    assert pool.device_for(0) is None

@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,10 +83,16 @@ def cost_minutes(kind: str, options: _Options, duration_s: float) -> float:
     return round(math.ceil(duration_s) / 60 * factor, 4)
 
 
+# The GPU of the worker running the job (each worker thread has its own context).
+JOB_DEVICE: ContextVar[str | None] = ContextVar("octavia_job_device", default=None)
+
+
 def _settings(options: _Options, **extra: Any) -> Any:
     from octavia_cli.config import load_settings
 
     flags: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if JOB_DEVICE.get() is not None:
+        flags["general.device"] = JOB_DEVICE.get()
     if options.preset is not None:
         flags["general.preset"] = options.preset.value
     return load_settings(flags)
@@ -100,9 +107,20 @@ def _files(folder: Path) -> list[dict[str, Any]]:
 
 
 def run_job(
+    job: Job, store: Store, folder: Path, hook: Callable[[Any], None], device: str | None = None
+) -> list[dict[str, Any]]:
+    """Run ``job`` in ``folder`` (its project and ``out/`` live there) on ``device`` (the
+    worker's GPU, or the settings' choice); return its results."""
+    token = JOB_DEVICE.set(device)
+    try:
+        return _run_job(job, store, folder, hook)
+    finally:
+        JOB_DEVICE.reset(token)
+
+
+def _run_job(
     job: Job, store: Store, folder: Path, hook: Callable[[Any], None]
 ) -> list[dict[str, Any]]:
-    """Run ``job`` in ``folder`` (its project and ``out/`` live there); return its results."""
     from octavia_cli import pipeline
     from octavia_cli.stages.subtitle import SubtitleMode
     from octavia_cli.subtitles import SubtitleFormat

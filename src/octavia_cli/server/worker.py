@@ -73,6 +73,7 @@ class WorkerPool:
         self._wake = threading.Event()
         self._cancelled: set[str] = set()
         self._threads: list[threading.Thread] = []
+        self._device = threading.local()  # each worker thread's GPU
 
     def start(self) -> None:
         requeued, failed = self.store.recover(self.max_attempts)
@@ -93,8 +94,17 @@ class WorkerPool:
     def cancel(self, job_id: str) -> None:
         self._cancelled.add(job_id)
 
-    def _run(self) -> None:
+    def device_for(self, index: int) -> str | None:
+        """Worker ``index``'s GPU (``cuda:N``, round robin), or None without GPUs."""
+        from octavia_cli.devices import cuda_device_count
+
+        count = cuda_device_count()
+        return f"cuda:{index % count}" if count else None
+
+    def _run(self, index: int = 0) -> None:
         from octavia_cli.pipeline import ENGINE_CACHE, EngineCache
+
+        self._device.value = self.device_for(index)
 
         cache = EngineCache()  # models stay loaded between this worker's jobs
         ENGINE_CACHE.set(cache)
@@ -133,7 +143,7 @@ class WorkerPool:
 
         self.bus.publish(job.id, {"type": "state", "state": "running"})
         try:
-            results = run_job(job, self.store, folder, hook)
+            results = run_job(job, self.store, folder, hook, getattr(self._device, "value", None))
         except JobCancelled:
             if self._stop.is_set() and job.id not in self._cancelled:
                 return  # shutting down: the job stays running and is requeued on start

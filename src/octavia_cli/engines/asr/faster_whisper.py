@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from octavia_cli.config import Settings
-from octavia_cli.devices import resolve_device
+from octavia_cli.devices import resolve_device, split_device
 from octavia_cli.engines.asr import Recognition
 from octavia_cli.engines.asr.whisper_models import (
     check_whisper_language,
@@ -58,7 +58,7 @@ class FasterWhisperEngine:
         if self._model is None:
             from faster_whisper import WhisperModel
 
-            device = resolve_device(self.device_setting)
+            device, index = split_device(resolve_device(self.device_setting))
             compute_type = compute_type_for(self.compute_type, device)
             location = locate_whisper_model(self.model_spec, self.cache_dir, self.offline)
             logger.info("loading Whisper %s on %s (%s)", location, device, compute_type)
@@ -66,6 +66,7 @@ class FasterWhisperEngine:
                 self._model = WhisperModel(
                     location,
                     device=device,
+                    device_index=index,
                     compute_type=compute_type,
                     download_root=None if Path(location).is_dir() else str(hub_cache_dir()),
                     local_files_only=self.offline,

@@ -20,7 +20,7 @@ DEFAULT_MODELS = {"cuda": "large-v3", "cpu": "small"}
 def resolve_model_name(spec: str, device: str) -> str:
     """``auto`` is large-v3 on a GPU and small on the CPU (large-v3 runs about 10x slower
     than real time on a laptop CPU; small is the best that stays near real time)."""
-    return DEFAULT_MODELS.get(device, "small") if spec == AUTO else spec
+    return DEFAULT_MODELS.get(device.partition(":")[0], "small") if spec == AUTO else spec
 
 
 def locate_whisper_model(spec: str, cache_dir: str, offline: bool) -> str:
@@ -109,7 +109,7 @@ def english_only(folder: Path) -> bool:
 def compute_type_for(setting: str, device: str) -> str:
     """``auto`` is float16 on CUDA and int8 on CPU (the fast choice on each)."""
     if setting == "auto":
-        return "float16" if device == "cuda" else "int8"
+        return "float16" if device.startswith("cuda") else "int8"
     return setting
 
 

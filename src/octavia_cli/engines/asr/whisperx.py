@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from octavia_cli.config import Settings
-from octavia_cli.devices import resolve_device
+from octavia_cli.devices import resolve_device, split_device
 from octavia_cli.engines.asr import Recognition
 from octavia_cli.engines.asr.alignment import (
     AlignModel,
@@ -97,13 +97,15 @@ class WhisperXEngine:
 
         quiet_loggers()
         location = locate_whisper_model(self.model_name, self.cache_dir, self.offline)
-        compute_type = compute_type_for(self.compute_type, self.device)
+        kind, index = split_device(self.device)
+        compute_type = compute_type_for(self.compute_type, kind)
         logger.info("loading Whisper %s on %s (%s) for whisperx", location, self.device,
                     compute_type)  # fmt: skip
         try:
             self._pipeline = whisperx.load_model(
                 location,
-                self.device,
+                kind,
+                device_index=index,
                 compute_type=compute_type,
                 vad_method="pyannote",  # its weights ship in the whisperx wheel
                 asr_options={"beam_size": self.beam_size},

@@ -125,7 +125,7 @@ class TransformersEngine:
             tokenizer = AutoTokenizer.from_pretrained(model.hub_id, **options)
             network = AutoModelForSeq2SeqLM.from_pretrained(
                 model.hub_id,
-                dtype=torch.float16 if device == "cuda" else torch.float32,
+                dtype=torch.float16 if device.startswith("cuda") else torch.float32,
                 **options,
             )
         except OSError as exc:
