@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,12 +20,12 @@ from octavia_cli.engines.asr.whisper_models import (
     check_whisper_language,
     compute_type_for,
     detect_language,
+    download_errors,
+    load_options,
     locate_whisper_model,
     resolve_model_name,
 )
-from octavia_cli.errors import MissingModelError
 from octavia_cli.model import Word
-from octavia_cli.models import hub_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -62,22 +61,14 @@ class FasterWhisperEngine:
             compute_type = compute_type_for(self.compute_type, device)
             location = locate_whisper_model(self.model_spec, self.cache_dir, self.offline)
             logger.info("loading Whisper %s on %s (%s)", location, device, compute_type)
-            try:
+            with download_errors(location, self.model_spec):
                 self._model = WhisperModel(
                     location,
                     device=device,
                     device_index=index,
                     compute_type=compute_type,
-                    download_root=None if Path(location).is_dir() else str(hub_cache_dir()),
-                    local_files_only=self.offline,
+                    **load_options(location, self.offline),
                 )
-            except Exception as exc:
-                if Path(location).is_dir():
-                    raise
-                raise MissingModelError(
-                    f"The Whisper model '{self.model_spec}' could not be downloaded: {exc}.",
-                    "Check the network, or use --preset offline.",
-                ) from None
         return self._model
 
     def detect_language(self, audio_16k: np.ndarray) -> tuple[str, float]:

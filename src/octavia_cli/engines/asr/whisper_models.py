@@ -7,6 +7,8 @@ Hugging Face cache unless offline), a local CTranslate2 folder, or ``bundled:NAM
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
@@ -104,6 +106,30 @@ def english_only(folder: Path) -> bool:
             return sum(1 for _ in handle) < 51865
     except OSError:
         return False
+
+
+def load_options(location: str, offline: bool) -> dict[str, object]:
+    """Where a ``WhisperModel`` may download to, and whether it may."""
+    local = Path(location).is_dir()
+    return {
+        "download_root": None if local else str(hub_cache_dir()),
+        "local_files_only": offline,
+    }
+
+
+@contextlib.contextmanager
+def download_errors(location: str, name: str) -> Iterator[None]:
+    """Turn a failed download of Whisper ``name`` into one sentence (a local folder's own
+    errors pass through: they are not about the network)."""
+    try:
+        yield
+    except Exception as exc:
+        if Path(location).is_dir():
+            raise
+        raise MissingModelError(
+            f"The Whisper model '{name}' could not be downloaded: {exc}.",
+            "Check the network, or use --preset offline.",
+        ) from None
 
 
 def compute_type_for(setting: str, device: str) -> str:

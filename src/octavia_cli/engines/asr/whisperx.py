@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,10 +32,12 @@ from octavia_cli.engines.asr.whisper_models import (
     check_whisper_language,
     compute_type_for,
     detect_language,
+    download_errors,
+    load_options,
     locate_whisper_model,
     resolve_model_name,
 )
-from octavia_cli.errors import MissingDependencyError, MissingModelError
+from octavia_cli.errors import MissingDependencyError
 from octavia_cli.model import Word
 from octavia_cli.models import hub_cache_dir
 
@@ -101,7 +102,7 @@ class WhisperXEngine:
         compute_type = compute_type_for(self.compute_type, kind)
         logger.info("loading Whisper %s on %s (%s) for whisperx", location, self.device,
                     compute_type)  # fmt: skip
-        try:
+        with download_errors(location, self.model_name):
             self._pipeline = whisperx.load_model(
                 location,
                 kind,
@@ -109,16 +110,8 @@ class WhisperXEngine:
                 compute_type=compute_type,
                 vad_method="pyannote",  # its weights ship in the whisperx wheel
                 asr_options={"beam_size": self.beam_size},
-                download_root=None if Path(location).is_dir() else str(hub_cache_dir()),
-                local_files_only=self.offline,
+                **load_options(location, self.offline),
             )
-        except Exception as exc:
-            if Path(location).is_dir():
-                raise
-            raise MissingModelError(
-                f"The Whisper model '{self.model_name}' could not be downloaded: {exc}.",
-                "Check the network, or use --preset offline.",
-            ) from None
         return self._pipeline
 
     def detect_language(self, audio_16k: np.ndarray) -> tuple[str, float]:
