@@ -143,6 +143,19 @@ class TtsSettings:
     accept_license: bool = _setting(
         False, "Accept the Coqui Public Model Licence of XTTS v2 (non-commercial use only)."
     )
+    min_similarity: float = _setting(
+        0.75,
+        "xtts: a line whose speaker similarity to its voice's reference is lower is "
+        "synthesized again (resemblyzer; 0 turns the check off).",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    max_attempts: int = _setting(
+        3,
+        "xtts: most syntheses of one line while it sounds unlike its voice.",
+        minimum=1,
+        maximum=10,
+    )
 
 
 @dataclass(frozen=True)

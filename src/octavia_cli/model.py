@@ -72,6 +72,8 @@ class Clip(_Record):
     duration_s: float
     sample_rate_hz: int
     tts_speed: float = 1.0  # the engine's own rate control (XTTS), before any stretching
+    similarity: float | None = None  # speaker similarity to the voice's reference (XTTS)
+    attempts: int = 1  # synthesized this many times (re-done when the voice drifted)
 
 
 @dataclass

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 SCHEMA = 1
 PROFILE = "profile.json"
 CONDITIONING = "conditioning.pt"
+REFERENCE = "reference.wav"  # the first reference, 16 kHz mono, for similarity checks
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MIN_REFERENCE_S, GOOD_MIN_S, GOOD_MAX_S = 2.0, 6.0, 30.0
 MIN_SPEECH_SHARE = 0.3  # of the references' length
@@ -162,7 +163,13 @@ def check_references(paths: list[Path]) -> list[Reference]:
     return references
 
 
-def save(profile: VoiceProfile, conditioning: Any, *, force: bool = False) -> Path:
+def save(
+    profile: VoiceProfile,
+    conditioning: Any,
+    *,
+    force: bool = False,
+    reference: Path | None = None,
+) -> Path:
     """Store a voice (atomically: a half-written voice never appears under its name)."""
     import torch
 
@@ -175,6 +182,10 @@ def save(profile: VoiceProfile, conditioning: Any, *, force: bool = False) -> Pa
     staging = Path(tempfile.mkdtemp(prefix=f".{profile.name}.", dir=folder.parent))
     try:
         torch.save(conditioning, staging / CONDITIONING)
+        if reference is not None:
+            from octavia_cli.media import extract_audio
+
+            extract_audio(reference, staging / REFERENCE, sample_rate_hz=16_000, channels=1)
         profile.created_at = profile.created_at or time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime())  # fmt: skip
         atomic_write_bytes(staging / PROFILE, json.dumps(profile.to_dict(), indent=2).encode())

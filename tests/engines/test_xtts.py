@@ -173,3 +173,26 @@ def test_dub_clones_the_speaker_from_the_source(cli, xtts_settings: Path, talk: 
     code, _, err = cli("dub", str(talk), "--to", "es", "--tts-engine", "xtts", "--voice",
                        "S1=nobody", "--force")  # fmt: skip
     assert code == 1 and "no voice called 'nobody'" in err
+
+
+def test_a_line_unlike_its_voice_is_synthesized_again(
+    cli, xtts_settings: Path, talk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A random model never sounds like the speaker: with the check demanding a similarity
+    of 0.99 every line is re-synthesized up to the limit and its best score recorded; with
+    the check off, each line is synthesized once."""
+    pytest.importorskip("resemblyzer")
+    monkeypatch.setenv("OCTAVIA_TTS_MIN_SIMILARITY", "0.99")
+    monkeypatch.setenv("OCTAVIA_TTS_MAX_ATTEMPTS", "2")
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--tts-engine", "xtts")
+    assert code == 0, err
+    folder = talk.with_name("talk.octavia")
+    clips = [s["clips"]["es"] for s in json.loads((folder / "project.json").read_text())
+             ["transcript"]["segments"]]  # fmt: skip
+    assert all(c["attempts"] == 2 and -1.0 <= c["similarity"] < 0.99 for c in clips)
+    assert (folder / "voices" / "S1.reference.embedding.npy").exists()
+    monkeypatch.setenv("OCTAVIA_TTS_MIN_SIMILARITY", "0")
+    code, _, err = cli("dub", str(talk), "--to", "de", "--from", "en", "--tts-engine", "xtts",
+                       "-o", str(talk.with_name("talk.de.mp4")))  # fmt: skip
+    # (English to German has no Apertium pair here: refused before any stage.)
+    assert code == 1 and "German" in err

@@ -49,7 +49,7 @@ def clone_voice_command(
     checked = voices.check_references(references)
     conditioning = tts.clone(references)
     profile = voices.VoiceProfile(name, tts.name, tts.model_spec, checked)
-    folder = voices.save(profile, conditioning, force=force)
+    folder = voices.save(profile, conditioning, force=force, reference=references[0])
     total = sum(r.speech_s for r in checked)
     state(ctx).stderr.print(f"voice '{name}' cloned from {total:.1f} s of speech", highlight=False)
     typer.echo(str(folder))

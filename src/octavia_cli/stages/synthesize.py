@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from octavia_cli.config import Settings
 from octavia_cli.engines.tts import SpeechEngine, check_language, get_speech_engine
@@ -93,10 +94,61 @@ def auto_clone(project: Project, engine: SpeechEngine, speaker: str) -> str:
             f"Speaker {speaker} speaks for {total:.1f} s only: too little to clone a voice.",
             f"Give them a stored voice: --voice {speaker}=NAME (octavia clone-voice).",
         )
-    reference = project.path(f"voices/{speaker}.reference.wav")
+    reference = conditioning.with_suffix(".reference.wav")
     write_wav(reference, np.concatenate(pieces)[None, :], rate)
     torch.save(engine.clone([reference]), conditioning)  # type: ignore[attr-defined]
     return str(conditioning)
+
+
+def _reference_embeddings(
+    project: Project, engine: SpeechEngine, voices: dict[str, str], settings: Settings
+) -> dict[str, Any]:
+    """Speaker -> embedding of their voice's reference, for the similarity check (XTTS
+    voices only, and only when resemblyzer is installed and the check is on)."""
+    from octavia_cli import similarity
+
+    if engine.name != "xtts" or settings.tts.min_similarity <= 0 or not similarity.available():
+        return {}
+    from octavia_cli import voices as library
+
+    embeddings = {}
+    for speaker, voice in voices.items():
+        if voice.endswith(".pt"):  # cloned from the source: its reference is beside it
+            reference = Path(voice).with_suffix(".reference.wav")
+        else:
+            reference = library.folder_of(voice) / library.REFERENCE
+        if reference.exists():
+            cache = reference.with_name(reference.stem + ".embedding.npy")
+            embeddings[speaker] = similarity.reference_embedding(reference, cache)
+    return embeddings
+
+
+def _keep_the_voice(
+    engine: SpeechEngine, text: str, target: str, voice: str, path: Path, speed: float,
+    result: Any, reference: Any, settings: Settings,
+) -> tuple[Any, float, int]:  # fmt: skip
+    """Re-synthesize (another sampling seed) while the line sounds unlike its voice, up to
+    ``tts.max_attempts`` times; keep the closest attempt."""
+    import shutil
+
+    import torch
+
+    from octavia_cli import similarity
+
+    best_score = similarity.similarity(similarity.embed(path), reference)
+    attempts = 1
+    best = path.with_name(path.name + ".best")
+    shutil.copyfile(path, best)
+    while best_score < settings.tts.min_similarity and attempts < settings.tts.max_attempts:
+        torch.manual_seed(1000 + attempts)
+        attempt = engine.synthesize(text, target, voice, path, speed=speed)  # type: ignore[call-arg]
+        attempts += 1
+        score = similarity.similarity(similarity.embed(path), reference)
+        if score > best_score:
+            best_score, result = score, attempt
+            shutil.copyfile(path, best)
+    best.replace(path)
+    return result, round(best_score, 3), attempts
 
 
 def synthesize(project: Project, target: str, settings: Settings, hook: ProgressHook) -> None:
@@ -130,11 +182,12 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
     if not jobs:
         reporter.skipped()
         return
+    checks = _reference_embeddings(project, engine, voices, settings)
     began = last_save = time.monotonic()
     reporter.started(total=len(jobs))
     for done, (segment, text, key, voice, label) in enumerate(jobs, start=1):
         relative = f"clips/{target}/{segment.id}.wav"
-        speed = 1.0
+        speed, score, attempts = 1.0, None, 1
         if text.strip():
             with atomic_path(project.path(relative)) as tmp:
                 result = engine.synthesize(text, target, voice, tmp)
@@ -143,12 +196,18 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
                     # The engine's own rate first: it sounds better than time-stretching.
                     speed = round(min(result.duration_s / max(slot, 0.1), MAX_TTS_SPEED), 3)
                     result = engine.synthesize(text, target, voice, tmp, speed=speed)  # type: ignore[call-arg]
+                reference = checks.get(segment.speaker)
+                if reference is not None:
+                    result, score, attempts = _keep_the_voice(
+                        engine, text, target, voice, tmp, speed, result, reference, settings
+                    )
             duration, rate = result.duration_s, result.sample_rate_hz
         else:  # a line emptied by hand: nothing to say
             relative, duration, rate = "", 0.0, 0
         segment.clips[target] = Clip(
-            relative, key, engine.name, label, round(duration, 3), rate, tts_speed=speed
-        )
+            relative, key, engine.name, label, round(duration, 3), rate, tts_speed=speed,
+            similarity=score, attempts=attempts,
+        )  # fmt: skip
         reporter.advance(done, len(jobs))
         if time.monotonic() - last_save > SAVE_EVERY_S:
             project.save()

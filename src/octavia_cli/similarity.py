@@ -1,0 +1,50 @@
+"""Speaker similarity of synthesized speech to its voice's reference, with resemblyzer (a
+GE2E speaker encoder whose weights ship in its wheel): cosine similarity of utterance
+embeddings, 1.0 for the same voice. Used to catch a cloned line that drifted to another
+voice and re-synthesize it."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+
+def available() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("resemblyzer") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder():  # -> resemblyzer.VoiceEncoder
+    from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder("cpu", verbose=False)
+
+
+def embed(path: Path) -> np.ndarray:
+    """The speaker embedding of a recording (unit length)."""
+    from resemblyzer import preprocess_wav
+
+    wav = preprocess_wav(str(path))
+    if len(wav) < 1600:  # under 0.1 s of speech after trimming: use the file as it is
+        import soundfile
+
+        wav, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
+        wav = wav.mean(axis=1)
+    return _encoder().embed_utterance(wav)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-9))
+
+
+def reference_embedding(reference: Path, cache: Path) -> np.ndarray:
+    """The embedding of a voice's reference, computed once and kept beside it."""
+    if cache.exists():
+        return np.load(cache)
+    value = embed(reference)
+    np.save(cache, value)
+    return value
