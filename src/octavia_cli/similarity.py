@@ -11,10 +11,19 @@ from pathlib import Path
 import numpy as np
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
-    from importlib.util import find_spec
+    """resemblyzer imports (it pulls in webrtcvad, which needs pkg_resources)."""
+    import logging
 
-    return find_spec("resemblyzer") is not None
+    try:
+        import resemblyzer  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken dependency of it
+        logging.getLogger(__name__).warning(
+            "speaker similarity check off: resemblyzer does not import (%s)", exc
+        )
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1)
