@@ -74,20 +74,21 @@ class EngineCache:
 ENGINE_CACHE: ContextVar[EngineCache | None] = ContextVar("octavia_engines", default=None)
 
 
-def asr_engine(settings: Settings) -> AsrEngine:
+def _engine(settings: Settings, kind: str, make: Callable[[Settings], Any]) -> Any:
+    """A fresh engine, or inside a worker the cached one for the same settings section."""
     cache = ENGINE_CACHE.get()
     if cache is None:
-        return get_asr_engine(settings)
-    key = stable_hash(dataclasses.asdict(settings.asr), settings.general.device)
-    return cache.get("asr", key, lambda: get_asr_engine(settings))
+        return make(settings)
+    key = stable_hash(dataclasses.asdict(getattr(settings, kind)), settings.general.device)
+    return cache.get(kind, key, lambda: make(settings))
+
+
+def asr_engine(settings: Settings) -> AsrEngine:
+    return _engine(settings, "asr", get_asr_engine)
 
 
 def translation_engine(settings: Settings) -> Any:
-    cache = ENGINE_CACHE.get()
-    if cache is None:
-        return get_translation_engine(settings)
-    key = stable_hash(dataclasses.asdict(settings.mt), settings.general.device)
-    return cache.get("mt", key, lambda: get_translation_engine(settings))
+    return _engine(settings, "mt", get_translation_engine)
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,16 @@ def test_errors_are_one_sentence(cli, talk: Path, media_factory) -> None:
     assert code == 1 and "already exists" in err
     assert talk.with_name("talk.srt").read_text() == "mine"
     assert "Traceback" not in err
+
+
+def test_conflicting_output_options(cli, talk: Path) -> None:
+    code, _, err = cli("subtitles", str(talk), "--embed", "--burn-in")
+    assert code == 1 and "cannot be combined" in err
+    code, _, err = cli("subtitles", str(talk), "-o", "-", "--json")
+    assert code == 1 and "both write to stdout" in err
+    code, _, err = cli("subtitles", str(talk), "-o", "-", "--embed")
+    assert code == 1 and "not a video" in err
+    code, _, err = cli("subtitles", str(talk), "-o", "-", "--to", "es", "--to", "fr")
+    assert code == 1 and "takes one language" in err
+    code, _, err = cli("subtitles", str(talk), "--remote", "--json")
+    assert code == 1 and "locally only" in err

@@ -390,3 +390,9 @@ def test_each_worker_gets_its_own_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert load_settings({"general.device": "cuda:1"}).general.device == "cuda:1"
     monkeypatch.setattr(devices, "cuda_device_count", lambda: 0)
     assert pool.device_for(0) is None
+
+
+def test_key_commands_name_an_unknown_key(server: Server) -> None:
+    for command in (("revoke", "nokey"), ("credit", "nokey", "5")):
+        result = server.octavia("serve", "keys", *command, "--data-dir", str(server.data_dir))
+        assert result.returncode == 1 and "key with id nokey" in result.stderr
