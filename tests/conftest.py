@@ -7,9 +7,11 @@ session into a shared cache, since that costs a second or two.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,8 +46,21 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
+    isolate(tmp_path / "home", monkeypatch, session_cache)
+
+
+@pytest.fixture(scope="module")
+def isolated_module(
+    tmp_path_factory: pytest.TempPathFactory, session_cache: Path
+) -> Iterator[None]:
+    """The same isolation for a module-scoped fixture (made before the per-test one)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate(tmp_path_factory.mktemp("home"), monkeypatch, session_cache)
+        yield
+
+
+def isolate(home: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Path) -> None:
+    home.mkdir(exist_ok=True)
     for name in list(__import__("os").environ):
         if name.startswith("OCTAVIA_"):
             monkeypatch.delenv(name)
@@ -62,9 +77,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Pat
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))  # the voice library
 
 
-def _espeak(text: str, destination: Path, voice: str = "en-us") -> None:
+def _espeak(text: str, destination: Path, voice: str = "en-us", pitch: int = 50) -> None:
     subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", "160", "-w", str(destination), text],
+        ["espeak-ng", "-v", voice, "-s", "160", "-p", str(pitch), "-w", str(destination), text],
         check=True,
         capture_output=True,
     )
@@ -72,7 +87,7 @@ def _espeak(text: str, destination: Path, voice: str = "en-us") -> None:
 
 def make_media(
     path: Path,
-    lines: tuple[tuple[float, str], ...] = SAMPLE_LINES,
+    lines: tuple[tuple, ...] = SAMPLE_LINES,
     *,
     duration_s: float = 10.0,
     video: bool = True,
@@ -81,7 +96,8 @@ def make_media(
     audio_codec: list[str] | None = None,
 ) -> Path:
     """Make a clip: espeak-ng sentences at the given start times over a quiet chord, on an
-    ffmpeg test pattern when ``video``. Returns ``path``."""
+    ffmpeg test pattern when ``video``. A line is ``(start_s, text)`` or ``(start_s, text,
+    voice, pitch)``. Returns ``path``."""
     work = path.parent / f".{path.stem}-parts"
     work.mkdir(parents=True, exist_ok=True)
     args = ["ffmpeg", "-v", "error", "-y"]
@@ -93,9 +109,9 @@ def make_media(
         return path
     first_audio = 1 if video else 0
     chains, labels = [], []
-    for index, (start, text) in enumerate(lines):
+    for index, (start, text, *voice) in enumerate(lines):
         wav = work / f"line{index}.wav"
-        _espeak(text, wav)
+        _espeak(text, wav, *voice)
         args += ["-i", str(wav)]
         chains.append(
             f"[{first_audio + index}:a]aresample=48000,adelay={int(start * 1000)}:all=1[l{index}]"
@@ -136,6 +152,74 @@ def make_media(
     subprocess.run(args, check=True)
     shutil.rmtree(work)
     return path
+
+
+# Two clearly different synthetic speakers: (espeak-ng voice, pitch).
+DIALOGUE_VOICES = {"A": ("en-us+m3", 30), "B": ("en-us+f4", 80)}
+DIALOGUE_SENTENCES = (
+    "Good morning, and thank you for coming in today.",
+    "It is a pleasure to be here.",
+    "Tell me how the project started.",
+    "We wanted to build a library for the whole town.",
+    "How long did the building take?",
+    "Almost three years, from the first plan to the opening.",
+    "What surprised you the most?",
+    "The children came every single afternoon.",
+    "Do you have plans for next year?",
+    "Yes, we will open a music room on the second floor.",
+    "That sounds wonderful.",
+    "Thank you, we are very proud of it.",
+)
+
+
+def dialogue_lines(duration_s: float, seed: int = 7) -> tuple[tuple, ...]:
+    """Alternating turns of speakers A and B (now and then one speaks twice), with pauses of
+    0.3 to 1.0 s: ``(start_s, text, voice, pitch, speaker)``."""
+    import random
+
+    rng = random.Random(seed)
+    lines, t, speaker, index = [], 0.5, "A", 0
+    while True:
+        text = DIALOGUE_SENTENCES[index % len(DIALOGUE_SENTENCES)]
+        length = speech_seconds(text, *DIALOGUE_VOICES[speaker])
+        if t + length > duration_s - 0.3:
+            break
+        lines.append((round(t, 2), text, *DIALOGUE_VOICES[speaker], speaker))
+        t += length + rng.uniform(0.3, 1.0)
+        index += 1
+        if rng.random() > 0.15:
+            speaker = "B" if speaker == "A" else "A"
+    return tuple(lines)
+
+
+def speech_seconds(text: str, voice: str, pitch: int) -> float:
+    """How long espeak-ng's WAV of ``text`` is."""
+    return speech_span(text, voice, pitch)[2]
+
+
+@functools.lru_cache(maxsize=256)
+def speech_span(text: str, voice: str, pitch: int) -> tuple[float, float, float]:
+    """Where the sound of espeak-ng's WAV of ``text`` starts and ends, and its length."""
+    import numpy as np
+    import soundfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        wav = Path(scratch) / "line.wav"
+        _espeak(text, wav, voice, pitch)
+        audio, rate = soundfile.read(str(wav), dtype="float32")
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return loud[0] / rate, (loud[-1] + 1) / rate, len(audio) / rate
+
+
+def make_dialogue(path: Path, duration_s: float, **kwargs: object) -> tuple[Path, list[tuple]]:
+    """A two-speaker dialogue clip and its reference turns ``(start_s, end_s, speaker)``."""
+    lines = dialogue_lines(duration_s)
+    make_media(path, tuple(line[:4] for line in lines), duration_s=duration_s, **kwargs)
+    turns = []
+    for start, text, voice, pitch, speaker in lines:
+        lead, end, _ = speech_span(text, voice, pitch)
+        turns.append((round(start + lead, 3), round(start + end, 3), speaker))
+    return path, turns
 
 
 @pytest.fixture(scope="session")

@@ -59,6 +59,15 @@ TORCHAUDIO_ALIGN = {
 }
 
 
+# demucs 4.1 takes its pretrained models from the hub (one safetensors file per model of
+# the bag, plus the bag's yaml).
+DEMUCS_MODELS = {
+    "htdemucs": ("adefossez/HTDemucs", 84),
+    "htdemucs_ft": ("adefossez/HTDemucs-ft", 336),
+}
+PYANNOTE_PIPELINE = "pyannote/speaker-diarization-community-1"
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str  # what `octavia models pull NAME` takes
@@ -118,6 +127,19 @@ def all_models() -> list[ModelEntry]:
         ModelEntry(
             "xtts-v2", "tts", HUB, "coqui/XTTS-v2", "main", 1870,
             "CPML (non-commercial)", False, ("xtts",), "17 languages",
+        )
+    )  # fmt: skip
+    for name, (hub_id, size) in DEMUCS_MODELS.items():
+        entries.append(
+            ModelEntry(
+                name, "separation", HUB, hub_id, "main", size, "MIT", False, ("demucs",), "all"
+            )
+        )  # fmt: skip
+    entries.append(
+        ModelEntry(
+            "pyannote-community-1", "diarization", HUB, PYANNOTE_PIPELINE, "main", 33,
+            "CC-BY-4.0 (gated: accept the conditions on its hub page)", True, ("pyannote",),
+            "all",
         )
     )  # fmt: skip
     for model in mt_catalog.catalog():
@@ -256,6 +278,15 @@ def required_models(
             entry = find_model(chosen.name) if chosen else None
             if entry is not None:
                 needed.append(entry)
+    if settings.separation.engine == "demucs":
+        entry = find_model(settings.separation.model)
+        if entry is not None:
+            needed.append(entry)
+    diarization = settings.diarization
+    if diarization.engine == "pyannote" and diarization.speakers != 1:
+        entry = find_model(diarization.model)
+        if entry is not None:
+            needed.append(entry)
     if settings.tts.engine == "xtts" and not settings.tts.model:
         entry = find_model("xtts-v2")
         if entry is not None:
@@ -317,15 +348,25 @@ def pull(entry: ModelEntry, settings: Settings, console: Any) -> Path:
             return path
         from huggingface_hub import snapshot_download
 
+        token = None
+        if entry.gated:
+            token = settings.diarization.hf_token or os.environ.get("HF_TOKEN") or None
         path = Path(
             snapshot_download(
-                entry.location, revision=entry.revision, cache_dir=str(hub_cache_dir())
+                entry.location,
+                revision=entry.revision,
+                cache_dir=str(hub_cache_dir()),
+                token=token,
             )
         )
     except Exception as exc:
-        raise MissingModelError(
-            f"Could not fetch {entry.name}: {exc}.", "Check the network and try again."
-        ) from None
+        hint = "Check the network and try again."
+        if entry.gated:
+            hint = (
+                f"It is gated: accept its conditions at https://hf.co/{entry.location} and set "
+                "a token with: octavia config set diarization.hf_token TOKEN"
+            )
+        raise MissingModelError(f"Could not fetch {entry.name}: {exc}.", hint) from None
     if entry.pinned and path.name != entry.revision:
         raise MissingModelError(
             f"{entry.name} came at revision {path.name}, not the pinned {entry.revision}.",

@@ -127,6 +127,60 @@ class MtSettings:
 
 
 @dataclass(frozen=True)
+class SeparationSettings:
+    engine: str = _setting(
+        "none",
+        "Split speech from music and ambience before transcribing: demucs (the dub then "
+        "goes over the separated background, the original voices gone), or none (the "
+        "original audio is ducked deeply under the dub instead).",
+        choices=("none", "demucs"),
+    )
+    model: str = _setting(
+        "htdemucs", "demucs: a pretrained model name (htdemucs, htdemucs_ft) or a local .th file."
+    )
+    block_s: float = _setting(
+        60.0,
+        "demucs: audio is separated in blocks of this many seconds, cross-faded at the joins, "
+        "so memory does not grow with the input's length.",
+        minimum=10.0,
+        maximum=600.0,
+    )
+    shifts: int = _setting(
+        0, "demucs: random shifts averaged per block (better, and that many times slower).",
+        minimum=0, maximum=10,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DiarizationSettings:
+    engine: str = _setting(
+        "offline",
+        "Who speaks when: offline (Silero VAD, resemblyzer speaker embeddings and spectral "
+        "clustering, weights shipped on PyPI), pyannote (pyannote.audio 4, gated on the "
+        "hub), or none (one speaker).",
+        choices=("none", "offline", "pyannote"),
+    )
+    model: str = _setting(
+        "pyannote/speaker-diarization-community-1",
+        "pyannote: the pipeline (a hub id or a local folder).",
+    )
+    hf_token: str = _setting(
+        "",
+        "pyannote: Hugging Face access token, needed to download the gated pipeline once "
+        "(never shown in full).",
+    )
+    accept_terms: bool = _setting(
+        False,
+        "pyannote: you accepted the pipeline's conditions on its hub page (it is gated).",
+    )
+    speakers: int = _setting(
+        0, "Number of speakers, when known (0: estimate it).", minimum=0, maximum=50
+    )
+    min_speakers: int = _setting(1, "Fewest speakers to consider.", minimum=1, maximum=50)
+    max_speakers: int = _setting(8, "Most speakers to consider.", minimum=1, maximum=50)
+
+
+@dataclass(frozen=True)
 class TtsSettings:
     engine: str = _setting(
         "auto",
@@ -162,6 +216,12 @@ class TtsSettings:
 class FitSettings:
     max_speed: float = _setting(
         1.3, "Largest speed-up applied to fit a line into its slot.", minimum=1.0, maximum=3.0
+    )
+    min_speed: float = _setting(
+        0.9,
+        "Slowest a short line is played to fill its slot (1 turns slowing off).",
+        minimum=0.5,
+        maximum=1.0,
     )
 
 
@@ -214,6 +274,8 @@ class Settings:
     general: GeneralSettings = field(default_factory=GeneralSettings)
     asr: AsrSettings = field(default_factory=AsrSettings)
     mt: MtSettings = field(default_factory=MtSettings)
+    separation: SeparationSettings = field(default_factory=SeparationSettings)
+    diarization: DiarizationSettings = field(default_factory=DiarizationSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
     fit: FitSettings = field(default_factory=FitSettings)
     mix: MixSettings = field(default_factory=MixSettings)
@@ -236,12 +298,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "asr.engine": "faster-whisper",
         "asr.model": "bundled:whisper-base",
         "mt.engine": "apertium",
+        "separation.engine": "none",
+        "diarization.engine": "offline",
         "tts.engine": "auto",
     },
     Preset.QUALITY.value: {
         "asr.engine": "whisperx",
         "asr.model": "auto",
         "mt.engine": "transformers",
+        "separation.engine": "demucs",
+        "diarization.engine": "pyannote",
         "tts.engine": "xtts",
     },
 }
@@ -340,7 +406,7 @@ def parse_value(key: str, value: Any) -> Any:
     return parsed
 
 
-SECRET_KEYS = frozenset({"remote.api_key"})
+SECRET_KEYS = frozenset({"remote.api_key", "diarization.hf_token"})
 
 
 def masked(key: str, value: Any) -> Any:

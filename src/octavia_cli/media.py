@@ -315,7 +315,10 @@ DUCKING_PRESETS: dict[str, str] = {
     "soft": "threshold=0.05:ratio=4:attack=30:release=600:knee=4",
     "standard": "threshold=0.02:ratio=10:attack=15:release=700:knee=3",
     "cinematic": "threshold=0.01:ratio=20:attack=8:release=900:knee=2",
+    # Without separation the original voices are in the background: push it further down.
+    "deep": "threshold=0.004:ratio=20:attack=5:release=600:knee=1",
 }
+NO_SEPARATION_DUCKING = "deep"
 
 
 def sidechain_duck(

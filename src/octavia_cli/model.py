@@ -41,6 +41,7 @@ class Word(_Record):
 class FitStatus(StrEnum):
     FITS = "fits"  # the clip fits its slot at natural speed
     SPED_UP = "sped_up"  # sped up within the allowed bound to fit
+    SLOWED = "slowed"  # slowed a little (down to the band's lower edge) to fill its slot
     OVERFLOW = "overflow"  # even at the bound it runs into the following silence
     PUSHED = "pushed"  # it started late because the previous line ran over
     BORROWED = "borrowed"  # it starts early, in the silence before its slot
@@ -125,6 +126,29 @@ class Segment(_Record):
             clips={k: Clip.from_dict(v) for k, v in data.get("clips", {}).items()},
             fits={k: Fit.from_dict(v) for k, v in data.get("fits", {}).items()},
         )
+
+
+@dataclass
+class Speaker(_Record):
+    """A voice heard in the source, as the diarize stage found it.
+
+    ``id`` (S1, S2...) is what lines refer to. ``label`` is the speaker's name: edit it to
+    rename them; give two speakers the same label to merge them (they then share one voice,
+    the first one's). ``voice`` may name a stored voice (or an espeak-ng/Piper voice) for
+    them; empty: cloned from their own speech (XTTS) or chosen by their pitch.
+    ``reference`` lists the spans of their speech, free of other speakers, that a clone of
+    their voice is made from.
+    """
+
+    id: str
+    label: str = ""
+    speech_s: float = 0.0
+    reference: list[list[float]] = field(default_factory=list)
+    pitch_hz: float | None = None
+    voice: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.id
 
 
 @dataclass

@@ -91,6 +91,31 @@ def translation_engine(settings: Settings) -> Any:
     return _engine(settings, "mt", get_translation_engine)
 
 
+def separation_engine(settings: Settings) -> Any:
+    """demucs, or None with separation off."""
+    from octavia_cli.engines.separation import get_separation_engine
+
+    if settings.separation.engine == "none":
+        return None
+    return _engine(settings, "separation", get_separation_engine)
+
+
+def diarization_engine(settings: Settings) -> Any:
+    """The diarizer, or None when it is off or one speaker was asked for."""
+    from octavia_cli.engines.diarization import get_diarization_engine
+
+    if settings.diarization.engine == "none" or settings.diarization.speakers == 1:
+        return None
+    return _engine(settings, "diarization", get_diarization_engine)
+
+
+def _release(engine: Any) -> None:
+    """Free a stage's models once it is done, so that on a GPU only one stage's models are
+    in memory at a time (a worker keeps them loaded between jobs instead)."""
+    if engine is not None and ENGINE_CACHE.get() is None:
+        engine.close()
+
+
 @dataclass(frozen=True)
 class DubRequest:
     """What ``octavia dub`` was asked to do."""
@@ -111,6 +136,8 @@ class DubResult:
     source_language: str = ""
     timing: dict[str, dict] = field(default_factory=dict)  # target -> timing report
     report: Path | None = None  # report.html
+    notes: list[str] = field(default_factory=list)  # said in the run's summary
+    speakers: int = 0
 
 
 def output_paths(request: DubRequest, has_video: bool) -> dict[str, Path]:
@@ -298,16 +325,36 @@ def prepare_transcript(
     language: str | None,
     hook: ProgressHook,
     asr: AsrEngine | None = None,
+    *,
+    speakers: bool = False,
 ) -> Transcript:
-    """Run extract and transcribe (each skipped if already done); return the transcript."""
+    """Run extract, separate (when on), transcribe and, with ``speakers``, diarize; each is
+    skipped if already done. Each stage's models are freed before the next one loads."""
+    from octavia_cli.engines.diarization import SpeakerCount
+    from octavia_cli.stages.diarize import diarize
+    from octavia_cli.stages.separate import separate
+
     asr = asr or asr_engine(settings)
     asr.check(language)
     extract(project, source, hook)
+    separator = separation_engine(settings) if speakers else None
     try:
-        return transcribe(project, asr, language, hook, options_hash=asr_options_hash(settings))
+        separate(project, separator, hook)
     finally:
-        if ENGINE_CACHE.get() is None:  # a worker keeps its models loaded between jobs
-            asr.close()
+        _release(separator)
+    try:
+        transcript = transcribe(
+            project, asr, language, hook, options_hash=asr_options_hash(settings)
+        )
+    finally:
+        _release(asr)
+    if speakers:
+        diarizer = diarization_engine(settings)
+        try:
+            diarize(project, diarizer, SpeakerCount.from_settings(settings), hook)
+        finally:
+            _release(diarizer)
+    return transcript
 
 
 def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progress) -> DubResult:
@@ -330,6 +377,12 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
     preflight(settings, source_language, targets)
     asr = asr_engine(settings)
     asr.check(source_language)
+    from octavia_cli.engines.diarization import SpeakerCount
+
+    SpeakerCount.from_settings(settings)  # a bad range fails now
+    diarizer = diarization_engine(settings)
+    if diarizer is not None:
+        diarizer.check()
     translator = translation_engine(settings)
     for target in targets:
         if source_language is not None:
@@ -348,12 +401,25 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
     result = DubResult(project.folder)
     with project.locked():
         began = time.monotonic()
-        transcript = prepare_transcript(project, source, settings, source_language, hook, asr)
+        transcript = prepare_transcript(
+            project, source, settings, source_language, hook, asr, speakers=True
+        )
         result.source_language = transcript.language
+        result.speakers = len(project.speakers)
+        if settings.separation.engine == "none":
+            result.notes.append(
+                "no source separation: the original voices are ducked deeply under the dub "
+                "(turn on demucs with --separate for a clean background)"
+            )
         for target in targets:
             translate(project, target, translator, hook, options[target])
             synthesize(project, target, settings, hook)
-            fit(project, target, FitOptions(max_speed=settings.fit.max_speed), hook)
+            fit(
+                project,
+                target,
+                FitOptions(max_speed=settings.fit.max_speed, min_speed=settings.fit.min_speed),
+                hook,
+            )
             result.timing[target] = json.loads(
                 project.path(fit_report_path(target)).read_text(encoding="utf-8")
             )

@@ -23,7 +23,7 @@ from octavia_cli import __version__
 from octavia_cli.errors import InputError, StageError
 from octavia_cli.files import atomic_write_bytes, fingerprint_file
 from octavia_cli.media import MediaInfo
-from octavia_cli.model import Transcript
+from octavia_cli.model import Speaker, Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class Project:
         self.transcript: Transcript | None = (
             Transcript.from_dict(transcript) if transcript else None
         )
+        self.speakers: list[Speaker] = [Speaker.from_dict(x) for x in data.get("speakers", [])]
         self.stages: dict[str, StageRecord] = {
             name: StageRecord(**record) for name, record in data.get("stages", {}).items()
         }
@@ -183,6 +184,7 @@ class Project:
                 "fingerprint": self.source_fingerprint,
                 "media": self.media.__dict__ if self.media else None,
             },
+            "speakers": [speaker.to_dict() for speaker in self.speakers],
             "transcript": self.transcript.to_dict() if self.transcript else None,
             "stages": {name: record.__dict__ for name, record in self.stages.items()},
             "outputs": {name: record.__dict__ for name, record in self.outputs.items()},
@@ -233,6 +235,22 @@ class Project:
     def mark_done(self, stage: str, inputs_hash: str, seconds: float, **info: Any) -> None:
         self.stages[stage] = StageRecord(inputs_hash, _now(), round(seconds, 3), info)
         self.save()
+
+    def speaker_groups(self) -> dict[str, str]:
+        """Speaker id -> the id that speaks for them: speakers sharing a label are one person
+        (merged by editing the project), voiced as the first of them."""
+        first_of_label: dict[str, str] = {}
+        groups = {}
+        for speaker in self.speakers:
+            groups[speaker.id] = first_of_label.setdefault(speaker.label, speaker.id)
+        return groups
+
+    def voice_of(self, speaker_id: str) -> str:
+        """The speaker who voices ``speaker_id``'s lines (itself unless merged)."""
+        return self.speaker_groups().get(speaker_id, speaker_id)
+
+    def speaker(self, speaker_id: str) -> Speaker | None:
+        return next((s for s in self.speakers if s.id == speaker_id), None)
 
     def require_transcript(self) -> Transcript:
         if self.transcript is None:

@@ -20,7 +20,13 @@ def test_every_default_model_is_in_the_catalog_with_a_revision() -> None:
     assert [e.name for e in offline] == ["bundled:whisper-base"]
     quality = load_settings({"general.preset": "quality", "general.device": "cpu"})
     names = [e.name for e in required_models(quality, "en", ("es", "sw"))]
-    assert names == ["whisper-small", "align-en", "opus-mt-en-es", "m2m100-418m", "xtts-v2"]
+    assert names == [
+        "whisper-small", "align-en", "opus-mt-en-es", "m2m100-418m", "htdemucs",
+        "pyannote-community-1", "xtts-v2",
+    ]  # fmt: skip
+    assert find_model("pyannote-community-1").gated
+    one_speaker = load_settings({"general.preset": "quality", "diarization.speakers": 1})
+    assert "pyannote-community-1" not in [e.name for e in required_models(one_speaker, "en")]
     gpu_default = load_settings({"general.preset": "quality", "asr.model": "large-v3"})
     assert required_models(gpu_default, None)[0].location == "Systran/faster-whisper-large-v3"
     assert find_model("opus-mt-en-es").pinned  # a verified commit

@@ -86,6 +86,41 @@ def dub_command(
             show_default=False,
         ),
     ] = None,
+    separate: Annotated[
+        bool | None,
+        typer.Option(
+            "--separate/--no-separate",
+            help="Separate speech from music with demucs (the quality preset's default), "
+            "so the dub goes over the original background without the original voices.",
+            show_default=False,
+        ),
+    ] = None,
+    diarization: Annotated[
+        str | None,
+        typer.Option(
+            "--diarization",
+            help="Who speaks when: offline, pyannote or none (one speaker).",
+            show_default=False,
+        ),
+    ] = None,
+    speakers: Annotated[
+        int | None,
+        typer.Option(
+            "--speakers", min=1, help="Number of speakers, when known.", show_default=False
+        ),
+    ] = None,
+    min_speakers: Annotated[
+        int | None,
+        typer.Option(
+            "--min-speakers", min=1, help="Fewest speakers to consider.", show_default=False
+        ),
+    ] = None,
+    max_speakers: Annotated[
+        int | None,
+        typer.Option(
+            "--max-speakers", min=1, help="Most speakers to consider.", show_default=False
+        ),
+    ] = None,
     remote: Annotated[
         bool,
         typer.Option("--remote", help="Run on the configured backend (octavia login)."),
@@ -115,6 +150,11 @@ def dub_command(
         max_speed=max_speed,
         ducking=ducking,
         loudness=loudness,
+        separation_engine=None if separate is None else ("demucs" if separate else "none"),
+        diarization_engine=diarization,
+        speakers=speakers,
+        min_speakers=min_speakers,
+        max_speakers=max_speakers,
     )
     from octavia_cli.errors import InputError
     from octavia_cli.pipeline import dub_batch, expand_inputs
@@ -185,6 +225,11 @@ def _print_timing(ctx: typer.Context, result) -> None:
 
     if state(ctx).quiet:
         return
+    if result.speakers > 1:
+        state(ctx).stderr.print(f"{result.speakers} speakers, each in their own voice",
+                                highlight=False)  # fmt: skip
+    for note in result.notes:
+        state(ctx).stderr.print(f"note: {note}", highlight=False, soft_wrap=True)
     for target, report in result.timing.items():
         state(ctx).stderr.print(
             f"{summary(report)} (timing: {result.project_folder / report_path(target)})",

@@ -72,7 +72,10 @@ class ProgressRenderer:
             self.started_at[event.stage] = time.monotonic()
         note = event.message or ""
         if event.status in (StageStatus.DONE, StageStatus.SKIPPED):
-            label = "done" if event.status is StageStatus.DONE else "skipped (already done)"
+            label = (
+                "done" if event.status is StageStatus.DONE
+                else f"skipped ({event.message or 'already done'})"
+            )  # fmt: skip
             self.progress.update(
                 task, total=1, completed=1, note=note if event.status is StageStatus.DONE else label
             )

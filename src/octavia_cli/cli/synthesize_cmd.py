@@ -73,7 +73,7 @@ def synthesize_command(
         _synthesize_remote(ctx, settings, lines, target, output, voice, preset)
         return
     engine, voice_id = choose_voice(settings, target)
-    options = FitOptions(max_speed=settings.fit.max_speed)
+    options = FitOptions(max_speed=settings.fit.max_speed, min_speed=settings.fit.min_speed)
     with (
         state(ctx).renderer() as hook,
         tempfile.TemporaryDirectory(prefix="octavia-") as scratch,

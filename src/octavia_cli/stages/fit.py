@@ -34,6 +34,7 @@ TOLERANCE_S = 0.01
 @dataclass(frozen=True)
 class FitOptions:
     max_speed: float = 1.3  # largest speed-up to fit a line into its slot
+    min_speed: float = 0.9  # a short line is slowed down to fill its slot, this far at most
     gap_s: float = 0.05  # least silence kept between two dubbed lines
     max_lead_s: float = 0.3  # how far into the silence before its slot a line may start
     max_shift_s: float = 0.5  # a later start than this is reported as a violation
@@ -60,7 +61,10 @@ def plan_line(
     start = max(slot_start_s, earliest_start_s)
     room = max(slot_end_s - start, 1e-3)
     speed = 1.0
-    if clip_s > room + TOLERANCE_S:
+    if clip_s < (room - TOLERANCE_S) * 0.97 and options.min_speed < 1.0:
+        # Short: slow it a little (within the band) so it fills its slot as the source did.
+        speed = max(clip_s / (room * 0.97), options.min_speed)
+    elif clip_s > room + TOLERANCE_S:
         speed = min(clip_s / room, options.max_speed)
         length = clip_s / speed
         if length > room + TOLERANCE_S:  # still too long: borrow the silence before the slot
@@ -74,6 +78,8 @@ def plan_line(
         status = FitStatus.OVERFLOW
     elif speed > 1.0 + 1e-6 and shift >= -TOLERANCE_S:
         status = FitStatus.SPED_UP
+    elif speed < 1.0 - 1e-6 and abs(shift) <= TOLERANCE_S:
+        status = FitStatus.SLOWED
     elif shift < -TOLERANCE_S:
         status = FitStatus.BORROWED
     elif shift > TOLERANCE_S:
@@ -122,17 +128,20 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
     segments = sorted(transcript.segments, key=lambda s: s.start_s)
     began = time.monotonic()
     refitted = 0
+    voice_of = project.speaker_groups()  # merged speakers share one voice, one line at a time
     earliest_by_speaker: dict[str, float] = {}
     reporter.started(total=len(segments))
     for index, segment in enumerate(segments, start=1):
         clip = segment.clips[target]
-        earliest = earliest_by_speaker.get(segment.speaker, 0.0)
+        speaker = voice_of.get(segment.speaker, segment.speaker)
+        earliest = earliest_by_speaker.get(speaker, 0.0)
         key = stable_hash(
             clip.key,
             segment.start_s,
             segment.end_s,
             round(earliest, 3),
             options.max_speed,
+            options.min_speed,
             options.gap_s,
             options.max_lead_s,
             rate,
@@ -144,7 +153,7 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
             and (not previous.path or project.path(previous.path).exists())
         ):
             if previous.path:
-                earliest_by_speaker[segment.speaker] = previous.end_s + options.gap_s
+                earliest_by_speaker[speaker] = previous.end_s + options.gap_s
             reporter.advance(index, len(segments))
             continue
         refitted += 1
@@ -176,7 +185,7 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
             placement.overflow_s,
             placement.shift_s,
         )
-        earliest_by_speaker[segment.speaker] = placement.end_s + options.gap_s
+        earliest_by_speaker[speaker] = placement.end_s + options.gap_s
         reporter.advance(index, len(segments))
     inputs = stable_hash([s.fits[target].key for s in segments])
     if refitted == 0 and project.is_current(stage_name(target), inputs):
@@ -243,6 +252,7 @@ def timing_report(segments: list, target: str, options: FitOptions) -> dict:
         "within_10_percent_share": round(len(within) / len(spoken), 3) if spoken else 1.0,
         "max_speed": max((line["speed"] for line in lines), default=1.0),
         "sped_up": sum(line["speed"] > 1.0 for line in lines),
+        "slowed": sum(line["speed"] < 1.0 for line in lines),
         "borrowed": sum(line["shift_s"] < 0 for line in lines),
         "late": sum(line["shift_s"] > options.max_shift_s for line in lines),
         "overflowing": sum(line["status"] == FitStatus.OVERFLOW.value for line in lines),

@@ -8,8 +8,10 @@ speaks and comes back smoothly in the pauses; the mix is brought to the target l
 has the source's sample rate and channels and lasts exactly as long as the picture (or the
 audio, for audio-only input). The ducked background is kept in the project for checking.
 
-Without source separation the original voices stay under the dub, only quieter; separating
-speech from music (demucs) replaces this later.
+With source separation (demucs) the dub goes over the separated background, so the original
+voices are gone and the music stays, ducked by the chosen preset. Without it the original
+voices are still in the background, so it is ducked deeply (the ``deep`` preset) whatever
+the preset, and the run's summary says so.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from octavia_cli.audio import (
 from octavia_cli.errors import ConfigError
 from octavia_cli.media import (
     DUCKING_PRESETS,
+    NO_SEPARATION_DUCKING,
     measure_loudness,
     measure_true_peak,
     sidechain_duck,
@@ -86,8 +89,13 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     assert project.media is not None
     fits = [s.fits[target] for s in sorted(transcript.segments, key=lambda s: s.start_s)]
     duration = project.media.output_duration_s
+    from octavia_cli.stages.separate import BACKGROUND_WAV, is_separated, speech_inputs
+
+    separated = is_separated(project)
+    ducking = options.ducking if separated else NO_SEPARATION_DUCKING
     inputs = stable_hash(
         project.stages["extract"].inputs_hash,
+        speech_inputs(project),
         [f.key for f in fits],
         options.ducking,
         options.loudness,
@@ -102,6 +110,9 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     channels = original.shape[0]
     length = round(duration * rate)
     original = fit_length(original, length)
+    under = original  # what goes under the dub: the separated background, if any
+    if separated:
+        under = fit_length(read_audio(project.path(BACKGROUND_WAV), rate)[0], length)
 
     voice, _spans = place_clips(
         length,
@@ -123,7 +134,7 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
 
     if options.ducking not in DUCKING_PRESETS:
         raise ConfigError(f"Unknown ducking preset '{options.ducking}'.")
-    background = sidechain_duck(original, voice, rate, options.ducking)
+    background = sidechain_duck(under, voice, rate, ducking)
     background = fit_length(background, length)
     mixed = background + voice
     reporter.advance(2, 3)
@@ -150,7 +161,8 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
         output_lufs=_round(measure_loudness(mixed, rate)),
         true_peak_dbtp=_round(true_peak),
         voice_gain_db=round(gain_db, 2),
-        ducking=options.ducking,
+        ducking=ducking,
+        separated=separated,
         duration_s=round(length / rate, 3),
     )
     reporter.done()

@@ -61,34 +61,53 @@ def voice_assignments(settings: Settings) -> dict[str, str]:
     return pairs
 
 
-def auto_clone(project: Project, engine: SpeechEngine, speaker: str) -> str:
-    """Clone ``speaker`` from their own speech in the source: their longest lines, 6-12 s
-    in all, from the source audio; the conditioning is computed once per project."""
-    import numpy as np
-    import torch
-
-    from octavia_cli.audio import read_audio, write_wav
-    from octavia_cli.stages.extract import SOURCE_WAV
-
-    conditioning = project.path(f"voices/{speaker}.pt")
-    if conditioning.exists():
-        return str(conditioning)
+def reference_spans(project: Project, speaker: str) -> list[list[float]]:
+    """Where ``speaker``'s voice is cloned from: the spans the diarize stage chose (or a
+    person set) in the speaker list, else their longest lines, 6-12 s in all."""
+    entry = project.speaker(speaker)
+    if entry is not None and entry.reference:
+        return entry.reference
     transcript = project.require_transcript()
     lines = sorted(
-        (s for s in transcript.segments if s.speaker == speaker),
+        (s for s in transcript.segments if project.voice_of(s.speaker) == speaker),
         key=lambda s: s.end_s - s.start_s,
         reverse=True,
     )
-    audio, rate = read_audio(project.path(SOURCE_WAV))
-    mono = audio.mean(axis=0)
-    pieces, total = [], 0.0
+    spans, total = [], 0.0
     for line in lines:
         if total >= CLONE_REFERENCE_S[1]:
             break
         take = min(line.end_s - line.start_s, CLONE_REFERENCE_S[1] - total)
-        start = int(line.start_s * rate)
-        pieces += [mono[start : start + int(take * rate)], np.zeros(int(0.2 * rate), np.float32)]
+        spans.append([line.start_s, line.start_s + take])
         total += take
+    return spans
+
+
+def auto_clone(project: Project, engine: SpeechEngine, speaker: str) -> str:
+    """Clone ``speaker`` from their own speech in the source (the separated vocals when
+    there are any), at their reference spans; computed once per speaker and reference."""
+    import numpy as np
+    import soundfile
+    import torch
+
+    from octavia_cli.audio import write_wav
+    from octavia_cli.stages.separate import speech_audio, speech_inputs
+
+    spans = reference_spans(project, speaker)
+    tag = stable_hash(spans, speech_inputs(project))[:8]
+    conditioning = project.path(f"voices/{speaker}.{tag}.pt")
+    if conditioning.exists():
+        return str(conditioning)
+    source = str(speech_audio(project))
+    rate = soundfile.info(source).samplerate
+    pieces, total = [], 0.0
+    for start, end in spans:
+        audio, _ = soundfile.read(
+            source, start=round(start * rate), stop=round(end * rate), dtype="float32",
+            always_2d=True,
+        )  # fmt: skip
+        pieces += [audio.mean(axis=1), np.zeros(int(0.2 * rate), np.float32)]
+        total += len(audio) / rate
     if total < 2.0:
         raise StageError(
             f"Speaker {speaker} speaks for {total:.1f} s only: too little to clone a voice.",
@@ -151,21 +170,78 @@ def _keep_the_voice(
     return result, round(best_score, 3), attempts
 
 
+def speaker_voices(
+    project: Project, target: str, settings: Settings, engine: SpeechEngine
+) -> tuple[SpeechEngine, dict[str, str]]:
+    """The engine and the voice of each speaker who voices lines (a merged speaker is voiced
+    by the first of its group): ``--voice SPEAKER=NAME`` (by id or label), else the voice
+    set in the project's speaker list, else ``--voice NAME`` for everyone, else a clone of
+    the speaker's own speech (XTTS) or a distinct voice chosen by their pitch. Two speakers
+    never get the same voice unless asked to."""
+    import logging
+
+    transcript = project.require_transcript()
+    groups = project.speaker_groups()
+    speakers = list(dict.fromkeys(groups.get(s.speaker, s.speaker) for s in transcript.segments))
+    assignments = voice_assignments(settings)
+    requested: dict[str, str] = {}
+    for speaker_id in speakers:
+        entry = project.speaker(speaker_id)
+        label = entry.label if entry is not None else speaker_id
+        requested[speaker_id] = (
+            assignments.get(speaker_id)
+            or assignments.get(label)
+            or (entry.voice if entry is not None else "")
+            or ""
+        )
+    everyone = assignments.get("*", "")
+    voices: dict[str, str] = {}
+    if engine.name == "xtts":
+        for speaker_id in speakers:
+            chosen = engine.voice_for(target, requested[speaker_id] or everyone)
+            voices[speaker_id] = chosen or auto_clone(project, engine, speaker_id)
+        return engine, voices
+    if (len(project.speakers) <= 1 and len(speakers) == 1) or everyone:  # one voice, or speaker
+        voice = requested[speakers[0]] if len(speakers) == 1 else ""
+        default = engine.voice_for(target, voice or requested_voice(settings, engine))
+        for speaker_id in speakers:
+            voices[speaker_id] = (
+                engine.voice_for(target, requested[speaker_id]) if requested[speaker_id]
+                else default
+            )  # fmt: skip
+        return engine, voices
+    free = [s for s in speakers if not requested[s]]
+    pitches = [getattr(project.speaker(s), "pitch_hz", None) for s in free]
+    try:
+        picked = engine.voices_by_pitch(target, pitches) if free else []  # type: ignore[attr-defined]
+    except InputError:
+        if settings.tts.engine != "auto":
+            raise
+        from octavia_cli.engines.tts.espeak import EspeakEngine
+
+        logging.getLogger(__name__).warning(
+            "%d speakers and too few %s voices for '%s': every speaker is voiced by "
+            "espeak-ng instead", len(speakers), engine.name, target,
+        )  # fmt: skip
+        engine = EspeakEngine()
+        check_language(engine, target)
+        picked = engine.voices_by_pitch(target, pitches)
+    by_pitch = dict(zip(free, picked, strict=True))
+    for speaker_id in speakers:
+        voices[speaker_id] = (
+            engine.voice_for(target, requested[speaker_id]) if requested[speaker_id]
+            else by_pitch[speaker_id]
+        )  # fmt: skip
+    return engine, voices
+
+
 def synthesize(project: Project, target: str, settings: Settings, hook: ProgressHook) -> None:
     reporter = StageReporter(hook, stage_name(target))
     transcript = project.require_transcript()
     engine = get_speech_engine(settings, target)
     check_language(engine, target)
-    assignments = voice_assignments(settings)
-    voices: dict[str, str] = {}
-    for speaker in dict.fromkeys(s.speaker for s in transcript.segments):
-        requested = assignments.get(speaker, assignments.get("*", ""))
-        if engine.name == "xtts":
-            voices[speaker] = engine.voice_for(target, requested) or auto_clone(
-                project, engine, speaker
-            )
-        else:
-            voices[speaker] = engine.voice_for(target, requested_voice(settings, engine))
+    engine, voices = speaker_voices(project, target, settings, engine)
+    groups = project.speaker_groups()
     jobs = []
     for segment in transcript.segments:
         translation = segment.translations.get(target)
@@ -173,7 +249,7 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
             raise StageError(
                 f"Line {segment.id} has no {target} translation.", "Run the translate stage first."
             )
-        voice = voices[segment.speaker]
+        voice = voices[groups.get(segment.speaker, segment.speaker)]
         label = project.relative(Path(voice)) if Path(voice).is_absolute() else voice
         key = stable_hash(translation.text, engine.name, label, target)
         clip = segment.clips.get(target)
@@ -196,7 +272,7 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
                     # The engine's own rate first: it sounds better than time-stretching.
                     speed = round(min(result.duration_s / max(slot, 0.1), MAX_TTS_SPEED), 3)
                     result = engine.synthesize(text, target, voice, tmp, speed=speed)  # type: ignore[call-arg]
-                reference = checks.get(segment.speaker)
+                reference = checks.get(groups.get(segment.speaker, segment.speaker))
                 if reference is not None:
                     result, score, attempts = _keep_the_voice(
                         engine, text, target, voice, tmp, speed, result, reference, settings

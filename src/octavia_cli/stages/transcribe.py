@@ -20,7 +20,7 @@ from octavia_cli.model import Transcript, Word, stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project import Project
 from octavia_cli.segmentation import split_into_lines
-from octavia_cli.stages.extract import ASR_SAMPLE_RATE_HZ, ASR_WAV
+from octavia_cli.stages.extract import ASR_SAMPLE_RATE_HZ
 from octavia_cli.vad import detect_speech, snap_to_speech
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,14 @@ def transcribe(
         NoSpeechError: the audio is silent, or the recogniser found no words.
     """
     reporter = StageReporter(hook, STAGE)
+    from octavia_cli.stages.separate import speech_16k, speech_inputs
+
     inputs = stable_hash(
-        project.stages["extract"].inputs_hash, engine.describe(), language, options_hash
+        project.stages["extract"].inputs_hash,
+        speech_inputs(project),
+        engine.describe(),
+        language,
+        options_hash,
     )
     if project.is_current(STAGE, inputs) and project.transcript is not None:
         reporter.skipped()
@@ -61,7 +67,7 @@ def transcribe(
     words: list[Word] = []
     regions: list[tuple[float, float]] = []
     heard_sound = False
-    for offset, chunk in iter_chunks(project.path(ASR_WAV), CHUNK_S, CHUNK_SEARCH_S):
+    for offset, chunk in iter_chunks(speech_16k(project), CHUNK_S, CHUNK_SEARCH_S):
         end = offset + len(chunk) / ASR_SAMPLE_RATE_HZ
         if peak_dbfs(chunk[None, :]) < SILENCE_DBFS:
             reporter.advance(end, total)

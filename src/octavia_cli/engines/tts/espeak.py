@@ -45,8 +45,26 @@ def installed_voices() -> tuple[tuple[str, str, str], ...]:
     return tuple(voices)
 
 
+# Voice variants that sound clearly different, in the order speakers get them.
+MALE_VARIANTS = ("m3", "m1", "m7", "m2", "m4", "m5", "m6", "m8")
+FEMALE_VARIANTS = ("f4", "f2", "f1", "f3", "f5")
+LOW_VOICE_HZ = 165.0  # a speaker whose median pitch is below this gets a male variant
+
+
 class EspeakEngine:
     name = "espeak-ng"
+
+    def voices_by_pitch(self, language: str, pitches: list[float | None]) -> list[str]:
+        """A distinct voice for each speaker: the language's voice with a male variant for
+        a low speaker, a female one for a high speaker (alternating when unknown)."""
+        base = self.voice_for(language)
+        pools = {True: list(MALE_VARIANTS), False: list(FEMALE_VARIANTS)}
+        chosen = []
+        for index, pitch in enumerate(pitches):
+            low = pitch < LOW_VOICE_HZ if pitch is not None else index % 2 == 0
+            pool = pools[low] or pools[not low]
+            chosen.append(f"{base}+{pool.pop(0)}")
+        return chosen
 
     def languages(self) -> set[str]:
         return {code for code, _, _ in installed_voices()}
@@ -54,7 +72,10 @@ class EspeakEngine:
     def voice_for(self, language: str, requested: str = "") -> str:
         voices = [v for v in installed_voices() if v[0] == language]
         if requested:
-            if any(requested in (tag, name) for _, tag, name in installed_voices()):
+            voice, _, variant = requested.partition("+")  # es+f3: a voice with a variant
+            if any(voice in (tag, name) for _, tag, name in installed_voices()) and (
+                not variant or variant.replace("-", "").isalnum()
+            ):
                 return requested
             raise InputError(
                 f"espeak-ng has no voice '{requested}'.", "List the voices with: espeak-ng --voices"

@@ -76,6 +76,21 @@ class PiperEngine:
             )
         return candidates[0]
 
+    def voices_by_pitch(self, language: str, pitches: list[float | None]) -> list[str]:
+        """A distinct Piper voice for each speaker, in the order the voices are found.
+
+        Raises:
+            InputError: fewer Piper voices speak ``language`` than there are speakers.
+        """
+        candidates = [str(p) for p in self.voices().values() if _voice_language(p) == language]
+        if len(candidates) < len(pitches):
+            raise InputError(
+                f"{len(pitches)} speakers need distinct voices, and only {len(candidates)} "
+                f"Piper voice(s) speak '{language}'.",
+                "Give each speaker a voice (--voice S2=VOICE), or use --tts-engine espeak-ng.",
+            )
+        return candidates[: len(pitches)]
+
     def synthesize(
         self, text: str, language: str, voice: str, destination: Path
     ) -> SynthesisResult:

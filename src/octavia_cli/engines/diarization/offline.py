@@ -1,0 +1,238 @@
+"""Diarization from parts whose weights ship on PyPI: the Silero VAD (in faster-whisper)
+finds speech, resemblyzer's GE2E encoder embeds it in 1.6 s windows every 0.4 s, and
+spectral clustering groups the windows by speaker, with the number of speakers estimated
+from the eigengap of the affinity's Laplacian unless it is given.
+
+Agglomerative clustering of the same embeddings failed on real dialogue (47% DER) where
+spectral clustering worked (17%, 4% with a 0.25 s collar): the embeddings of one speaker
+form a long, curved cloud that a distance threshold cuts in the wrong place, while the
+pruned affinity graph keeps it connected.
+
+Each 0.1 s of speech goes to the speaker whose windows cover it most (windows weighted
+towards their centre); a turn shorter than ``MIN_TURN_S`` between two turns of another
+speaker is given to that speaker. No overlapping speech is reported: one speaker a frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octavia_cli.engines.diarization import SpeakerCount, Turn
+from octavia_cli.errors import MissingDependencyError
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE_HZ = 16_000
+WINDOWS_PER_S = 2.5  # resemblyzer partial windows (1.6 s each) per second of speech
+MIN_REGION_S = 0.3  # speech shorter than this is not embedded (too little to tell)
+FRAME_S = 0.1
+MIN_TURN_S = 0.5
+MAX_CLUSTERED = 2500  # more windows than this: cluster a sample, assign the rest
+SAME_SPEAKER = 0.86  # two clusters whose centroids are this similar are one speaker
+# The affinity graph of one speaker stays connected: the second-smallest eigenvalue of its
+# normalised Laplacian (its algebraic connectivity) is well above zero (0.16-0.21 on
+# monologues here), where two speakers' graphs fall apart (0.00).
+CONNECTED = 0.1
+CHUNK_S = 600.0
+
+
+def _require() -> None:
+    try:
+        import resemblyzer  # noqa: F401
+        import sklearn  # noqa: F401
+    except Exception as exc:  # ImportError, or webrtcvad's missing pkg_resources
+        raise MissingDependencyError(
+            f"The offline diarizer needs resemblyzer and scikit-learn ({exc}).",
+            "Install them with: pip install 'octavia-cli[offline]', or give --speakers 1.",
+        ) from None
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder() -> Any:
+    from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder("cpu", verbose=False)
+
+
+class OfflineDiarizer:
+    name = "offline"
+
+    def describe(self) -> str:
+        return "offline:silero-vad+resemblyzer+spectral"
+
+    def check(self) -> None:
+        _require()
+
+    def close(self) -> None:
+        pass
+
+    def diarize(
+        self, audio_16k: Path, count: SpeakerCount, on_progress: Callable[[float, float], None]
+    ) -> list[Turn]:
+        import soundfile
+
+        from octavia_cli.audio import iter_chunks
+        from octavia_cli.vad import detect_speech
+
+        _require()
+        encoder = _encoder()
+        total = soundfile.info(str(audio_16k)).duration
+        regions: list[tuple[float, float]] = []
+        windows: list[tuple[float, float, int]] = []  # start, end, region index
+        embeddings: list[np.ndarray] = []
+        for offset, chunk in iter_chunks(audio_16k, CHUNK_S, 30.0):
+            for start, end in detect_speech(chunk):
+                if end - start < MIN_REGION_S:
+                    continue
+                wav = chunk[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
+                _, partials, slices = encoder.embed_utterance(
+                    wav, return_partials=True, rate=WINDOWS_PER_S, min_coverage=0.5
+                )
+                for embedding, piece in zip(partials, slices, strict=True):
+                    a = offset + start + piece.start / SAMPLE_RATE_HZ
+                    b = min(offset + start + piece.stop / SAMPLE_RATE_HZ, offset + end)
+                    windows.append((a, b, len(regions)))
+                    embeddings.append(embedding)
+                regions.append((offset + start, offset + end))
+            on_progress(offset + len(chunk) / SAMPLE_RATE_HZ, total)
+        if not embeddings:
+            return []
+        labels = cluster(np.stack(embeddings), count)
+        return _turns(regions, windows, labels)
+
+
+def cluster(embeddings: np.ndarray, count: SpeakerCount, seed: int = 0) -> np.ndarray:
+    """A speaker label (0..k-1) for each embedding."""
+    n = len(embeddings)
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-9)
+    low, high = count.bounds(n)
+    if high <= 1 or n < 3:
+        return np.zeros(n, dtype=int)
+    sample = np.arange(n)
+    if n > MAX_CLUSTERED:
+        sample = np.random.default_rng(seed).choice(n, MAX_CLUSTERED, replace=False)
+        sample.sort()
+    affinity = refined_affinity(unit[sample])
+    k = count.exactly or estimate_speakers(affinity, low, high)
+    if k <= 1:
+        return np.zeros(n, dtype=int)
+    import warnings
+
+    from sklearn.cluster import SpectralClustering
+
+    with warnings.catch_warnings():  # a pruned graph of distinct speakers is disconnected
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        sampled = SpectralClustering(
+            n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="cluster_qr"
+        ).fit_predict(affinity)
+    centroids = _centroids(unit[sample], sampled, k)
+    if not count.exactly:
+        centroids = _merge_similar(centroids, low)
+    labels = np.argmax(unit @ centroids.T, axis=1)
+    # Renumber by first appearance, dropping empty clusters.
+    order = {label: index for index, label in enumerate(dict.fromkeys(labels.tolist()))}
+    return np.array([order[label] for label in labels.tolist()], dtype=int)
+
+
+def refined_affinity(unit: np.ndarray) -> np.ndarray:
+    """Cosine affinity, each row pruned to its nearest neighbours and made symmetric."""
+    n = len(unit)
+    similarity = np.clip(unit @ unit.T, 0.0, 1.0)
+    keep = max(3, min(n - 1, int(np.ceil(0.2 * n))))
+    threshold = -np.sort(-similarity, axis=1)[:, keep - 1 : keep]
+    pruned = np.where(similarity >= threshold, similarity, 0.0)
+    affinity = (pruned + pruned.T) / 2
+    np.fill_diagonal(affinity, 1.0)
+    return affinity
+
+
+def estimate_speakers(affinity: np.ndarray, low: int, high: int) -> int:
+    """One if the affinity graph is well connected; else the number of clusters with the
+    largest eigengap of the normalised Laplacian."""
+    degree = affinity.sum(axis=1)
+    scale = 1 / np.sqrt(np.maximum(degree, 1e-9))
+    laplacian = np.eye(len(affinity)) - scale[:, None] * affinity * scale[None, :]
+    eigenvalues = np.sort(np.linalg.eigvalsh(laplacian))[: high + 1]
+    if low <= 1 and len(eigenvalues) > 1 and eigenvalues[1] > CONNECTED:
+        return 1
+    gaps = np.diff(eigenvalues)  # gaps[k - 1]: between the k-th and (k+1)-th eigenvalue
+    candidates = range(max(low, 2), min(high, len(gaps)) + 1)
+    if not candidates:
+        return max(1, min(low, high))
+    return max(candidates, key=lambda k: gaps[k - 1])
+
+
+def _centroids(unit: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    rows = [unit[labels == label].mean(axis=0) for label in range(k) if (labels == label).any()]
+    centroids = np.stack(rows)
+    return centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+
+
+def _merge_similar(centroids: np.ndarray, low: int) -> np.ndarray:
+    """Join the two closest clusters while they look like one speaker."""
+    centroids = list(centroids)
+    while len(centroids) > max(low, 1):
+        stacked = np.stack(centroids)
+        similarity = stacked @ stacked.T
+        np.fill_diagonal(similarity, -1.0)
+        i, j = np.unravel_index(np.argmax(similarity), similarity.shape)
+        if similarity[i, j] < SAME_SPEAKER:
+            break
+        joined = centroids[i] + centroids[j]
+        centroids = [c for index, c in enumerate(centroids) if index not in (i, j)]
+        centroids.append(joined / np.linalg.norm(joined))
+    return np.stack(centroids)
+
+
+def _turns(
+    regions: list[tuple[float, float]], windows: list[tuple[float, float, int]], labels: np.ndarray
+) -> list[Turn]:
+    """Frame-level votes of the windows inside each speech region, joined into turns."""
+    speakers = int(labels.max()) + 1
+    by_region: dict[int, list[tuple[float, float, int]]] = {}
+    for (a, b, region), label in zip(windows, labels.tolist(), strict=True):
+        by_region.setdefault(region, []).append((a, b, label))
+    pieces: list[tuple[float, float, int]] = []
+    for region, members in sorted(by_region.items()):
+        start, end = regions[region]
+        frames = max(1, round((end - start) / FRAME_S))
+        times = start + (np.arange(frames) + 0.5) * (end - start) / frames
+        votes = np.zeros((frames, speakers))
+        for a, b, label in members:
+            centre, half = (a + b) / 2, max((b - a) / 2, 1e-3)
+            weight = np.clip(1 - np.abs(times - centre) / half, 0.0, None)
+            votes[:, label] += weight + ((times >= a) & (times < b)) * 1e-3
+        frame_labels = np.argmax(votes, axis=1)
+        edges = np.flatnonzero(np.diff(frame_labels)) + 1
+        bounds = [0, *edges.tolist(), frames]
+        for i, j in itertools.pairwise(bounds):
+            a = start + i * (end - start) / frames
+            b = start + j * (end - start) / frames
+            pieces.append((a, b, int(frame_labels[i])))
+    pieces = _absorb_short(pieces)
+    return [Turn(round(a, 3), round(b, 3), f"SPEAKER_{label:02d}") for a, b, label in pieces]
+
+
+def _absorb_short(pieces: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """Give a short piece between two pieces of one other speaker to that speaker, and join
+    touching pieces of the same speaker."""
+    result = list(pieces)
+    for index in range(1, len(result) - 1):
+        a, b, label = result[index]
+        before, after = result[index - 1][2], result[index + 1][2]
+        if b - a < MIN_TURN_S and before == after != label:
+            result[index] = (a, b, before)
+    joined: list[tuple[float, float, int]] = []
+    for a, b, label in result:
+        if joined and joined[-1][2] == label and a - joined[-1][1] < 1e-6:
+            joined[-1] = (joined[-1][0], b, label)
+        else:
+            joined.append((a, b, label))
+    return joined

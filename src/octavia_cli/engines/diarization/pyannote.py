@@ -1,0 +1,165 @@
+"""pyannote.audio 4 speaker diarization (``pyannote/speaker-diarization-community-1`` by
+default): powerset segmentation, WeSpeaker embeddings and VBx clustering with a PLDA.
+
+The pipeline is gated on the Hugging Face hub: a user accepts its conditions on the model
+page once, and gives an access token (``diarization.hf_token``, or ``HF_TOKEN``) for the
+first download; ``diarization.accept_terms`` records that the conditions were accepted and
+is checked before any stage runs. Once cached, no token or network is needed.
+
+The audio is handed to the pipeline as a waveform in memory (16 kHz mono), so no decoder
+library is involved. The turns returned are the pipeline's full diarization, overlaps
+included; the stage assigns words with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from octavia_cli.config import Settings
+from octavia_cli.engines.diarization import SpeakerCount, Turn
+from octavia_cli.errors import ConfigError, MissingDependencyError, MissingModelError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PIPELINE = "pyannote/speaker-diarization-community-1"
+
+
+def _import() -> Any:
+    try:
+        import torch
+        from pyannote.audio import Pipeline  # noqa: F401
+    except Exception as exc:
+        raise MissingDependencyError(
+            f"pyannote.audio is not installed or does not import ({type(exc).__name__}).",
+            "Install it with: pip install 'octavia-cli[quality]', or use --diarization offline.",
+        ) from None
+    return torch
+
+
+class PyannoteDiarizer:
+    name = "pyannote"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_PIPELINE,
+        device: str = "cpu",
+        *,
+        token: str = "",
+        accept_terms: bool = False,
+        cache_dir: str | None = None,
+        pipeline: Any = None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.token = token or os.environ.get("HF_TOKEN", "")
+        self.accept_terms = accept_terms
+        self.cache_dir = cache_dir
+        self._pipeline = pipeline  # given: a pipeline built in memory (tests, or a caller's own)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PyannoteDiarizer:
+        from octavia_cli.devices import resolve_device
+
+        d = settings.diarization
+        return cls(
+            d.model,
+            resolve_device(settings.general.device),
+            token=d.hf_token,
+            accept_terms=d.accept_terms,
+        )
+
+    def describe(self) -> str:
+        return f"pyannote:{self.model}"
+
+    def check(self) -> None:
+        if self._pipeline is not None:
+            return
+        _import()
+        if not Path(self.model).is_dir() and not self.accept_terms:
+            raise ConfigError(
+                f"The pyannote pipeline {self.model} is gated: its conditions must be "
+                "accepted on its hub page before use.",
+                f"Accept them at https://hf.co/{self.model}, then run: octavia config set "
+                "diarization.accept_terms true (or use --diarization offline).",
+            )
+
+    # -- the pipeline ------------------------------------------------------------------
+
+    def pipeline(self) -> Any:
+        if self._pipeline is None:
+            self._pipeline = self._load()
+        return self._pipeline
+
+    def _load(self) -> Any:
+        torch = _import()
+        from pyannote.audio import Pipeline
+
+        try:
+            pipeline = Pipeline.from_pretrained(
+                self.model, token=self.token or None, cache_dir=self.cache_dir
+            )
+        except Exception as exc:
+            raise MissingModelError(
+                f"The pyannote pipeline {self.model} is not on this machine and could not be "
+                f"fetched ({type(exc).__name__}).",
+                "Accept its conditions on the hub, set diarization.hf_token, and fetch it "
+                f"where there is network: octavia models pull {self.model}",
+            ) from None
+        if pipeline is None:  # pyannote returns None when the gated download is refused
+            raise MissingModelError(
+                f"The hub refused to give the gated pipeline {self.model}.",
+                f"Accept its conditions at https://hf.co/{self.model} and check "
+                "diarization.hf_token.",
+            )
+        if self.device.startswith("cuda"):
+            pipeline.to(torch.device(self.device))
+        return pipeline
+
+    def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline = None
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except ImportError:
+                pass
+
+    # -- diarization -------------------------------------------------------------------
+
+    def diarize(
+        self, audio_16k: Path, count: SpeakerCount, on_progress: Callable[[float, float], None]
+    ) -> list[Turn]:
+        import soundfile
+
+        torch = _import()
+        pipeline = self.pipeline()
+        audio, rate = soundfile.read(str(audio_16k), dtype="float32", always_2d=True)
+        total = len(audio) / rate
+        waveform = torch.from_numpy(audio.mean(axis=1))[None, :]
+        kwargs: dict[str, int] = {}
+        if count.exactly:
+            kwargs["num_speakers"] = count.exactly
+        else:
+            kwargs["min_speakers"] = count.minimum
+            kwargs["max_speakers"] = count.maximum
+
+        def hook(step: str, *args: Any, completed: int | None = None,
+                 total: int | None = None, **_: Any) -> None:  # fmt: skip
+            if completed is not None and total:
+                on_progress(total_s * completed / total, total_s)
+
+        total_s = total
+        output = pipeline({"waveform": waveform, "sample_rate": rate}, hook=hook, **kwargs)
+        annotation = getattr(output, "speaker_diarization", output)
+        turns = [
+            Turn(round(segment.start, 3), round(segment.end, 3), str(label))
+            for segment, _, label in annotation.itertracks(yield_label=True)
+        ]
+        on_progress(total, total)
+        return sorted(turns, key=lambda t: (t.start_s, t.end_s))

@@ -1,0 +1,157 @@
+"""Diarization engines: the offline diarizer on a generated two-speaker dialogue (DER by
+pyannote.metrics), and pyannote's community-1 pipeline code path with tiny random models
+(segmentation, WeSpeaker embedding and a PLDA built in the test; VBx clustering)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("resemblyzer")
+pytest.importorskip("sklearn")
+
+from octavia_cli.engines.diarization import SpeakerCount, Turn
+from octavia_cli.engines.diarization.offline import OfflineDiarizer, cluster
+
+
+def _to_16k(source: Path) -> Path:
+    target = source.with_name(source.stem + "-16k.wav")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-ar", "16000", "-ac", "1",
+         str(target)], check=True,
+    )  # fmt: skip
+    return target
+
+
+def _der(reference: list[tuple], turns: list[Turn]) -> float:
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    truth, found = Annotation(), Annotation()
+    for start, end, speaker in reference:
+        truth[Segment(start, end)] = speaker
+    for turn in turns:
+        found[Segment(turn.start_s, turn.end_s)] = turn.speaker
+    return float(DiarizationErrorRate()(truth, found))
+
+
+@pytest.fixture(scope="module")
+def dialogue(
+    tmp_path_factory: pytest.TempPathFactory, isolated_module: None
+) -> tuple[Path, list[tuple]]:
+    from conftest import make_dialogue
+
+    folder = tmp_path_factory.mktemp("dialogue")
+    path, reference = make_dialogue(folder / "dialogue.wav", 60.0, video=False)
+    return _to_16k(path), reference
+
+
+def test_offline_diarizer_finds_two_speakers_with_low_error(dialogue) -> None:
+    pytest.importorskip("pyannote.metrics")
+    audio, reference = dialogue
+    progress: list[float] = []
+    turns = OfflineDiarizer().diarize(audio, SpeakerCount(), lambda d, t: progress.append(d))
+    assert len({t.speaker for t in turns}) == 2  # estimated, not given
+    assert _der(reference, turns) < 0.20
+    assert progress and progress[-1] == pytest.approx(60.0, abs=0.1)
+
+
+def test_offline_diarizer_hears_one_speaker_in_a_monologue(tmp_path: Path) -> None:
+    from conftest import make_media
+
+    clip = make_media(tmp_path / "talk.wav", video=False)
+    turns = OfflineDiarizer().diarize(_to_16k(clip), SpeakerCount(), lambda *_: None)
+    assert turns and {t.speaker for t in turns} == {turns[0].speaker}
+
+
+def test_clustering_honours_a_given_count_and_bounds() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 32))
+    embeddings = np.concatenate([c + 0.15 * rng.normal(size=(20, 32)) for c in centres])
+    assert len(set(cluster(embeddings, SpeakerCount()).tolist())) == 3
+    assert len(set(cluster(embeddings, SpeakerCount(exactly=2)).tolist())) == 2
+    assert len(set(cluster(embeddings, SpeakerCount(maximum=2)).tolist())) == 2
+    labels = cluster(embeddings, SpeakerCount())
+    assert labels[0] == 0  # numbered by first appearance
+    assert (labels[:20] == labels[0]).all() and (labels[40:] == labels[40]).all()
+
+
+# -- pyannote ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_community_pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """community-1's pipeline class and clustering with tiny random models: PyanNet
+    powerset segmentation, a WeSpeaker ResNet34 embedding and a random PLDA."""
+    pytest.importorskip("pyannote.audio")
+    import torch
+    from pyannote.audio.core.plda import PLDA
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+    from pyannote.audio.models.embedding import WeSpeakerResNet34
+    from pyannote.audio.models.segmentation import PyanNet
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    torch.manual_seed(0)
+    segmentation = PyanNet(
+        sincnet={"stride": 10},
+        lstm={"hidden_size": 16, "num_layers": 1, "bidirectional": True},
+        linear={"hidden_size": 16, "num_layers": 1},
+    )
+    segmentation.specifications = Specifications(
+        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME, duration=5.0,
+        classes=["speaker#1", "speaker#2", "speaker#3"], powerset_max_classes=2,
+        permutation_invariant=True,
+    )  # fmt: skip
+    segmentation.build()
+    folder = tmp_path_factory.mktemp("plda")
+    rng, dim, lda = np.random.default_rng(0), 256, 16
+    np.savez(folder / "xvec_transform.npz", mean1=rng.normal(size=dim) * 0.01,
+             mean2=rng.normal(size=lda) * 0.01, lda=rng.normal(size=(dim, lda)))  # fmt: skip
+    rotation, _ = np.linalg.qr(rng.normal(size=(lda, lda)))
+    np.savez(folder / "plda.npz", mu=np.zeros(lda), tr=rotation, psi=np.linspace(2, 0.5, lda))
+    plda = PLDA(folder / "xvec_transform.npz", folder / "plda.npz", lda_dimension=lda)
+    pipeline = SpeakerDiarization(
+        segmentation=segmentation, embedding=WeSpeakerResNet34(), plda=plda,
+        embedding_batch_size=4, segmentation_batch_size=4,
+    )  # fmt: skip
+    pipeline.instantiate(
+        {"segmentation": {"min_duration_off": 0.0},
+         "clustering": {"threshold": 0.6, "Fa": 0.07, "Fb": 0.8}}
+    )  # fmt: skip
+    return pipeline
+
+
+def test_pyannote_engine_runs_the_community_pipeline(dialogue, tiny_community_pipeline) -> None:
+    from octavia_cli.engines.diarization.pyannote import PyannoteDiarizer
+
+    audio, _ = dialogue
+    engine = PyannoteDiarizer(pipeline=tiny_community_pipeline)
+    engine.check()  # a pipeline given in memory needs no terms or token
+    progress: list[float] = []
+    turns = engine.diarize(audio, SpeakerCount(exactly=2), lambda d, t: progress.append(d))
+    assert turns, "random weights still give turns"
+    assert all(0 <= t.start_s < t.end_s <= 60.01 for t in turns)
+    assert turns == sorted(turns, key=lambda t: (t.start_s, t.end_s))
+    assert progress[-1] == pytest.approx(60.0, abs=0.1)
+
+
+def test_pyannote_needs_its_terms_accepted_before_any_stage() -> None:
+    pytest.importorskip("pyannote.audio")
+    from octavia_cli.engines.diarization.pyannote import PyannoteDiarizer
+    from octavia_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"diarization\.accept_terms"):
+        PyannoteDiarizer().check()
+    PyannoteDiarizer(accept_terms=True).check()
+
+
+def test_pyannote_offline_without_the_pipeline_says_how_to_fetch_it() -> None:
+    pytest.importorskip("pyannote.audio")
+    from octavia_cli.engines.diarization.pyannote import PyannoteDiarizer
+    from octavia_cli.errors import MissingModelError
+
+    with pytest.raises(MissingModelError, match="octavia models pull"):
+        PyannoteDiarizer(accept_terms=True).pipeline()
