@@ -77,9 +77,22 @@ def isolate(home: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Path) ->
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))  # the voice library
 
 
-def _espeak(text: str, destination: Path, voice: str = "en-us", pitch: int = 50) -> None:
+def _espeak(
+    text: str, destination: Path, voice: str = "en-us", pitch: int = 50, speed: int = 160
+) -> None:
     subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", "160", "-p", str(pitch), "-w", str(destination), text],
+        [
+            "espeak-ng",
+            "-v",
+            voice,
+            "-s",
+            str(speed),
+            "-p",
+            str(pitch),
+            "-w",
+            str(destination),
+            text,
+        ],
         check=True,
         capture_output=True,
     )
@@ -97,7 +110,7 @@ def make_media(
 ) -> Path:
     """Make a clip: espeak-ng sentences at the given start times over a quiet chord, on an
     ffmpeg test pattern when ``video``. A line is ``(start_s, text)`` or ``(start_s, text,
-    voice, pitch)``. Returns ``path``."""
+    voice, pitch[, words_per_minute])``. Returns ``path``."""
     work = path.parent / f".{path.stem}-parts"
     work.mkdir(parents=True, exist_ok=True)
     args = ["ffmpeg", "-v", "error", "-y"]

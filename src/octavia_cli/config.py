@@ -223,6 +223,14 @@ class FitSettings:
         minimum=0.5,
         maximum=1.0,
     )
+    allow_video_stretch: bool = _setting(
+        False,
+        "Slow the picture (and the background) under a line that fits no other way; the "
+        "video is then re-encoded and the output is longer.",
+    )
+    max_video_stretch: float = _setting(
+        1.25, "Most the picture is slowed under one line.", minimum=1.0, maximum=2.0
+    )
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,48 @@ def mux_video(
     _run(args, "write the dubbed video")
 
 
+def mux_stretched_video(
+    video: Path, audio: Path, destination: Path, pieces: list[tuple[float, float, float]], *,
+    language_iso639_2: str, title: str,
+) -> None:  # fmt: skip
+    """Like :func:`mux_video`, with the picture slowed over some spans (``pieces``, see
+    timeline): the picture is re-encoded and the original audio tracks slowed by the same
+    spans, so they stay in sync with it. Subtitle tracks and chapters, timed for the
+    original, are left out."""
+    from octavia_cli.timeline import audio_graph, video_graph
+
+    ffmpeg = require_program("ffmpeg")
+    suffix = destination.suffix.lower()
+    codec = VIDEO_AUDIO_CODECS.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
+    originals = count_streams(video, "audio")
+    graphs = [video_graph("0:v:0", "vout", pieces, _frame_rate(video))]
+    graphs += [audio_graph(f"0:a:{i}", f"orig{i}", pieces) for i in range(originals)]
+    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(audio),
+            "-filter_complex", ";".join(graphs), "-map", "1:a:0", "-map", "[vout]"]  # fmt: skip
+    for i in range(originals):
+        args += ["-map", f"[orig{i}]"]
+    args += [*BURN_IN_VIDEO_CODECS.get(suffix, DEFAULT_BURN_IN_CODEC), "-pix_fmt", "yuv420p",
+             *codec, "-metadata:s:a:0", f"language={language_iso639_2}",
+             "-metadata:s:a:0", f"title={title}", "-disposition:a:0", "default"]  # fmt: skip
+    for index in range(1, originals + 1):
+        args += [f"-disposition:a:{index}", "0"]
+    args += ["-map_metadata", "0", "-map_chapters", "-1", "-movflags", "+faststart",
+             "-f", _muxer_for(destination), str(destination)]  # fmt: skip
+    _run(args, "write the dubbed video with the picture slowed")
+
+
+def _frame_rate(video: Path) -> str:
+    """The picture's frame rate as ffprobe gives it (``25/1``, ``30000/1001``)."""
+    ffprobe = require_program("ffprobe")
+    result = subprocess.run(
+        [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=r_frame_rate", "-of", "csv=p=0", str(video)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    rate = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+    return rate if rate and rate != "0/0" else "25"
+
+
 def _subtitles_fit(video: Path, suffix: str) -> bool:
     """Subtitle streams can be copied as they are into the output's container."""
     ffprobe = require_program("ffprobe")
@@ -347,6 +389,95 @@ def sidechain_duck(
         message = result.stderr.decode("utf-8", "replace").strip() or "no message"
         raise StageError(f"ffmpeg could not duck the background: {message}.")
     return np.frombuffer(result.stdout, dtype="<f4").reshape(-1, channels).T.copy()
+
+
+def measure_file(
+    path: Path, *, seconds: float | None = None, prefix: str = ""
+) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) of an audio file, streamed through
+    ffmpeg's ``ebur128`` (so a two-hour file costs no memory); ``seconds`` cuts or pads it
+    to that length first, ``prefix`` is a filter chain applied before measuring."""
+    ffmpeg = require_program("ffmpeg")
+    chain = prefix + ("," if prefix else "")
+    if seconds is not None:
+        chain += f"apad,atrim=end={seconds:.6f},"
+    result = subprocess.run(
+        [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-i", str(path),
+         "-af", chain + "ebur128=peak=true", "-f", "null", "-"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    text = result.stderr.decode("utf-8", "replace")
+    # The last summary: ffmpeg prints one for each time it configures the graph.
+    loudness, peak = _LOUDNESS.findall(text), _TRUE_PEAK.findall(text)
+    if result.returncode != 0 or not loudness or not peak:
+        raise StageError(f"ffmpeg could not measure the loudness of {path.name}.")
+    lufs = float(loudness[-1])
+    return (lufs if lufs > -70.0 else float("-inf")), float(peak[-1])
+
+
+def render_mix(
+    under: Path,
+    voice: Path,
+    outputs: dict[str, Path] | None,
+    *,
+    seconds: float,
+    voice_gain_db: float,
+    ducking: str,
+    final_gain_db: float = 0.0,
+    ceiling_db: float = -1.0,
+    under_pieces: list[tuple[float, float, float]] | None = None,
+) -> tuple[float, float] | None:
+    """Mix ``voice`` over ``under`` ducked by a sidechain compressor keyed by the voice, in
+    one streaming ffmpeg graph, so memory does not grow with the length.
+
+    With ``outputs`` None the mix is only measured: its integrated loudness and true peak are
+    returned. Else it is brought up or down by ``final_gain_db``, limited (look-ahead
+    ``alimiter``) to ``ceiling_db`` and written to ``outputs["mix"]``, with the ducked
+    background and the voice at the same gain (``"background"``, ``"voice"``) for checking.
+    """
+    ffmpeg = require_program("ffmpeg")
+    trim = f"apad,atrim=end={seconds:.6f},asetpts=N/SR/TB"
+    duck = f"sidechaincompress={DUCKING_PRESETS[ducking]}:level_sc=1:mix=1"
+    mixing = "amix=inputs=2:normalize=0"
+    under_graph = f"[0:a]{trim}[u];"
+    if under_pieces:
+        from octavia_cli.timeline import audio_graph
+
+        under_graph = f"{audio_graph('0:a', 'us', under_pieces)};[us]{trim}[u];"
+    if outputs is None:
+        graph = (
+            f"{under_graph}[1:a]{trim},volume={voice_gain_db:.4f}dB,asplit=2[vk][vm];"
+            f"[u][vk]{duck}[bg];[bg][vm]{mixing},ebur128=peak=true[mix]"
+        )
+        tail = ["-map", "[mix]", "-f", "null", "-"]
+    else:
+        ceiling = 10 ** (ceiling_db / 20)
+        gain = f"volume={final_gain_db:.4f}dB"
+        graph = (
+            f"{under_graph}[1:a]{trim},volume={voice_gain_db:.4f}dB,asplit=3[vk][vm][vo];"
+            f"[u][vk]{duck},asplit=2[bg][bo];"
+            f"[bg][vm]{mixing},{gain},"
+            f"alimiter=limit={ceiling:.5f}:attack=5:release=80:level=false:latency=true[mix];"
+            f"[bo]{gain}[bgout];[vo]{gain}[vout]"
+        )
+        tail = []
+        for label, key in (("mix", "mix"), ("bgout", "background"), ("vout", "voice")):
+            tail += ["-map", f"[{label}]", "-c:a", "pcm_f32le", str(outputs[key])]
+    result = subprocess.run(
+        [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", str(under),
+         "-i", str(voice), "-filter_complex", graph, *tail],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    text = result.stderr.decode("utf-8", "replace")
+    if result.returncode != 0:
+        raise StageError(f"ffmpeg could not mix the dub: {text.strip()[-500:] or 'no message'}.")
+    if outputs is not None:
+        return None
+    loudness, peak = _LOUDNESS.findall(text), _TRUE_PEAK.findall(text)  # the last summary
+    if not loudness or not peak:
+        raise StageError("ffmpeg could not measure the loudness of the mix.")
+    lufs = float(loudness[-1])
+    return (lufs if lufs > -70.0 else float("-inf")), float(peak[-1])
 
 
 def measure_true_peak(audio: np.ndarray, sample_rate_hz: int) -> float:

@@ -75,6 +75,9 @@ class Clip(_Record):
     tts_speed: float = 1.0  # the engine's own rate control (XTTS), before any stretching
     similarity: float | None = None  # speaker similarity to the voice's reference (XTTS)
     attempts: int = 1  # synthesized this many times (re-done when the voice drifted)
+    pace: float = 1.0  # the speaker's pace: the engine rate their typical line fits at
+    natural_s: float | None = None  # spoken length at the engine's default rate
+    base: str = ""  # the key of text, engine, voice and language the length was measured for
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Fit(_Record):
     slot_end_s: float
     overflow_s: float = 0.0  # how far past the slot end the dubbed line runs
     shift_s: float = 0.0  # how late it starts compared with the source line
+    stretch: float = 1.0  # the picture is slowed this much over the slot (--allow-video-stretch)
 
 
 @dataclass

@@ -109,6 +109,15 @@ def diarization_engine(settings: Settings) -> Any:
     return _engine(settings, "diarization", get_diarization_engine)
 
 
+def fit_options(settings: Settings) -> FitOptions:
+    return FitOptions(
+        max_speed=settings.fit.max_speed,
+        min_speed=settings.fit.min_speed,
+        allow_video_stretch=settings.fit.allow_video_stretch,
+        max_video_stretch=settings.fit.max_video_stretch,
+    )
+
+
 def _release(engine: Any) -> None:
     """Free a stage's models once it is done, so that on a GPU only one stage's models are
     in memory at a time (a worker keeps them loaded between jobs instead)."""
@@ -411,13 +420,19 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
                 "no source separation: the original voices are ducked deeply under the dub "
                 "(turn on demucs with --separate for a clean background)"
             )
+        # Every language's translation first, so the translation model is freed before the
+        # speech models load (on a GPU, one stage's models at a time).
+        try:
+            for target in targets:
+                translate(project, target, translator, hook, options[target])
+        finally:
+            _release(translator)
         for target in targets:
-            translate(project, target, translator, hook, options[target])
             synthesize(project, target, settings, hook)
             fit(
                 project,
                 target,
-                FitOptions(max_speed=settings.fit.max_speed, min_speed=settings.fit.min_speed),
+                fit_options(settings),
                 hook,
             )
             result.timing[target] = json.loads(

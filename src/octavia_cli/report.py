@@ -31,13 +31,16 @@ def _colour(speed: float, violations: list[str]) -> str:
     return "#ff7f0e"
 
 
-def _timeline(report: dict[str, Any], duration_s: float) -> str:
+LEFT = 100  # the row labels' column: bars start right of it
+
+
+def _timeline(report: dict[str, Any], duration_s: float, labels: dict[str, str]) -> str:
     speakers = sorted({line["speaker"] for line in report["lines"]})
-    width = max(400, int(duration_s * PX_PER_S) + 20)
+    width = max(400, int(duration_s * PX_PER_S) + LEFT + 10)
     height = (len(speakers) * 2) * ROW_H + 30
     parts = [f'<svg width="{width}" height="{height}">']
     for second in range(int(duration_s) + 1):
-        x = 10 + second * PX_PER_S
+        x = LEFT + second * PX_PER_S
         parts.append(f'<line x1="{x}" y1="0" x2="{x}" y2="{height - 20}" class="tick"/>')
         if second % 5 == 0:
             parts.append(f'<text x="{x + 2}" y="{height - 6}" class="label">{second}s</text>')
@@ -50,13 +53,13 @@ def _timeline(report: dict[str, Any], duration_s: float) -> str:
                 + (f"; {'; '.join(line['violations'])}" if line["violations"] else "")
                 + ")"
             )
-            x1 = 10 + line["slot_start_s"] * PX_PER_S
+            x1 = LEFT + line["slot_start_s"] * PX_PER_S
             w1 = max(1.0, (line["slot_end_s"] - line["slot_start_s"]) * PX_PER_S)
             parts.append(
                 f'<rect x="{x1:.1f}" y="{y_source + 3}" width="{w1:.1f}" height="{ROW_H - 6}" '
                 f'class="source"><title>{title}</title></rect>'
             )
-            x2 = 10 + line["start_s"] * PX_PER_S
+            x2 = LEFT + line["start_s"] * PX_PER_S
             w2 = max(1.0, (line["end_s"] - line["start_s"]) * PX_PER_S)
             colour = _colour(line["speed"], line["violations"])
             parts.append(
@@ -64,8 +67,8 @@ def _timeline(report: dict[str, Any], duration_s: float) -> str:
                 f'fill="{colour}" data-line="{html.escape(line["id"])}"><title>{title}</title>'
                 "</rect>"
             )
-        parts.append(f'<text x="2" y="{y_source + 14}" class="label">{html.escape(speaker)}'
-                     " source</text>")  # fmt: skip
+        name = html.escape(labels.get(speaker, speaker)[:14])
+        parts.append(f'<text x="2" y="{y_source + 14}" class="label">{name} source</text>')
         parts.append(f'<text x="2" y="{y_dub + 14}" class="label">dub</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -74,6 +77,7 @@ def _timeline(report: dict[str, Any], duration_s: float) -> str:
 def render(project: Project) -> str:
     transcript = project.require_transcript()
     duration = project.media.output_duration_s if project.media else transcript.duration_s
+    labels = {speaker.id: speaker.label for speaker in project.speakers}
     sections = []
     for target in sorted(
         name.removeprefix("fit:") for name in project.stages if name.startswith("fit:")
@@ -115,7 +119,7 @@ def render(project: Project) -> str:
             f"slot; fastest {totals['max_speed']:.2f}x; {totals['sped_up']} sped up; "
             f"{totals['borrowed']} started early; {totals['overflowing']} ran over; "
             f"{totals['late']} late.</p>{loudness}"
-            f'<div class="timeline">{_timeline(report, duration)}</div>'
+            f'<div class="timeline">{_timeline(report, duration, labels)}</div>'
             "<table><tr><th>line</th><th>speaker</th><th>slot (s)</th><th>dub (s)</th>"
             "<th>speed</th><th>shift (s)</th><th>source</th><th>dub</th><th>violations</th>"
             f"</tr>{rows}</table>"

@@ -18,6 +18,10 @@ SENTENCE_END = (".", "?", "!", "…", "。", "？", "！", "؟", "।")
 class LineOptions:
     pause_s: float = 0.3  # a silence longer than this between words starts a new line
     max_line_s: float = 12.0  # lines longer than this are cut at their longest inner pause
+    # A phrase shorter than this ("Yes," "Good morning,") is not a line of its own when the
+    # sentence goes on after a pause shorter than ``join_pause_s``: too short to dub alone.
+    min_line_s: float = 1.0
+    join_pause_s: float = 0.8
 
 
 def split_into_lines(words: list[Word], options: LineOptions | None = None) -> list[Segment]:
@@ -31,8 +35,13 @@ def split_into_lines(words: list[Word], options: LineOptions | None = None) -> l
         if current:
             previous = current[-1]
             ends_sentence = previous.text.strip().endswith(SENTENCE_END)
-            paused = word.start_s - previous.end_s > options.pause_s
-            if ends_sentence or paused:
+            gap = word.start_s - previous.end_s
+            paused = gap > options.pause_s
+            fragment = (
+                previous.end_s - current[0].start_s < options.min_line_s
+                and gap <= options.join_pause_s
+            )
+            if ends_sentence or (paused and not fragment):
                 groups.append(current)
                 current = []
         current.append(word)

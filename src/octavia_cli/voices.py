@@ -132,6 +132,7 @@ def check_references(paths: list[Path]) -> list[Reference]:
     from octavia_cli.vad import detect_speech
 
     references = []
+    recordings = []
     with tempfile.TemporaryDirectory(prefix="octavia-ref-") as scratch:
         for index, path in enumerate(paths):
             probe(path)
@@ -151,6 +152,7 @@ def check_references(paths: list[Path]) -> list[Reference]:
                 )
             references.append(Reference(path.name, sha256_file(path), round(duration, 2),
                                         round(speech, 2)))  # fmt: skip
+            recordings.append(audio[0])
     total = sum(r.speech_s for r in references)
     if total < MIN_REFERENCE_S:
         raise InputError(
@@ -160,7 +162,26 @@ def check_references(paths: list[Path]) -> list[Reference]:
         )
     if total < GOOD_MIN_S or total > GOOD_MAX_S:
         logger.warning("the references hold %.1f s of speech; 6 to 30 s clone best", total)
+    _check_one_speaker(recordings)
     return references
+
+
+def _check_one_speaker(recordings: list[Any]) -> None:
+    """Warn when the references hold more than one voice (the clone would blend them)."""
+    from octavia_cli.engines.diarization.offline import count_speakers
+    from octavia_cli.errors import MissingDependencyError
+
+    try:
+        voices = count_speakers(recordings)
+    except MissingDependencyError:
+        logger.info("speaker check of the references skipped: resemblyzer is not installed")
+        return
+    if voices > 1:
+        logger.warning(
+            "the references seem to hold %d different voices: the clone will blend them; "
+            "give recordings of one speaker only",
+            voices,
+        )
 
 
 def save(

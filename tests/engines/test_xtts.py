@@ -150,15 +150,38 @@ def test_clone_voice_bad_input(
     assert code == 1 and "Coqui Public Model Licence" in err
 
 
+def test_references_of_two_voices_are_warned_about(
+    cli, xtts_settings: Path, tmp_path: Path
+) -> None:
+    from conftest import DIALOGUE_VOICES, _espeak
+
+    paths = []
+    for who, text in (("A", "We wanted to build a library for the whole town, with a "
+                       "reading room and a garden."),
+                      ("B", "Almost three years, from the first plan to the opening day, "
+                       "and every afternoon was full.")):  # fmt: skip
+        paths.append(tmp_path / f"{who}.wav")
+        _espeak(text, paths[-1], *DIALOGUE_VOICES[who])
+    code, _, err = cli("clone-voice", "blend", *map(str, paths))
+    assert code == 0, err
+    assert "2 different voices" in err
+    code, _, err = cli("clone-voice", "single", str(paths[0]), str(paths[0]), "--force")
+    assert code == 0 and "different voices" not in err
+
+
 def test_dub_clones_the_speaker_from_the_source(cli, xtts_settings: Path, talk: Path) -> None:
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--tts-engine", "xtts")
     assert code == 0, err
     folder = talk.with_name("talk.octavia")
     project = json.loads((folder / "project.json").read_text())
-    assert (folder / "voices" / "S1.pt").exists()  # cloned once, for every line
-    assert project["stages"]["synthesize:es"]["info"]["voices"] == {"S1": "voices/S1.pt"}
+    (clone,) = (folder / "voices").glob("S1.*.pt")  # cloned once, for every line
+    voice = f"voices/{clone.name}"
+    assert project["stages"]["synthesize:es"]["info"]["voices"] == {"S1": voice}
     clips = [s["clips"]["es"] for s in project["transcript"]["segments"]]
-    assert all(c["engine"] == "xtts" and c["voice"] == "voices/S1.pt" for c in clips)
+    assert all(c["engine"] == "xtts" and c["voice"] == voice for c in clips)
+    # Cloned from the spans the diarize stage chose for the speaker.
+    (speaker,) = project["speakers"]
+    assert speaker["reference"] and clone.with_suffix(".reference.wav").exists()
     # The engine's own rate is used first when a clip comes out longer than its slot.
     assert all(1.0 <= clip["tts_speed"] <= 1.25 for clip in clips)
     # A stored voice for the speaker replaces the automatic clone.
@@ -173,6 +196,12 @@ def test_dub_clones_the_speaker_from_the_source(cli, xtts_settings: Path, talk: 
     code, _, err = cli("dub", str(talk), "--to", "es", "--tts-engine", "xtts", "--voice",
                        "S1=nobody", "--force")  # fmt: skip
     assert code == 1 and "no voice called 'nobody'" in err
+    # A speaker of the project becomes a stored voice, cloned from their reference spans.
+    code, out, err = cli("clone-voice", "talker", "--from-project", str(folder), "--speaker", "S1")
+    assert code == 0, err
+    assert (Path(out.strip()) / "profile.json").exists()
+    code, _, err = cli("clone-voice", "ghost", "--from-project", str(folder), "--speaker", "S9")
+    assert code == 1 and "has no speaker 'S9'" in err and "S1 (S1)" in err
 
 
 def test_a_line_unlike_its_voice_is_synthesized_again(
@@ -190,7 +219,7 @@ def test_a_line_unlike_its_voice_is_synthesized_again(
     clips = [s["clips"]["es"] for s in json.loads((folder / "project.json").read_text())
              ["transcript"]["segments"]]  # fmt: skip
     assert all(c["attempts"] == 2 and -1.0 <= c["similarity"] < 0.99 for c in clips)
-    assert (folder / "voices" / "S1.reference.embedding.npy").exists()
+    assert list((folder / "voices").glob("S1.*.reference.embedding.npy"))
     monkeypatch.setenv("OCTAVIA_TTS_MIN_SIMILARITY", "0")
     code, _, err = cli("dub", str(talk), "--to", "de", "--from", "en", "--tts-engine", "xtts",
                        "-o", str(talk.with_name("talk.de.mp4")))  # fmt: skip

@@ -95,6 +95,15 @@ def test_two_speakers_get_two_voices_and_their_lines_land_where_they_spoke(
         if spoken_by:
             placed += names[spoken_by[0]] == segment["speaker"]
     assert placed >= 0.9 * len(segments)
+    # Each voice is cloned from its own speaker's speech: every reference span lies inside
+    # a turn of that generated speaker.
+    for speaker, who in (("S1", "A"), ("S2", "B")):
+        spans = next(s for s in project["speakers"] if s["id"] == speaker)["reference"]
+        assert 6.0 <= sum(b - a for a, b in spans) <= 12.0 + 1e-6
+        for a, b in spans:
+            assert any(
+                s == who and start - 0.3 <= a and b <= end + 0.3 for start, end, s in reference
+            ), (speaker, a, b)
 
 
 def test_the_dialogue_dub_keeps_timing_within_the_band(dialogue_dub) -> None:
@@ -103,6 +112,7 @@ def test_the_dialogue_dub_keeps_timing_within_the_band(dialogue_dub) -> None:
         (video.parent / "dialogue.octavia" / "report" / "timing.es.json").read_text()
     )
     totals = report["totals"]
+    assert totals["within_10_percent_share"] >= 0.9, totals
     assert totals["max_speed"] <= 1.3 + 1e-6
     assert all(line["speed"] >= 0.9 - 1e-6 for line in report["lines"])
     assert totals["lines"] == len(_project(video)["transcript"]["segments"])  # none dropped
@@ -142,3 +152,33 @@ def test_renaming_and_merging_speakers_by_editing_the_project(
     for line, speaker in speaker_of.items():
         assert (after[line]["key"] == before[line]) == (speaker == "S1")
         assert after[line]["voice"] == "es+m3"  # one voice for the merged speaker
+
+
+def test_overlapping_lines_of_two_speakers_are_both_kept(dialogue_dub, tmp_path: Path, cli) -> None:
+    source, _ = dialogue_dub
+    video = tmp_path / "dialogue.mp4"
+    shutil.copy(source, video)
+    shutil.copytree(source.parent / "dialogue.octavia", tmp_path / "dialogue.octavia")
+    manifest = tmp_path / "dialogue.octavia" / "project.json"
+    data = json.loads(manifest.read_text())
+    data["source"]["path"] = str(video.resolve())
+    segments = data["transcript"]["segments"]
+    # The first line of S2 that follows a line of S1: make it start 0.6 s before S1 ends,
+    # as if they talked over each other.
+    index = next(
+        i for i in range(1, len(segments))
+        if segments[i]["speaker"] == "S2" and segments[i - 1]["speaker"] == "S1"
+    )  # fmt: skip
+    first, second = segments[index - 1], segments[index]
+    second["start_s"] = round(first["end_s"] - 0.6, 3)
+    manifest.write_text(json.dumps(data))
+    code, _, err = cli("dub", str(video), "--to", "es", "--from", "en", "--force")
+    assert code == 0, err
+    data = json.loads(manifest.read_text())
+    by_id = {s["id"]: s for s in data["transcript"]["segments"]}
+    a, b = by_id[first["id"]], by_id[second["id"]]
+    assert a["clips"]["es"]["voice"] != b["clips"]["es"]["voice"]  # each in their own voice
+    fa, fb = a["fits"]["es"], b["fits"]["es"]
+    assert fa["end_s"] - fa["start_s"] > 0 and fb["end_s"] - fb["start_s"] > 0  # both kept
+    assert fb["start_s"] < fa["end_s"]  # and they overlap, as the speech did
+    assert abs(fb["shift_s"]) <= 0.3  # the second was not pushed behind the first

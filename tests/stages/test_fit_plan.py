@@ -63,3 +63,30 @@ def test_fit_clip_trims_and_stretches_for_real() -> None:
     assert np.fft.rfftfreq(fitted.shape[1], 1 / rate)[spectrum.argmax()] == pytest.approx(
         220, abs=5
     )
+
+
+def test_timeline_of_picture_stretches() -> None:
+    from octavia_cli.timeline import Stretch, TimeMap
+
+    timeline = TimeMap([Stretch(2.0, 4.0, 1.25)])  # 2 s played in 2.5 s
+    assert timeline.to_output(1.0) == 1.0
+    assert timeline.to_output(3.0) == pytest.approx(3.25)
+    assert timeline.to_output(6.0) == pytest.approx(6.5)  # everything after moves 0.5 s
+    assert timeline.pieces(8.0) == [(0.0, 2.0, 1.0), (2.0, 4.0, 1.25), (4.0, 8.0, 1.0)]
+    assert TimeMap.from_list(timeline.to_list()).to_output(6.0) == pytest.approx(6.5)
+
+
+def test_a_line_that_needs_the_picture_slowed() -> None:
+    from octavia_cli.stages.fit import video_stretch_for
+
+    # 3.0 s of speech for a 2 s slot: 1.3x gives 2.31 s, still too long (no silence to
+    # borrow); slowing the picture over the slot by 2.31 / 2 = 1.154 makes it fit.
+    p = plan_line(1.0, 3.0, 3.0, 1.0, OPTIONS)
+    assert p.status is FitStatus.OVERFLOW
+    factor = video_stretch_for(2.0, 1.0, 1.0, p.end_s - p.start_s, 1.25)
+    assert factor == pytest.approx(3.0 / 1.3 / 2.0, abs=1e-3)
+    p = plan_line(1.0, 1.0 + 2.0 * factor, 3.0, 1.0, OPTIONS)
+    assert p.overflow_s == 0 and p.speed == pytest.approx(1.3, abs=1e-3)
+    # Never more than the limit, and nothing when it already fits.
+    assert video_stretch_for(1.0, 0.0, 0.0, 5.0, 1.25) == 1.25
+    assert video_stretch_for(2.0, 0.0, 0.0, 1.5, 1.25) == 1.0

@@ -128,6 +128,7 @@ def flags(**values: Any) -> dict[str, Any]:
         "tts_engine": "tts.engine",
         "voice": "tts.voice",
         "max_speed": "fit.max_speed",
+        "allow_video_stretch": "fit.allow_video_stretch",
         "ducking": "mix.ducking",
         "loudness": "mix.loudness",
         "separation_engine": "separation.engine",

@@ -69,6 +69,14 @@ def dub_command(
             "--max-speed", help="Largest speed-up to fit a line into its slot (default 1.3)."
         ),
     ] = None,
+    allow_video_stretch: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-video-stretch",
+            help="Slow the picture under a line that fits no other way (re-encodes the video).",
+            show_default=False,
+        ),
+    ] = None,
     glossary: GlossaryOption = None,
     ducking: Annotated[
         str | None,
@@ -148,6 +156,7 @@ def dub_command(
         tts_engine=tts_engine,
         voice=voice,
         max_speed=max_speed,
+        allow_video_stretch=allow_video_stretch,
         ducking=ducking,
         loudness=loudness,
         separation_engine=None if separate is None else ("demucs" if separate else "none"),

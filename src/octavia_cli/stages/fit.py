@@ -27,6 +27,7 @@ from octavia_cli.files import atomic_write_bytes
 from octavia_cli.model import Fit, FitStatus, stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project import Project
+from octavia_cli.timeline import Stretch, TimeMap
 
 TOLERANCE_S = 0.01
 
@@ -38,6 +39,8 @@ class FitOptions:
     gap_s: float = 0.05  # least silence kept between two dubbed lines
     max_lead_s: float = 0.3  # how far into the silence before its slot a line may start
     max_shift_s: float = 0.5  # a later start than this is reported as a violation
+    allow_video_stretch: bool = False  # slow the picture for a line that fits no other way
+    max_video_stretch: float = 1.25  # ...by at most this much
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,17 @@ def stage_name(target: str) -> str:
     return f"fit:{target}"
 
 
+def video_stretch_for(
+    slot_s: float, slot_start_s: float, earliest_s: float, fitted_s: float, limit: float
+) -> float:
+    """How much to slow the picture over a slot of ``slot_s`` seconds so that a line of
+    ``fitted_s`` seconds (already at the fastest speed allowed) fits in it, starting no
+    earlier than ``earliest_s``: at most ``limit``."""
+    lost = max(0.0, earliest_s - slot_start_s)  # the slot's start taken by the line before
+    needed = (fitted_s + lost) / max(slot_s, 1e-3)
+    return round(min(max(needed, 1.0), limit), 4)
+
+
 def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) -> None:
     reporter = StageReporter(hook, stage_name(target))
     transcript = project.require_transcript()
@@ -130,20 +144,28 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
     refitted = 0
     voice_of = project.speaker_groups()  # merged speakers share one voice, one line at a time
     earliest_by_speaker: dict[str, float] = {}
+    timeline = TimeMap()
     reporter.started(total=len(segments))
     for index, segment in enumerate(segments, start=1):
         clip = segment.clips[target]
         speaker = voice_of.get(segment.speaker, segment.speaker)
         earliest = earliest_by_speaker.get(speaker, 0.0)
+        slot_start, slot_end = (
+            timeline.to_output(segment.start_s),
+            timeline.to_output(segment.end_s),
+        )
         key = stable_hash(
             clip.key,
             segment.start_s,
             segment.end_s,
+            round(slot_start, 3),
             round(earliest, 3),
             options.max_speed,
             options.min_speed,
             options.gap_s,
             options.max_lead_s,
+            options.allow_video_stretch,
+            options.max_video_stretch,
             rate,
         )
         previous = segment.fits.get(target)
@@ -154,23 +176,41 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
         ):
             if previous.path:
                 earliest_by_speaker[speaker] = previous.end_s + options.gap_s
+            if previous.stretch > 1.0:
+                timeline.add(Stretch(segment.start_s, segment.end_s, previous.stretch))
             reporter.advance(index, len(segments))
             continue
         refitted += 1
         if not clip.path:  # an empty line: keep its slot free
             segment.fits[target] = Fit(
-                "",
-                key,
-                FitStatus.FITS.value,
-                1.0,
-                segment.start_s,
-                segment.start_s,
-                segment.start_s,
+                "", key, FitStatus.FITS.value, 1.0, slot_start, slot_start, segment.start_s,
                 segment.end_s,
-            )
+            )  # fmt: skip
             continue
         audio, _ = read_audio(project.path(clip.path), rate)
-        fitted, placement = fit_clip(audio, rate, segment.start_s, segment.end_s, earliest, options)
+        # The engine's own rate already moved the line this far from the speaker's pace:
+        # the band (min_speed..max_speed) bounds the two together.
+        engine_factor = clip.tts_speed / clip.pace if clip.pace else 1.0
+        line_options = dataclasses.replace(
+            options,
+            max_speed=max(1.0, options.max_speed / engine_factor),
+            min_speed=min(1.0, options.min_speed / engine_factor),
+        )
+        fitted, placement = fit_clip(audio, rate, slot_start, slot_end, earliest, line_options)
+        stretch = 1.0
+        if placement.overflow_s > TOLERANCE_S and options.allow_video_stretch:
+            # Nothing else fits it: slow the picture over its slot, as little as needed.
+            stretch = video_stretch_for(
+                segment.end_s - segment.start_s, slot_start, earliest,
+                placement.end_s - placement.start_s, options.max_video_stretch,
+            )  # fmt: skip
+            timeline.add(Stretch(segment.start_s, segment.end_s, stretch))
+            slot_end = timeline.to_output(segment.end_s)
+            fitted, placement = fit_clip(audio, rate, slot_start, slot_end, earliest, line_options)
+        total = placement.speed * engine_factor
+        if options.max_speed < total < options.max_speed + 0.01:  # rounding of the rate
+            total = options.max_speed
+        placement = dataclasses.replace(placement, speed=round(total, 4))
         relative = f"fitted/{target}/{segment.id}.wav"
         write_wav(project.path(relative), fitted, rate)
         segment.fits[target] = Fit(
@@ -183,7 +223,8 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
             segment.start_s,
             segment.end_s,
             placement.overflow_s,
-            placement.shift_s,
+            round(placement.start_s - slot_start, 3),
+            round(stretch, 4),
         )
         earliest_by_speaker[speaker] = placement.end_s + options.gap_s
         reporter.advance(index, len(segments))
@@ -191,7 +232,7 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
     if refitted == 0 and project.is_current(stage_name(target), inputs):
         reporter.skipped()
         return
-    report = timing_report(segments, target, options)
+    report = timing_report(segments, target, options, timeline)
     atomic_write_bytes(
         project.path(report_path(target)),
         json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"),
@@ -202,6 +243,8 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
         time.monotonic() - began,
         refitted=refitted,
         report=report_path(target),
+        stretches=timeline.to_list(),
+        added_s=round(timeline.added_s, 3),
         **report["totals"],
     )
     reporter.done(f"{refitted} lines fitted")
@@ -211,12 +254,18 @@ def report_path(target: str) -> str:
     return f"report/timing.{target}.json"
 
 
-def timing_report(segments: list, target: str, options: FitOptions) -> dict:
-    """Per line: slot, dub duration, speed, shift, violations; and totals."""
+def timing_report(
+    segments: list, target: str, options: FitOptions, timeline: TimeMap | None = None
+) -> dict:
+    """Per line: slot (on the output's timeline, and in the source), dub duration, speed,
+    shift, picture stretch, violations; and totals."""
+    timeline = timeline or TimeMap()
     lines = []
     for segment in segments:
         fit_record = segment.fits[target]
-        slot = fit_record.slot_end_s - fit_record.slot_start_s
+        slot_start = timeline.to_output(fit_record.slot_start_s)
+        slot_end = timeline.to_output(fit_record.slot_end_s)
+        slot = slot_end - slot_start
         duration = fit_record.end_s - fit_record.start_s
         violations = []
         if fit_record.overflow_s > 0:
@@ -230,8 +279,11 @@ def timing_report(segments: list, target: str, options: FitOptions) -> dict:
             {
                 "id": segment.id,
                 "speaker": segment.speaker,
-                "slot_start_s": fit_record.slot_start_s,
-                "slot_end_s": fit_record.slot_end_s,
+                "slot_start_s": round(slot_start, 3),
+                "slot_end_s": round(slot_end, 3),
+                "source_start_s": fit_record.slot_start_s,
+                "source_end_s": fit_record.slot_end_s,
+                "video_stretch": fit_record.stretch,
                 "start_s": fit_record.start_s,
                 "end_s": fit_record.end_s,
                 "dub_s": round(duration, 3),
@@ -257,9 +309,11 @@ def timing_report(segments: list, target: str, options: FitOptions) -> dict:
         "late": sum(line["shift_s"] > options.max_shift_s for line in lines),
         "overflowing": sum(line["status"] == FitStatus.OVERFLOW.value for line in lines),
         "violations": sum(bool(line["violations"]) for line in lines),
+        "video_stretched": sum(line["video_stretch"] > 1.0 for line in lines),
+        "video_added_s": round(timeline.added_s, 3),
     }
     return {"language": target, "max_speed_allowed": options.max_speed, "totals": totals,
-            "lines": lines}  # fmt: skip
+            "video_stretches": timeline.to_list(), "lines": lines}  # fmt: skip
 
 
 def summary(report: dict) -> str:
@@ -269,4 +323,9 @@ def summary(report: dict) -> str:
         f"{report['language']}: {t['lines']} lines, {t['within_10_percent']} within ±10% of "
         f"their slot, fastest {t['max_speed']:.2f}x, {t['sped_up']} sped up, "
         f"{t['borrowed']} started early, {t['overflowing']} ran over, {t['late']} late"
+        + (
+            f", picture slowed under {t['video_stretched']} (+{t['video_added_s']:.2f} s)"
+            if t.get("video_stretched")
+            else ""
+        )
     )

@@ -19,24 +19,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from octavia_cli.audio import (
-    fit_length,
-    limit_peaks,
-    place_clips,
-    read_audio,
-    to_channels,
-    write_wav,
-)
+from octavia_cli.audio import read_audio
 from octavia_cli.errors import ConfigError
+from octavia_cli.files import atomic_path
 from octavia_cli.media import (
     DUCKING_PRESETS,
     NO_SEPARATION_DUCKING,
-    measure_loudness,
-    measure_true_peak,
-    sidechain_duck,
+    measure_file,
+    render_mix,
 )
 from octavia_cli.model import stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
@@ -88,8 +82,12 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     transcript = project.require_transcript()
     assert project.media is not None
     fits = [s.fits[target] for s in sorted(transcript.segments, key=lambda s: s.start_s)]
-    duration = project.media.output_duration_s
     from octavia_cli.stages.separate import BACKGROUND_WAV, is_separated, speech_inputs
+    from octavia_cli.timeline import TimeMap
+
+    timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.get("stretches"))
+    source_duration = project.media.output_duration_s
+    duration = source_duration + timeline.added_s  # longer where the picture is slowed
 
     separated = is_separated(project)
     ducking = options.ducking if separated else NO_SEPARATION_DUCKING
@@ -100,72 +98,112 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
         options.ducking,
         options.loudness,
         duration,
+        timeline.to_list(),
     )
     if project.is_current(stage_name(target), inputs) and project.path(mix_path(target)).exists():
         reporter.skipped()
         return
     began = time.monotonic()
-    reporter.started(total=3)
-    original, rate = read_audio(project.path(SOURCE_WAV))
-    channels = original.shape[0]
+    reporter.started(total=4)
+    info = project.stages["extract"].info
+    rate, channels = int(info["sample_rate_hz"]), int(info["channels"])
     length = round(duration * rate)
-    original = fit_length(original, length)
-    under = original  # what goes under the dub: the separated background, if any
-    if separated:
-        under = fit_length(read_audio(project.path(BACKGROUND_WAV), rate)[0], length)
-
-    voice, _spans = place_clips(
-        length,
-        [
-            (round(f.start_s * rate), read_audio(project.path(f.path), rate)[0])
-            for f in fits
-            if f.path
-        ],
-    )
-    reporter.advance(1, 3)
-
-    source_lufs = measure_loudness(original, rate)
-    voice = to_channels(voice, channels)
-    voice_lufs = measure_loudness(voice, rate)  # in the output's channel layout
-    gain_db = 0.0
-    if math.isfinite(source_lufs) and math.isfinite(voice_lufs):
-        gain_db = float(np.clip(source_lufs - voice_lufs, -MAX_GAIN_DB, MAX_GAIN_DB))
-    voice *= 10 ** (gain_db / 20)
-
+    seconds = length / rate
+    under = project.path(BACKGROUND_WAV if separated else SOURCE_WAV)
     if options.ducking not in DUCKING_PRESETS:
         raise ConfigError(f"Unknown ducking preset '{options.ducking}'.")
-    background = sidechain_duck(under, voice, rate, ducking)
-    background = fit_length(background, length)
-    mixed = background + voice
-    reporter.advance(2, 3)
-    target_lufs = options.target_lufs(source_lufs)
-    mixed_lufs = measure_loudness(mixed, rate)
-    final_gain_db = 0.0
-    if target_lufs is not None and math.isfinite(mixed_lufs):
-        final_gain_db = float(np.clip(target_lufs - mixed_lufs, -MAX_GAIN_DB, MAX_GAIN_DB))
-    scale = 10 ** (final_gain_db / 20)
-    mixed = limit_peaks(mixed * scale, rate, ceiling_db=TRUE_PEAK_DB - 0.5)
-    true_peak = measure_true_peak(mixed, rate)
-    if true_peak > TRUE_PEAK_DB:  # inter-sample peaks the sample limiter could not see
-        mixed = mixed * 10 ** ((TRUE_PEAK_DB - 0.1 - true_peak) / 20)
-        true_peak = measure_true_peak(mixed, rate)
-    write_wav(project.path(voice_path(target)), limit_peaks(voice * scale, rate), rate)
-    write_wav(project.path(background_path(target)), limit_peaks(background * scale, rate), rate)
-    write_wav(project.path(mix_path(target)), mixed, rate)
+    raw_voice = project.path(f"mix/.voice-raw.{target}.tmp.wav")  # swept up if killed
+    raw_voice.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_voice_track(
+            raw_voice, [(round(f.start_s * rate), project.path(f.path)) for f in fits if f.path],
+            rate, channels, length,
+        )  # fmt: skip
+        reporter.advance(1, 4)
+        source_lufs, _ = measure_file(project.path(SOURCE_WAV), seconds=source_duration)
+        pieces = timeline.pieces(source_duration) if timeline.stretches else None
+        voice_lufs, _ = measure_file(raw_voice)
+        gain_db = 0.0
+        if math.isfinite(source_lufs) and math.isfinite(voice_lufs):
+            gain_db = float(np.clip(source_lufs - voice_lufs, -MAX_GAIN_DB, MAX_GAIN_DB))
+        measured = render_mix(
+            under, raw_voice, None, seconds=seconds, voice_gain_db=gain_db, ducking=ducking,
+            under_pieces=pieces,
+        )  # fmt: skip
+        assert measured is not None
+        mixed_lufs = measured[0]
+        reporter.advance(2, 4)
+        target_lufs = options.target_lufs(source_lufs)
+        final_gain_db = 0.0
+        if target_lufs is not None and math.isfinite(mixed_lufs):
+            final_gain_db = float(np.clip(target_lufs - mixed_lufs, -MAX_GAIN_DB, MAX_GAIN_DB))
+        true_peak = float("inf")
+        for _ in range(3):  # inter-sample peaks the limiter could not see: a little less gain
+            with (
+                atomic_path(project.path(mix_path(target))) as mixed,
+                atomic_path(project.path(background_path(target))) as background,
+                atomic_path(project.path(voice_path(target))) as voice,
+            ):
+                render_mix(
+                    under, raw_voice, {"mix": mixed, "background": background, "voice": voice},
+                    seconds=seconds, voice_gain_db=gain_db, ducking=ducking,
+                    final_gain_db=final_gain_db, ceiling_db=TRUE_PEAK_DB - 0.5,
+                    under_pieces=pieces,
+                )  # fmt: skip
+                output_lufs, true_peak = measure_file(mixed)
+            if true_peak <= TRUE_PEAK_DB:
+                break
+            final_gain_db -= true_peak - (TRUE_PEAK_DB - 0.2)
+        reporter.advance(3, 4)
+    finally:
+        raw_voice.unlink(missing_ok=True)
     project.mark_done(
         stage_name(target),
         inputs,
         time.monotonic() - began,
         source_lufs=_round(source_lufs),
         target_lufs=_round(target_lufs) if target_lufs is not None else None,
-        output_lufs=_round(measure_loudness(mixed, rate)),
+        output_lufs=_round(output_lufs),
         true_peak_dbtp=_round(true_peak),
         voice_gain_db=round(gain_db, 2),
         ducking=ducking,
         separated=separated,
-        duration_s=round(length / rate, 3),
+        duration_s=round(seconds, 3),
     )
     reporter.done()
+
+
+BLOCK_S = 60.0
+
+
+def write_voice_track(
+    path: Path, clips: list[tuple[int, Path]], rate: int, channels: int, length: int
+) -> None:
+    """Lay the fitted clips (mono, at ``rate``) at their start samples on a track of
+    ``length`` samples and ``channels`` channels, written a block at a time; clips of
+    different speakers that overlap are summed."""
+    import soundfile
+
+    ordered = sorted((start, clip, soundfile.info(str(clip)).frames) for start, clip in clips)
+    block = round(BLOCK_S * rate)
+    cache: dict[Path, np.ndarray] = {}
+    with soundfile.SoundFile(str(path), "w", rate, channels, subtype="FLOAT", format="WAV") as out:
+        for begin in range(0, length, block):
+            end = min(begin + block, length)
+            buffer = np.zeros(end - begin, dtype=np.float32)
+            for start, clip, frames in ordered:
+                if start >= end:
+                    break
+                if start + frames <= begin:
+                    continue
+                if clip not in cache:
+                    cache.clear()  # keep only the clip that runs on into the next block
+                    cache[clip] = read_audio(clip, rate)[0][0]
+                audio = cache[clip]
+                a, b = max(start, begin), min(start + len(audio), end)
+                if b > a:
+                    buffer[a - begin : b - begin] += audio[a - start : b - start]
+            out.write(np.repeat(buffer[:, None], channels, axis=1))
 
 
 def _round(value: float) -> float | None:

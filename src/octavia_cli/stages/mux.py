@@ -3,17 +3,20 @@ tagged with its language, or, for audio-only input, the mix encoded in the input
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from octavia_cli.errors import InputError
 from octavia_cli.files import atomic_path, check_output_path, remove_stale_temporaries
 from octavia_cli.languages import alpha3, language_name
-from octavia_cli.media import AUDIO_FORMATS, encode_audio, mux_video
+from octavia_cli.media import AUDIO_FORMATS, encode_audio, mux_stretched_video, mux_video
 from octavia_cli.model import stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project import OutputRecord, Project
 from octavia_cli.stages.mix import mix_path
+
+logger = logging.getLogger(__name__)
 
 
 def stage_name(target: str) -> str:
@@ -55,7 +58,24 @@ def mux(
     reporter.started(total=1)
     remove_stale_temporaries(output)
     with atomic_path(output) as tmp:
-        if project.media.has_video:
+        from octavia_cli.timeline import TimeMap
+
+        timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.get("stretches"))
+        if project.media.has_video and timeline.stretches:
+            logger.warning(
+                "the picture is slowed under %d line(s) (+%.2f s): it is re-encoded, and "
+                "subtitle tracks and chapters of the input are left out",
+                len(timeline.stretches), timeline.added_s,
+            )  # fmt: skip
+            mux_stretched_video(
+                source,
+                project.path(mix_path(target)),
+                tmp,
+                timeline.pieces(project.media.output_duration_s),
+                language_iso639_2=alpha3(target, bibliographic=True),
+                title=f"{language_name(target)} (dubbed by Octavia)",
+            )
+        elif project.media.has_video:
             mux_video(
                 source,
                 project.path(mix_path(target)),

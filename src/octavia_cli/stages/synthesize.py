@@ -235,44 +235,148 @@ def speaker_voices(
     return engine, voices
 
 
+def _speak(
+    engine: SpeechEngine, text: str, target: str, voice: str, path: Path, speed: float
+) -> Any:
+    if abs(speed - 1.0) < 1e-3:
+        return engine.synthesize(text, target, voice, path)
+    return engine.synthesize(text, target, voice, path, speed=speed)  # type: ignore[call-arg]
+
+
+def _spoken_seconds(path: Path) -> float:
+    """How long a clip speaks, its leading and trailing silence left out (as fit does)."""
+    from octavia_cli.audio import read_audio, to_channels, trim_silence
+
+    audio, rate = read_audio(path)
+    return trim_silence(to_channels(audio, 1), rate).shape[1] / rate
+
+
+def _natural_seconds(segment: Any, target: str, key: str) -> float | None:
+    """The spoken length of a line at the engine's default rate, if measured already."""
+    clip = segment.clips.get(target)
+    return clip.natural_s if clip is not None and clip.base else None
+
+
+PACE_RANGE = (0.75, 1.35)
+PACE_STEP = 0.05
+
+
+def _speaker_paces(
+    project: Project, engine: SpeechEngine, target: str, lines: list, settings: Settings,
+    reporter: StageReporter,
+) -> dict[str, float]:  # fmt: skip
+    """Each speaker's pace: the engine rate at which the most of their lines can fill their
+    slots within ±10% inside the speed band (steps of 0.05, within 0.75-1.35).
+
+    A voice then speaks about as fast as the person it replaces; the speed band (0.9x to
+    1.3x) applies around it. Only for engines whose rate is free and synthesis is cheap
+    (espeak-ng, Piper): lines are first measured at the default rate. XTTS keeps its own
+    natural rate (pace 1)."""
+    import statistics
+    import tempfile
+
+    if not (getattr(engine, "cheap", False) and getattr(engine, "supports_speed", False)):
+        return {}
+    ratios: dict[str, list[float]] = {}
+    measured = 0
+    with tempfile.TemporaryDirectory(prefix="octavia-pace-") as scratch:
+        for segment, text, speaker, voice, label, base in lines:
+            slot = segment.end_s - segment.start_s
+            if not text.strip() or slot < 0.3:
+                continue
+            clip = segment.clips.get(target)
+            natural = clip.natural_s if clip is not None and clip.base == base else None
+            if natural is None:
+                if measured == 0:
+                    reporter.started(message="measuring each speaker's pace")
+                path = Path(scratch) / f"{segment.id}.wav"
+                engine.synthesize(text, target, voice, path)
+                natural = _spoken_seconds(path)
+                measured += 1
+                if clip is None:  # a placeholder until the line is synthesized
+                    clip = Clip("", "", engine.name, label, 0.0, 0)
+                    segment.clips[target] = clip
+                clip.natural_s, clip.base = round(natural, 3), base
+            ratios.setdefault(speaker, []).append(natural / slot)
+    # The pace at which most of a speaker's lines can land within ±10% of their slot
+    # inside the speed band; ties go to the pace nearest their median line.
+    low, high = 0.9 * settings.fit.min_speed, 1.1 * settings.fit.max_speed
+    steps = round((PACE_RANGE[1] - PACE_RANGE[0]) / PACE_STEP)
+    candidates = [round(PACE_RANGE[0] + i * PACE_STEP, 2) for i in range(steps + 1)]
+    paces = {}
+    for speaker, values in ratios.items():
+        median = statistics.median(values)
+        paces[speaker] = max(
+            candidates,
+            key=lambda p: (sum(low <= r / p <= high for r in values), -abs(p - median)),
+        )
+    return paces
+
+
 def synthesize(project: Project, target: str, settings: Settings, hook: ProgressHook) -> None:
     reporter = StageReporter(hook, stage_name(target))
-    transcript = project.require_transcript()
     engine = get_speech_engine(settings, target)
+    try:
+        _synthesize(project, target, settings, engine, reporter)
+    finally:
+        from octavia_cli.pipeline import ENGINE_CACHE
+
+        if ENGINE_CACHE.get() is None and hasattr(engine, "close"):
+            engine.close()  # the speech model leaves the GPU before fit and mix
+
+
+def _synthesize(
+    project: Project, target: str, settings: Settings, engine: SpeechEngine,
+    reporter: StageReporter,
+) -> None:  # fmt: skip
+    transcript = project.require_transcript()
     check_language(engine, target)
     engine, voices = speaker_voices(project, target, settings, engine)
     groups = project.speaker_groups()
-    jobs = []
+    lines = []
     for segment in transcript.segments:
         translation = segment.translations.get(target)
         if translation is None:
             raise StageError(
                 f"Line {segment.id} has no {target} translation.", "Run the translate stage first."
             )
-        voice = voices[groups.get(segment.speaker, segment.speaker)]
+        speaker = groups.get(segment.speaker, segment.speaker)
+        voice = voices[speaker]
         label = project.relative(Path(voice)) if Path(voice).is_absolute() else voice
-        key = stable_hash(translation.text, engine.name, label, target)
+        base = stable_hash(translation.text, engine.name, label, target)
+        lines.append((segment, translation.text, speaker, voice, label, base))
+    began = last_save = time.monotonic()
+    paces = _speaker_paces(project, engine, target, lines, settings, reporter)
+    jobs = []
+    for segment, text, speaker, voice, label, base in lines:
+        pace = paces.get(speaker, 1.0)
+        key = base if pace == 1.0 else stable_hash(base, pace)
         clip = segment.clips.get(target)
         if clip is None or clip.key != key or (clip.path and not project.path(clip.path).exists()):
-            jobs.append((segment, translation.text, key, voice, label))
+            jobs.append((segment, text, key, voice, label, pace, speaker, base))
     if not jobs:
         reporter.skipped()
         return
     checks = _reference_embeddings(project, engine, voices, settings)
-    began = last_save = time.monotonic()
     reporter.started(total=len(jobs))
-    for done, (segment, text, key, voice, label) in enumerate(jobs, start=1):
+    supports_speed = getattr(engine, "supports_speed", False)
+    limit = MAX_TTS_SPEED if not getattr(engine, "cheap", False) else settings.fit.max_speed
+    for done, (segment, text, key, voice, label, pace, speaker, base) in enumerate(jobs, 1):
         relative = f"clips/{target}/{segment.id}.wav"
-        speed, score, attempts = 1.0, None, 1
+        speed, score, attempts = pace, None, 1
+        natural = _natural_seconds(segment, target, key)
         if text.strip():
             with atomic_path(project.path(relative)) as tmp:
-                result = engine.synthesize(text, target, voice, tmp)
+                result = _speak(engine, text, target, voice, tmp, speed)
                 slot = segment.end_s - segment.start_s
-                if getattr(engine, "supports_speed", False) and result.duration_s > slot * 1.05:
+                spoken = _spoken_seconds(tmp)
+                natural = natural or spoken * speed
+                if supports_speed and spoken > slot * 1.05:
                     # The engine's own rate first: it sounds better than time-stretching.
-                    speed = round(min(result.duration_s / max(slot, 0.1), MAX_TTS_SPEED), 3)
-                    result = engine.synthesize(text, target, voice, tmp, speed=speed)  # type: ignore[call-arg]
-                reference = checks.get(groups.get(segment.speaker, segment.speaker))
+                    factor = min(spoken / max(slot, 0.1), limit)
+                    speed = round(pace * factor, 3)
+                    result = _speak(engine, text, target, voice, tmp, speed)
+                reference = checks.get(speaker)
                 if reference is not None:
                     result, score, attempts = _keep_the_voice(
                         engine, text, target, voice, tmp, speed, result, reference, settings
@@ -282,7 +386,8 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
             relative, duration, rate = "", 0.0, 0
         segment.clips[target] = Clip(
             relative, key, engine.name, label, round(duration, 3), rate, tts_speed=speed,
-            similarity=score, attempts=attempts,
+            similarity=score, attempts=attempts, pace=pace,
+            natural_s=round(natural, 3) if natural else None, base=base,
         )  # fmt: skip
         reporter.advance(done, len(jobs))
         if time.monotonic() - last_save > SAVE_EVERY_S:
@@ -295,6 +400,7 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
         time.monotonic() - began,
         synthesized=len(jobs),
         engine=engine.name,
+        paces=paces,
         voices={
             speaker: (project.relative(Path(v)) if Path(v).is_absolute() else v)
             for speaker, v in voices.items()

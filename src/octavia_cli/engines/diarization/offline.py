@@ -108,6 +108,28 @@ class OfflineDiarizer:
         return _turns(regions, windows, labels)
 
 
+def count_speakers(recordings_16k: list[np.ndarray]) -> int:
+    """How many voices the speech in these 16 kHz mono recordings holds (for checking that
+    a voice's references are of one speaker)."""
+    from octavia_cli.vad import detect_speech
+
+    _require()
+    encoder = _encoder()
+    embeddings = []
+    for audio in recordings_16k:
+        for start, end in detect_speech(audio):
+            if end - start < MIN_REGION_S:
+                continue
+            wav = audio[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
+            _, partials, _ = encoder.embed_utterance(
+                wav, return_partials=True, rate=WINDOWS_PER_S, min_coverage=0.5
+            )
+            embeddings.extend(partials)
+    if len(embeddings) < 3:
+        return 1 if embeddings else 0
+    return len(set(cluster(np.stack(embeddings), SpeakerCount()).tolist()))
+
+
 def cluster(embeddings: np.ndarray, count: SpeakerCount, seed: int = 0) -> np.ndarray:
     """A speaker label (0..k-1) for each embedding."""
     n = len(embeddings)

@@ -42,6 +42,8 @@ def _load_voice(model: str) -> Any:
 
 class PiperEngine:
     name = "piper"
+    supports_speed = True  # its own rate (length_scale)
+    cheap = True  # fast enough to synthesize a line twice
 
     def __init__(self, voice_file: str = "") -> None:
         self.voice_file = voice_file
@@ -92,10 +94,13 @@ class PiperEngine:
         return candidates[: len(pitches)]
 
     def synthesize(
-        self, text: str, language: str, voice: str, destination: Path
+        self, text: str, language: str, voice: str, destination: Path, speed: float = 1.0
     ) -> SynthesisResult:
+        from piper import SynthesisConfig
+
         piper_voice = _load_voice(voice)
+        config = SynthesisConfig(length_scale=1.0 / speed) if abs(speed - 1.0) > 1e-3 else None
         with wave.open(str(destination), "wb") as wav:
-            piper_voice.synthesize_wav(text, wav)
+            piper_voice.synthesize_wav(text, wav, syn_config=config)
         with wave.open(str(destination), "rb") as wav:
             return SynthesisResult(wav.getnframes() / wav.getframerate(), wav.getframerate())
