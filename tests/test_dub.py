@@ -212,6 +212,14 @@ def test_every_original_stream_is_kept(cli, talk: Path, tmp_path: Path) -> None:
     assert [s["codec_type"] for s in info].count("subtitle") == 1
     assert [s["codec_type"] for s in info].count("video") == 1
 
+    # --replace-audio: the dub is the only audio track; everything else is still there.
+    code, _, err = cli("dub", str(source), "--to", "es", "--from", "en", "--replace-audio")
+    assert code == 0, err
+    info = streams(tmp_path / "work" / "multi.es.mkv")
+    kinds = [s["codec_type"] for s in info]
+    assert kinds.count("audio") == 1 and kinds.count("video") == 1 and "subtitle" in kinds
+    assert info[0]["codec_type"] == "audio" and info[0]["tags"]["language"] == "spa"
+
 
 def test_loudness_target_true_peak_and_ducking(cli, media_factory) -> None:
     """Measured on the files the dub wrote: the output at -16 LUFS (within 1 LU) with a true

@@ -15,15 +15,26 @@ def test_splits_at_sentence_ends_and_pauses() -> None:
             (" Hello", 0.0, 0.4),
             (" there.", 0.4, 0.8),  # sentence end
             (" This", 0.85, 1.0),
-            (" goes", 1.0, 1.2),  # pause of 0.5 s follows
-            (" on", 1.7, 1.9),
-            (" and", 1.95, 2.1),
-            (" on", 2.15, 2.3),
+            (" goes", 1.0, 1.2),
+            (" on", 1.25, 2.0),  # pause of 0.5 s follows
+            (" and", 2.5, 2.7),
+            (" on", 2.75, 2.9),
         )
     )
-    assert [line.text for line in lines] == ["Hello there.", "This goes", "on and on"]
-    assert [(line.start_s, line.end_s) for line in lines] == [(0.0, 0.8), (0.85, 1.2), (1.7, 2.3)]
+    assert [line.text for line in lines] == ["Hello there.", "This goes on", "and on"]
+    assert [(line.start_s, line.end_s) for line in lines] == [(0.0, 0.8), (0.85, 2.0), (2.5, 2.9)]
     assert [line.id for line in lines] == ["s0001", "s0002", "s0003"]
+
+
+def test_a_short_fragment_stays_with_the_rest_of_its_sentence() -> None:
+    # "Yes," then a 0.5 s pause: too short to dub alone, so it starts the next line...
+    lines = split_into_lines(
+        words((" Yes,", 0.0, 0.3), (" we", 0.8, 1.0), (" will", 1.0, 1.3), (" open.", 1.3, 1.8))
+    )
+    assert [line.text for line in lines] == ["Yes, we will open."]
+    # ...unless the pause is long, or the fragment is long enough to stand alone.
+    lines = split_into_lines(words((" Yes,", 0.0, 0.3), (" we", 1.5, 1.7), (" will.", 1.7, 2.0)))
+    assert [line.text for line in lines] == ["Yes,", "we will."]
 
 
 def test_short_pause_does_not_split() -> None:

@@ -69,7 +69,8 @@ def run_checks(settings: Settings, workdir: Path) -> list[Check]:
     checks.append(_apertium())
     checks.append(_espeak())
     checks += _disk(settings, workdir)
-    checks.append(_hub_token())
+    checks += _speakers(settings)
+    checks.append(_hub_token(settings))
     checks += _default_models(settings)
     checks += _licences(settings)
     return checks
@@ -299,14 +300,62 @@ def _disk(settings: Settings, workdir: Path) -> list[Check]:
     return checks
 
 
-def _hub_token() -> Check:
+def _speakers(settings: Settings) -> list[Check]:
+    """The separation and diarization engines the settings choose can run."""
+    checks = []
+    if settings.separation.engine == "demucs":
+        version = _version("demucs")
+        checks.append(
+            Check("separation", Status.OK, f"demucs {version}, model {settings.separation.model}")
+            if version
+            else Check("separation", Status.ERROR, "demucs is not installed",
+                       "pip install 'octavia-cli[quality]', or use --no-separate")
+        )  # fmt: skip
+    else:
+        checks.append(Check("separation", Status.OK, "off: the original is ducked deeply"))
+    engine = settings.diarization.engine
+    if engine == "offline":
+        missing = [p for p in ("resemblyzer", "scikit-learn") if not _version(p)]
+        checks.append(
+            Check("diarization", Status.ERROR, f"offline diarizer: {', '.join(missing)} missing",
+                  "pip install 'octavia-cli[offline]', or give --speakers 1")
+            if missing
+            else Check("diarization", Status.OK, "offline: silero VAD + resemblyzer + spectral")
+        )  # fmt: skip
+    elif engine == "pyannote":
+        version = _version("pyannote.audio") or _version("pyannote-audio")
+        if not version:
+            checks.append(Check("diarization", Status.ERROR, "pyannote.audio is not installed",
+                                "pip install 'octavia-cli[quality]'"))  # fmt: skip
+        elif not settings.diarization.accept_terms:
+            checks.append(Check(
+                "diarization", Status.ERROR,
+                f"pyannote {version}: the gated pipeline's conditions are not accepted",
+                f"accept them at https://hf.co/{settings.diarization.model}, then: octavia "
+                "config set diarization.accept_terms true",
+            ))  # fmt: skip
+        else:
+            checks.append(Check("diarization", Status.OK, f"pyannote {version}, "
+                                f"{settings.diarization.model}"))  # fmt: skip
+    else:
+        checks.append(Check("diarization", Status.OK, "off: one speaker"))
+    return checks
+
+
+def _hub_token(settings: Settings) -> Check:
     try:
         from huggingface_hub import get_token
     except ImportError:
         return Check("hub token", Status.OK, "huggingface_hub not installed; none needed")
-    token = get_token()
-    if token:
+    if get_token() or settings.diarization.hf_token:
         return Check("hub token", Status.OK, "present (for gated models)")
+    if settings.diarization.engine == "pyannote":
+        return Check(
+            "hub token", Status.WARNING,
+            "absent: the gated pyannote pipeline cannot be downloaded without one",
+            "octavia config set diarization.hf_token hf_... (once the pipeline is cached, "
+            "none is needed)",
+        )  # fmt: skip
     return Check("hub token", Status.OK, "absent; no model the current engines use is gated")
 
 

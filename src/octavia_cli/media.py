@@ -185,19 +185,23 @@ def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, chann
 
 
 def mux_video(
-    video: Path, audio: Path, destination: Path, *, language_iso639_2: str, title: str
-) -> None:
+    video: Path, audio: Path, destination: Path, *, language_iso639_2: str, title: str,
+    keep_original_audio: bool = True,
+) -> None:  # fmt: skip
     """Write ``audio`` as the first, default audio track, tagged with its language, and
     copy every stream of ``video`` bit for bit after it: the picture, the original audio
-    tracks (no longer default), subtitles and, in Matroska, attachments."""
+    tracks (no longer default; left out with ``keep_original_audio`` False), subtitles and,
+    in Matroska, attachments."""
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
     codec = VIDEO_AUDIO_CODECS.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
     dub_codec = [arg + ":0" if arg in ("-c:a", "-b:a") else arg for arg in codec]
-    originals = count_streams(video, "audio")
+    originals = count_streams(video, "audio") if keep_original_audio else 0
     keep_subtitles = count_streams(video, "subtitle") and _subtitles_fit(video, suffix)
     args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(audio),
-            "-map", "1:a:0", "-map", "0:v", "-map", "0:a?"]  # fmt: skip
+            "-map", "1:a:0", "-map", "0:v"]  # fmt: skip
+    if keep_original_audio:
+        args += ["-map", "0:a?"]
     if keep_subtitles:
         args += ["-map", "0:s?"]
     if suffix in (".mkv", ".webm") and suffix == Path(video).suffix.lower():
@@ -215,7 +219,7 @@ def mux_video(
 
 def mux_stretched_video(
     video: Path, audio: Path, destination: Path, pieces: list[tuple[float, float, float]], *,
-    language_iso639_2: str, title: str,
+    language_iso639_2: str, title: str, keep_original_audio: bool = True,
 ) -> None:  # fmt: skip
     """Like :func:`mux_video`, with the picture slowed over some spans (``pieces``, see
     timeline): the picture is re-encoded and the original audio tracks slowed by the same
@@ -226,7 +230,7 @@ def mux_stretched_video(
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
     codec = VIDEO_AUDIO_CODECS.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
-    originals = count_streams(video, "audio")
+    originals = count_streams(video, "audio") if keep_original_audio else 0
     graphs = [video_graph("0:v:0", "vout", pieces, _frame_rate(video))]
     graphs += [audio_graph(f"0:a:{i}", f"orig{i}", pieces) for i in range(originals)]
     args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(audio),

@@ -135,6 +135,7 @@ class DubRequest:
     output: Path | None = None  # None: <stem>.<lang>.<ext> beside the source
     workdir: Path | None = None  # None: the project folder goes beside the source
     force: bool = False
+    replace_audio: bool = False  # True: the dub is the only audio track of a video
 
 
 @dataclass
@@ -445,8 +446,9 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
                 hook,
             )
             result.outputs[target] = mux(
-                project, source, target, outputs[target], request.force, hook
-            )
+                project, source, target, outputs[target], request.force, hook,
+                replace_audio=request.replace_audio,
+            )  # fmt: skip
         result.stage_seconds = {name: record.seconds for name, record in project.stages.items()}
         from octavia_cli.report import write_report
 

@@ -178,9 +178,8 @@ def _check_one_speaker(recordings: list[Any]) -> None:
         return
     if voices > 1:
         logger.warning(
-            "the references seem to hold %d different voices: the clone will blend them; "
-            "give recordings of one speaker only",
-            voices,
+            "the references seem to hold more than one voice: the clone will blend them; "
+            "give recordings of one speaker only"
         )
 
 

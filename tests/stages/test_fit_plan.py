@@ -12,8 +12,18 @@ OPTIONS = FitOptions(max_speed=1.3)
 
 
 def test_fits_at_natural_speed() -> None:
-    p = plan_line(1.0, 3.0, 1.5, 0.0, OPTIONS)
-    assert (p.start_s, p.end_s, p.speed, p.status) == (1.0, 2.5, 1.0, FitStatus.FITS)
+    p = plan_line(1.0, 3.0, 1.95, 0.0, OPTIONS)  # within 3% of its slot: left as it is
+    assert (p.start_s, p.end_s, p.speed, p.status) == (1.0, 2.95, 1.0, FitStatus.FITS)
+
+
+def test_a_short_line_is_slowed_to_fill_its_slot_within_the_band() -> None:
+    p = plan_line(1.0, 3.0, 1.8, 0.0, OPTIONS)  # 0.9 of its slot: slowed, not past 0.9x
+    assert p.status is FitStatus.SLOWED and 0.9 <= p.speed < 1.0
+    assert p.end_s <= 3.0 and p.end_s - p.start_s == pytest.approx(1.8 / p.speed, abs=1e-3)
+    p = plan_line(1.0, 3.0, 1.0, 0.0, OPTIONS)  # half its slot: 0.9x at most
+    assert p.speed == pytest.approx(0.9) and p.end_s == pytest.approx(1.0 + 1.0 / 0.9, abs=1e-3)
+    p = plan_line(1.0, 3.0, 1.0, 0.0, FitOptions(max_speed=1.3, min_speed=1.0))  # off
+    assert p.speed == 1.0 and p.status is FitStatus.FITS
 
 
 def test_sped_up_within_bound() -> None:

@@ -77,6 +77,13 @@ def dub_command(
             show_default=False,
         ),
     ] = None,
+    replace_audio: Annotated[
+        bool,
+        typer.Option(
+            "--replace-audio",
+            help="Leave out the original audio tracks (the dub is the only one).",
+        ),
+    ] = False,
     glossary: GlossaryOption = None,
     ducking: Annotated[
         str | None,
@@ -184,6 +191,7 @@ def dub_command(
             output=output,
             workdir=workdir,
             force=force,
+            replace_audio=replace_audio,
         )
         for source in files
     ]
@@ -196,7 +204,11 @@ def dub_command(
     if remote or estimate:
         if len(requests) > 1:
             raise InputError("--remote and --estimate take one input.", "Run one per file.")
-        _dub_remote(ctx, requests[0], settings, estimate, max_speed, preset)
+        extra = {
+            "separate": separate, "speakers": speakers, "min_speakers": min_speakers,
+            "max_speakers": max_speakers, "allow_video_stretch": allow_video_stretch,
+        }  # fmt: skip
+        _dub_remote(ctx, requests[0], settings, estimate, max_speed, preset, extra)
         return
     if len(requests) == 1:
         with state(ctx).renderer() as hook:
@@ -256,6 +268,7 @@ def _dub_remote(
     estimate_only: bool,
     max_speed,
     preset,
+    extra: dict | None = None,
 ) -> None:
     """The same dub on the backend; results land where a local run would put them."""
     from octavia_cli.client import Client
@@ -275,6 +288,7 @@ def _dub_remote(
         options["max_speed"] = max_speed
     if preset is not None:
         options["preset"] = preset.value
+    options.update({k: v for k, v in (extra or {}).items() if v is not None})
     client = Client.from_settings(settings)
     try:
         if estimate_only:

@@ -51,6 +51,11 @@ class DubOptions(_Options):
     to: list[str] = Field(min_length=1, max_length=8)
     source_language: str | None = Field(None, alias="from")
     max_speed: float | None = Field(None, ge=1.0, le=3.0)
+    separate: bool | None = None
+    speakers: int | None = Field(None, ge=1, le=50)
+    min_speakers: int | None = Field(None, ge=1, le=50)
+    max_speakers: int | None = Field(None, ge=1, le=50)
+    allow_video_stretch: bool | None = None
 
 
 class SynthesizeOptions(_Options):
@@ -151,7 +156,18 @@ def _run_job(
     if isinstance(options, DubOptions):
         from octavia_cli.stages.mux import default_output
 
-        settings = _settings(options, **{"fit.max_speed": options.max_speed})
+        settings = _settings(
+            options,
+            **{
+                "fit.max_speed": options.max_speed,
+                "separation.engine": None if options.separate is None
+                else ("demucs" if options.separate else "none"),
+                "diarization.speakers": options.speakers,
+                "diarization.min_speakers": options.min_speakers,
+                "diarization.max_speakers": options.max_speakers,
+                "fit.allow_video_stretch": options.allow_video_stretch,
+            },
+        )  # fmt: skip
         has_video = pipeline.probe(source).has_video
         target = options.to[0] if len(options.to) == 1 else "{lang}"
         request = pipeline.DubRequest(

@@ -43,12 +43,13 @@ def check_output(project: Project, output: Path, source: Path, force: bool) -> N
 
 
 def mux(
-    project: Project, source: Path, target: str, output: Path, force: bool, hook: ProgressHook
-) -> Path:
+    project: Project, source: Path, target: str, output: Path, force: bool, hook: ProgressHook,
+    *, replace_audio: bool = False,
+) -> Path:  # fmt: skip
     reporter = StageReporter(hook, stage_name(target))
     assert project.media is not None
     key = str(output.resolve())
-    inputs = stable_hash(project.stages[f"mix:{target}"].inputs_hash, key)
+    inputs = stable_hash(project.stages[f"mix:{target}"].inputs_hash, key, replace_audio)
     record = project.outputs.get(key)
     if project.is_current(stage_name(target), inputs) and record and record.matches(output):
         reporter.skipped()
@@ -74,6 +75,7 @@ def mux(
                 timeline.pieces(project.media.output_duration_s),
                 language_iso639_2=alpha3(target, bibliographic=True),
                 title=f"{language_name(target)} (dubbed by Octavia)",
+                keep_original_audio=not replace_audio,
             )
         elif project.media.has_video:
             mux_video(
@@ -82,6 +84,7 @@ def mux(
                 tmp,
                 language_iso639_2=alpha3(target, bibliographic=True),
                 title=f"{language_name(target)} (dubbed by Octavia)",
+                keep_original_audio=not replace_audio,
             )
         else:
             encode_audio(

@@ -280,7 +280,7 @@ def _speaker_paces(
     ratios: dict[str, list[float]] = {}
     measured = 0
     with tempfile.TemporaryDirectory(prefix="octavia-pace-") as scratch:
-        for segment, text, speaker, voice, label, base in lines:
+        for segment, text, _, voice, label, base in lines:
             slot = segment.end_s - segment.start_s
             if not text.strip() or slot < 0.3:
                 continue
@@ -297,7 +297,7 @@ def _speaker_paces(
                     clip = Clip("", "", engine.name, label, 0.0, 0)
                     segment.clips[target] = clip
                 clip.natural_s, clip.base = round(natural, 3), base
-            ratios.setdefault(speaker, []).append(natural / slot)
+            ratios.setdefault(segment.speaker, []).append(natural / slot)
     # The pace at which most of a speaker's lines can land within ±10% of their slot
     # inside the speed band; ties go to the pace nearest their median line.
     low, high = 0.9 * settings.fit.min_speed, 1.1 * settings.fit.max_speed
@@ -345,11 +345,13 @@ def _synthesize(
         label = project.relative(Path(voice)) if Path(voice).is_absolute() else voice
         base = stable_hash(translation.text, engine.name, label, target)
         lines.append((segment, translation.text, speaker, voice, label, base))
+    # A pace is a person's way of speaking: measured per speaker as diarized, so merging
+    # two speakers changes the voice of the merged one's lines only.
     began = last_save = time.monotonic()
     paces = _speaker_paces(project, engine, target, lines, settings, reporter)
     jobs = []
     for segment, text, speaker, voice, label, base in lines:
-        pace = paces.get(speaker, 1.0)
+        pace = paces.get(segment.speaker, 1.0)
         key = base if pace == 1.0 else stable_hash(base, pace)
         clip = segment.clips.get(target)
         if clip is None or clip.key != key or (clip.path and not project.path(clip.path).exists()):
