@@ -154,6 +154,17 @@ def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: 
     local_json = cli("--quiet", "transcribe", str(local_source), "-l", "en", "--json")[1]
     assert json.loads(remote_json)["segments"] == json.loads(local_json)["segments"]
 
+    # Prometheus metrics: the jobs just run, by state and kind, and the stages' times.
+    scrape = httpx.get(f"{server.url}/metrics", timeout=10)
+    assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+    text = scrape.text
+    assert 'octavia_jobs{kind="dub",state="succeeded"} 1.0' in text
+    assert 'octavia_jobs{kind="transcribe",state="succeeded"} 1.0' in text
+    assert "octavia_queue_depth 0.0" in text and "octavia_workers 1.0" in text
+    assert 'octavia_stage_seconds_count{stage="mux"} 1.0' in text
+    assert 'octavia_stage_seconds_count{stage="transcribe"}' in text
+    assert key not in text and "talk" not in text  # nothing private
+
 
 def test_restart_loses_no_queued_job_and_resumes_the_running_one(
     server: Server, talk: Path

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
@@ -64,7 +64,10 @@ def _error(status: int, error: str, detail: str = "", headers: dict[str, str] | 
 def create_app(options: ServerOptions) -> FastAPI:
     store = Store(options.data_dir / "octavia.db")
     bus = EventBus()
-    pool = WorkerPool(store, options.data_dir, bus, options.workers)
+    from octavia_cli.server.metrics import Metrics
+
+    metrics = Metrics(store, options.workers)
+    pool = WorkerPool(store, options.data_dir, bus, options.workers, on_event=metrics.on_event)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -128,6 +131,13 @@ def create_app(options: ServerOptions) -> FastAPI:
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "queued": store.queued_count(),
                 "workers": options.workers}  # fmt: skip
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus scrape target: job counts and stage times, no keys or file names."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/v1/account")
     def account(who: Who) -> dict[str, Any]:

@@ -244,6 +244,11 @@ class Store:
         )
         return [_job(r) for r in rows]
 
+    def count_jobs(self) -> dict[tuple[str, str], int]:
+        """Jobs by (state, kind)."""
+        rows = self._query("SELECT state, kind, COUNT(*) AS n FROM jobs GROUP BY state, kind")
+        return {(row["state"], row["kind"]): row["n"] for row in rows}
+
     def queued_count(self) -> int:
         return int(self._query("SELECT COUNT(*) AS n FROM jobs WHERE state = ?", QUEUED)[0]["n"])
 

@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class WorkerPool:
     bus: EventBus
     workers: int = 1
     max_attempts: int = 3
+    on_event: Callable[[str, dict[str, Any]], None] | None = None  # metrics
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -134,6 +136,8 @@ class WorkerPool:
             if job.id in self._cancelled or self._stop.is_set():
                 raise JobCancelled
             data = event.to_dict()
+            if self.on_event is not None:
+                self.on_event(job.id, data)
             progress["stages"][event.stage] = data
             self.bus.publish(job.id, {"type": "progress", **data})
             now = time.monotonic()
