@@ -61,7 +61,8 @@ def test_dry_run_plans_without_running(cli, talk: Path) -> None:
     assert code == 0, err
     (plan,) = json.loads(out)
     assert plan["targets"] == ["es", "fr"] and plan["duration_s"] == 10.0
-    assert plan["stages"][:3] == ["extract", "transcribe", "translate:es"]
+    assert plan["stages"][:4] == ["extract", "transcribe", "diarize", "translate:es"]
+    assert plan["engines"]["separation"] == "none" and plan["engines"]["diarization"] == "offline"
     assert plan["models"] == [{"name": "bundled:whisper-base", "size_mb": 145, "cached": True}]
     assert plan["estimated_s"] > 0 and plan["work_disk_mb"] > 1
     assert len(plan["problems"]) == 1 and "no English→French" in plan["problems"][0]

@@ -197,7 +197,9 @@ def plan(request: DubRequest, settings: Settings) -> dict[str, Any]:
         {"name": m.name, "size_mb": m.size_mb, "cached": installed_path(m, settings) is not None}
         for m in required_models(settings, source, targets)
     ]
-    stages = ["extract", "transcribe"] + [
+    separating = settings.separation.engine != "none"
+    diarizing = settings.diarization.engine != "none" and settings.diarization.speakers != 1
+    stages = ["extract", *(["separate"] if separating else []), "transcribe", "diarize"] + [
         f"{stage}:{t}" for t in targets for stage in ("translate", "synthesize", "fit", "mix",
                                                       "mux")
     ]  # fmt: skip
@@ -219,6 +221,17 @@ def plan(request: DubRequest, settings: Settings) -> dict[str, Any]:
             "mt": settings.mt.engine
             + (f":{settings.mt.model}" if settings.mt.engine == "transformers" else ""),
             "tts": voices,
+            "separation": f"demucs:{settings.separation.model}" if separating else "none",
+            "diarization": (
+                settings.diarization.engine
+                + (
+                    f":{settings.diarization.model}"
+                    if settings.diarization.engine == "pyannote"
+                    else ""
+                )
+            )
+            if diarizing
+            else "none (one speaker)",
         },
         "models": models,
         "stages": stages,
