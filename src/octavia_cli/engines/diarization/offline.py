@@ -68,7 +68,12 @@ class OfflineDiarizer:
         return "offline:silero-vad+resemblyzer+spectral"
 
     def check(self) -> None:
-        _require()
+        """Both packages are installed (found, not imported: torch is heavy to load before
+        the stage that needs it)."""
+        from importlib.util import find_spec
+
+        if find_spec("resemblyzer") is None or find_spec("sklearn") is None:
+            _require()  # raises the full message
 
     def close(self) -> None:
         pass
