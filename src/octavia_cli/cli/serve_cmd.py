@@ -46,6 +46,15 @@ def serve(
     ] = 1,
     max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1)] = 4096,
     max_queued: Annotated[int, typer.Option("--max-queued", min=1)] = 100,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            help="redis://HOST:6379/0: run jobs on Celery workers (octavia worker) that share "
+            "--data-dir, instead of in this process.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (http://HOST:PORT/api/v1, OpenAPI at /api/v1/docs)."""
     if ctx.invoked_subcommand is not None:
@@ -66,6 +75,7 @@ def serve(
         workers=workers,
         max_upload_bytes=max_upload_mb * 1024 * 1024,
         max_queued=max_queued,
+        broker=broker,
     )
     config = uvicorn.Config(create_app(options), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
@@ -118,3 +128,40 @@ def keys_credit(key_id: str, minutes: float, data_dir: DataDirOption = None) -> 
     except KeyError:
         raise InputError(f"No key with id {key_id}.", "See `octavia serve keys list`.") from None
     typer.echo(f"{key_id}\t{_store(data_dir).balance(key_id):.2f} min")
+
+
+def worker_command(
+    broker: Annotated[
+        str, typer.Option("--broker", help="The Redis URL serve was given.", show_default=False)
+    ],
+    data_dir: DataDirOption = None,
+    gpu: Annotated[
+        int | None,
+        typer.Option(
+            "--gpu",
+            min=0,
+            help="The GPU this worker uses (one worker per GPU).",
+            show_default=False,
+        ),
+    ] = None,
+    queues: Annotated[
+        str,
+        typer.Option("--queues", help="Job kinds to take, comma-separated."),
+    ] = "dub,transcribe,translate,subtitles,synthesize",
+) -> None:
+    """Run jobs of an `octavia serve --broker` (Celery worker; one job at a time)."""
+    from octavia_cli.server.distributed import KINDS, gpu_report, run_worker
+
+    chosen = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in chosen if q not in KINDS]
+    if unknown or not chosen:
+        raise InputError(
+            f"Unknown job kind(s) in --queues: {', '.join(unknown) or '(none)'}.",
+            f"Choose among: {', '.join(KINDS)}.",
+        )
+    folder = data_dir_or_default(data_dir)
+    typer.echo(
+        f"octavia worker: {gpu_report(gpu)}; queues {', '.join(chosen)}; data in {folder}",
+        err=True,
+    )
+    run_worker(broker, folder, chosen, gpu)

@@ -42,6 +42,7 @@ class ServerOptions:
     max_upload_bytes: int = 4 * 1024**3
     max_queued: int = 100
     require_keys: bool = False  # also true whenever a key exists
+    broker: str | None = None  # redis://...: jobs run on Celery workers (octavia worker)
 
 
 class JobRequest(BaseModel):
@@ -66,8 +67,15 @@ def create_app(options: ServerOptions) -> FastAPI:
     bus = EventBus()
     from octavia_cli.server.metrics import Metrics
 
-    metrics = Metrics(store, options.workers)
-    pool = WorkerPool(store, options.data_dir, bus, options.workers, on_event=metrics.on_event)
+    pool: Any
+    if options.broker:
+        from octavia_cli.server.distributed import CeleryDispatcher
+
+        pool = CeleryDispatcher(store, options.data_dir, bus, options.broker)
+    else:
+        pool = WorkerPool(store, options.data_dir, bus, options.workers)
+    metrics = Metrics(store, lambda: pool.workers)
+    pool.on_event = metrics.on_event
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -130,7 +138,7 @@ def create_app(options: ServerOptions) -> FastAPI:
     @app.get("/api/v1/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "queued": store.queued_count(),
-                "workers": options.workers}  # fmt: skip
+                "workers": pool.workers}  # fmt: skip
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -10,7 +10,7 @@ restart and agree with ``GET /jobs``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -23,7 +23,7 @@ STAGE_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 class _StoreCollector(Collector):
-    def __init__(self, store: Store, workers: int) -> None:
+    def __init__(self, store: Store, workers: Callable[[], int]) -> None:
         self.store = store
         self.workers = workers
 
@@ -37,11 +37,14 @@ class _StoreCollector(Collector):
         yield GaugeMetricFamily(
             "octavia_queue_depth", "Jobs waiting for a worker.", value=self.store.queued_count()
         )
-        yield GaugeMetricFamily("octavia_workers", "Worker threads.", value=self.workers)
+        yield GaugeMetricFamily(
+            "octavia_workers", "Workers (threads, or Celery workers answering).",
+            value=self.workers(),
+        )  # fmt: skip
 
 
 class Metrics:
-    def __init__(self, store: Store, workers: int) -> None:
+    def __init__(self, store: Store, workers: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_StoreCollector(store, workers))
         self.stage_seconds = Histogram(

@@ -1,0 +1,295 @@
+"""Jobs on many machines: Celery with Redis as broker and result backend.
+
+``octavia serve --broker redis://...`` keeps the API, the SQLite job store and the SSE
+streams in one process, and hands each job to Celery instead of to its own threads;
+``octavia worker --broker ... --data-dir D`` runs the same stage functions (``run_job``) in a
+Celery worker, one job at a time, with models kept loaded between jobs. Serve and workers
+share the data dir (a shared mount: :class:`~octavia_cli.server.storage.LocalStorage`), so a
+job's project folder is the unit of work: a job that a dead worker left half done is taken
+up by another and resumes from its last finished stage.
+
+Delivery: tasks are acknowledged late and rejected when their worker dies, so Redis hands
+them out again after the visibility timeout. Each delivery counts an attempt in Redis; past
+``max_attempts`` (a job that kills its worker every time, or keeps crashing) the job ends
+failed with that reason instead of running again. Bad input (an Octavia error) fails at
+once; an unexpected error is retried with exponential backoff.
+
+Events: workers publish every progress event and the job's end on a Redis channel; serve
+listens, updates its store and feeds the same SSE streams as its own threads would, so
+``octavia dub --remote`` shows the same progress either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from octavia_cli.server.store import FAILED, SUCCEEDED, TERMINAL, Job, Store
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "octavia:events"
+TASK = "octavia.run_job"
+DEFAULT_QUEUE = "octavia"
+KINDS = ("dub", "transcribe", "translate", "subtitles", "synthesize")
+
+
+def celery_app(broker: str, *, visibility_timeout_s: int | None = None) -> Any:
+    from celery import Celery
+
+    app = Celery("octavia", broker=broker, backend=broker)
+    timeout = visibility_timeout_s or int(os.environ.get("OCTAVIA_VISIBILITY_TIMEOUT_S", 3600))
+    app.conf.update(
+        task_acks_late=True,  # a job is done when it is done, not when it was handed out
+        task_reject_on_worker_lost=True,  # a dead worker's job goes back to the queue
+        worker_prefetch_multiplier=1,  # one job at a time per worker
+        broker_transport_options={"visibility_timeout": timeout},
+        result_backend_transport_options={"visibility_timeout": timeout},
+        task_default_queue=DEFAULT_QUEUE,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+    )
+    app.task(name=TASK, bind=True, max_retries=5)(_run_task)
+    return app
+
+
+def _redis(broker: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(broker)
+
+
+# -- the worker side ---------------------------------------------------------------------
+
+
+class _Uploads:
+    """What ``run_job`` asks of the store, answered from the task's message."""
+
+    def __init__(self, upload: dict[str, Any] | None) -> None:
+        self._upload = upload
+
+    def upload(self, upload_id: str) -> dict[str, Any] | None:
+        return self._upload
+
+
+def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
+    from octavia_cli.errors import OctaviaError
+    from octavia_cli.server.jobs import run_job
+    from octavia_cli.server.storage import LocalStorage
+
+    broker = task.app.conf.broker_url
+    client = _redis(broker)
+    job = Job(**payload["job"])
+    storage = LocalStorage(Path(os.environ["OCTAVIA_DATA_DIR"]))
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    max_attempts = int(payload.get("max_attempts", 3))
+
+    def publish(event: dict[str, Any]) -> None:
+        client.publish(CHANNEL, json.dumps({"job": job.id, "worker": worker, **event}))
+
+    attempts = client.incr(f"octavia:attempts:{job.id}")
+    client.expire(f"octavia:attempts:{job.id}", 7 * 24 * 3600)
+    if attempts > max_attempts:
+        reason = f"the job stopped its worker {attempts - 1} times; not retried"
+        publish({"type": "end", "state": FAILED, "error": reason})
+        return None
+    publish({"type": "state", "state": "running"})
+    upload = payload.get("upload")
+    if upload is not None:
+        upload = {**upload, "path": str(storage.resolve(upload["path"]))}
+
+    def hook(event: Any) -> None:
+        publish({"type": "progress", **event.to_dict()})
+
+    try:
+        results = run_job(job, _Uploads(upload), storage.job_folder(job.id), hook,  # type: ignore[arg-type]
+                          _worker_device())  # fmt: skip
+    except OctaviaError as exc:
+        publish({"type": "end", "state": FAILED, "error": str(exc)})
+        return None
+    except Exception as exc:
+        if task.request.retries < min(task.max_retries, max_attempts - 1):
+            logger.warning("job %s: %s; retrying", job.id, exc)
+            client.decr(f"octavia:attempts:{job.id}")  # a retry is counted on its delivery
+            raise task.retry(exc=exc, countdown=2**task.request.retries) from None
+        reason = f"internal error ({type(exc).__name__}) after {attempts} attempts"
+        publish({"type": "end", "state": FAILED, "error": reason})
+        return None
+    publish({"type": "end", "state": SUCCEEDED, "results": results})
+    return results
+
+
+def _worker_device() -> str | None:
+    return os.environ.get("OCTAVIA_WORKER_DEVICE") or None
+
+
+def gpu_report(gpu: int | None) -> str:
+    """The worker's GPU name and free memory, or that it runs on the CPU."""
+    try:
+        import torch
+    except ImportError:
+        return "CPU (torch not installed)"
+    if gpu is None or not torch.cuda.is_available():
+        return "CPU"
+    free, total = torch.cuda.mem_get_info(gpu)
+    name = torch.cuda.get_device_name(gpu)
+    return f"GPU {gpu}: {name}, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+
+
+HEARTBEAT_S = 5.0
+
+
+def _heartbeat(broker: str, description: str) -> None:
+    """Say every few seconds that this worker is alive (a key that expires), from a thread of
+    its own: a busy worker does not answer Celery's pings, but it is still there."""
+    client = _redis(broker)
+    key = f"octavia:workers:{socket.gethostname()}:{os.getpid()}"
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # the broker is away: try again later
+                client.set(key, description, ex=int(HEARTBEAT_S * 3))
+            time.sleep(HEARTBEAT_S)
+
+    threading.Thread(target=beat, daemon=True, name="octavia-heartbeat").start()
+
+
+def run_worker(broker: str, data_dir: Path, queues: list[str], gpu: int | None) -> None:
+    """Run a Celery worker in this process until it is stopped (SIGTERM: the running job
+    finishes first; a second signal, or a kill, leaves it to be redelivered)."""
+    from octavia_cli.pipeline import ENGINE_CACHE, EngineCache
+
+    os.environ["OCTAVIA_DATA_DIR"] = str(data_dir)
+    if gpu is not None:
+        os.environ["OCTAVIA_WORKER_DEVICE"] = f"cuda:{gpu}"
+    ENGINE_CACHE.set(EngineCache())  # models stay loaded between this worker's jobs
+    app = celery_app(broker)
+    _heartbeat(broker, gpu_report(gpu))
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*superuser privileges.*")
+    worker = app.Worker(
+        queues=queues, concurrency=1, pool="solo", loglevel="WARNING", quiet=True,
+        hostname=f"octavia-{os.getpid()}@{socket.gethostname()}",
+    )  # fmt: skip
+    worker.start()
+
+
+# -- the serve side ----------------------------------------------------------------------
+
+
+class CeleryDispatcher:
+    """Serve's stand-in for its worker threads: queued jobs go to Celery, and the events the
+    workers publish update the store and the SSE streams."""
+
+    def __init__(
+        self, store: Store, data_dir: Path, bus: Any, broker: str, *, max_attempts: int = 3,
+        on_event: Any = None,
+    ) -> None:  # fmt: skip
+        from octavia_cli.server.storage import LocalStorage
+
+        self.store, self.bus, self.broker = store, bus, broker
+        self.storage = LocalStorage(data_dir)
+        self.max_attempts = max_attempts
+        self.on_event = on_event
+        self.workers = 0  # counted from the workers that answer a ping
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._app = celery_app(broker)
+
+    def start(self) -> None:
+        requeued, failed = self.store.recover(self.max_attempts)
+        if requeued or failed:
+            logger.info("after a restart: %d job(s) sent again, %d failed", requeued, failed)
+        for target in (self._dispatch, self._listen, self._count_workers):
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        # A running job cannot be taken from its worker's hands safely; its result is
+        # dropped when it ends (the store already says cancelled).
+        self._app.control.revoke(job_id)
+
+    def _dispatch(self) -> None:
+        while not self._stop.is_set():
+            job = self.store.claim_next()
+            if job is None:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            upload = self.store.upload(job.upload_id) if job.upload_id else None
+            if upload is not None:
+                upload = {**upload, "path": self.storage.relative(Path(upload["path"]))}
+            payload = {"job": asdict(job), "upload": upload, "max_attempts": self.max_attempts}
+            self._app.send_task(TASK, args=[payload], task_id=job.id, queue=job.kind
+                                if job.kind in KINDS else DEFAULT_QUEUE)  # fmt: skip
+
+    def _listen(self) -> None:
+        client = _redis(self.broker)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(CHANNEL)
+        progress: dict[str, dict[str, Any]] = {}
+        while not self._stop.is_set():
+            message = pubsub.get_message(timeout=0.5)
+            if message is None:
+                continue
+            try:
+                event = json.loads(message["data"])
+                self._handle(event, progress)
+            except Exception:  # one bad message must not stop the listener
+                logger.exception("bad event from a worker")
+
+    def _handle(self, event: dict[str, Any], progress: dict[str, dict[str, Any]]) -> None:
+        job_id = event.pop("job")
+        worker = event.pop("worker", "")
+        current = self.store.job(job_id)
+        if current is None or current.state in TERMINAL:
+            return
+        if event["type"] == "progress":
+            state = progress.setdefault(job_id, {"stages": {}})
+            state["stages"][event["stage"]] = event
+            state["worker"] = worker
+            self.store.set_progress(job_id, state)
+            if self.on_event is not None:
+                self.on_event(job_id, event)
+            self.bus.publish(job_id, event)
+        elif event["type"] == "state":  # a worker took the job: say which
+            state = progress.setdefault(job_id, {"stages": {}})
+            state["worker"] = worker
+            self.store.set_progress(job_id, state)
+            self.bus.publish(job_id, event)
+        elif event["type"] == "end":
+            self.store.finish(job_id, event["state"], error=event.get("error"),
+                              results=event.get("results"))  # fmt: skip
+            progress.pop(job_id, None)
+            final = self.store.job(job_id)
+            if final is not None:
+                end = {"type": "state", "state": final.state, "error": final.error,
+                       "results": final.results}  # fmt: skip
+                self.bus.publish(job_id, end)
+
+    def _count_workers(self) -> None:
+        client = _redis(self.broker)
+        while not self._stop.is_set():
+            try:
+                self.workers = sum(1 for _ in client.scan_iter("octavia:workers:*"))
+            except Exception:
+                self.workers = 0
+            self._stop.wait(1.0)

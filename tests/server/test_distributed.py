@@ -1,0 +1,185 @@
+"""`octavia serve --broker` with real Celery workers over a real Redis (Debian's
+redis-server, started here on a free port): jobs spread over two `octavia worker`
+processes, progress reaches the SSE stream, a killed worker's job is finished by the other,
+and a job past its attempts ends failed with its reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("celery")
+pytest.importorskip("redis")
+import httpx
+from test_serve import Server, _free_port, _wait, server_env  # noqa: F401 (a fixture)
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    program = shutil.which("redis-server")
+    if program is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing: scripts/install-system-deps.sh installs it")
+        pytest.skip("no redis-server here (scripts/install-system-deps.sh installs it)")
+    port = _free_port()
+    process = subprocess.Popen(
+        [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
+class Cluster:
+    """One serve and N workers sharing a data dir and a broker."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], broker: str) -> None:
+        self.env = {**env, "OCTAVIA_VISIBILITY_TIMEOUT_S": "5"}
+        self.broker, self.data_dir = broker, data_dir
+        self.server = Server(data_dir, self.env, "--broker", broker)
+        self.workers: list[subprocess.Popen] = []
+
+    def start(self, workers: int) -> Cluster:
+        self.server.start()
+        for _ in range(workers):
+            self.add_worker()
+        deadline = time.monotonic() + 60
+        while self.health()["workers"] < workers:
+            assert time.monotonic() < deadline, "the workers did not come up"
+            time.sleep(0.5)
+        return self
+
+    def add_worker(self) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "octavia_cli", "worker", "--broker", self.broker,
+             "--data-dir", str(self.data_dir)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.workers.append(process)
+        return process
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.server.url}/api/v1/health", timeout=5).json()
+
+    def stop(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
+        if self.server.process and self.server.process.poll() is None:
+            self.server.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path,
+    server_env: dict[str, str],  # noqa: F811 (the fixture imported above)
+    redis_url: str,
+) -> Iterator[Cluster]:
+    instance = Cluster(tmp_path / "shared", server_env, redis_url)
+    yield instance
+    instance.stop()
+
+
+def _upload(client: httpx.Client, path: Path) -> str:
+    response = client.put("/uploads", params={"filename": path.name}, content=path.read_bytes())
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_jobs_spread_over_two_workers_with_progress_over_sse(
+    cluster: Cluster, cli, talk: Path
+) -> None:
+    cluster.start(workers=2)
+    with cluster.server.http() as client:
+        text = " ".join(f"Esta es la frase número {i}, dicha con calma." for i in range(12))
+        ids = [
+            client.post("/jobs", json={"kind": "synthesize",
+                                       "options": {"text": text, "to": "es"}}).json()["id"]
+            for _ in range(8)
+        ]  # fmt: skip
+        jobs = [_wait(client, job_id) for job_id in ids]
+    assert all(job["state"] == "succeeded" for job in jobs), [j["error"] for j in jobs]
+    assert len({job["progress"]["worker"] for job in jobs}) == 2  # both workers took jobs
+    # A remote dub through the workers shows the stages' progress, as a local one would.
+    config = Path(os.environ["OCTAVIA_CONFIG"])
+    config.write_text(f'[remote]\nurl = "{cluster.server.url}"\n')
+    code, out, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote")
+    assert code == 0, err
+    for stage in ("transcribe: done", "diarize: done", "mux:es: done"):
+        assert stage in err
+    assert Path(out.strip()).exists()
+    metrics = httpx.get(f"{cluster.server.url}/metrics", timeout=5).text
+    assert "octavia_workers 2.0" in metrics
+    assert 'octavia_jobs{kind="synthesize",state="succeeded"} 8.0' in metrics
+
+
+def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
+    cluster.start(workers=2)
+    with cluster.server.http() as client:
+        upload = _upload(client, talk)
+        request = {"kind": "dub", "upload_id": upload, "options": {"to": ["es"], "from": "en"}}
+        job_id = client.post("/jobs", json=request).json()["id"]
+        deadline = time.monotonic() + 60
+        while not (taken := client.get(f"/jobs/{job_id}").json()["progress"].get("worker")):
+            assert time.monotonic() < deadline, "no worker took the job"
+            time.sleep(0.1)
+        pid = int(taken.rsplit(":", 1)[1])
+        os.kill(pid, signal.SIGKILL)  # mid-job: acked late, so the job goes back
+        job = _wait(client, job_id, timeout_s=240)
+    assert job["state"] == "succeeded", job["error"]
+    assert job["progress"]["worker"] != taken  # the other worker finished it
+    assert [r["name"] for r in job["results"]] == ["talk.es.mp4"]
+
+
+def test_a_job_past_its_attempts_ends_failed_with_its_reason(redis_url: str, tmp_path) -> None:
+    import redis
+
+    from octavia_cli.server.distributed import CHANNEL, _run_task, celery_app
+
+    app = celery_app(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    client.set("octavia:attempts:poison1", 3)  # delivered three times already: it kills workers
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(CHANNEL)
+
+    class Task:  # what Celery's bound task gives the function
+        def __init__(self) -> None:
+            self.app, self.max_retries = app, 5
+            self.request = type("Request", (), {"retries": 0})()
+
+    job = {"id": "poison1", "key_id": None, "kind": "synthesize", "state": "running",
+           "options": {"text": "hola", "to": "es"}, "upload_id": "",
+           "cost_minutes": 0.0}  # fmt: skip
+    os.environ["OCTAVIA_DATA_DIR"] = str(tmp_path)
+    assert _run_task(Task(), {"job": job, "upload": None, "max_attempts": 3}) is None
+    deadline = time.monotonic() + 5
+    while (message := listener.get_message(timeout=0.5)) is None:
+        assert time.monotonic() < deadline
+    event = json.loads(message["data"])
+    assert event["type"] == "end" and event["state"] == "failed"
+    assert "stopped its worker 3 times" in event["error"]
+    assert not (tmp_path / "jobs" / "poison1").exists()  # it did not run again
