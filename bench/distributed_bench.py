@@ -63,7 +63,7 @@ def run(workers: int, jobs: int, scratch: Path) -> tuple[float, Counter]:
         for _ in range(workers):
             processes.append(subprocess.Popen(
                 [*octavia, "worker", "--broker", broker, "--data-dir", str(data)], env=env,
-                stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))  # fmt: skip
         base = f"http://127.0.0.1:{api_port}/api/v1"
         _wait_http(f"{base}/health")
