@@ -30,8 +30,10 @@ def stage_name(target: str) -> str:
 def requested_voice(settings: Settings, engine: SpeechEngine) -> str:
     """``tts.voice`` if it is meant for ``engine`` (a .onnx file is a Piper voice)."""
     voice = settings.tts.voice
+    if "=" in voice:
+        return ""  # per-speaker voices (S1=anna): the stage applies them
     if engine.name == "xtts":
-        return "" if "=" in voice else voice  # per-speaker voices are the stage's to apply
+        return voice
     is_piper_voice = voice.endswith(".onnx")
     return voice if voice and (is_piper_voice == (engine.name == "piper")) else ""
 
