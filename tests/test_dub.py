@@ -297,3 +297,18 @@ def test_allow_video_stretch_slows_the_picture_and_keeps_sync(cli, media_factory
     durations = [float(s["duration"]) for s in streams(talk.with_name("talk.es.mp4"))]
     assert all(abs(d - (10.0 + added)) <= 0.08 for d in durations), durations
     assert "picture slowed under" in err
+
+
+def test_voice_per_speaker_on_the_command_line(cli, talk: Path) -> None:
+    # A voice for another speaker than the one speaking leaves the speaker's own voice.
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--voice", "S2=es+f3")
+    assert code == 0, err
+    manifest = talk.parent / "talk.octavia" / "project.json"
+    assert json.loads(manifest.read_text())["stages"]["synthesize:es"]["info"]["voices"] == {
+        "S1": "es"
+    }
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--voice", "S1=es+f3",
+                       "--force")  # fmt: skip
+    assert code == 0, err
+    project = json.loads(manifest.read_text())
+    assert {s["clips"]["es"]["voice"] for s in project["transcript"]["segments"]} == {"es+f3"}
