@@ -312,3 +312,30 @@ def test_voice_per_speaker_on_the_command_line(cli, talk: Path) -> None:
     assert code == 0, err
     project = json.loads(manifest.read_text())
     assert {s["clips"]["es"]["voice"] for s in project["transcript"]["segments"]} == {"es+f3"}
+
+
+def test_surround_keeps_its_layout_with_the_dub_in_the_centre(cli, talk: Path) -> None:
+    import subprocess
+
+    import numpy as np
+
+    source = talk.with_name("surround.mp4")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(talk), "-f", "lavfi", "-i", "sine=f=330:d=10",
+         "-filter_complex",
+         "[0:a]pan=mono|c0=0.5*c0+0.5*c1[sp];[1:a]volume=0.05,asplit=5[l][r][lfe][bl][br];"
+         "[l][r][sp][lfe][bl][br]join=inputs=6:channel_layout=5.1:"
+         "map=0.0-FL|1.0-FR|2.0-FC|3.0-LFE|4.0-BL|5.0-BR[a]",
+         "-map", "0:v", "-map", "[a]", "-c:v", "copy", "-c:a", "aac", "-ar", "48000",
+         str(source)],
+        check=True,
+    )  # fmt: skip
+    code, _, err = cli("dub", str(source), "--to", "es", "--from", "en")
+    assert code == 0, err
+    output = source.with_name("surround.es.mp4")
+    dub = next(s for s in streams(output) if s["codec_type"] == "audio")
+    assert (dub["channels"], dub["channel_layout"]) == (6, "5.1")
+    audio = decode(output, 48_000, 6)
+    rms = np.sqrt(np.mean(audio**2, axis=1))
+    centre, fronts = rms[2], rms[[0, 1]]
+    assert (centre > 10 * fronts).all()  # the dubbed voice is in the centre channel

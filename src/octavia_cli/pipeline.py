@@ -205,7 +205,9 @@ def plan(request: DubRequest, settings: Settings) -> dict[str, Any]:
     ]  # fmt: skip
     seconds = media.duration_s
     rate = media.audio_sample_rate_hz or 48_000
-    channels = min(max(media.audio_channels, 1), 2)
+    from octavia_cli.stages.extract import MAX_CHANNELS
+
+    channels = min(max(media.audio_channels, 1), MAX_CHANNELS)
     work_bytes = seconds * (rate * channels * 2 + 16_000 * 2) + len(targets) * seconds * (
         rate * channels * 2 * 2 + 24_000 * 2
     )

@@ -96,3 +96,22 @@ def test_a_missing_model_names_the_pull_command(monkeypatch: pytest.MonkeyPatch)
 
     with pytest.raises(MissingModelError, match="octavia models pull htdemucs"):
         DemucsSeparator("htdemucs").model()  # HF_HUB_OFFLINE=1 and an empty cache
+
+
+def test_surround_separates_the_centre_and_keeps_the_rest(tmp_path: Path, tiny_htdemucs) -> None:
+    stereo = _music_and_speech(tmp_path / "mix.wav", 48_000, 2, 12.0)
+    audio, rate = soundfile.read(str(stereo), dtype="float32")
+    surround = np.zeros((len(audio), 6), np.float32)
+    surround[:, 0], surround[:, 1], surround[:, 2] = audio[:, 0], audio[:, 1], audio.mean(axis=1)
+    surround[:, 4:] = 0.3 * audio
+    source = tmp_path / "surround.wav"
+    soundfile.write(str(source), surround, rate, subtype="FLOAT")
+    DemucsSeparator(model=tiny_htdemucs, block_s=10.0).separate(
+        source, tmp_path / "v.wav", tmp_path / "b.wav", lambda *_: None
+    )
+    vocals, _ = soundfile.read(str(tmp_path / "v.wav"), dtype="float32")
+    background, _ = soundfile.read(str(tmp_path / "b.wav"), dtype="float32")
+    assert vocals.shape == background.shape == surround.shape
+    others = [0, 1, 3, 4, 5]
+    assert not vocals[:, others].any() and vocals[:, 2].any()  # speech only from the centre
+    assert np.allclose(background[:, others], surround[:, others])  # the rest as it was

@@ -1,5 +1,5 @@
 """Probe the input and decode its audio: once at the source's own rate and layout (for the
-mix), once at 16 kHz mono (for speech recognition)."""
+mix; surround stays surround), once at 16 kHz mono (for speech recognition)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ STAGE = "extract"
 SOURCE_WAV = "audio/source.wav"
 ASR_WAV = "audio/asr-16k.wav"
 ASR_SAMPLE_RATE_HZ = 16_000
-MAX_CHANNELS = 2  # surround sources are mixed down to stereo for now
+MAX_CHANNELS = 8  # the source's layout is kept, up to 7.1
 
 
 def extract(project: Project, source: Path, hook: ProgressHook) -> None:

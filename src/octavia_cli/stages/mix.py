@@ -176,12 +176,24 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
 BLOCK_S = 60.0
 
 
+def dialogue_channels(channels: int) -> list[int]:
+    """Where the dub's voice goes: mono and stereo as they are; quad (no centre) the front
+    pair; every other surround layout (3.0, 5.0, 5.1, 6.1, 7.1: FL FR FC ...) the centre
+    channel, as film mixes carry dialogue."""
+    if channels <= 2:
+        return list(range(channels))
+    if channels == 4:
+        return [0, 1]
+    return [2]
+
+
 def write_voice_track(
     path: Path, clips: list[tuple[int, Path]], rate: int, channels: int, length: int
 ) -> None:
     """Lay the fitted clips (mono, at ``rate``) at their start samples on a track of
     ``length`` samples and ``channels`` channels, written a block at a time; clips of
-    different speakers that overlap are summed."""
+    different speakers that overlap are summed. The voice goes where dialogue goes in the
+    source's layout (:func:`dialogue_channels`)."""
     import soundfile
 
     ordered = sorted((start, clip, soundfile.info(str(clip)).frames) for start, clip in clips)
@@ -203,7 +215,9 @@ def write_voice_track(
                 a, b = max(start, begin), min(start + len(audio), end)
                 if b > a:
                     buffer[a - begin : b - begin] += audio[a - start : b - start]
-            out.write(np.repeat(buffer[:, None], channels, axis=1))
+            frame = np.zeros((end - begin, channels), dtype=np.float32)
+            frame[:, dialogue_channels(channels)] = buffer[:, None]
+            out.write(frame)
 
 
 def _round(value: float) -> float | None:

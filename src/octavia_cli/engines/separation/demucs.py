@@ -8,7 +8,9 @@ segment with its overlap-add. The mixture is normalised with statistics of the w
 (as ``demucs.separate`` does), measured in a first streaming pass, so blocks do not change
 level. The model runs at 44.1 kHz stereo; the results are resampled back to the source's
 rate and, for a mono source, averaged back to mono. ``vocals`` is the model's vocals stem;
-``background`` is the sum of the others (drums, bass, other).
+``background`` is the sum of the others (drums, bass, other). A surround source has only its
+centre channel separated (where film mixes carry dialogue); the other channels are
+background as they are.
 
 Weights come from the Hugging Face hub (``adefossez/HTDemucs``), cached like every other
 hub model; ``octavia models pull htdemucs`` fetches them.
@@ -157,9 +159,23 @@ class DemucsSeparator:
                 span_start, span_end = max(0, start - context), min(frames, end + context)
                 reader.seek(span_start)
                 mix = reader.read(span_end - span_start, dtype="float32", always_2d=True).T
-                voice, rest = self._separate_span(
-                    torch, apply_model, model, mix, rate, mean, std, vocals_index
-                )
+                if mix.shape[0] > 2:
+                    # Surround: dialogue lives in the centre channel; separate that one and
+                    # keep the others, whole, as background.
+                    from octavia_cli.stages.mix import dialogue_channels
+
+                    centre = dialogue_channels(mix.shape[0])
+                    speech, under = self._separate_span(
+                        torch, apply_model, model, mix[centre].mean(axis=0, keepdims=True),
+                        rate, mean, std, vocals_index,
+                    )  # fmt: skip
+                    voice = np.zeros_like(mix)
+                    rest = mix.copy()
+                    voice[centre], rest[centre] = speech, under
+                else:
+                    voice, rest = self._separate_span(
+                        torch, apply_model, model, mix, rate, mean, std, vocals_index
+                    )
 
                 def part(a: int, b: int, v=voice, r=rest, o=span_start) -> tuple:
                     return v[:, a - o : b - o], r[:, a - o : b - o]
