@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -57,7 +58,7 @@ class Cluster:
     """One serve and N workers sharing a data dir and a broker."""
 
     def __init__(self, data_dir: Path, env: dict[str, str], broker: str) -> None:
-        self.env = {**env, "OCTAVIA_VISIBILITY_TIMEOUT_S": "5"}
+        self.env = {**env, "OCTAVIA_VISIBILITY_TIMEOUT_S": "5", "OCTAVIA_PARALLEL_CHUNK_S": "4"}
         self.broker, self.data_dir = broker, data_dir
         self.server = Server(data_dir, self.env, "--broker", broker)
         self.workers: list[subprocess.Popen] = []
@@ -135,6 +136,34 @@ def test_jobs_spread_over_two_workers_with_progress_over_sse(
     metrics = httpx.get(f"{cluster.server.url}/metrics", timeout=5).text
     assert "octavia_workers 2.0" in metrics
     assert 'octavia_jobs{kind="synthesize",state="succeeded"} 8.0' in metrics
+
+
+def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
+    cluster: Cluster, cli, talk: Path, tmp_path: Path
+) -> None:
+    cluster.start(workers=2)
+    Path(os.environ["OCTAVIA_CONFIG"]).write_text(f'[remote]\nurl = "{cluster.server.url}"\n')
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote",
+                       "--parallel")  # fmt: skip
+    assert code == 0, err
+    assert "transcribe: done" in err and "mux:es: done" in err
+    (project,) = (cluster.data_dir / "jobs").glob("*/talk.octavia")
+    chunks = sorted((project / "chunks").glob("*.json"))
+    assert len(chunks) >= 2  # 10 s in chunks of about 4 s, cut at quiet moments
+    parallel = json.loads((project / "report" / "timing.es.json").read_text())
+    single_dir = tmp_path / "single"
+    single_dir.mkdir()
+    single = Path(shutil.copy(talk, single_dir / "talk.mp4"))
+    assert cli("dub", str(single), "--to", "es", "--from", "en")[0] == 0
+    alone = json.loads((single_dir / "talk.octavia" / "report" / "timing.es.json").read_text())
+    assert len(parallel["lines"]) == len(alone["lines"])
+    for a, b in zip(parallel["lines"], alone["lines"], strict=True):
+        # The same words (Whisper may punctuate a short chunk's end differently).
+        assert re.sub(r"\W", "", a["source"].lower()) == re.sub(r"\W", "", b["source"].lower())
+        for key in ("slot_start_s", "slot_end_s", "start_s", "end_s"):
+            assert abs(a[key] - b[key]) <= 0.1, (key, a, b)  # no drift at the joins
+    code, _, err = cli("dub", str(talk), "--to", "es", "--parallel")
+    assert code == 1 and "--remote" in err
 
 
 def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:

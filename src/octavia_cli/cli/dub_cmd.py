@@ -140,6 +140,14 @@ def dub_command(
         bool,
         typer.Option("--remote", help="Run on the configured backend (octavia login)."),
     ] = False,
+    parallel: Annotated[
+        bool,
+        typer.Option(
+            "--parallel",
+            help="With --remote to a serve --broker: transcribe the file in chunks on several "
+            "workers at once.",
+        ),
+    ] = False,
     estimate: Annotated[
         bool,
         typer.Option("--estimate", help="Print the backend's cost and your balance; no run."),
@@ -201,12 +209,18 @@ def dub_command(
 
         print_json([plan(request, settings) for request in requests])
         return
+    if parallel and not remote:
+        raise InputError(
+            "--parallel spreads a dub over the workers of a server.",
+            "Use it with --remote (the server started with --broker).",
+        )
     if remote or estimate:
         if len(requests) > 1:
             raise InputError("--remote and --estimate take one input.", "Run one per file.")
         extra = {
             "separate": separate, "speakers": speakers, "min_speakers": min_speakers,
             "max_speakers": max_speakers, "allow_video_stretch": allow_video_stretch,
+            "parallel": parallel or None,
         }  # fmt: skip
         _dub_remote(ctx, requests[0], settings, estimate, max_speed, preset, extra)
         return

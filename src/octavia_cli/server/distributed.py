@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "octavia:events"
 TASK = "octavia.run_job"
+CHUNK_TASK = "octavia.transcribe_chunk"
+FINISH_TASK = "octavia.finish_dub"
 DEFAULT_QUEUE = "octavia"
 KINDS = ("dub", "transcribe", "translate", "subtitles", "synthesize")
 
@@ -58,6 +60,8 @@ def celery_app(broker: str, *, visibility_timeout_s: int | None = None) -> Any:
         broker_connection_retry_on_startup=True,
     )
     app.task(name=TASK, bind=True, max_retries=5)(_run_task)
+    app.task(name=CHUNK_TASK, bind=True)(_chunk_task)
+    app.task(name=FINISH_TASK, bind=True)(_finish_task)
     return app
 
 
@@ -105,6 +109,12 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
     upload = payload.get("upload")
     if upload is not None:
         upload = {**upload, "path": str(storage.resolve(upload["path"]))}
+    if job.kind == "dub" and job.options.get("parallel"):
+        try:
+            _start_parallel(task, payload, job, _Uploads(upload), storage, publish)
+        except OctaviaError as exc:
+            publish({"type": "end", "state": FAILED, "error": str(exc)})
+        return None
 
     def hook(event: Any) -> None:
         publish({"type": "progress", **event.to_dict()})
@@ -125,6 +135,153 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
         return None
     publish({"type": "end", "state": SUCCEEDED, "results": results})
     return results
+
+
+# -- --parallel: a dub's transcription in chunks over the workers ------------------------
+
+
+def _publisher(task: Any, job_id: str) -> Any:
+    client = _redis(task.app.conf.broker_url)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def publish(event: dict[str, Any]) -> None:
+        client.publish(CHANNEL, json.dumps({"job": job_id, "worker": worker, **event}))
+
+    return publish
+
+
+def _dub_context(payload: dict[str, Any]) -> tuple[Any, ...]:
+    """The job, its options, settings, request, uploads and folder, on this worker."""
+    from octavia_cli.server.jobs import dub_request, job_source, parse_options
+    from octavia_cli.server.storage import LocalStorage
+
+    job = Job(**payload["job"])
+    storage = LocalStorage(Path(os.environ["OCTAVIA_DATA_DIR"]))
+    upload = payload.get("upload")
+    if upload is not None:
+        upload = {**upload, "path": str(storage.resolve(upload["path"]))}
+    uploads = _Uploads(upload)
+    folder = storage.job_folder(job.id)
+    options = parse_options("dub", job.options)
+    source = job_source(job, uploads, folder)  # type: ignore[arg-type]
+    settings, request = dub_request(options, source, folder)  # type: ignore[arg-type]
+    return job, options, settings, request, uploads, folder
+
+
+def chunk_seconds() -> float:
+    return float(os.environ.get("OCTAVIA_PARALLEL_CHUNK_S", 300))
+
+
+def _start_parallel(
+    task: Any, payload: dict[str, Any], job: Job, uploads: Any, storage: Any, publish: Any
+) -> None:
+    """Extract (and separate) here, then hand each window of the speech to a chunk task;
+    the last one to finish starts the rest of the dub (a Celery chord)."""
+    from celery import chord, group
+
+    from octavia_cli import pipeline
+    from octavia_cli.errors import InputError
+    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.stages.extract import extract
+    from octavia_cli.stages.separate import separate
+    from octavia_cli.stages.transcribe import windows
+
+    _, options, settings, request, _, folder = _dub_context(payload)
+    if not options.source_language:
+        raise InputError("A --parallel dub needs the spoken language.", "Give --from LANG.")
+
+    def hook(event: Any) -> None:
+        publish({"type": "progress", **event.to_dict()})
+
+    project = Project.open(default_project_folder(request.source, folder), request.source)
+    with project.locked():
+        extract(project, request.source, hook)
+        separator = pipeline.separation_engine(settings)
+        separate(project, separator, hook)
+    spans = windows(project, chunk_seconds())
+    publish({"type": "progress", "stage": "transcribe", "status": "started", "completed": 0.0,
+             "total": spans[-1][1] if spans else None, "time_s": time.time(),
+             "message": f"{len(spans)} chunks over the workers"})  # fmt: skip
+    header = group(
+        task.app.signature(CHUNK_TASK, args=[payload, index, start, end], queue="transcribe")
+        for index, (start, end) in enumerate(spans)
+    )
+    chord(header)(task.app.signature(FINISH_TASK, args=[payload], queue="dub"))
+
+
+def _chunk_task(task: Any, payload: dict[str, Any], index: int, start: float, end: float) -> int:
+    """Transcribe one window of a --parallel dub into ``chunks/NNNN.json`` in its project."""
+    from dataclasses import asdict as as_dict
+
+    from octavia_cli import pipeline
+    from octavia_cli.files import atomic_write_bytes
+    from octavia_cli.languages import normalize_language
+    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.stages.transcribe import read_window, recognize_window
+
+    job, options, settings, request, _, folder = _dub_context(payload)
+    publish = _publisher(task, job.id)
+    try:
+        project = Project.load(default_project_folder(request.source, folder))
+        engine = pipeline.asr_engine(settings)  # kept loaded in this worker
+        piece = recognize_window(
+            engine, read_window(project, start, end), start,
+            normalize_language(options.source_language),
+        )  # fmt: skip
+        data = {"words": [as_dict(w) for w in piece["words"]], "regions": piece["regions"],
+                "sound": piece["sound"]}  # fmt: skip
+        atomic_write_bytes(project.path(f"chunks/{index:04d}.json"), json.dumps(data).encode())
+    except Exception as exc:
+        publish({"type": "end", "state": FAILED, "error": f"chunk {index}: {exc}"})
+        raise
+    publish({"type": "progress", "stage": "transcribe", "status": "running", "completed": end,
+             "total": None, "message": f"chunk {index} done", "time_s": time.time()})  # fmt: skip
+    return index
+
+
+def _finish_task(task: Any, done: list[int], payload: dict[str, Any]) -> None:
+    """Stitch the chunks into the transcript (the same lines a single run makes), then run
+    the rest of the dub here."""
+    from octavia_cli import pipeline
+    from octavia_cli.errors import OctaviaError
+    from octavia_cli.languages import normalize_language
+    from octavia_cli.model import Word
+    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.server.jobs import run_job
+    from octavia_cli.stages.transcribe import assemble, inputs_hash
+
+    job, options, settings, request, uploads, folder = _dub_context(payload)
+    publish = _publisher(task, job.id)
+    try:
+        began = time.monotonic()
+        project = Project.open(default_project_folder(request.source, folder), request.source)
+        language = normalize_language(options.source_language)
+        with project.locked():
+            engine = pipeline.asr_engine(settings)
+            inputs = inputs_hash(project, engine, language, pipeline.asr_options_hash(settings))
+            pieces = []
+            for index in sorted(done):
+                data = json.loads(project.path(f"chunks/{index:04d}.json").read_text())
+                data["words"] = [Word(**w) for w in data["words"]]
+                pieces.append(data)
+            total = project.stages["extract"].info.get("duration_s") or 0.0
+            transcript = assemble(project, engine, inputs, pieces, (language, 1.0), True, total,
+                                  time.monotonic() - began)  # fmt: skip
+        publish({"type": "progress", "stage": "transcribe", "status": "done", "completed": 1.0,
+                 "total": 1.0, "message": f"{len(transcript.segments)} lines",
+                 "time_s": time.time()})  # fmt: skip
+
+        def hook(event: Any) -> None:
+            publish({"type": "progress", **event.to_dict()})
+
+        results = run_job(job, uploads, folder, hook, _worker_device())
+    except OctaviaError as exc:
+        publish({"type": "end", "state": FAILED, "error": str(exc)})
+        return
+    except Exception as exc:
+        publish({"type": "end", "state": FAILED, "error": f"internal error ({exc})"})
+        raise
+    publish({"type": "end", "state": SUCCEEDED, "results": results})
 
 
 def _worker_device() -> str | None:

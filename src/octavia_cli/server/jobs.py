@@ -56,6 +56,7 @@ class DubOptions(_Options):
     min_speakers: int | None = Field(None, ge=1, le=50)
     max_speakers: int | None = Field(None, ge=1, le=50)
     allow_video_stretch: bool | None = None
+    parallel: bool = False  # with serve --broker: chunks transcribed on several workers
 
 
 class SynthesizeOptions(_Options):
@@ -111,6 +112,50 @@ def _files(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
+def job_source(job: Job, store: Store, folder: Path) -> Path:
+    """The job's input, linked (or copied) into its folder."""
+    upload = store.upload(job.upload_id)
+    assert upload is not None
+    source = folder / "input" / upload["filename"]
+    if not source.exists():
+        source.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            source.hardlink_to(upload["path"])
+        except OSError:
+            shutil.copyfile(upload["path"], source)
+    return source
+
+
+def dub_request(options: DubOptions, source: Path, folder: Path) -> tuple[Any, Any]:
+    """The settings and the pipeline request of a dub job."""
+    from octavia_cli import pipeline
+    from octavia_cli.stages.mux import default_output
+
+    settings = _settings(
+        options,
+        **{
+            "fit.max_speed": options.max_speed,
+            "separation.engine": None if options.separate is None
+            else ("demucs" if options.separate else "none"),
+            "diarization.speakers": options.speakers,
+            "diarization.min_speakers": options.min_speakers,
+            "diarization.max_speakers": options.max_speakers,
+            "fit.allow_video_stretch": options.allow_video_stretch,
+        },
+    )  # fmt: skip
+    has_video = pipeline.probe(source).has_video
+    target = options.to[0] if len(options.to) == 1 else "{lang}"
+    request = pipeline.DubRequest(
+        source=source,
+        targets=tuple(options.to),
+        source_language=options.source_language,
+        output=folder / "out" / default_output(source, target, has_video).name,
+        workdir=folder,
+        force=True,
+    )
+    return settings, request
+
+
 def run_job(
     job: Job, store: Store, folder: Path, hook: Callable[[Any], None], device: str | None = None
 ) -> list[dict[str, Any]]:
@@ -144,40 +189,9 @@ def _run_job(
         with atomic_path(out / f"speech.{language}.wav") as tmp:
             engine.synthesize(options.text, language, voice, tmp)
         return _files(out)
-    upload = store.upload(job.upload_id)
-    assert upload is not None
-    source = folder / "input" / upload["filename"]
-    if not source.exists():
-        source.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            source.hardlink_to(upload["path"])
-        except OSError:
-            shutil.copyfile(upload["path"], source)
+    source = job_source(job, store, folder)
     if isinstance(options, DubOptions):
-        from octavia_cli.stages.mux import default_output
-
-        settings = _settings(
-            options,
-            **{
-                "fit.max_speed": options.max_speed,
-                "separation.engine": None if options.separate is None
-                else ("demucs" if options.separate else "none"),
-                "diarization.speakers": options.speakers,
-                "diarization.min_speakers": options.min_speakers,
-                "diarization.max_speakers": options.max_speakers,
-                "fit.allow_video_stretch": options.allow_video_stretch,
-            },
-        )  # fmt: skip
-        has_video = pipeline.probe(source).has_video
-        target = options.to[0] if len(options.to) == 1 else "{lang}"
-        request = pipeline.DubRequest(
-            source=source,
-            targets=tuple(options.to),
-            source_language=options.source_language,
-            output=out / default_output(source, target, has_video).name,
-            workdir=folder,
-            force=True,
-        )
+        settings, request = dub_request(options, source, folder)
         pipeline.dub(request, settings, hook)
     elif isinstance(options, SubtitleOptions):
         mode = (

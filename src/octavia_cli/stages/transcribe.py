@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 from octavia_cli.audio import iter_chunks, peak_dbfs
 from octavia_cli.engines.asr import AsrEngine
@@ -33,6 +34,117 @@ CHUNK_S = 600.0  # audio is recognised in windows of about this length...
 CHUNK_SEARCH_S = 30.0  # ...cut at the quietest moment of their last seconds
 
 
+def inputs_hash(
+    project: Project, engine: AsrEngine, language: str | None, options_hash: str
+) -> str:
+    """What a transcription is computed from: the audio, the engine and model, the language."""
+    from octavia_cli.stages.separate import speech_inputs
+
+    return stable_hash(
+        project.stages["extract"].inputs_hash,
+        speech_inputs(project),
+        engine.describe(),
+        language,
+        options_hash,
+    )
+
+
+def windows(project: Project, window_s: float = CHUNK_S) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of the windows the speech audio is recognised in: about
+    ``window_s`` long, cut at quiet moments (the same cuts a whole run makes)."""
+    from octavia_cli.stages.separate import speech_16k
+
+    spans = []
+    search = min(CHUNK_SEARCH_S, window_s / 2)
+    for offset, chunk in iter_chunks(speech_16k(project), window_s, search):
+        spans.append((offset, offset + len(chunk) / ASR_SAMPLE_RATE_HZ))
+    return spans
+
+
+def recognize_window(
+    engine: AsrEngine,
+    chunk: Any,
+    offset: float,
+    language: str,
+    on_progress: Any = None,
+) -> dict[str, Any]:
+    """Words (on the file's timeline) and speech regions of one window; nothing for a
+    silent one."""
+    if peak_dbfs(chunk[None, :]) < SILENCE_DBFS:
+        return {"words": [], "regions": [], "sound": False}
+    recognition = engine.recognize(chunk, language, on_progress or (lambda s: None))
+    words = [
+        Word(w.text, round(w.start_s + offset, 3), round(w.end_s + offset, 3), w.probability)
+        for w in recognition.words
+    ]
+    regions = [(a + offset, b + offset) for a, b in detect_speech(chunk)]
+    return {"words": words, "regions": regions, "sound": True}
+
+
+def read_window(project: Project, start_s: float, end_s: float) -> Any:
+    """The speech audio of ``[start_s, end_s)``, 16 kHz mono."""
+    import soundfile
+
+    from octavia_cli.stages.separate import speech_16k
+
+    audio, _ = soundfile.read(
+        str(speech_16k(project)), start=round(start_s * ASR_SAMPLE_RATE_HZ),
+        stop=round(end_s * ASR_SAMPLE_RATE_HZ), dtype="float32", always_2d=True,
+    )  # fmt: skip
+    return audio.mean(axis=1)
+
+
+def assemble(
+    project: Project,
+    engine: AsrEngine,
+    inputs: str,
+    pieces: list[dict[str, Any]],
+    spoken: tuple[str, float],
+    language_given: bool,
+    total: float,
+    seconds: float,
+) -> Transcript:
+    """Lines from every window's words, snapped to the speech; the stage recorded."""
+    source = project.source_path
+    if not any(piece["sound"] for piece in pieces):
+        raise NoSpeechError(
+            f"No speech found in {source}: its audio is silent.",
+            "Check that the file has the right audio track.",
+        )
+    words = [w for piece in pieces for w in piece["words"]]
+    regions = [tuple(r) for piece in pieces for r in piece["regions"]]
+    lines = split_into_lines(words)
+    snap_to_speech(lines, regions)
+    if not lines:
+        raise NoSpeechError(
+            f"No speech found in {source}.", "Check the audio, or give its language with --from."
+        )
+    language, probability = spoken
+    if not language_given:
+        message = f"detected {language_name(language)} (probability {probability:.2f})"
+        if probability < LOW_CONFIDENCE:
+            short = f" in a short clip ({total:.0f} s of audio)" if total < SHORT_CLIP_S else ""
+            logger.warning(
+                "%s: low confidence%s; give the language with --language (transcribe) or "
+                "--from (subtitles, dub) if that is wrong",
+                message,
+                short,
+            )
+        else:
+            logger.info(message)
+    transcript = Transcript(
+        language=language,
+        language_probability=round(probability, 3),
+        duration_s=round(total, 3) if math.isfinite(total) else 0.0,
+        engine=engine.describe(),
+        model=getattr(engine, "model_spec", ""),
+        segments=lines,
+    )
+    project.transcript = transcript
+    project.mark_done(STAGE, inputs, seconds, language=language, lines=len(lines))
+    return transcript
+
+
 def transcribe(
     project: Project,
     engine: AsrEngine,
@@ -46,78 +158,34 @@ def transcribe(
     Raises:
         NoSpeechError: the audio is silent, or the recogniser found no words.
     """
-    reporter = StageReporter(hook, STAGE)
-    from octavia_cli.stages.separate import speech_16k, speech_inputs
+    from octavia_cli.stages.separate import speech_16k
 
-    inputs = stable_hash(
-        project.stages["extract"].inputs_hash,
-        speech_inputs(project),
-        engine.describe(),
-        language,
-        options_hash,
-    )
+    reporter = StageReporter(hook, STAGE)
+    inputs = inputs_hash(project, engine, language, options_hash)
     if project.is_current(STAGE, inputs) and project.transcript is not None:
         reporter.skipped()
         return project.transcript
     began = time.monotonic()
-    source = project.source_path
     total = project.stages["extract"].info.get("duration_s") or 0.0
     reporter.started(total=total or None, message="loading model")
     detected: tuple[str, float] | None = None
-    words: list[Word] = []
-    regions: list[tuple[float, float]] = []
-    heard_sound = False
+    pieces: list[dict[str, Any]] = []
     for offset, chunk in iter_chunks(speech_16k(project), CHUNK_S, CHUNK_SEARCH_S):
         end = offset + len(chunk) / ASR_SAMPLE_RATE_HZ
-        if peak_dbfs(chunk[None, :]) < SILENCE_DBFS:
-            reporter.advance(end, total)
-            continue
-        heard_sound = True
-        if language is None and detected is None:
+        if language is None and detected is None and peak_dbfs(chunk[None, :]) >= SILENCE_DBFS:
             detected = engine.detect_language(chunk)
         chunk_language = language or (detected[0] if detected else "en")
-        recognition = engine.recognize(
-            chunk, chunk_language, lambda s, o=offset: reporter.advance(o + s, total)
-        )
-        words.extend(
-            Word(w.text, round(w.start_s + offset, 3), round(w.end_s + offset, 3), w.probability)
-            for w in recognition.words
-        )
-        regions.extend((a + offset, b + offset) for a, b in detect_speech(chunk))
-        reporter.advance(end, total)
-    if not heard_sound:
-        raise NoSpeechError(
-            f"No speech found in {source}: its audio is silent.",
-            "Check that the file has the right audio track.",
-        )
-    lines = split_into_lines(words)
-    snap_to_speech(lines, regions)
-    if not lines:
-        raise NoSpeechError(
-            f"No speech found in {source}.", "Check the audio, or give its language with --from."
-        )
-    spoken, probability = (language, 1.0) if language else (detected or ("en", 0.0))
-    if language is None:
-        message = f"detected {language_name(spoken)} (probability {probability:.2f})"
-        if probability < LOW_CONFIDENCE:
-            short = f" in a short clip ({total:.0f} s of audio)" if total < SHORT_CLIP_S else ""
-            logger.warning(
-                "%s: low confidence%s; give the language with --language (transcribe) or "
-                "--from (subtitles, dub) if that is wrong",
-                message,
-                short,
+        pieces.append(
+            recognize_window(
+                engine, chunk, offset, chunk_language,
+                lambda s, o=offset: reporter.advance(o + s, total),
             )
-        else:
-            logger.info(message)
-    transcript = Transcript(
-        language=spoken,
-        language_probability=round(probability, 3),
-        duration_s=round(total, 3) if math.isfinite(total) else 0.0,
-        engine=engine.describe(),
-        model=getattr(engine, "model_spec", ""),
-        segments=lines,
-    )
-    project.transcript = transcript
-    project.mark_done(STAGE, inputs, time.monotonic() - began, language=spoken, lines=len(lines))
-    reporter.done(f"{len(lines)} lines")
+        )  # fmt: skip
+        reporter.advance(end, total)
+    spoken = (language, 1.0) if language else (detected or ("en", 0.0))
+    transcript = assemble(
+        project, engine, inputs, pieces, spoken, language is not None, total,
+        time.monotonic() - began,
+    )  # fmt: skip
+    reporter.done(f"{len(transcript.segments)} lines")
     return transcript
