@@ -58,7 +58,12 @@ class Cluster:
     """One serve and N workers sharing a data dir and a broker."""
 
     def __init__(self, data_dir: Path, env: dict[str, str], broker: str) -> None:
-        self.env = {**env, "OCTAVIA_VISIBILITY_TIMEOUT_S": "5", "OCTAVIA_PARALLEL_CHUNK_S": "4"}
+        self.env = {
+            **env,
+            "OCTAVIA_VISIBILITY_TIMEOUT_S": "5",
+            "OCTAVIA_PARALLEL_CHUNK_S": "4",
+            "OCTAVIA_PARALLEL_LINES": "2",
+        }
         self.broker, self.data_dir = broker, data_dir
         self.server = Server(data_dir, self.env, "--broker", broker)
         self.workers: list[subprocess.Popen] = []
@@ -148,8 +153,10 @@ def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
     assert code == 0, err
     assert "transcribe: done" in err and "mux:es: done" in err
     (project,) = (cluster.data_dir / "jobs").glob("*/talk.octavia")
-    chunks = sorted((project / "chunks").glob("*.json"))
+    chunks = sorted((project / "chunks").glob("0*.json"))
     assert len(chunks) >= 2  # 10 s in chunks of about 4 s, cut at quiet moments
+    spoken = sorted((project / "chunks").glob("synth-es-*.json"))
+    assert len(spoken) == 2  # 4 lines spoken 2 by 2
     parallel = json.loads((project / "report" / "timing.es.json").read_text())
     single_dir = tmp_path / "single"
     single_dir.mkdir()

@@ -40,6 +40,8 @@ CHANNEL = "octavia:events"
 TASK = "octavia.run_job"
 CHUNK_TASK = "octavia.transcribe_chunk"
 FINISH_TASK = "octavia.finish_dub"
+SYNTH_TASK = "octavia.synthesize_lines"
+FINAL_TASK = "octavia.finish_synthesis"
 DEFAULT_QUEUE = "octavia"
 KINDS = ("dub", "transcribe", "translate", "subtitles", "synthesize")
 
@@ -62,6 +64,8 @@ def celery_app(broker: str, *, visibility_timeout_s: int | None = None) -> Any:
     app.task(name=TASK, bind=True, max_retries=5)(_run_task)
     app.task(name=CHUNK_TASK, bind=True)(_chunk_task)
     app.task(name=FINISH_TASK, bind=True)(_finish_task)
+    app.task(name=SYNTH_TASK, bind=True)(_synth_task)
+    app.task(name=FINAL_TASK, bind=True)(_final_task)
     return app
 
 
@@ -247,10 +251,9 @@ def _finish_task(task: Any, done: list[int], payload: dict[str, Any]) -> None:
     from octavia_cli.languages import normalize_language
     from octavia_cli.model import Word
     from octavia_cli.project import Project, default_project_folder
-    from octavia_cli.server.jobs import run_job
     from octavia_cli.stages.transcribe import assemble, inputs_hash
 
-    job, options, settings, request, uploads, folder = _dub_context(payload)
+    job, options, settings, request, _, folder = _dub_context(payload)
     publish = _publisher(task, job.id)
     try:
         began = time.monotonic()
@@ -270,11 +273,105 @@ def _finish_task(task: Any, done: list[int], payload: dict[str, Any]) -> None:
         publish({"type": "progress", "stage": "transcribe", "status": "done", "completed": 1.0,
                  "total": 1.0, "message": f"{len(transcript.segments)} lines",
                  "time_s": time.time()})  # fmt: skip
+        _start_synthesis(task, payload, project, settings, request, language, publish)
+    except OctaviaError as exc:
+        publish({"type": "end", "state": FAILED, "error": str(exc)})
+    except Exception as exc:
+        publish({"type": "end", "state": FAILED, "error": f"internal error ({exc})"})
+        raise
+
+
+def lines_per_chunk() -> int:
+    return int(os.environ.get("OCTAVIA_PARALLEL_LINES", 40))
+
+
+def _start_synthesis(
+    task: Any, payload: dict[str, Any], project: Any, settings: Any, request: Any,
+    language: str, publish: Any,
+) -> None:  # fmt: skip
+    """Speakers and translations here (they need the whole file), the voices cloned and the
+    paces measured once, then the lines spoken in chunks over the workers; the last chunk
+    starts fit, mix and mux."""
+    from celery import chord, group
+
+    from octavia_cli import pipeline
+    from octavia_cli.stages.synthesize import synthesize
+    from octavia_cli.stages.translate import translate
+
+    def hook(event: Any) -> None:
+        publish({"type": "progress", **event.to_dict()})
+
+    targets = list(dict.fromkeys(request.targets))
+    translator = pipeline.translation_engine(settings)
+    with project.locked():
+        pipeline.prepare_transcript(
+            project, request.source, settings, language, hook, speakers=True
+        )
+        for target in targets:
+            translate(
+                project, target, translator, hook, pipeline.translate_options(settings, target)
+            )
+        for target in targets:
+            synthesize(project, target, settings, hook, only=set())  # voices and paces
+        project.save()
+    ids = [segment.id for segment in project.require_transcript().segments]
+    size = max(1, lines_per_chunk())
+    header = group(
+        task.app.signature(SYNTH_TASK, args=[payload, target, ids[i : i + size], i // size],
+                           queue="synthesize")
+        for target in targets
+        for i in range(0, len(ids), size)
+    )  # fmt: skip
+    chord(header)(task.app.signature(FINAL_TASK, args=[payload], queue="dub"))
+
+
+def _synth_task(task: Any, payload: dict[str, Any], target: str, ids: list[str], index: int) -> str:
+    """Speak some lines of a --parallel dub into their clips; their records go to
+    ``chunks/synth-LANG-NNNN.json`` (one process writes the project)."""
+    from octavia_cli.files import atomic_write_bytes
+    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.stages.synthesize import synthesize
+
+    job, _, settings, request, _, folder = _dub_context(payload)
+    publish = _publisher(task, job.id)
+    try:
+        project = Project.load(default_project_folder(request.source, folder))
+        made = synthesize(project, target, settings, lambda event: None, only=set(ids))
+        name = f"chunks/synth-{target}-{index:04d}.json"
+        data = {line: clip.to_dict() for line, clip in made.items()}
+        atomic_write_bytes(project.path(name), json.dumps(data).encode())
+    except Exception as exc:
+        publish({"type": "end", "state": FAILED, "error": f"speech chunk {index}: {exc}"})
+        raise
+    publish({"type": "progress", "stage": f"synthesize:{target}", "status": "running",
+             "completed": float(index + 1), "total": None, "time_s": time.time(),
+             "message": f"chunk {index} done"})  # fmt: skip
+    return name
+
+
+def _final_task(task: Any, names: list[str], payload: dict[str, Any]) -> None:
+    """Gather the chunks' clips into the project, then fit, mix and mux here."""
+    from octavia_cli.errors import OctaviaError
+    from octavia_cli.model import Clip
+    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.server.jobs import run_job
+
+    job, _, _, request, uploads, folder = _dub_context(payload)
+    publish = _publisher(task, job.id)
+    try:
+        project = Project.open(default_project_folder(request.source, folder), request.source)
+        with project.locked():
+            segments = {s.id: s for s in project.require_transcript().segments}
+            for name in names:
+                target = name.split("-")[1]
+                for line, data in json.loads(project.path(name).read_text()).items():
+                    segments[line].clips[target] = Clip.from_dict(data)
+            project.save()
 
         def hook(event: Any) -> None:
             publish({"type": "progress", **event.to_dict()})
 
-        results = run_job(job, uploads, folder, hook, _worker_device())
+        results = run_job(job, uploads, folder, hook, _worker_device())  # the rest: fit on
     except OctaviaError as exc:
         publish({"type": "end", "state": FAILED, "error": str(exc)})
         return

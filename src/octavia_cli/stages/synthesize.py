@@ -315,11 +315,17 @@ def _speaker_paces(
     return paces
 
 
-def synthesize(project: Project, target: str, settings: Settings, hook: ProgressHook) -> None:
+def synthesize(
+    project: Project, target: str, settings: Settings, hook: ProgressHook,
+    only: set[str] | None = None,
+) -> dict[str, Clip]:  # fmt: skip
+    """Synthesize the lines whose clip is missing or out of date. With ``only`` (line ids),
+    just those, and nothing is saved: the clips are returned (a worker of a --parallel dub
+    speaks its share of the lines; the project is written by one process)."""
     reporter = StageReporter(hook, stage_name(target))
     engine = get_speech_engine(settings, target)
     try:
-        _synthesize(project, target, settings, engine, reporter)
+        return _synthesize(project, target, settings, engine, reporter, only)
     finally:
         from octavia_cli.pipeline import ENGINE_CACHE
 
@@ -329,8 +335,8 @@ def synthesize(project: Project, target: str, settings: Settings, hook: Progress
 
 def _synthesize(
     project: Project, target: str, settings: Settings, engine: SpeechEngine,
-    reporter: StageReporter,
-) -> None:  # fmt: skip
+    reporter: StageReporter, only: set[str] | None = None,
+) -> dict[str, Clip]:  # fmt: skip
     transcript = project.require_transcript()
     check_language(engine, target)
     engine, voices = speaker_voices(project, target, settings, engine)
@@ -353,6 +359,8 @@ def _synthesize(
     paces = _speaker_paces(project, engine, target, lines, settings, reporter)
     jobs = []
     for segment, text, speaker, voice, label, base in lines:
+        if only is not None and segment.id not in only:
+            continue
         pace = paces.get(segment.speaker, 1.0)
         key = base if pace == 1.0 else stable_hash(base, pace)
         clip = segment.clips.get(target)
@@ -360,7 +368,7 @@ def _synthesize(
             jobs.append((segment, text, key, voice, label, pace, speaker, base))
     if not jobs:
         reporter.skipped()
-        return
+        return {}
     checks = _reference_embeddings(project, engine, voices, settings)
     reporter.started(total=len(jobs))
     supports_speed = getattr(engine, "supports_speed", False)
@@ -394,9 +402,13 @@ def _synthesize(
             natural_s=round(natural, 3) if natural else None, base=base,
         )  # fmt: skip
         reporter.advance(done, len(jobs))
-        if time.monotonic() - last_save > SAVE_EVERY_S:
+        if only is None and time.monotonic() - last_save > SAVE_EVERY_S:
             project.save()
             last_save = time.monotonic()
+    made = {segment.id: segment.clips[target] for segment, *_ in jobs}
+    if only is not None:
+        reporter.done(f"{len(jobs)} clips")
+        return made
     inputs = stable_hash([s.clips[target].key for s in transcript.segments])
     project.mark_done(
         stage_name(target),
@@ -411,3 +423,4 @@ def _synthesize(
         },
     )
     reporter.done(f"{len(jobs)} clips")
+    return made
