@@ -191,6 +191,23 @@ def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
     assert [r["name"] for r in job["results"]] == ["talk.es.mp4"]
 
 
+def test_sigterm_lets_the_running_job_finish(cluster: Cluster, talk: Path) -> None:
+    cluster.start(workers=1)
+    with cluster.server.http() as client:
+        upload = _upload(client, talk)
+        request = {"kind": "dub", "upload_id": upload, "options": {"to": ["es"], "from": "en"}}
+        job_id = client.post("/jobs", json=request).json()["id"]
+        deadline = time.monotonic() + 60
+        while not client.get(f"/jobs/{job_id}").json()["progress"].get("worker"):
+            assert time.monotonic() < deadline, "no worker took the job"
+            time.sleep(0.1)
+        worker = cluster.workers[0]
+        worker.send_signal(signal.SIGTERM)  # a warm shutdown: finish, then stop
+        job = _wait(client, job_id, timeout_s=120)
+        assert worker.wait(60) == 0
+    assert job["state"] == "succeeded", job["error"]
+
+
 def test_a_job_past_its_attempts_ends_failed_with_its_reason(redis_url: str, tmp_path) -> None:
     import redis
 
