@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,6 @@ class OfflineDiarizer:
         import soundfile
 
         from octavia_cli.audio import iter_chunks
-        from octavia_cli.vad import detect_speech
 
         _require()
         encoder = _encoder()
@@ -93,17 +92,9 @@ class OfflineDiarizer:
         windows: list[tuple[float, float, int]] = []  # start, end, region index
         embeddings: list[np.ndarray] = []
         for offset, chunk in iter_chunks(audio_16k, CHUNK_S, 30.0):
-            for start, end in detect_speech(chunk):
-                if end - start < MIN_REGION_S:
-                    continue
-                wav = chunk[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
-                _, partials, slices = encoder.embed_utterance(
-                    wav, return_partials=True, rate=WINDOWS_PER_S, min_coverage=0.5
-                )
-                for embedding, piece in zip(partials, slices, strict=True):
-                    a = offset + start + piece.start / SAMPLE_RATE_HZ
-                    b = min(offset + start + piece.stop / SAMPLE_RATE_HZ, offset + end)
-                    windows.append((a, b, len(regions)))
+            for start, end, partials in _speech_windows(encoder, chunk):
+                for embedding, (a, b) in partials:
+                    windows.append((offset + a, offset + b, len(regions)))
                     embeddings.append(embedding)
                 regions.append((offset + start, offset + end))
             on_progress(offset + len(chunk) / SAMPLE_RATE_HZ, total)
@@ -113,23 +104,36 @@ class OfflineDiarizer:
         return _turns(regions, windows, labels)
 
 
+def _speech_windows(encoder: Any, audio: np.ndarray) -> Iterator[tuple[float, float, list]]:
+    """For each stretch of speech in ``audio`` (16 kHz mono) long enough to tell a voice:
+    its start and end, and its windows' embeddings with their ``(start_s, end_s)``."""
+    from octavia_cli.vad import detect_speech
+
+    for start, end in detect_speech(audio):
+        if end - start < MIN_REGION_S:
+            continue
+        wav = audio[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
+        _, partials, slices = encoder.embed_utterance(
+            wav, return_partials=True, rate=WINDOWS_PER_S, min_coverage=0.5
+        )
+        spans = [
+            (start + piece.start / SAMPLE_RATE_HZ, min(start + piece.stop / SAMPLE_RATE_HZ, end))
+            for piece in slices
+        ]
+        yield start, end, list(zip(partials, spans, strict=True))
+
+
 def count_speakers(recordings_16k: list[np.ndarray]) -> int:
     """How many voices the speech in these 16 kHz mono recordings holds (for checking that
     a voice's references are of one speaker)."""
-    from octavia_cli.vad import detect_speech
-
     _require()
     encoder = _encoder()
-    embeddings = []
-    for audio in recordings_16k:
-        for start, end in detect_speech(audio):
-            if end - start < MIN_REGION_S:
-                continue
-            wav = audio[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
-            _, partials, _ = encoder.embed_utterance(
-                wav, return_partials=True, rate=WINDOWS_PER_S, min_coverage=0.5
-            )
-            embeddings.extend(partials)
+    embeddings = [
+        embedding
+        for audio in recordings_16k
+        for _, _, partials in _speech_windows(encoder, audio)
+        for embedding, _ in partials
+    ]
     if len(embeddings) < 3:
         return 1 if embeddings else 0
     return len(set(cluster(np.stack(embeddings), SpeakerCount()).tolist()))
