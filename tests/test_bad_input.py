@@ -175,3 +175,33 @@ def test_corrupt_manifest(cli, talk: Path) -> None:
     (folder / "project.json").write_text("{not json")
     code, _, err = cli("dub", str(talk), "--to", "es")
     assert_clean_failure(code, err, 1, "project.json cannot be read")
+
+
+def test_speaker_range_upside_down(cli, talk: Path) -> None:
+    code, _, err = cli("dub", str(talk), "--to", "es", "--min-speakers", "4", "--max-speakers", "2")
+    assert code == 1
+    assert "--min-speakers 4 is more than --max-speakers 2" in err
+    assert not talk.with_name("talk.octavia").exists()  # refused before any stage
+
+
+def test_offline_diarizer_without_its_packages(cli, talk: Path, monkeypatch) -> None:
+    import importlib.util
+    import sys
+
+    find_spec = importlib.util.find_spec
+
+    def without_resemblyzer(name: str, *args: object) -> object:
+        return None if name == "resemblyzer" else find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_resemblyzer)
+    monkeypatch.setitem(sys.modules, "resemblyzer", None)  # `import resemblyzer` fails
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert code == 3
+    assert "offline diarizer needs resemblyzer" in err and "--speakers 1" in err
+    assert not talk.with_name("talk.octavia").exists()
+    assert cli("dub", str(talk), "--to", "es", "--speakers", "1")[0] == 0  # no diarizer needed
+
+
+def test_worker_with_an_unknown_queue(cli) -> None:
+    code, _, err = cli("worker", "--broker", "redis://127.0.0.1:1/0", "--queues", "dub,render")
+    assert code == 1 and "Unknown job kind(s) in --queues: render" in err

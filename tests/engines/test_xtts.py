@@ -202,6 +202,11 @@ def test_dub_clones_the_speaker_from_the_source(cli, xtts_settings: Path, talk: 
     assert (Path(out.strip()) / "profile.json").exists()
     code, _, err = cli("clone-voice", "ghost", "--from-project", str(folder), "--speaker", "S9")
     assert code == 1 and "has no speaker 'S9'" in err and "S1 (S1)" in err
+    code, _, err = cli("clone-voice", "both", str(reference), "--from-project", str(folder),
+                       "--speaker", "S1")  # fmt: skip
+    assert code == 1 and "--from-project takes --speaker and no recordings" in err
+    code, _, err = cli("clone-voice", "nothing")
+    assert code == 1 and "No recordings given" in err
 
 
 def test_a_line_unlike_its_voice_is_synthesized_again(

@@ -116,6 +116,15 @@ def _upload(client: httpx.Client, path: Path) -> str:
     return response.json()["id"]
 
 
+def _taken_by(client: httpx.Client, job_id: str) -> str:
+    """The worker (host:pid) that took the job, once one has."""
+    deadline = time.monotonic() + 60
+    while not (worker := client.get(f"/jobs/{job_id}").json()["progress"].get("worker")):
+        assert time.monotonic() < deadline, "no worker took the job"
+        time.sleep(0.1)
+    return worker
+
+
 def test_jobs_spread_over_two_workers_with_progress_over_sse(
     cluster: Cluster, cli, talk: Path
 ) -> None:
@@ -171,6 +180,8 @@ def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
             assert abs(a[key] - b[key]) <= 0.1, (key, a, b)  # no drift at the joins
     code, _, err = cli("dub", str(talk), "--to", "es", "--parallel")
     assert code == 1 and "--remote" in err
+    code, _, err = cli("dub", str(talk), "--to", "fr", "--remote", "--parallel")
+    assert code != 0 and "A --parallel dub needs the spoken language" in err
 
 
 def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
@@ -179,10 +190,7 @@ def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
         upload = _upload(client, talk)
         request = {"kind": "dub", "upload_id": upload, "options": {"to": ["es"], "from": "en"}}
         job_id = client.post("/jobs", json=request).json()["id"]
-        deadline = time.monotonic() + 60
-        while not (taken := client.get(f"/jobs/{job_id}").json()["progress"].get("worker")):
-            assert time.monotonic() < deadline, "no worker took the job"
-            time.sleep(0.1)
+        taken = _taken_by(client, job_id)
         pid = int(taken.rsplit(":", 1)[1])
         os.kill(pid, signal.SIGKILL)  # mid-job: acked late, so the job goes back
         job = _wait(client, job_id, timeout_s=240)
@@ -197,10 +205,7 @@ def test_sigterm_lets_the_running_job_finish(cluster: Cluster, talk: Path) -> No
         upload = _upload(client, talk)
         request = {"kind": "dub", "upload_id": upload, "options": {"to": ["es"], "from": "en"}}
         job_id = client.post("/jobs", json=request).json()["id"]
-        deadline = time.monotonic() + 60
-        while not client.get(f"/jobs/{job_id}").json()["progress"].get("worker"):
-            assert time.monotonic() < deadline, "no worker took the job"
-            time.sleep(0.1)
+        _taken_by(client, job_id)
         worker = cluster.workers[0]
         worker.send_signal(signal.SIGTERM)  # a warm shutdown: finish, then stop
         job = _wait(client, job_id, timeout_s=120)

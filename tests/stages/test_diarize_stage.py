@@ -120,16 +120,23 @@ def test_the_dialogue_dub_keeps_timing_within_the_band(dialogue_dub) -> None:
     assert (video.parent / "dialogue.es.mp4").exists()
 
 
+def _copy_of(dialogue_dub, folder: Path) -> tuple[Path, Path, dict]:
+    """The dubbed dialogue and its project copied into ``folder``, ready to edit: the video,
+    its manifest and the manifest's data."""
+    source, _ = dialogue_dub
+    video = folder / "dialogue.mp4"
+    shutil.copy(source, video)
+    shutil.copytree(source.parent / "dialogue.octavia", folder / "dialogue.octavia")
+    manifest = folder / "dialogue.octavia" / "project.json"
+    data = json.loads(manifest.read_text())
+    data["source"]["path"] = str(video.resolve())
+    return video, manifest, data
+
+
 def test_renaming_and_merging_speakers_by_editing_the_project(
     dialogue_dub, tmp_path: Path, cli
 ) -> None:
-    source, _ = dialogue_dub
-    video = tmp_path / "dialogue.mp4"
-    shutil.copy(source, video)
-    shutil.copytree(source.parent / "dialogue.octavia", tmp_path / "dialogue.octavia")
-    manifest = tmp_path / "dialogue.octavia" / "project.json"
-    data = json.loads(manifest.read_text())
-    data["source"]["path"] = str(video.resolve())
+    video, manifest, data = _copy_of(dialogue_dub, tmp_path)
     before = {s["id"]: s["clips"]["es"]["key"] for s in data["transcript"]["segments"]}
     speaker_of = {s["id"]: s["speaker"] for s in data["transcript"]["segments"]}
 
@@ -155,13 +162,7 @@ def test_renaming_and_merging_speakers_by_editing_the_project(
 
 
 def test_overlapping_lines_of_two_speakers_are_both_kept(dialogue_dub, tmp_path: Path, cli) -> None:
-    source, _ = dialogue_dub
-    video = tmp_path / "dialogue.mp4"
-    shutil.copy(source, video)
-    shutil.copytree(source.parent / "dialogue.octavia", tmp_path / "dialogue.octavia")
-    manifest = tmp_path / "dialogue.octavia" / "project.json"
-    data = json.loads(manifest.read_text())
-    data["source"]["path"] = str(video.resolve())
+    video, manifest, data = _copy_of(dialogue_dub, tmp_path)
     segments = data["transcript"]["segments"]
     # The first line of S2 that follows a line of S1: make it start 0.6 s before S1 ends,
     # as if they talked over each other.
