@@ -47,3 +47,15 @@ def resolve_device(setting: str) -> str:
             "Use --device cpu, or check the driver with nvidia-smi.",
         )
     return setting
+
+
+def release_memory() -> None:
+    """Collect dropped models and hand their CUDA memory back to the driver (torch is only
+    asked if something already imported it)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

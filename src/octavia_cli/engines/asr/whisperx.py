@@ -12,7 +12,6 @@ stage ends, so the next stage has the GPU memory.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -166,6 +165,8 @@ class WhisperXEngine:
     def close(self) -> None:
         self._pipeline = None
         self._aligner = None
+        from octavia_cli.devices import release_memory
+
         release_memory()
 
 
@@ -173,13 +174,3 @@ def quiet_loggers() -> None:
     """Lightning announces a checkpoint upgrade each time the VAD loads: not ours to show."""
     for name in ("lightning", "lightning.pytorch", "lightning_fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def release_memory() -> None:
-    """Collect dropped models and hand their CUDA memory back to the driver."""
-    gc.collect()
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()

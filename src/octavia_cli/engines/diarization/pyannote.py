@@ -121,14 +121,10 @@ class PyannoteDiarizer:
 
     def close(self) -> None:
         if self._pipeline is not None:
-            self._pipeline = None
-            try:
-                import torch
+            from octavia_cli.devices import release_memory
 
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            except ImportError:
-                pass
+            self._pipeline = None
+            release_memory()
 
     # -- diarization -------------------------------------------------------------------
 

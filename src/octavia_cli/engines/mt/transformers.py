@@ -9,7 +9,6 @@ family (marian, m2m_100, nllb) is read from the folder's config and tokenizer.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 from pathlib import Path
@@ -184,12 +183,9 @@ class TransformersEngine:
 
     def close(self) -> None:
         self._loaded.clear()
-        gc.collect()
-        import sys
+        from octavia_cli.devices import release_memory
 
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory()
 
 
 def _family_supports(model: MtModel, source: str, target: str) -> bool:

@@ -114,14 +114,10 @@ class DemucsSeparator:
 
     def close(self) -> None:
         if self._model is not None:
-            self._model = None
-            try:
-                import torch
+            from octavia_cli.devices import release_memory
 
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            except ImportError:
-                pass
+            self._model = None
+            release_memory()
 
     # -- separation --------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ XTTS's own rate control, used before any time-stretching.
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 from pathlib import Path
@@ -225,9 +224,6 @@ class XttsEngine:
 
     def close(self) -> None:
         self._model = None
-        gc.collect()
-        import sys
+        from octavia_cli.devices import release_memory
 
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory()
