@@ -166,6 +166,30 @@ def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: 
     assert key not in text and "talk" not in text  # nothing private
 
 
+def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_path: Path) -> None:
+    """--replace-audio, --loudness and --ducking reach the server's dub; options that name
+    local things (a glossary file, a device, a work folder) are refused, not dropped."""
+    from helpers import decode
+    from octavia_cli.media import measure_loudness
+
+    server.start()
+    assert cli("login", "--url", server.url, "--api-key", server.key("dan", 10)[1])[0] == 0
+    code, out, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote",
+                         "--replace-audio", "--loudness", "-16", "--ducking", "soft")  # fmt: skip
+    assert code == 0, err
+    dubbed = Path(out.strip())
+    assert [s["codec_type"] for s in streams(dubbed)].count("audio") == 1
+    assert abs(measure_loudness(decode(dubbed, 48_000, 2), 48_000) - -16.0) <= 1.0
+
+    glossary = tmp_path / "terms.csv"
+    glossary.write_text("library,biblioteca\n")
+    code, _, err = cli("dub", str(talk), "--to", "fr", "--remote", "--glossary", str(glossary),
+                       "--device", "cpu")  # fmt: skip
+    assert code == 1 and "--glossary, --device apply to local dubs only" in err
+    code, _, err = cli("dub", str(talk), "--to", "fr", "--remote", "--ducking", "loud")
+    assert code != 0 and "loud" in err  # checked here, before anything is uploaded
+
+
 def test_restart_loses_no_queued_job_and_resumes_the_running_one(
     server: Server, talk: Path
 ) -> None:

@@ -217,9 +217,20 @@ def dub_command(
     if remote or estimate:
         if len(requests) > 1:
             raise InputError("--remote and --estimate take one input.", "Run one per file.")
+        local_only = {"--glossary": glossary, "--device": device, "--model": model,
+                      "--workdir": workdir}  # fmt: skip
+        given = [name for name, value in local_only.items() if value is not None]
+        if given and remote:
+            raise InputError(
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to local "
+                "dubs only; the server uses its own settings for that.",
+                "Leave it out with --remote, or dub locally.",
+            )
         extra = {
             "separate": separate, "speakers": speakers, "min_speakers": min_speakers,
             "max_speakers": max_speakers, "allow_video_stretch": allow_video_stretch,
+            "diarization": diarization, "tts_engine": tts_engine, "voice": voice,
+            "ducking": ducking, "loudness": loudness, "replace_audio": replace_audio or None,
             "parallel": parallel or None,
         }  # fmt: skip
         _dub_remote(ctx, requests[0], settings, estimate, max_speed, preset, extra)

@@ -56,6 +56,12 @@ class DubOptions(_Options):
     min_speakers: int | None = Field(None, ge=1, le=50)
     max_speakers: int | None = Field(None, ge=1, le=50)
     allow_video_stretch: bool | None = None
+    diarization: Literal["offline", "pyannote", "none"] | None = None
+    tts_engine: Literal["auto", "espeak-ng", "piper", "xtts"] | None = None
+    voice: str | None = Field(None, max_length=2000)  # NAME or S1=NAME,...: the server's library
+    ducking: Literal["soft", "standard", "cinematic"] | None = None
+    loudness: str | None = Field(None, pattern=r"^(match|-?\d+(\.\d+)?)$")
+    replace_audio: bool = False
     parallel: bool = False  # with serve --broker: chunks transcribed on several workers
 
 
@@ -141,6 +147,11 @@ def dub_request(options: DubOptions, source: Path, folder: Path) -> tuple[Any, A
             "diarization.min_speakers": options.min_speakers,
             "diarization.max_speakers": options.max_speakers,
             "fit.allow_video_stretch": options.allow_video_stretch,
+            "diarization.engine": options.diarization,
+            "tts.engine": options.tts_engine,
+            "tts.voice": options.voice,
+            "mix.ducking": options.ducking,
+            "mix.loudness": options.loudness,
         },
     )  # fmt: skip
     has_video = pipeline.probe(source).has_video
@@ -152,6 +163,7 @@ def dub_request(options: DubOptions, source: Path, folder: Path) -> tuple[Any, A
         output=folder / "out" / default_output(source, target, has_video).name,
         workdir=folder,
         force=True,
+        replace_audio=options.replace_audio,
     )
     return settings, request
 
