@@ -139,6 +139,24 @@ def test_doctor_on_this_machine(cli) -> None:
     assert code == 1 and not report["ok"]
     missing = [c for c in report["checks"] if c["name"].startswith("model ")]
     assert missing and all("octavia models pull" in c["fix"] for c in missing)
+    checks = {check["name"]: check for check in report["checks"]}
+    assert checks["separation"]["status"] == "ok" and "demucs" in checks["separation"]["detail"]
+    # pyannote's gated pipeline: its conditions, then a hub token to fetch it.
+    assert checks["diarization"]["status"] == "error"
+    assert "diarization.accept_terms true" in checks["diarization"]["fix"]
+    assert cli("config", "set", "diarization.accept_terms", "true")[0] == 0
+    checks = {
+        c["name"]: c
+        for c in json.loads(cli("doctor", "--json", "--preset", "quality")[1])["checks"]
+    }
+    assert checks["diarization"]["status"] == "ok", checks["diarization"]
+    assert checks["hub token"]["status"] == "warning" and "hf_token" in checks["hub token"]["fix"]
+    # The offline preset's diarizer is there; no token is needed.
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--json")[1])["checks"]}
+    assert (
+        checks["diarization"]["status"] == "ok" and "resemblyzer" in checks["diarization"]["detail"]
+    )
+    assert checks["hub token"]["status"] == "ok"
 
 
 def test_account_commands_without_a_backend(cli, talk: Path) -> None:

@@ -53,3 +53,36 @@ def test_language_without_voice_is_reported() -> None:
 def test_missing_piper_voice_file(tmp_path: Path) -> None:
     with pytest.raises(MissingModelError, match="does not exist"):
         PiperEngine(str(tmp_path / "none.onnx")).languages()
+
+
+def _two_speaker_project(tmp_path: Path):
+    from octavia_cli.model import Segment, Speaker, Transcript
+    from octavia_cli.project import Project
+
+    project = Project(tmp_path, {"source": {"path": "talk.mp4", "fingerprint": "x"}})
+    project.transcript = Transcript(
+        language="en", language_probability=1.0, duration_s=4.0, engine="test", model="test",
+        segments=[Segment("0001", 0.0, 1.5, "Hello there.", speaker="S1"),
+                  Segment("0002", 2.0, 3.5, "Hi, how are you?", speaker="S2")],
+    )  # fmt: skip
+    project.speakers = [Speaker("S1", pitch_hz=110.0), Speaker("S2", pitch_hz=220.0)]
+    return project
+
+
+def test_too_few_piper_voices_for_the_speakers(tmp_path: Path) -> None:
+    """One bundled English Piper voice and two speakers: auto falls back to two distinct
+    espeak-ng voices; piper asked for by name says what to do instead."""
+    from octavia_cli.stages.synthesize import speaker_voices
+
+    project = _two_speaker_project(tmp_path)
+    engine, voices = speaker_voices(project, "en", load_settings(), PiperEngine())
+    assert engine.name == "espeak-ng" and len(set(voices.values())) == 2
+    male, female = voices["S1"], voices["S2"]
+    assert male.endswith(("+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7")), male
+    assert "+f" in female, female
+    with pytest.raises(InputError, match="only 1 Piper voice"):
+        speaker_voices(project, "en", load_settings({"tts.engine": "piper"}), PiperEngine())
+    # Asked for by speaker, the one Piper voice may voice one of them.
+    piper = str(PiperEngine().voice_for("en"))
+    settings = load_settings({"tts.engine": "piper", "tts.voice": f"S1={piper},S2={piper}"})
+    assert speaker_voices(project, "en", settings, PiperEngine())[1] == {"S1": piper, "S2": piper}
