@@ -40,6 +40,22 @@ class Glossary:
     def __bool__(self) -> bool:
         return bool(self.terms)
 
+    def to_dict(self) -> dict[str, str]:
+        """source -> target ("" keeps the term): how a glossary travels to a server."""
+        return {t.source: t.target for t in self.terms}
+
+    def write_csv(self, path: Path) -> None:
+        """Write the glossary as a CSV file :func:`load_glossary` reads back (atomically)."""
+        import io
+
+        from octavia_cli.files import atomic_write_bytes
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["source", "target"])
+        writer.writerows((t.source, t.target) for t in self.terms)
+        atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
     @property
     def digest(self) -> str:
         return stable_hash([(t.source, t.target) for t in self.terms]) if self.terms else ""

@@ -167,8 +167,8 @@ def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: 
 
 
 def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_path: Path) -> None:
-    """--replace-audio, --loudness and --ducking reach the server's dub; options that name
-    local things (a glossary file, a device, a work folder) are refused, not dropped."""
+    """--replace-audio, --loudness, --ducking and a glossary reach the server's job; options
+    that name things on this machine (a device, a work folder) are refused, not dropped."""
     from helpers import decode
     from octavia_cli.media import measure_loudness
 
@@ -181,11 +181,17 @@ def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_p
     assert [s["codec_type"] for s in streams(dubbed)].count("audio") == 1
     assert abs(measure_loudness(decode(dubbed, 48_000, 2), 48_000) - -16.0) <= 1.0
 
+    code, _, err = cli("dub", str(talk), "--to", "fr", "--remote", "--device", "cpu",
+                       "--workdir", str(tmp_path / "w"))  # fmt: skip
+    assert code == 1 and "--device, --workdir apply to local dubs only" in err
+    # A glossary travels with the job: the server's translation keeps its terms.
     glossary = tmp_path / "terms.csv"
-    glossary.write_text("library,biblioteca\n")
-    code, _, err = cli("dub", str(talk), "--to", "fr", "--remote", "--glossary", str(glossary),
-                       "--device", "cpu")  # fmt: skip
-    assert code == 1 and "--glossary, --device apply to local dubs only" in err
+    glossary.write_text("source,target\nlibrary,mediateca\n")
+    code, out, err = cli("subtitles", str(talk), "--to", "es", "--from", "en", "--remote",
+                         "--glossary", str(glossary), "-o", str(tmp_path / "g.srt"))  # fmt: skip
+    assert code == 0, err
+    text = (tmp_path / "g.srt").read_text()
+    assert "mediateca" in text and "biblioteca" not in text
     code, _, err = cli("dub", str(talk), "--to", "fr", "--remote", "--ducking", "loud")
     assert code != 0 and "loud" in err  # checked here, before anything is uploaded
 

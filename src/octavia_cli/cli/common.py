@@ -167,6 +167,13 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def glossary_terms(settings: Any) -> dict[str, str] | None:
+    """The settings' glossary as terms to send to a server (read and checked here)."""
+    from octavia_cli.glossary import load_glossary
+
+    return load_glossary(Path(settings.mt.glossary)).to_dict() if settings.mt.glossary else None
+
+
 def load_settings_for(**values: Any) -> Any:
     from octavia_cli.config import load_settings
 

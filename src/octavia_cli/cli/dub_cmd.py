@@ -17,6 +17,7 @@ from octavia_cli.cli.common import (
     TtsEngineOption,
     VoiceOption,
     WorkdirOption,
+    glossary_terms,
     load_settings_for,
     state,
 )
@@ -217,8 +218,7 @@ def dub_command(
     if remote or estimate:
         if len(requests) > 1:
             raise InputError("--remote and --estimate take one input.", "Run one per file.")
-        local_only = {"--glossary": glossary, "--device": device, "--model": model,
-                      "--workdir": workdir}  # fmt: skip
+        local_only = {"--device": device, "--model": model, "--workdir": workdir}
         given = [name for name, value in local_only.items() if value is not None]
         if given and remote:
             raise InputError(
@@ -231,7 +231,7 @@ def dub_command(
             "max_speakers": max_speakers, "allow_video_stretch": allow_video_stretch,
             "diarization": diarization, "tts_engine": tts_engine, "voice": voice,
             "ducking": ducking, "loudness": loudness, "replace_audio": replace_audio or None,
-            "parallel": parallel or None,
+            "parallel": parallel or None, "glossary": glossary_terms(settings),
         }  # fmt: skip
         _dub_remote(ctx, requests[0], settings, estimate, max_speed, preset, extra)
         return

@@ -18,6 +18,7 @@ from octavia_cli.cli.common import (
     JsonOption,
     PresetOption,
     WorkdirOption,
+    glossary_terms,
     load_settings_for,
     print_json,
     state,
@@ -222,6 +223,8 @@ def _subtitles_remote(ctx: typer.Context, request, settings, given: dict) -> Non
     if given["preset"] is not None:
         options["preset"] = given["preset"].value
     options |= {name: given[name] for name in RULE_OPTIONS if given[name] is not None}
+    if glossary := glossary_terms(settings):
+        options["glossary"] = glossary
     paths = subtitle_outputs(request, request.input, targets or [spoken or "und"], bool(targets))
     for path in paths.values():
         check_output_path(path, force=request.force)

@@ -33,9 +33,15 @@ class TranslateOptions(_Options):
     source_language: str | None = Field(None, alias="from")
 
 
+# A glossary sent with a job: source term -> target ("" keeps the term).
+GlossaryTerms = dict[str, str]
+MAX_GLOSSARY_TERMS = 5000
+
+
 class SubtitleOptions(_Options):
     to: list[str] = Field(default_factory=list, max_length=8)
     source_language: str | None = Field(None, alias="from")
+    glossary: GlossaryTerms | None = Field(None, max_length=MAX_GLOSSARY_TERMS)
     format: Literal["srt", "vtt", "ass", "json", "txt"] = "srt"
     embed: bool = False
     burn_in: bool = False
@@ -50,6 +56,7 @@ class SubtitleOptions(_Options):
 class DubOptions(_Options):
     to: list[str] = Field(min_length=1, max_length=8)
     source_language: str | None = Field(None, alias="from")
+    glossary: GlossaryTerms | None = Field(None, max_length=MAX_GLOSSARY_TERMS)
     max_speed: float | None = Field(None, ge=1.0, le=3.0)
     separate: bool | None = None
     speakers: int | None = Field(None, ge=1, le=50)
@@ -110,6 +117,18 @@ def _settings(options: _Options, **extra: Any) -> Any:
     return load_settings(flags)
 
 
+def _glossary_file(options: _Options, folder: Path) -> str | None:
+    """The job's glossary written into its folder, for the ``mt.glossary`` setting."""
+    from octavia_cli.glossary import Glossary, Term
+
+    terms = getattr(options, "glossary", None) or {}
+    glossary = Glossary(tuple(Term(s.strip(), t.strip()) for s, t in terms.items() if s.strip()))
+    if not glossary:
+        return None
+    glossary.write_csv(folder / "glossary.csv")
+    return str(folder / "glossary.csv")
+
+
 def _files(folder: Path) -> list[dict[str, Any]]:
     return [
         {"name": path.name, "size": path.stat().st_size}
@@ -147,6 +166,7 @@ def dub_request(options: DubOptions, source: Path, folder: Path) -> tuple[Any, A
             "diarization.min_speakers": options.min_speakers,
             "diarization.max_speakers": options.max_speakers,
             "fit.allow_video_stretch": options.allow_video_stretch,
+            "mt.glossary": _glossary_file(options, folder),
             "diarization.engine": options.diarization,
             "tts.engine": options.tts_engine,
             "tts.voice": options.voice,
@@ -228,6 +248,7 @@ def _run_job(
             "subtitles.min_duration_s": options.min_duration,
             "subtitles.max_duration_s": options.max_duration,
             "subtitles.min_gap_s": options.min_gap,
+            "mt.glossary": _glossary_file(options, folder),
         }
         pipeline.subtitles(request, _settings(options, **rules), hook)
     else:  # transcribe or translate: the transcript (with translations) as JSON
