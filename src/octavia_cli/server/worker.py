@@ -139,11 +139,13 @@ class WorkerPool:
             if self.on_event is not None:
                 self.on_event(job.id, data)
             progress["stages"][event.stage] = data
-            self.bus.publish(job.id, {"type": "progress", **data})
+            # Saved before it is published: a stream that subscribes in between replays it
+            # from the store (and one that subscribed before gets it from the bus).
             now = time.monotonic()
             if event.status is not StageStatus.RUNNING or now - last_save > SAVE_PROGRESS_EVERY_S:
                 self.store.set_progress(job.id, progress)
                 last_save = now
+            self.bus.publish(job.id, {"type": "progress", **data})
 
         self.bus.publish(job.id, {"type": "state", "state": "running"})
         try:
