@@ -28,6 +28,18 @@ def run_remote(
 ) -> dict[str, Path]:
     """Run a job of ``kind`` on ``source`` and download each result to
     ``destinations(name)`` (None: skip it). Returns name -> path."""
+    job_id = submit(client, kind, source, options, hook)
+    try:
+        return finish(client, job_id, destinations, hook)
+    except KeyboardInterrupt:
+        client.cancel(job_id)
+        raise
+
+
+def submit(
+    client: Client, kind: str, source: Path, options: dict[str, Any], hook: ProgressHook
+) -> str:
+    """Upload ``source`` and queue a job of ``kind`` on it; returns the job's id."""
     hook(ProgressEvent("upload", StageStatus.STARTED, total=float(source.stat().st_size)))
     uploaded = client.upload(
         source,
@@ -36,22 +48,32 @@ def run_remote(
         ),
     )
     hook(ProgressEvent("upload", StageStatus.DONE, message=uploaded["id"]))
-    job = client.create_job(kind, uploaded["id"], options)
+    return client.create_job(kind, uploaded["id"], options)["id"]
+
+
+def finish(
+    client: Client,
+    job_id: str,
+    destinations: Callable[[str], Path | None],
+    hook: ProgressHook,
+) -> dict[str, Path]:
+    """Follow the job's progress to its end, then download each result to
+    ``destinations(name)`` (None: skip it). Returns name -> path.
+
+    Raises:
+        StageError: the job failed or was cancelled on the backend.
+    """
     final: dict[str, Any] = {}
-    try:
-        for event in client.follow(job["id"]):
-            if event.get("type") == "progress":
-                data = {k: v for k, v in event.items() if k != "type"}
-                data["status"] = StageStatus(data["status"])
-                hook(ProgressEvent(**data))
-            elif event.get("type") == "state" and event["state"] != "running":
-                final = event
-    except KeyboardInterrupt:
-        client.cancel(job["id"])
-        raise
+    for event in client.follow(job_id):
+        if event.get("type") == "progress":
+            data = {k: v for k, v in event.items() if k != "type"}
+            data["status"] = StageStatus(data["status"])
+            hook(ProgressEvent(**data))
+        elif event.get("type") == "state" and event["state"] != "running":
+            final = event
     if final.get("state") != "succeeded":
         raise StageError(
-            f"The job {job['id']} {final.get('state', 'ended')} on the backend: "
+            f"The job {job_id} {final.get('state', 'ended')} on the backend: "
             f"{final.get('error') or 'no reason given'}.",
             "Run the same command again (finished stages are kept on the server too).",
         )
@@ -61,9 +83,9 @@ def run_remote(
         if destination is None:
             continue
         hook(ProgressEvent(f"download {result['name']}", StageStatus.STARTED))
-        client.download(job["id"], result["name"], destination)
+        client.download(job_id, result["name"], destination)
         hook(ProgressEvent(f"download {result['name']}", StageStatus.DONE))
         written[result["name"]] = destination
     if not written:
-        raise RemoteError(f"The job {job['id']} returned no result this command expects.")
+        raise RemoteError(f"The job {job_id} returned no result this command expects.")
     return written

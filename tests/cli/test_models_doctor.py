@@ -168,7 +168,7 @@ def test_account_commands_without_a_backend(cli, talk: Path) -> None:
     other = talk.with_name("other.mp4")
     other.write_bytes(talk.read_bytes())
     code, _, err = cli("dub", str(talk), str(other), "--to", "es", "--remote")
-    assert code == 1 and "take one input" in err
+    assert code == 1 and "No Octavia backend is configured" in err
     code, _, err = cli("models", "rm", "bundled:whisper-base")
     assert code == 1 and "ships in a Python package" in err
 

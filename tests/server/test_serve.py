@@ -196,6 +196,37 @@ def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_p
     assert code != 0 and "loud" in err  # checked here, before anything is uploaded
 
 
+def test_a_remote_batch_goes_on_past_a_broken_file(
+    cli, server: Server, talk: Path, tmp_path: Path
+) -> None:
+    """dub a.mp4 broken.mp4 c.mp4 --remote: all queued first, the broken one listed at the
+    end with a non-zero exit; run again, the dubbed ones are skipped, not re-bought."""
+    server.start()
+    key = server.key("erin", 10)[1]
+    assert cli("login", "--url", server.url, "--api-key", key)[0] == 0
+    folder = tmp_path / "episodes"
+    folder.mkdir()
+    good = [Path(shutil.copy(talk, folder / name)) for name in ("a.mp4", "c.mp4")]
+    broken = folder / "b.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    code, _, err = cli("dub", str(folder), "--to", "es", "--from", "en", "--estimate")
+    assert code == 1 and "b.mp4" in err  # a file that cannot be probed: no quote
+    code, out, err = cli("dub", *map(str, good), "--to", "es", "--from", "en", "--estimate")
+    assert code == 0 and "cost: 0.33 min; balance: 10.00 min" in out, err
+
+    code, out, err = cli("dub", str(folder), "--to", "es", "--from", "en", "--remote")
+    assert code != 0
+    assert out.split() == [str(folder / "a.es.mp4"), str(folder / "c.es.mp4")]
+    assert "1 of 3 files failed" in err and "b.mp4" in err
+    assert all(streams(folder / f"{p.stem}.es.mp4") for p in good)
+    jobs = server.http(key).get("/jobs").json()
+    assert len(jobs) == 2 and {j["state"] for j in jobs} == {"succeeded"}
+
+    code, out, err = cli("dub", str(folder), "--to", "es", "--from", "en", "--remote")
+    assert code != 0 and out == "" and err.count("already dubbed") == 2
+    assert len(server.http(key).get("/jobs").json()) == 2
+
+
 def test_restart_loses_no_queued_job_and_resumes_the_running_one(
     server: Server, talk: Path
 ) -> None:

@@ -216,8 +216,6 @@ def dub_command(
             "Use it with --remote (the server started with --broker).",
         )
     if remote or estimate:
-        if len(requests) > 1:
-            raise InputError("--remote and --estimate take one input.", "Run one per file.")
         local_only = {"--device": device, "--model": model, "--workdir": workdir}
         given = [name for name, value in local_only.items() if value is not None]
         if given and remote:
@@ -233,7 +231,7 @@ def dub_command(
             "ducking": ducking, "loudness": loudness, "replace_audio": replace_audio or None,
             "parallel": parallel or None, "glossary": glossary_terms(settings),
         }  # fmt: skip
-        _dub_remote(ctx, requests[0], settings, estimate, max_speed, preset, extra)
+        _dub_remote(ctx, requests, settings, estimate, max_speed, preset, extra)
         return
     if len(requests) == 1:
         with state(ctx).renderer() as hook:
@@ -242,27 +240,34 @@ def dub_command(
         for path in result.outputs.values():
             typer.echo(str(path))
         return
-    console = state(ctx).stderr
-
-    def announce(index: int, total: int, source: Path) -> None:
-        if not state(ctx).quiet:
-            console.print(f"[bold]({index}/{total})[/] {source}", highlight=False)
-
     with state(ctx).renderer() as hook:
-        batch = dub_batch(requests, settings, hook, announce)
+        batch = dub_batch(requests, settings, hook, _announcer(ctx))
     for dubbed in batch.done.values():
         _print_timing(ctx, dubbed)
         for path in dubbed.outputs.values():
             typer.echo(str(path))
-    if batch.failed:
-        from rich.markup import escape
+    _exit_on_failures(ctx, batch.failed, len(requests))
 
-        console.print(
-            f"[bold red]{len(batch.failed)} of {len(requests)} files failed:[/]", highlight=False
-        )
-        for source, error in batch.failed.items():
-            console.print(f"  {escape(str(source))}: {escape(str(error))}", highlight=False)
-        raise typer.Exit(max(int(error.exit_code) for error in batch.failed.values()))
+
+def _announcer(ctx: typer.Context):
+    def announce(index: int, total: int, source: Path) -> None:
+        if not state(ctx).quiet:
+            state(ctx).stderr.print(f"[bold]({index}/{total})[/] {source}", highlight=False)
+
+    return announce
+
+
+def _exit_on_failures(ctx: typer.Context, failed: dict, total: int) -> None:
+    """List the files of a batch that failed, and exit with the worst exit code."""
+    if not failed:
+        return
+    from rich.markup import escape
+
+    console = state(ctx).stderr
+    console.print(f"[bold red]{len(failed)} of {total} files failed:[/]", highlight=False)
+    for source, error in failed.items():
+        console.print(f"  {escape(str(source))}: {escape(str(error))}", highlight=False)
+    raise typer.Exit(max(int(error.exit_code) for error in failed.values()))
 
 
 def _print_timing(ctx: typer.Context, result) -> None:
@@ -288,54 +293,127 @@ def _print_timing(ctx: typer.Context, result) -> None:
 
 def _dub_remote(
     ctx: typer.Context,
-    request,
+    requests: list,
     settings,
     estimate_only: bool,
     max_speed,
     preset,
     extra: dict | None = None,
 ) -> None:
-    """The same dub on the backend; results land where a local run would put them."""
-    from octavia_cli.client import Client
-    from octavia_cli.languages import normalize_language
-    from octavia_cli.media import probe
-    from octavia_cli.pipeline import output_paths
-    from octavia_cli.remote import estimate, run_remote
-    from octavia_cli.stages.mux import default_output
+    """The same dubs on the backend; results land where a local run would put them.
 
-    media = probe(request.source)
-    targets = tuple(dict.fromkeys(normalize_language(t) for t in request.targets))
-    request = replace(request, targets=targets)
+    Every file is uploaded and queued first (a server with several workers dubs them at
+    once), then followed in turn. In a batch, a file whose outputs exist is skipped (unless
+    --force) and one that fails is listed at the end while the others go on."""
+    from contextlib import suppress
+
+    from octavia_cli import remote
+    from octavia_cli.client import Client
+    from octavia_cli.errors import OctaviaError
+    from octavia_cli.languages import normalize_language
+
+    first = requests[0]
+    targets = tuple(dict.fromkeys(normalize_language(t) for t in first.targets))
     options: dict = {"to": list(targets)}
-    if request.source_language:
-        options["from"] = normalize_language(request.source_language)
+    if first.source_language:
+        options["from"] = normalize_language(first.source_language)
     if max_speed is not None:
         options["max_speed"] = max_speed
     if preset is not None:
         options["preset"] = preset.value
     options.update({k: v for k, v in (extra or {}).items() if v is not None})
+    batch = len(requests) > 1
+    failed: dict[Path, OctaviaError] = {}
+    written: list[Path] = []
     client = Client.from_settings(settings)
     try:
         if estimate_only:
-            quote = estimate(client, "dub", request.source, options)
-            balance = quote["balance_minutes"]
-            typer.echo(
-                f"cost: {quote['cost_minutes']:.2f} min; balance: "
-                + ("unlimited (local server)" if balance is None else f"{balance:.2f} min")
-            )
-            if not quote["enough"]:
-                raise typer.Exit(1)
+            _print_estimate(client, requests, options)
             return
-        destinations = output_paths(request, media.has_video)
-        for path in destinations.values():
-            check_output_path(path, force=request.force)
-        by_name = {
-            default_output(request.source, target, media.has_video).name: path
-            for target, path in destinations.items()
-        }
         with state(ctx).renderer() as hook:
-            written = run_remote(client, "dub", request.source, options, by_name.get, hook)
+            queued = _queue_remote(ctx, client, requests, targets, options, hook, failed)
+            announce = _announcer(ctx)
+            following = 0
+            try:
+                for following, (source, job_id, by_name) in enumerate(queued):
+                    if batch:
+                        announce(following + 1, len(queued), source)
+                    try:
+                        written += remote.finish(client, job_id, by_name.get, hook).values()
+                    except OctaviaError as exc:
+                        if not batch:
+                            raise
+                        failed[source] = exc
+            except KeyboardInterrupt:
+                for _, job_id, _ in queued[following:]:
+                    with suppress(OctaviaError):
+                        client.cancel(job_id)
+                raise
     finally:
         client.close()
-    for path in written.values():
+    for path in written:
         typer.echo(str(path))
+    _exit_on_failures(ctx, failed, len(requests))
+
+
+def _queue_remote(
+    ctx: typer.Context, client, requests: list, targets: tuple[str, ...], options: dict,
+    hook, failed: dict,
+) -> list[tuple[Path, str, dict[str, Path]]]:  # fmt: skip
+    """Upload and queue each file; returns (source, job id, result name -> destination).
+    In a batch, files already dubbed are skipped and a file that fails goes to ``failed``."""
+    from octavia_cli import remote
+    from octavia_cli.errors import OctaviaError
+    from octavia_cli.media import probe
+    from octavia_cli.pipeline import output_paths
+    from octavia_cli.stages.mux import default_output
+
+    batch = len(requests) > 1
+    queued = []
+    for request in requests:
+        try:
+            has_video = probe(request.source).has_video
+            destinations = output_paths(replace(request, targets=targets), has_video)
+            done = all(path.exists() for path in destinations.values())
+            if batch and done and not request.force:
+                if not state(ctx).quiet:
+                    state(ctx).stderr.print(
+                        f"skipped {request.source}: already dubbed (--force redoes it)",
+                        highlight=False,
+                    )
+                continue
+            for path in destinations.values():
+                check_output_path(path, force=request.force)
+            job_id = remote.submit(client, "dub", request.source, options, hook)
+        except OctaviaError as exc:
+            if not batch:
+                raise
+            failed[request.source] = exc
+            continue
+        by_name = {
+            default_output(request.source, target, has_video).name: path
+            for target, path in destinations.items()
+        }
+        queued.append((request.source, job_id, by_name))
+    return queued
+
+
+def _print_estimate(client, requests: list, options: dict) -> None:
+    """Each file's cost (in a batch), the total and the balance; exit 1 if it is short."""
+    from octavia_cli.remote import estimate
+
+    total, enough, balance = 0.0, True, None
+    for request in requests:
+        quote = estimate(client, "dub", request.source, options)
+        total += quote["cost_minutes"]
+        enough = enough and quote["enough"]
+        balance = quote["balance_minutes"]
+        if len(requests) > 1:
+            typer.echo(f"{request.source}: {quote['cost_minutes']:.2f} min")
+    enough = enough and (balance is None or total <= balance + 1e-9)
+    typer.echo(
+        f"cost: {total:.2f} min; balance: "
+        + ("unlimited (local server)" if balance is None else f"{balance:.2f} min")
+    )
+    if not enough:
+        raise typer.Exit(1)
