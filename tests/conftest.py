@@ -168,7 +168,7 @@ def make_media(
 
 
 # Two clearly different synthetic speakers: (espeak-ng voice, pitch).
-DIALOGUE_VOICES = {"A": ("en-us+m3", 30), "B": ("en-us+f4", 80)}
+DIALOGUE_VOICES = {"A": ("en-us+m3", 30), "B": ("en-us+f4", 80), "C": ("en-us+m7", 60)}
 DIALOGUE_SENTENCES = (
     "Good morning, and thank you for coming in today.",
     "It is a pleasure to be here.",
@@ -185,14 +185,15 @@ DIALOGUE_SENTENCES = (
 )
 
 
-def dialogue_lines(duration_s: float, seed: int = 7) -> tuple[tuple, ...]:
-    """Alternating turns of speakers A and B (now and then one speaks twice), with pauses of
-    0.3 to 1.0 s: ``(start_s, text, voice, pitch, speaker)``."""
+def dialogue_lines(duration_s: float, seed: int = 7, speakers: str = "AB") -> tuple[tuple, ...]:
+    """Turns of ``speakers`` in rotation (now and then one speaks twice), with pauses of 0.3
+    to 1.0 s: ``(start_s, text, voice, pitch, speaker)``."""
     import random
 
     rng = random.Random(seed)
-    lines, t, speaker, index = [], 0.5, "A", 0
+    lines, t, turn, index = [], 0.5, 0, 0
     while True:
+        speaker = speakers[turn % len(speakers)]
         text = DIALOGUE_SENTENCES[index % len(DIALOGUE_SENTENCES)]
         length = speech_seconds(text, *DIALOGUE_VOICES[speaker])
         if t + length > duration_s - 0.3:
@@ -201,7 +202,7 @@ def dialogue_lines(duration_s: float, seed: int = 7) -> tuple[tuple, ...]:
         t += length + rng.uniform(0.3, 1.0)
         index += 1
         if rng.random() > 0.15:
-            speaker = "B" if speaker == "A" else "A"
+            turn += 1
     return tuple(lines)
 
 
@@ -224,9 +225,12 @@ def speech_span(text: str, voice: str, pitch: int) -> tuple[float, float, float]
     return loud[0] / rate, (loud[-1] + 1) / rate, len(audio) / rate
 
 
-def make_dialogue(path: Path, duration_s: float, **kwargs: object) -> tuple[Path, list[tuple]]:
-    """A two-speaker dialogue clip and its reference turns ``(start_s, end_s, speaker)``."""
-    lines = dialogue_lines(duration_s)
+def make_dialogue(
+    path: Path, duration_s: float, speakers: str = "AB", **kwargs: object
+) -> tuple[Path, list[tuple]]:
+    """A dialogue clip (two speakers unless told) and its reference turns
+    ``(start_s, end_s, speaker)``."""
+    lines = dialogue_lines(duration_s, speakers=speakers)
     make_media(path, tuple(line[:4] for line in lines), duration_s=duration_s, **kwargs)
     turns = []
     for start, text, voice, pitch, speaker in lines:

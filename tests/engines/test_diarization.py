@@ -59,6 +59,16 @@ def test_offline_diarizer_finds_two_speakers_with_low_error(dialogue) -> None:
     assert progress and progress[-1] == pytest.approx(60.0, abs=0.1)
 
 
+def test_offline_diarizer_counts_three_speakers(tmp_path: Path) -> None:
+    from conftest import make_dialogue
+
+    path, reference = make_dialogue(tmp_path / "three.wav", 75.0, speakers="ABC", video=False)
+    assert {speaker for *_, speaker in reference} == {"A", "B", "C"}
+    turns = OfflineDiarizer().diarize(_to_16k(path), SpeakerCount(), lambda done, total: None)
+    assert len({turn.speaker for turn in turns}) == 3
+    assert _der(reference, turns) < 0.2
+
+
 def test_offline_diarizer_hears_one_speaker_in_a_monologue(tmp_path: Path) -> None:
     from conftest import make_media
 
