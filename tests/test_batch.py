@@ -3,6 +3,7 @@ file that fails and listing the failures at the end."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -25,9 +26,20 @@ def test_a_folder_with_a_corrupt_file_in_the_middle(cli, media_factory, tmp_path
     assert "(2/3)" in err and "1 of 3 files failed" in err and "ep2.mp3" in err
     assert (folder / "ep1.es.mp3").exists() and (folder / "ep3.es.mp3").exists()
     # Again: the dubs are skipped (and not taken as inputs), the broken file still fails.
-    code, out, err = cli("dub", str(folder), "--to", "es", "--from", "en")
+    # With --json, for scripts: one document on stdout.
+    code, out, err = cli("dub", str(folder), "--to", "es", "--from", "en", "--json")
     assert code == 1 and err.count("mux:es: skipped") == 2 and "(3/3)" in err
     assert "(4/" not in err
+    report = json.loads(out)
+    assert [entry["outputs"] for entry in report["dubbed"]] == [
+        {"es": str(folder / "ep1.es.mp3")},
+        {"es": str(folder / "ep3.es.mp3")},
+    ]
+    for entry in report["dubbed"]:
+        assert entry["source_language"] == "en" and entry["speakers"] == 1
+        assert entry["timing"]["es"]["lines"] == 2 and Path(entry["project"]).is_dir()
+    [failure] = report["failed"]
+    assert failure["source"] == str(folder / "ep2.mp3") and failure["exit_code"] == 1
 
 
 def test_several_files_and_output_patterns(cli, media_factory, tmp_path: Path) -> None:

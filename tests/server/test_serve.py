@@ -222,8 +222,11 @@ def test_a_remote_batch_goes_on_past_a_broken_file(
     jobs = server.http(key).get("/jobs").json()
     assert len(jobs) == 2 and {j["state"] for j in jobs} == {"succeeded"}
 
-    code, out, err = cli("dub", str(folder), "--to", "es", "--from", "en", "--remote")
-    assert code != 0 and out == "" and err.count("already dubbed") == 2
+    code, out, err = cli("dub", str(folder), "--to", "es", "--from", "en", "--remote", "--json")
+    assert code != 0 and err.count("already dubbed") == 2
+    report = json.loads(out)
+    assert report["dubbed"] == [] and report["skipped"] == [str(p) for p in good]
+    assert [f["source"] for f in report["failed"]] == [str(broken)]
     assert len(server.http(key).get("/jobs").json()) == 2
 
 

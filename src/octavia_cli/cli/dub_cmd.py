@@ -153,6 +153,14 @@ def dub_command(
         bool,
         typer.Option("--estimate", help="Print the backend's cost and your balance; no run."),
     ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print what was made as JSON on stdout: each file's outputs, project, "
+            "speakers and timing totals, and the files that failed.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -231,22 +239,55 @@ def dub_command(
             "ducking": ducking, "loudness": loudness, "replace_audio": replace_audio or None,
             "parallel": parallel or None, "glossary": glossary_terms(settings),
         }  # fmt: skip
-        _dub_remote(ctx, requests, settings, estimate, max_speed, preset, extra)
+        _dub_remote(ctx, requests, settings, estimate, max_speed, preset, extra, json_output)
         return
     if len(requests) == 1:
         with state(ctx).renderer() as hook:
             result = dub(requests[0], settings, hook)
         _print_timing(ctx, result)
-        for path in result.outputs.values():
-            typer.echo(str(path))
+        _print_results(json_output, [_result_dict(requests[0].source, result)], {})
         return
     with state(ctx).renderer() as hook:
         batch = dub_batch(requests, settings, hook, _announcer(ctx))
     for dubbed in batch.done.values():
         _print_timing(ctx, dubbed)
-        for path in dubbed.outputs.values():
-            typer.echo(str(path))
+    done = [_result_dict(source, result) for source, result in batch.done.items()]
+    _print_results(json_output, done, batch.failed)
     _exit_on_failures(ctx, batch.failed, len(requests))
+
+
+def _result_dict(source: Path, result) -> dict:
+    return {
+        "source": str(source),
+        "outputs": {target: str(path) for target, path in result.outputs.items()},
+        "project": str(result.project_folder),
+        "report": str(result.report) if result.report else None,
+        "source_language": result.source_language,
+        "speakers": result.speakers,
+        "timing": {target: report["totals"] for target, report in result.timing.items()},
+        "notes": result.notes,
+    }
+
+
+def _print_results(
+    json_output: bool, done: list[dict], failed: dict, skipped: list[Path] | None = None
+) -> None:
+    """The outputs' paths, one a line; with --json, one document for scripts."""
+    if not json_output:
+        for entry in done:
+            for path in entry["outputs"].values():
+                typer.echo(path)
+        return
+    from octavia_cli.cli.common import print_json
+
+    print_json({
+        "dubbed": done,
+        "skipped": [str(source) for source in skipped or []],
+        "failed": [
+            {"source": str(source), "error": str(error), "exit_code": int(error.exit_code)}
+            for source, error in failed.items()
+        ],
+    })  # fmt: skip
 
 
 def _announcer(ctx: typer.Context):
@@ -299,6 +340,7 @@ def _dub_remote(
     max_speed,
     preset,
     extra: dict | None = None,
+    json_output: bool = False,
 ) -> None:
     """The same dubs on the backend; results land where a local run would put them.
 
@@ -324,22 +366,27 @@ def _dub_remote(
     options.update({k: v for k, v in (extra or {}).items() if v is not None})
     batch = len(requests) > 1
     failed: dict[Path, OctaviaError] = {}
-    written: list[Path] = []
+    skipped: list[Path] = []
+    done: list[dict] = []
     client = Client.from_settings(settings)
     try:
         if estimate_only:
             _print_estimate(client, requests, options)
             return
         with state(ctx).renderer() as hook:
-            queued = _queue_remote(ctx, client, requests, targets, options, hook, failed)
+            queued = _queue_remote(ctx, client, requests, targets, options, hook, failed, skipped)
             announce = _announcer(ctx)
             following = 0
             try:
-                for following, (source, job_id, by_name) in enumerate(queued):
+                for following, (source, job_id, destinations) in enumerate(queued):
                     if batch:
                         announce(following + 1, len(queued), source)
+                    by_name = {name: path for name, (_, path) in destinations.items()}
                     try:
-                        written += remote.finish(client, job_id, by_name.get, hook).values()
+                        written = remote.finish(client, job_id, by_name.get, hook)
+                        outputs = {destinations[name][0]: str(path)
+                                   for name, path in written.items()}  # fmt: skip
+                        done.append({"source": str(source), "outputs": outputs, "job": job_id})
                     except OctaviaError as exc:
                         if not batch:
                             raise
@@ -351,17 +398,17 @@ def _dub_remote(
                 raise
     finally:
         client.close()
-    for path in written:
-        typer.echo(str(path))
+    _print_results(json_output, done, failed, skipped)
     _exit_on_failures(ctx, failed, len(requests))
 
 
 def _queue_remote(
     ctx: typer.Context, client, requests: list, targets: tuple[str, ...], options: dict,
-    hook, failed: dict,
-) -> list[tuple[Path, str, dict[str, Path]]]:  # fmt: skip
-    """Upload and queue each file; returns (source, job id, result name -> destination).
-    In a batch, files already dubbed are skipped and a file that fails goes to ``failed``."""
+    hook, failed: dict, skipped: list[Path],
+) -> list[tuple[Path, str, dict[str, tuple[str, Path]]]]:  # fmt: skip
+    """Upload and queue each file; returns (source, job id, result name -> (language,
+    destination)). In a batch, files already dubbed go to ``skipped`` and a file that fails
+    to ``failed``."""
     from octavia_cli import remote
     from octavia_cli.errors import OctaviaError
     from octavia_cli.media import probe
@@ -381,6 +428,7 @@ def _queue_remote(
                         f"skipped {request.source}: already dubbed (--force redoes it)",
                         highlight=False,
                     )
+                skipped.append(request.source)
                 continue
             for path in destinations.values():
                 check_output_path(path, force=request.force)
@@ -391,7 +439,7 @@ def _queue_remote(
             failed[request.source] = exc
             continue
         by_name = {
-            default_output(request.source, target, has_video).name: path
+            default_output(request.source, target, has_video).name: (target, path)
             for target, path in destinations.items()
         }
         queued.append((request.source, job_id, by_name))
