@@ -302,6 +302,12 @@ def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Pat
         (client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
                                     "options": {"to": ["es"], "speed": 9}}), 422, "speed"),
         (client.post("/jobs", json={"kind": "karaoke", "upload_id": upload_id}), 422, "kind"),
+        (client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
+                                    "options": {"to": ["es"], "loudness": "loud"}}), 422,
+         "loudness"),
+        (client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
+                                    "options": {"to": ["es"], "glossary": {"a": 1}}}), 422,
+         "glossary"),
     ]  # fmt: skip
     for response, status, text in checks:
         assert response.status_code == status, (response.request.url, response.text)
