@@ -230,6 +230,30 @@ def test_a_remote_batch_goes_on_past_a_broken_file(
     assert len(server.http(key).get("/jobs").json()) == 2
 
 
+def test_interrupting_a_remote_batch_cancels_its_jobs(
+    server: Server, talk: Path, tmp_path: Path
+) -> None:
+    server.start()
+    key = server.key("fay", 10)[1]
+    config = Path(server.env["OCTAVIA_CONFIG"])
+    config.write_text(f'[remote]\nurl = "{server.url}"\napi_key = "{key}"\n')
+    files = [str(shutil.copy(talk, tmp_path / name)) for name in ("a.mp4", "b.mp4")]
+    client = server.http(key)
+    dub = subprocess.Popen(
+        [sys.executable, "-m", "octavia_cli", "dub", *files, "--to", "es", "--from", "en",
+         "--remote"], env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(client.get("/jobs").json()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    dub.send_signal(signal.SIGINT)
+    _, err = dub.communicate(timeout=60)
+    assert dub.returncode == 130 and "Interrupted" in err, err
+    states = {job["id"]: _wait(client, job["id"])["state"] for job in client.get("/jobs").json()}
+    assert len(states) == 2 and set(states.values()) == {"cancelled"}, states
+
+
 def test_restart_loses_no_queued_job_and_resumes_the_running_one(
     server: Server, talk: Path
 ) -> None:

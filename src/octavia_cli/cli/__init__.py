@@ -119,7 +119,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="octavia", standalone_mode=False)
     except typer.Abort:
-        return _fail("Interrupted. Run the same command again to resume.", 130)
+        return _fail("Interrupted. Run the same command again to resume.", INTERRUPTED)
     except typer.exceptions.TyperException as exc:  # Typer's (vendored Click) usage errors
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", ExitCode.USAGE))
@@ -128,7 +128,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("octavia_cli").exception("failed")
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return _fail("Interrupted. Run the same command again to resume.", 130)
+        return _fail("Interrupted. Run the same command again to resume.", INTERRUPTED)
     except Exception as exc:
         if debug:
             raise
@@ -137,7 +137,12 @@ def run(argv: Sequence[str] | None = None) -> int:
             "Run again with --debug for the traceback, and please report it.",
             ExitCode.STAGE_FAILED,
         )
+    if result == INTERRUPTED:  # Typer turns Ctrl-C into this exit code, silently
+        return _fail("Interrupted. Run the same command again to resume.", INTERRUPTED)
     return int(result or 0)
+
+
+INTERRUPTED = 130  # 128 + SIGINT
 
 
 def _fail(message: str, code: int) -> int:

@@ -347,8 +347,6 @@ def _dub_remote(
     Every file is uploaded and queued first (a server with several workers dubs them at
     once), then followed in turn. In a batch, a file whose outputs exist is skipped (unless
     --force) and one that fails is listed at the end while the others go on."""
-    from contextlib import suppress
-
     from octavia_cli import remote
     from octavia_cli.client import Client
     from octavia_cli.errors import OctaviaError
@@ -392,9 +390,7 @@ def _dub_remote(
                             raise
                         failed[source] = exc
             except KeyboardInterrupt:
-                for _, job_id, _ in queued[following:]:
-                    with suppress(OctaviaError):
-                        client.cancel(job_id)
+                _cancel(client, [job_id for _, job_id, _ in queued[following:]])
                 raise
     finally:
         client.close()
@@ -433,6 +429,9 @@ def _queue_remote(
             for path in destinations.values():
                 check_output_path(path, force=request.force)
             job_id = remote.submit(client, "dub", request.source, options, hook)
+        except KeyboardInterrupt:
+            _cancel(client, [job_id for _, job_id, _ in queued])
+            raise
         except OctaviaError as exc:
             if not batch:
                 raise
@@ -444,6 +443,17 @@ def _queue_remote(
         }
         queued.append((request.source, job_id, by_name))
     return queued
+
+
+def _cancel(client, job_ids: list[str]) -> None:
+    """Cancel the jobs of an interrupted remote batch (what cannot be reached stays queued)."""
+    from contextlib import suppress
+
+    from octavia_cli.errors import OctaviaError
+
+    for job_id in job_ids:
+        with suppress(OctaviaError):
+            client.cancel(job_id)
 
 
 def _print_estimate(client, requests: list, options: dict) -> None:
