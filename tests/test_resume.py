@@ -105,3 +105,26 @@ def test_killed_between_writing_the_output_and_recording_the_stage(cli, talk: Pa
     code, _, err = cli("dub", str(talk), "--to", "es")
     assert code == 0, err
     assert "mux:es: done" in err
+
+
+def test_ctrl_c_says_how_to_resume(talk: Path) -> None:
+    """Ctrl-C (SIGINT) mid-dub: exit 130 with one sentence saying how to resume, no
+    traceback; the next run keeps the stages that had finished."""
+    manifest = talk.parent / "talk.octavia" / "project.json"
+    command = [sys.executable, "-m", "octavia_cli", "dub", str(talk), "--to", "es"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while "extract" not in _stages(manifest) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Interrupted. Run the same command again to resume." in err
+    assert "Traceback" not in err
+    finished = _stages(manifest)
+    result = subprocess.run(_command(talk), capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    stages = _stages(manifest)
+    assert all(stages[name]["finished_at"] == r["finished_at"] for name, r in finished.items())
