@@ -59,6 +59,27 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt", "home"]
 
 
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """Outputs are readable as any new file would be (0666 less the umask), not 0600 like
+    the temporary they were written to; a file holding secrets is 0600."""
+    import os
+
+    folder = tmp_path / "out"
+    previous = os.umask(0o022)
+    try:
+        atomic_write_bytes(folder / "talk.es.srt", b"1")
+        with atomic_path(folder / "talk.es.mp4") as tmp:
+            tmp.write_bytes(b"2")
+        atomic_write_bytes(folder / "config.toml", b"api_key = 'x'", private=True)
+        os.umask(0o077)
+        atomic_write_bytes(folder / "strict.wav", b"3")
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert modes == {"talk.es.srt": 0o644, "talk.es.mp4": 0o644, "config.toml": 0o600,
+                     "strict.wav": 0o600}  # fmt: skip
+
+
 def test_check_output_path(tmp_path: Path) -> None:
     existing = tmp_path / "x.mp4"
     existing.write_bytes(b"1")

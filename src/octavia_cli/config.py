@@ -551,4 +551,4 @@ def _write_config_file(flat: dict[str, Any], path: Path) -> None:
     for key, value in sorted(flat.items()):
         section, name = _split(key)
         nested.setdefault(section, {})[name] = value
-    atomic_write_bytes(path, tomli_w.dumps(nested).encode("utf-8"))
+    atomic_write_bytes(path, tomli_w.dumps(nested).encode("utf-8"), private=True)  # keys

@@ -32,10 +32,25 @@ def _explain_os_error(exc: OSError, path: Path) -> Exception:
     return StageError(f"Cannot write {path}: {exc.strerror or exc}.")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (setting it to
+    read it back would race with threads creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, *, private: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so tools infer the format);
-    rename it over ``path`` when the block succeeds, delete it when it fails."""
+    rename it over ``path`` when the block succeeds, delete it when it fails.
+
+    The file gets the permissions of any new file (0666 less the umask), or 0600 when
+    ``private`` (it holds a secret)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +63,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -74,9 +90,9 @@ def glob_escape(text: str) -> str:
     return glob.escape(text)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (fsynced before the rename)."""
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (fsynced before the rename); ``private``: 0600."""
+    with atomic_path(path, private=private) as tmp:
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
