@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,23 @@ def test_workdir_and_output_options(cli, talk: Path, tmp_path: Path) -> None:
     assert code == 0, err
     assert out.exists() and (tmp_path / "projects" / "talk.octavia" / "project.json").exists()
     assert not (talk.parent / "talk.octavia").exists()
+
+
+def test_output_format_follows_the_output_name(cli, talk: Path, tmp_path: Path) -> None:
+    """-o talk.es.mp3 for a video: the dub alone, as MP3; a name Octavia cannot write (or an
+    audio input into a video container) is refused before any work."""
+    code, _, err = cli("dub", str(talk), "--to", "es", "-o", str(tmp_path / "talk.es.mp3"))
+    assert code == 0, err
+    (audio,) = streams(tmp_path / "talk.es.mp3")
+    assert audio["codec_type"] == "audio" and audio["codec_name"] == "mp3"
+    assert abs(len(decode_16k(tmp_path / "talk.es.mp3")) / 16000 - 10.0) < 0.1
+    code, _, err = cli("dub", str(talk), "--to", "es", "-o", str(tmp_path / "talk.es.txt"))
+    assert code == 1 and "cannot write a dub as talk.es.txt" in err and ".mkv" in err
+    wav = tmp_path / "talk.wav"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(talk), "-vn", str(wav)], check=True)
+    code, _, err = cli("dub", str(wav), "--to", "es", "-o", str(tmp_path / "talk.es.mp4"))
+    assert code == 1 and "Name the output with an audio format" in err
+    assert not (tmp_path / "talk.octavia").exists()
 
 
 def test_several_languages_need_lang_in_output(cli, talk: Path, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from octavia_cli.stages.extract import extract
 from octavia_cli.stages.fit import FitOptions, fit
 from octavia_cli.stages.fit import report_path as fit_report_path
 from octavia_cli.stages.mix import MixOptions, mix
-from octavia_cli.stages.mux import check_output, default_output, mux
+from octavia_cli.stages.mux import check_output, check_output_format, default_output, mux
 from octavia_cli.stages.subtitle import (
     SubtitleMode,
     Track,
@@ -152,18 +152,23 @@ class DubResult:
 
 def output_paths(request: DubRequest, has_video: bool) -> dict[str, Path]:
     """``-o`` may name the file, or hold ``{lang}`` (several languages) and ``{stem}`` (the
-    input's name without extension, for batches)."""
+    input's name without extension, for batches).
+
+    Raises:
+        InputError: several languages without ``{lang}``, or a format Octavia cannot write.
+    """
     if request.output is None:
         return {t: default_output(request.source, t, has_video) for t in request.targets}
     pattern = str(request.output).replace("{stem}", request.source.stem)
-    if len(request.targets) > 1:
-        if "{lang}" not in pattern:
-            raise InputError(
-                "With several --to languages, -o must contain {lang}.",
-                "For example: -o 'out/talk.{lang}.mp4'.",
-            )
-        return {t: Path(pattern.replace("{lang}", t)) for t in request.targets}
-    return {request.targets[0]: Path(pattern.replace("{lang}", request.targets[0]))}
+    if len(request.targets) > 1 and "{lang}" not in pattern:
+        raise InputError(
+            "With several --to languages, -o must contain {lang}.",
+            "For example: -o 'out/talk.{lang}.mp4'.",
+        )
+    paths = {t: Path(pattern.replace("{lang}", t)) for t in request.targets}
+    for path in paths.values():
+        check_output_format(path, has_video)
+    return paths
 
 
 # Real-time factors measured with bench/dub_bench.py (2 CPU cores, offline preset) and
@@ -418,8 +423,8 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
 
     options = {target: translate_options(settings, target) for target in targets}
     MixOptions(loudness=settings.mix.loudness).target_lufs(-20.0)  # a bad value fails now
-    project = Project.open(default_project_folder(source, request.workdir), source)
     outputs = output_paths(request, media.has_video)
+    project = Project.open(default_project_folder(source, request.workdir), source)
     for output in outputs.values():
         check_output(project, output, source, request.force)
 

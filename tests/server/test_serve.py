@@ -175,9 +175,16 @@ def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_p
     server.start()
     assert cli("login", "--url", server.url, "--api-key", server.key("dan", 10)[1])[0] == 0
     code, out, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote",
-                         "--replace-audio", "--loudness", "-16", "--ducking", "soft")  # fmt: skip
+                         "--replace-audio", "--loudness", "-16", "--ducking", "soft",
+                         "-o", str(tmp_path / "dubbed.mkv"))  # fmt: skip
     assert code == 0, err
     dubbed = Path(out.strip())
+    assert dubbed == tmp_path / "dubbed.mkv"  # in the format -o names, made by the server
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=format_name", "-of", "csv=p=0",
+         str(dubbed)], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "matroska" in probe.stdout
     assert [s["codec_type"] for s in streams(dubbed)].count("audio") == 1
     assert abs(measure_loudness(decode(dubbed, 48_000, 2), 48_000) - -16.0) <= 1.0
 

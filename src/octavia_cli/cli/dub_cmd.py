@@ -409,7 +409,7 @@ def _queue_remote(
     from octavia_cli.errors import OctaviaError
     from octavia_cli.media import probe
     from octavia_cli.pipeline import output_paths
-    from octavia_cli.stages.mux import default_output
+    from octavia_cli.stages.mux import output_name
 
     batch = len(requests) > 1
     queued = []
@@ -428,7 +428,10 @@ def _queue_remote(
                 continue
             for path in destinations.values():
                 check_output_path(path, force=request.force)
-            job_id = remote.submit(client, "dub", request.source, options, hook)
+            # -o's format (one pattern for every language): the server writes that format.
+            fmt = next(iter(destinations.values())).suffix.lower() if request.output else None
+            job_options = {**options, "output_format": fmt} if fmt else options
+            job_id = remote.submit(client, "dub", request.source, job_options, hook)
         except KeyboardInterrupt:
             _cancel(client, [job_id for _, job_id, _ in queued])
             raise
@@ -438,7 +441,7 @@ def _queue_remote(
             failed[request.source] = exc
             continue
         by_name = {
-            default_output(request.source, target, has_video).name: (target, path)
+            output_name(request.source, target, has_video, fmt): (target, path)
             for target, path in destinations.items()
         }
         queued.append((request.source, job_id, by_name))

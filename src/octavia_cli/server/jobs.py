@@ -69,6 +69,8 @@ class DubOptions(_Options):
     ducking: Literal["soft", "standard", "cinematic"] | None = None
     loudness: str | None = Field(None, pattern=r"^(match|-?\d+(\.\d+)?)$")
     replace_audio: bool = False
+    # The output's format as an extension (".mkv", ".mp3"...); default: the input's.
+    output_format: str | None = Field(None, pattern=r"^\.[a-z0-9]{2,5}$")
     parallel: bool = False  # with serve --broker: chunks transcribed on several workers
 
 
@@ -154,7 +156,7 @@ def job_source(job: Job, store: Store, folder: Path) -> Path:
 def dub_request(options: DubOptions, source: Path, folder: Path) -> tuple[Any, Any]:
     """The settings and the pipeline request of a dub job."""
     from octavia_cli import pipeline
-    from octavia_cli.stages.mux import default_output
+    from octavia_cli.stages.mux import output_name
 
     settings = _settings(
         options,
@@ -180,7 +182,7 @@ def dub_request(options: DubOptions, source: Path, folder: Path) -> tuple[Any, A
         source=source,
         targets=tuple(options.to),
         source_language=options.source_language,
-        output=folder / "out" / default_output(source, target, has_video).name,
+        output=folder / "out" / output_name(source, target, has_video, options.output_format),
         workdir=folder,
         force=True,
         replace_audio=options.replace_audio,

@@ -10,7 +10,13 @@ from pathlib import Path
 from octavia_cli.errors import InputError
 from octavia_cli.files import atomic_path, check_output_path, remove_stale_temporaries
 from octavia_cli.languages import alpha3, language_name
-from octavia_cli.media import AUDIO_FORMATS, encode_audio, mux_stretched_video, mux_video
+from octavia_cli.media import (
+    AUDIO_FORMATS,
+    VIDEO_AUDIO_CODECS,
+    encode_audio,
+    mux_stretched_video,
+    mux_video,
+)
 from octavia_cli.model import stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project import OutputRecord, Project
@@ -29,6 +35,34 @@ def default_output(source: Path, target: str, has_video: bool) -> Path:
     if not has_video and suffix not in AUDIO_FORMATS:
         suffix = ".wav"
     return source.with_name(f"{source.stem}.{target}{suffix}")
+
+
+def output_name(source: Path, target: str, has_video: bool, suffix: str | None = None) -> str:
+    """The file name of ``source``'s dub into ``target`` (a server's result), in the format
+    of ``suffix`` when given (checked), else the default one."""
+    name = default_output(source, target, has_video)
+    if suffix:
+        name = name.with_suffix(suffix.lower())
+        check_output_format(name, has_video)
+    return name.name
+
+
+def check_output_format(output: Path, has_video: bool) -> None:
+    """Raise unless Octavia can write a dub in ``output``'s format: a video container for a
+    video (or an audio format: the dub alone), an audio format for audio."""
+    suffix = output.suffix.lower()
+    if suffix in AUDIO_FORMATS or (has_video and suffix in VIDEO_AUDIO_CODECS):
+        return
+    audio = " ".join(sorted(AUDIO_FORMATS))
+    video = " ".join(sorted(VIDEO_AUDIO_CODECS))
+    raise InputError(
+        f"Octavia cannot write a dub as {output.name}"
+        + ("" if suffix else " (no extension)")
+        + ".",
+        f"Name the output with one of: {video} {audio}."
+        if has_video
+        else f"Name the output with an audio format: {audio}.",
+    )
 
 
 def check_output(project: Project, output: Path, source: Path, force: bool) -> None:
@@ -62,7 +96,9 @@ def mux(
         from octavia_cli.timeline import TimeMap
 
         timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.get("stretches"))
-        if project.media.has_video and timeline.stretches:
+        # A video's dub goes back into a video, unless -o names an audio format.
+        video = project.media.has_video and output.suffix.lower() in VIDEO_AUDIO_CODECS
+        if video and timeline.stretches:
             logger.warning(
                 "the picture is slowed under %d line(s) (+%.2f s): it is re-encoded, and "
                 "subtitle tracks and chapters of the input are left out",
@@ -77,7 +113,7 @@ def mux(
                 title=f"{language_name(target)} (dubbed by Octavia)",
                 keep_original_audio=not replace_audio,
             )
-        elif project.media.has_video:
+        elif video:
             mux_video(
                 source,
                 project.path(mix_path(target)),
