@@ -81,6 +81,8 @@ def test_split_and_join() -> None:
 def test_clone_synthesize_and_the_voice_library(cli, xtts_settings: Path, tmp_path: Path) -> None:
     reference = _speech(tmp_path / "ref.wav", "Hello, this is my voice, speaking clearly for "
                         "the recording, so that it can be cloned later.")  # fmt: skip
+    code, out, err = cli("voices", "list")
+    assert code == 0 and out == "" and "No stored voices yet" in err
     code, out, err = cli("clone-voice", "anna", str(reference))
     assert code == 0, err
     folder = Path(out.strip())

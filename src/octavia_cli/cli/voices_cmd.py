@@ -123,7 +123,7 @@ def _speaker_reference(folder: Path, speaker: str, scratch: Path) -> Path:
 
 
 @app.command("list")
-def list_command(json_output: JsonOption = False) -> None:
+def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """The stored voices."""
     from octavia_cli import voices
 
@@ -131,6 +131,11 @@ def list_command(json_output: JsonOption = False) -> None:
     if json_output:
         print_json([p.to_dict() for p in profiles])
         return
+    if not profiles and not state(ctx).quiet:
+        state(ctx).stderr.print(
+            "No stored voices yet. Clone one with: octavia clone-voice NAME reference.wav",
+            highlight=False,
+        )
     for profile in profiles:
         speech = sum(r.speech_s for r in profile.references)
         typer.echo(f"{profile.name}\t{profile.engine}\t{speech:.1f} s\t{profile.created_at}")
