@@ -3,6 +3,7 @@ the user owns is modified or deleted."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -205,3 +206,54 @@ def test_offline_diarizer_without_its_packages(cli, talk: Path, monkeypatch) -> 
 def test_worker_with_an_unknown_queue(cli) -> None:
     code, _, err = cli("worker", "--broker", "redis://127.0.0.1:1/0", "--queues", "dub,render")
     assert code == 1 and "Unknown job kind(s) in --queues: render" in err
+
+
+def _can_mount_tmpfs() -> bool:
+    import shutil
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+         "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True, check=False,
+    )  # fmt: skip
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs user namespaces to mount a tmpfs")
+@pytest.mark.parametrize("size", ["1m", "6m"])  # full while extracting; while mixing
+def test_full_disk_says_so_and_the_rerun_resumes(talk: Path, tmp_path: Path, size: str) -> None:
+    """A project folder on a small tmpfs (a user+mount namespace): the dub stops with one
+    sentence saying the disk is full (exit 4, no traceback); with room made, the same
+    command finishes, keeping the stages that had finished."""
+    import shlex
+    import sys
+
+    small = tmp_path / "small"
+    small.mkdir()
+    dub = shlex.join([sys.executable, "-m", "octavia_cli", "--quiet", "dub", str(talk), "--to",
+                      "es", "--from", "en", "--workdir", str(small), "-o",
+                      str(small / "talk.es.mp4")])  # fmt: skip
+    manifest = shlex.quote(str(small / "talk.octavia" / "project.json"))
+    script = (
+        f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(small))} || exit 99\n"
+        f'{dub}; echo "first=$?" >&2\n'
+        f"cp {manifest} {shlex.quote(str(tmp_path / 'before.json'))} 2>/dev/null\n"
+        f"mount -o remount,size=64m {shlex.quote(str(small))}\n"
+        f'{dub}; echo "second=$?" >&2\n'
+        f"cp {manifest} {shlex.quote(str(tmp_path / 'after.json'))}\n"
+    )
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    err = result.stderr
+    assert "first=4" in err and "second=0" in err, err
+    assert "is full. Free some space and run the same command again" in err
+    assert "Traceback" not in err and "Unexpected error" not in err
+    before = tmp_path / "before.json"
+    finished = json.loads(before.read_text())["stages"] if before.exists() else {}
+    after = json.loads((tmp_path / "after.json").read_text())["stages"]
+    assert all(after[name]["finished_at"] == r["finished_at"] for name, r in finished.items())
+    if size == "6m":
+        assert {"extract", "transcribe", "synthesize:es"} <= set(finished)

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from octavia_cli.errors import InputError, StageError
+from octavia_cli.errors import InputError, OctaviaError, StageError
 
 
 def _explain_os_error(exc: OSError, path: Path) -> Exception:
@@ -25,11 +25,25 @@ def _explain_os_error(exc: OSError, path: Path) -> Exception:
             "Choose another output with -o, or another project folder with --workdir.",
         )
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StageError(
-            f"The disk holding {path.parent} is full.",
-            "Free some space and run the same command again; finished stages are kept.",
-        )
+        return disk_full(path)
     return StageError(f"Cannot write {path}: {exc.strerror or exc}.")
+
+
+# What a program (ffmpeg, espeak-ng) or a library prints when a write hits a full disk.
+DISK_FULL_MESSAGES = ("No space left on device", "Disk quota exceeded")
+
+
+def disk_full(path: Path | None) -> StageError:
+    """The error for a write to ``path`` that found its disk full."""
+    where = f"The disk holding {path.parent}" if path is not None else "The disk"
+    return StageError(
+        f"{where} is full.",
+        "Free some space and run the same command again; finished stages are kept.",
+    )
+
+
+def is_disk_full(message: str) -> bool:
+    return any(text in message for text in DISK_FULL_MESSAGES)
 
 
 def _umask() -> int:
@@ -68,9 +82,40 @@ def atomic_path(path: Path, *, private: bool = False) -> Iterator[Path]:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _explain_os_error(exc, path) from exc
+    except Exception as exc:
+        full = _out_of_space(tmp)
+        tmp.unlink(missing_ok=True)
+        if full and not isinstance(exc, OctaviaError):
+            raise disk_full(path) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Around a write to ``path`` that is not an :func:`atomic_path`: a library's failure
+    (libsndfile says only "System error.") on a full disk is said as a full disk."""
+    try:
+        yield
+    except OctaviaError:
+        raise
+    except Exception as exc:
+        if _out_of_space(path):
+            raise disk_full(path) from exc
+        raise
+
+
+def _out_of_space(path: Path, margin_bytes: int = 1 << 20) -> bool:
+    """Whether the disk holding ``path`` has (next to) nothing left: the likely reason a
+    write there just failed."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(path.parent).free < margin_bytes
+    except OSError:
+        return False
 
 
 def remove_stale_temporaries(path: Path) -> int:

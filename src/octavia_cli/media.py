@@ -81,9 +81,21 @@ def _run(args: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
     logger.debug("running %s", " ".join(args))
     result = subprocess.run(args, capture_output=True, check=False)
     if result.returncode != 0:
-        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise StageError(f"ffmpeg could not {what}: {' / '.join(tail) or 'no message'}.")
+        raise _failure(args, what, result.stderr)
     return result
+
+
+def _failure(args: list[str], what: str, stderr: bytes) -> StageError:
+    """ffmpeg's failure as one sentence (a full disk said as such)."""
+    from octavia_cli.files import disk_full, is_disk_full
+
+    message = stderr.decode("utf-8", "replace").strip()
+    if is_disk_full(message):
+        return disk_full(
+            None if args[-1] == "-" or args[-1].startswith("pipe:") else Path(args[-1])
+        )
+    tail = message.splitlines()[-3:]
+    return StageError(f"ffmpeg could not {what}: {' / '.join(tail) or 'no message'}.")
 
 
 def probe(path: Path) -> MediaInfo:
@@ -467,14 +479,12 @@ def render_mix(
         tail = []
         for label, key in (("mix", "mix"), ("bgout", "background"), ("vout", "voice")):
             tail += ["-map", f"[{label}]", "-c:a", "pcm_f32le", str(outputs[key])]
-    result = subprocess.run(
-        [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", str(under),
-         "-i", str(voice), "-filter_complex", graph, *tail],
-        capture_output=True, check=False,
-    )  # fmt: skip
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", str(under),
+               "-i", str(voice), "-filter_complex", graph, *tail]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, check=False)
     text = result.stderr.decode("utf-8", "replace")
     if result.returncode != 0:
-        raise StageError(f"ffmpeg could not mix the dub: {text.strip()[-500:] or 'no message'}.")
+        raise _failure(command, "mix the dub", result.stderr)
     if outputs is not None:
         return None
     loudness, peak = _LOUDNESS.findall(text), _TRUE_PEAK.findall(text)  # the last summary
@@ -652,5 +662,4 @@ def burn_subtitles(video: Path, subtitles: Path, destination: Path) -> None:
     logger.debug("running %s", " ".join(args))
     result = subprocess.run(args, capture_output=True, check=False, cwd=subtitles.parent)
     if result.returncode != 0:
-        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise StageError(f"ffmpeg could not burn in the subtitles: {' / '.join(tail)}.")
+        raise _failure(args, "burn in the subtitles", result.stderr)

@@ -132,6 +132,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
+        from octavia_cli.files import disk_full, is_disk_full
+
+        if is_disk_full(f"{exc} {getattr(exc, 'strerror', '')}"):  # a library's failed write
+            full = disk_full(None)
+            return _fail(str(full), full.exit_code)
         return _fail(
             f"Unexpected error: {type(exc).__name__}: {exc}. "
             "Run again with --debug for the traceback, and please report it.",

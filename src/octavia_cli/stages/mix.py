@@ -25,7 +25,7 @@ import numpy as np
 
 from octavia_cli.audio import read_audio
 from octavia_cli.errors import ConfigError
-from octavia_cli.files import atomic_path
+from octavia_cli.files import atomic_path, writing
 from octavia_cli.media import (
     DUCKING_PRESETS,
     NO_SEPARATION_DUCKING,
@@ -115,10 +115,12 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     raw_voice = project.path(f"mix/.voice-raw.{target}.tmp.wav")  # swept up if killed
     raw_voice.parent.mkdir(parents=True, exist_ok=True)
     try:
-        write_voice_track(
-            raw_voice, [(round(f.start_s * rate), project.path(f.path)) for f in fits if f.path],
-            rate, channels, length,
-        )  # fmt: skip
+        with writing(raw_voice):
+            write_voice_track(
+                raw_voice,
+                [(round(f.start_s * rate), project.path(f.path)) for f in fits if f.path],
+                rate, channels, length,
+            )  # fmt: skip
         reporter.advance(1, 4)
         source_lufs, _ = measure_file(project.path(SOURCE_WAV), seconds=source_duration)
         pieces = timeline.pieces(source_duration) if timeline.stretches else None

@@ -100,7 +100,11 @@ class EspeakEngine:
             check=False,
         )
         if result.returncode != 0 or not destination.exists():
+            from octavia_cli.files import disk_full, is_disk_full
+
             message = result.stderr.decode("utf-8", "replace").strip() or "no message"
+            if is_disk_full(message):
+                raise disk_full(destination)
             raise StageError(f"espeak-ng failed on voice {voice}: {message}.")
         info = soundfile.info(str(destination))
         return SynthesisResult(info.duration, info.samplerate)
