@@ -371,6 +371,18 @@ def test_twenty_concurrent_uploads_are_all_accounted_for(server: Server, talk: P
     assert Store(server.data_dir / "octavia.db").count_uploads() == 20
 
 
+def test_a_port_in_use_is_said_at_once(server: Server) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = server.octavia("serve", "--port", str(port), "--data-dir", str(server.data_dir))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Port {port} on 127.0.0.1 is already in use. Choose another with --port" in (
+        result.stderr
+    )
+
+
 def test_binding_beyond_localhost_needs_keys(server: Server) -> None:
     result = server.octavia("serve", "--host", "0.0.0.0", "--data-dir", str(server.data_dir))
     assert result.returncode == 1 and "without API keys" in result.stderr

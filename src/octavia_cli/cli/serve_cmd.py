@@ -77,10 +77,40 @@ def serve(
         max_queued=max_queued,
         broker=broker,
     )
+    listening = _listen(host, port)  # a port in use is said before anything starts
     config = uvicorn.Config(create_app(options), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     typer.echo(f"octavia serve: http://{host}:{port}/api/v1 (data in {folder})", err=True)
-    server.run()
+    server.run(sockets=[listening])
+
+
+def _listen(host: str, port: int):
+    """A socket bound to ``host:port`` for uvicorn to serve on.
+
+    Raises:
+        InputError: the address is in use, not this machine's, or needs privileges.
+    """
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(
+                f"Port {port} on {host} is already in use.",
+                "Choose another with --port, or stop what is using it.",
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise InputError(
+                f"Port {port} needs administrator rights.", "Choose one above 1023 with --port."
+            ) from None
+        raise InputError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @keys_app.command("create")
