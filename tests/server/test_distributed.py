@@ -241,3 +241,23 @@ def test_a_job_past_its_attempts_ends_failed_with_its_reason(redis_url: str, tmp
     assert event["type"] == "end" and event["state"] == "failed"
     assert "stopped its worker 3 times" in event["error"]
     assert not (tmp_path / "jobs" / "poison1").exists()  # it did not run again
+
+
+def test_a_broker_that_does_not_answer_is_said_at_once(
+    server_env: dict[str, str],  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """serve --broker and worker check Redis first: one sentence, exit 1, no retry loop."""
+    closed = f"redis://user:secret@127.0.0.1:{_free_port()}/0"
+    server = Server(tmp_path / "data", server_env, "--broker", closed)
+    for args in (
+        ("serve", "--port", str(server.port), "--data-dir", str(server.data_dir), "--broker",
+         closed),
+        ("worker", "--broker", closed, "--data-dir", str(server.data_dir)),
+    ):  # fmt: skip
+        result = server.octavia(*args)
+        assert result.returncode == 1, result.stderr
+        assert "Cannot reach the broker at redis://user:***@127.0.0.1" in result.stderr
+        assert "secret" not in result.stderr and "Traceback" not in result.stderr
+    result = server.octavia("worker", "--broker", "amqp://guest@localhost//")
+    assert result.returncode == 1 and "--broker must be a Redis URL" in result.stderr

@@ -77,6 +77,10 @@ def serve(
         max_queued=max_queued,
         broker=broker,
     )
+    if broker:
+        from octavia_cli.server.distributed import check_broker
+
+        check_broker(broker)
     listening = _listen(host, port)  # a port in use is said before anything starts
     config = uvicorn.Config(create_app(options), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
@@ -180,7 +184,7 @@ def worker_command(
     ] = "dub,transcribe,translate,subtitles,synthesize",
 ) -> None:
     """Run jobs of an `octavia serve --broker` (Celery worker; one job at a time)."""
-    from octavia_cli.server.distributed import KINDS, gpu_report, run_worker
+    from octavia_cli.server.distributed import KINDS, check_broker, gpu_report, run_worker
 
     chosen = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = [q for q in chosen if q not in KINDS]
@@ -190,6 +194,7 @@ def worker_command(
             f"Choose among: {', '.join(KINDS)}.",
         )
     folder = data_dir_or_default(data_dir)
+    check_broker(broker)
     typer.echo(
         f"octavia worker: {gpu_report(gpu)}; queues {', '.join(chosen)}; data in {folder}",
         err=True,

@@ -75,6 +75,39 @@ def _redis(broker: str) -> Any:
     return redis.Redis.from_url(broker)
 
 
+def check_broker(broker: str) -> None:
+    """Raise one sentence unless the Redis at ``broker`` answers (before serve or a worker
+    starts; once running, Celery reconnects by itself).
+
+    Raises:
+        InputError: a URL that is not Redis's, or a Redis that does not answer.
+    """
+    import redis
+
+    from octavia_cli.errors import InputError
+
+    if not broker.startswith(("redis://", "rediss://", "unix://")):
+        raise InputError(
+            f"--broker must be a Redis URL, not '{broker}'.", "For example: redis://HOST:6379/0"
+        )
+    try:
+        client = redis.Redis.from_url(broker, socket_connect_timeout=5, socket_timeout=5)
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError, OSError) as exc:
+        raise InputError(
+            f"Cannot reach the broker at {_masked(broker)}: {exc}",
+            "Start Redis there, or check --broker.",
+        ) from None
+
+
+def _masked(url: str) -> str:
+    """``url`` without a password."""
+    import re
+
+    return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
+
+
 # -- the worker side ---------------------------------------------------------------------
 
 
