@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ def available() -> bool:
     import logging
 
     try:
-        import resemblyzer  # noqa: F401
+        import_resemblyzer()
     except Exception as exc:  # ImportError, or a broken dependency of it
         logging.getLogger(__name__).warning(
             "speaker similarity check off: resemblyzer does not import (%s)", exc
@@ -26,24 +27,35 @@ def available() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=1)
-def _encoder():  # -> resemblyzer.VoiceEncoder
-    from resemblyzer import VoiceEncoder
+def import_resemblyzer() -> Any:
+    """``resemblyzer``, imported without the warning its webrtcvad prints about
+    pkg_resources on every run (nothing the user can act on)."""
+    import warnings
 
-    return VoiceEncoder("cpu", verbose=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        import resemblyzer
+
+    return resemblyzer
+
+
+@functools.lru_cache(maxsize=1)
+def encoder() -> Any:
+    """resemblyzer's GE2E speaker encoder on the CPU (loaded once; the diarizer and the
+    similarity check share it)."""
+    return import_resemblyzer().VoiceEncoder("cpu", verbose=False)
 
 
 def embed(path: Path) -> np.ndarray:
     """The speaker embedding of a recording (unit length)."""
-    from resemblyzer import preprocess_wav
-
-    wav = preprocess_wav(str(path))
+    wav = import_resemblyzer().preprocess_wav(str(path))
     if len(wav) < 1600:  # under 0.1 s of speech after trimming: use the file as it is
         import soundfile
 
         wav, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
         wav = wav.mean(axis=1)
-    return _encoder().embed_utterance(wav)
+    return encoder().embed_utterance(wav)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,7 +15,6 @@ speaker is given to that speaker. No overlapping speech is reported: one speaker
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -44,8 +43,10 @@ CHUNK_S = 600.0
 
 
 def _require() -> None:
+    from octavia_cli.similarity import import_resemblyzer
+
     try:
-        import resemblyzer  # noqa: F401
+        import_resemblyzer()
         import sklearn  # noqa: F401
     except Exception as exc:  # ImportError, or webrtcvad's missing pkg_resources
         raise MissingDependencyError(
@@ -54,11 +55,10 @@ def _require() -> None:
         ) from None
 
 
-@functools.lru_cache(maxsize=1)
 def _encoder() -> Any:
-    from resemblyzer import VoiceEncoder
+    from octavia_cli.similarity import encoder
 
-    return VoiceEncoder("cpu", verbose=False)
+    return encoder()
 
 
 class OfflineDiarizer:
