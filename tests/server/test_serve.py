@@ -176,9 +176,11 @@ def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_p
     assert cli("login", "--url", server.url, "--api-key", server.key("dan", 10)[1])[0] == 0
     code, out, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote",
                          "--replace-audio", "--loudness", "-16", "--ducking", "soft",
-                         "-o", str(tmp_path / "dubbed.mkv"))  # fmt: skip
+                         "-o", str(tmp_path / "dubbed.mkv"), "--json")  # fmt: skip
     assert code == 0, err
-    dubbed = Path(out.strip())
+    [entry] = json.loads(out)["dubbed"]
+    assert entry["source"] == str(talk) and entry["job"]
+    dubbed = Path(entry["outputs"]["es"])
     assert dubbed == tmp_path / "dubbed.mkv"  # in the format -o names, made by the server
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=format_name", "-of", "csv=p=0",
