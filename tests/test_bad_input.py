@@ -208,6 +208,17 @@ def test_worker_with_an_unknown_queue(cli) -> None:
     assert code == 1 and "Unknown job kind(s) in --queues: render" in err
 
 
+def test_worker_on_a_gpu_that_is_not_there(cli) -> None:
+    torch = pytest.importorskip("torch")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    code, _, err = cli("worker", "--broker", "redis://127.0.0.1:1/0", "--gpu", str(count))
+    assert code == 1 and "Traceback" not in err
+    if count == 0:
+        assert "--gpu 0: no CUDA GPU is visible here" in err and "leave --gpu out" in err
+    else:
+        assert f"There is no GPU {count} here: this machine has {count}." in err
+
+
 def _can_mount_tmpfs() -> bool:
     import shutil
 

@@ -194,9 +194,7 @@ def worker_command(
             f"Choose among: {', '.join(KINDS)}.",
         )
     folder = data_dir_or_default(data_dir)
+    device = gpu_report(gpu)
     check_broker(broker)
-    typer.echo(
-        f"octavia worker: {gpu_report(gpu)}; queues {', '.join(chosen)}; data in {folder}",
-        err=True,
-    )
+    typer.echo(f"octavia worker: {device}; queues {', '.join(chosen)}; data in {folder}", err=True)
     run_worker(broker, folder, chosen, gpu)

@@ -419,13 +419,34 @@ def _worker_device() -> str | None:
 
 
 def gpu_report(gpu: int | None) -> str:
-    """The worker's GPU name and free memory, or that it runs on the CPU."""
+    """The worker's GPU name and free memory, or that it runs on the CPU.
+
+    Raises:
+        InputError: ``gpu`` is given and there is no such CUDA GPU here.
+    """
+    from octavia_cli.errors import InputError
+
     try:
         import torch
     except ImportError:
+        if gpu is not None:
+            raise InputError(
+                f"--gpu {gpu} needs torch with CUDA, which is not installed.",
+                "Install the quality engines: pip install 'octavia-cli[quality]'.",
+            ) from None
         return "CPU (torch not installed)"
-    if gpu is None or not torch.cuda.is_available():
+    if gpu is None:
         return "CPU"
+    if not torch.cuda.is_available():
+        raise InputError(
+            f"--gpu {gpu}: no CUDA GPU is visible here.",
+            "Check the driver (nvidia-smi), or leave --gpu out to run on the CPU.",
+        )
+    if gpu >= torch.cuda.device_count():
+        raise InputError(
+            f"There is no GPU {gpu} here: this machine has {torch.cuda.device_count()}.",
+            f"Use --gpu 0 to {torch.cuda.device_count() - 1}.",
+        )
     free, total = torch.cuda.mem_get_info(gpu)
     name = torch.cuda.get_device_name(gpu)
     return f"GPU {gpu}: {name}, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
