@@ -76,18 +76,13 @@ def atomic_path(path: Path, *, private: bool = False) -> Iterator[Path]:
         raise _explain_os_error(exc, path) from exc
     tmp = Path(tmp_name)
     try:
-        yield tmp
+        with writing(path):  # the temporary still takes its space while this looks
+            yield tmp
         os.chmod(tmp, 0o600 if private else 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _explain_os_error(exc, path) from exc
-    except Exception as exc:
-        full = _out_of_space(tmp)
-        tmp.unlink(missing_ok=True)
-        if full and not isinstance(exc, OctaviaError):
-            raise disk_full(path) from exc
-        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
