@@ -39,6 +39,12 @@ class Client:
             raise ConfigError(
                 "No Octavia backend is configured.", "Run: octavia login --url URL --api-key KEY"
             )
+        if not url.startswith(("http://", "https://")):
+            example = f"http://{url}" if "://" not in url else "https://octavia.example.com"
+            raise ConfigError(
+                f"The backend URL must start with http:// or https://, not '{url}'.",
+                f"For example: octavia login --url {example}",
+            )
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)

@@ -165,6 +165,9 @@ def test_account_commands_without_a_backend(cli, talk: Path) -> None:
     port = _closed_port()
     code, _, err = cli("login", "--url", f"http://127.0.0.1:{port}", "--api-key", "oct_x")
     assert code == 1 and "Cannot reach the Octavia backend" in err and "Traceback" not in err
+    code, _, err = cli("login", "--url", f"127.0.0.1:{port}", "--api-key", "oct_x")
+    assert code == 1 and "must start with http:// or https://" in err
+    assert f"octavia login --url http://127.0.0.1:{port}" in err
     other = talk.with_name("other.mp4")
     other.write_bytes(talk.read_bytes())
     code, _, err = cli("dub", str(talk), str(other), "--to", "es", "--remote")
