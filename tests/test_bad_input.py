@@ -58,6 +58,15 @@ def test_unknown_language(cli, talk: Path, code_given: str) -> None:
     assert_clean_failure(code, err, 1, f"'{code_given}' is not", "ISO 639-1")
 
 
+@pytest.mark.parametrize(("given", "meant"), [("spa", "es (Spanish)"), ("German", "de (German)")])
+def test_a_language_name_or_three_letter_code_gets_its_two_letter_code(
+    cli, talk: Path, given: str, meant: str
+) -> None:
+    code, _, err = cli("dub", str(talk), "--to", given)
+    assert_clean_failure(code, err, 1, f"'{given}' is not a language code")
+    assert f"Use the two-letter ISO 639-1 code: {meant}." in err
+
+
 def test_unknown_source_language(cli, talk: Path) -> None:
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "qq")
     assert_clean_failure(code, err, 1, "'qq' is not a known ISO 639-1 language code")

@@ -27,9 +27,12 @@ def normalize_language(code: str) -> str:
     cleaned = code.strip().lower().replace("_", "-")
     primary = cleaned.split("-", 1)[0]
     if not _CODE.match(primary):
+        meant = _two_letter_code_for(code.strip())
         raise InputError(
             f"'{code}' is not a language code.",
-            "Use a two-letter ISO 639-1 code such as en, es, fr or de.",
+            f"Use the two-letter ISO 639-1 code: {meant} ({language_name(meant)})."
+            if meant
+            else "Use a two-letter ISO 639-1 code such as en, es, fr or de.",
         )
     language = langcodes.Language.get(primary)
     try:
@@ -40,6 +43,21 @@ def normalize_language(code: str) -> str:
             "Use a two-letter code such as en, es, fr or de.",
         ) from None
     return language.language or primary
+
+
+def _two_letter_code_for(text: str) -> str | None:
+    """The ISO 639-1 code a three-letter code (``spa``, ``ger``) or a language's name
+    (``Spanish``, ``español``) stands for, if it has one."""
+    import langcodes
+
+    for lookup in (langcodes.Language.get, langcodes.find):
+        try:
+            language = lookup(text).language
+        except (LookupError, ValueError, langcodes.tag_parser.LanguageTagError):
+            continue
+        if language and _CODE.match(language):
+            return language
+    return None
 
 
 def language_name(code: str) -> str:
