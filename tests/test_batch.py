@@ -63,6 +63,12 @@ def test_expand_inputs_skips_dubs_and_projects(tmp_path: Path) -> None:
         tmp_path / "intro.v2.mp3",
         tmp_path / "talk.mp4",
     ]
+    # What a shell makes of episodes/*.mp4 after a first run, and the same glob quoted.
+    given = sorted(tmp_path.glob("*.mp4"))
+    assert tmp_path / "talk.es.mp4" in given
+    assert expand_inputs(given) == [tmp_path / "talk.mp4"]
+    assert expand_inputs([tmp_path / "*.mp4"]) == [tmp_path / "talk.mp4"]
+    assert expand_inputs([tmp_path / "talk.es.mp4"]) == [tmp_path / "talk.es.mp4"]  # as asked
 
 
 def test_dry_run_plans_without_running(cli, talk: Path) -> None:

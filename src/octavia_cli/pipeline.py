@@ -254,24 +254,37 @@ def plan(request: DubRequest, settings: Settings) -> dict[str, Any]:
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given, and the media files directly inside each folder (sorted), skipping
-    Octavia's own project folders and outputs (``talk.es.mp4`` beside ``talk.mp4``)."""
+    """Files as given (a quoted glob such as ``'episodes/*.mp3'`` expanded), and the media
+    files directly inside each folder (sorted). Octavia's own outputs (``talk.es.mp4``
+    beside ``talk.mp4``) are left out when their source is among the inputs, so running
+    ``octavia dub episodes/*.mp3`` again does not dub the dubs."""
+    import glob
+
     from octavia_cli.media import AUDIO_FORMATS, VIDEO_AUDIO_CODECS
 
     suffixes = set(AUDIO_FORMATS) | set(VIDEO_AUDIO_CODECS)
     files: list[Path] = []
     for item in inputs:
-        if not item.is_dir():
+        if not item.exists() and glob.has_magic(str(item)):
+            files += sorted(Path(p) for p in glob.glob(str(item)) if Path(p).is_file())
+        elif not item.is_dir():
             files.append(item)
-            continue
-        found = sorted(
-            p
-            for p in item.iterdir()
-            if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
-        )
-        stems = {p.stem for p in found}
-        files += [p for p in found if not _is_octavia_output(p, stems)]
-    return list(dict.fromkeys(files))
+        else:
+            files += sorted(
+                p
+                for p in item.iterdir()
+                if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+            )
+    files = list(dict.fromkeys(files))
+    if len(files) < 2:
+        return files
+    stems: dict[Path, set[str]] = {}
+    for path in files:
+        stems.setdefault(path.parent, set()).add(path.stem)
+    kept = [p for p in files if not _is_octavia_output(p, stems[p.parent])]
+    if len(kept) < len(files):
+        logger.info("left out %d dub(s) of the other inputs", len(files) - len(kept))
+    return kept
 
 
 def _is_octavia_output(path: Path, stems: set[str]) -> bool:
