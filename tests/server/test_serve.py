@@ -259,6 +259,7 @@ def test_interrupting_a_remote_batch_cancels_its_jobs(
     dub.send_signal(signal.SIGINT)
     _, err = dub.communicate(timeout=60)
     assert dub.returncode == 130 and "Interrupted" in err, err
+    assert "2 unfinished job(s) on the server cancelled" in err
     states = {job["id"]: _wait(client, job["id"])["state"] for job in client.get("/jobs").json()}
     assert len(states) == 2 and set(states.values()) == {"cancelled"}, states
 

@@ -390,7 +390,7 @@ def _dub_remote(
                             raise
                         failed[source] = exc
             except KeyboardInterrupt:
-                _cancel(client, [job_id for _, job_id, _ in queued[following:]])
+                _cancel(ctx, client, [job_id for _, job_id, _ in queued[following:]])
                 raise
     finally:
         client.close()
@@ -433,7 +433,7 @@ def _queue_remote(
             job_options = {**options, "output_format": fmt} if fmt else options
             job_id = remote.submit(client, "dub", request.source, job_options, hook)
         except KeyboardInterrupt:
-            _cancel(client, [job_id for _, job_id, _ in queued])
+            _cancel(ctx, client, [job_id for _, job_id, _ in queued])
             raise
         except OctaviaError as exc:
             if not batch:
@@ -448,15 +448,25 @@ def _queue_remote(
     return queued
 
 
-def _cancel(client, job_ids: list[str]) -> None:
-    """Cancel the jobs of an interrupted remote batch (what cannot be reached stays queued)."""
+def _cancel(ctx: typer.Context, client, job_ids: list[str]) -> None:
+    """Cancel the jobs of an interrupted remote dub (what cannot be reached stays queued),
+    and say so: running the command again starts them over on the server."""
     from contextlib import suppress
 
     from octavia_cli.errors import OctaviaError
 
+    cancelled = 0
     for job_id in job_ids:
         with suppress(OctaviaError):
             client.cancel(job_id)
+            cancelled += 1
+    if cancelled:
+        state(ctx).stderr.print(
+            f"note: {cancelled} unfinished job(s) on the server cancelled; running the same "
+            "command again starts them over (files already downloaded are skipped).",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_estimate(client, requests: list, options: dict) -> None:
