@@ -184,13 +184,18 @@ def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
     assert code != 0 and "A --parallel dub needs the spoken language" in err
 
 
+def _dub_taken_by_a_worker(client: httpx.Client, talk: Path) -> tuple[str, str]:
+    """Queue a dub of ``talk`` and wait until a worker takes it: (job id, worker)."""
+    upload = _upload(client, talk)
+    request = {"kind": "dub", "upload_id": upload, "options": {"to": ["es"], "from": "en"}}
+    job_id = client.post("/jobs", json=request).json()["id"]
+    return job_id, _taken_by(client, job_id)
+
+
 def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
     cluster.start(workers=2)
     with cluster.server.http() as client:
-        upload = _upload(client, talk)
-        request = {"kind": "dub", "upload_id": upload, "options": {"to": ["es"], "from": "en"}}
-        job_id = client.post("/jobs", json=request).json()["id"]
-        taken = _taken_by(client, job_id)
+        job_id, taken = _dub_taken_by_a_worker(client, talk)
         pid = int(taken.rsplit(":", 1)[1])
         os.kill(pid, signal.SIGKILL)  # mid-job: acked late, so the job goes back
         job = _wait(client, job_id, timeout_s=240)
@@ -202,10 +207,7 @@ def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
 def test_sigterm_lets_the_running_job_finish(cluster: Cluster, talk: Path) -> None:
     cluster.start(workers=1)
     with cluster.server.http() as client:
-        upload = _upload(client, talk)
-        request = {"kind": "dub", "upload_id": upload, "options": {"to": ["es"], "from": "en"}}
-        job_id = client.post("/jobs", json=request).json()["id"]
-        _taken_by(client, job_id)
+        job_id, _ = _dub_taken_by_a_worker(client, talk)
         worker = cluster.workers[0]
         worker.send_signal(signal.SIGTERM)  # a warm shutdown: finish, then stop
         job = _wait(client, job_id, timeout_s=120)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.server.store import FAILED, SUCCEEDED, TERMINAL, Job, Store
+from octavia_cli.server.worker import ThreadedRunner
 
 logger = logging.getLogger(__name__)
 
@@ -494,7 +495,7 @@ def run_worker(broker: str, data_dir: Path, queues: list[str], gpu: int | None) 
 # -- the serve side ----------------------------------------------------------------------
 
 
-class CeleryDispatcher:
+class CeleryDispatcher(ThreadedRunner):
     """Serve's stand-in for its worker threads: queued jobs go to Celery, and the events the
     workers publish update the store and the SSE streams."""
 
@@ -509,26 +510,12 @@ class CeleryDispatcher:
         self.max_attempts = max_attempts
         self.on_event = on_event
         self.workers = 0  # counted from the workers that answer a ping
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._init_threads()
         self._app = celery_app(broker)
 
     def start(self) -> None:
-        requeued, failed = self.store.recover(self.max_attempts)
-        if requeued or failed:
-            logger.info("after a restart: %d job(s) sent again, %d failed", requeued, failed)
-        for target in (self._dispatch, self._listen, self._count_workers):
-            thread = threading.Thread(target=target, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def wake(self) -> None:
-        self._wake.set()
+        self._start({"octavia-dispatch": self._dispatch, "octavia-events": self._listen,
+                     "octavia-workers": self._count_workers})  # fmt: skip
 
     def cancel(self, job_id: str) -> None:
         # A running job cannot be taken from its worker's hands safely; its result is

@@ -61,28 +61,24 @@ class EventBus:
                 loop.call_soon_threadsafe(queue.put_nowait, event)
 
 
-@dataclass
-class WorkerPool:
-    store: Store
-    data_dir: Path
-    bus: EventBus
-    workers: int = 1
-    max_attempts: int = 3
-    on_event: Callable[[str, dict[str, Any]], None] | None = None  # metrics
+class ThreadedRunner:
+    """What serve's two job runners share (the in-process pool and the Celery dispatcher):
+    jobs left running by a dead server recovered on start, daemon threads, stop and wake."""
 
-    def __post_init__(self) -> None:
+    store: Store
+    max_attempts: int
+
+    def _init_threads(self) -> None:
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._cancelled: set[str] = set()
         self._threads: list[threading.Thread] = []
-        self._device = threading.local()  # each worker thread's GPU
 
-    def start(self) -> None:
+    def _start(self, targets: dict[str, Callable[[], None]]) -> None:
         requeued, failed = self.store.recover(self.max_attempts)
         if requeued or failed:
-            logger.info("after restart: %d job(s) requeued, %d failed", requeued, failed)
-        for index in range(self.workers):
-            thread = threading.Thread(target=self._run, name=f"octavia-worker-{index}", daemon=True)
+            logger.info("after a restart: %d job(s) requeued, %d failed", requeued, failed)
+        for name, target in targets.items():
+            thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -92,6 +88,24 @@ class WorkerPool:
 
     def wake(self) -> None:
         self._wake.set()
+
+
+@dataclass
+class WorkerPool(ThreadedRunner):
+    store: Store
+    data_dir: Path
+    bus: EventBus
+    workers: int = 1
+    max_attempts: int = 3
+    on_event: Callable[[str, dict[str, Any]], None] | None = None  # metrics
+
+    def __post_init__(self) -> None:
+        self._init_threads()
+        self._cancelled: set[str] = set()
+        self._device = threading.local()  # each worker thread's GPU
+
+    def start(self) -> None:
+        self._start({f"octavia-worker-{index}": self._run for index in range(self.workers)})
 
     def cancel(self, job_id: str) -> None:
         self._cancelled.add(job_id)
