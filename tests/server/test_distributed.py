@@ -65,7 +65,7 @@ class Cluster:
             "OCTAVIA_PARALLEL_LINES": "2",
         }
         self.broker, self.data_dir = broker, data_dir
-        self.server = Server(data_dir, self.env, "--broker", broker)
+        self.server = Server(data_dir, self.env, "--broker", broker).open()
         self.workers: list[subprocess.Popen] = []
 
     def start(self, workers: int) -> Cluster:
@@ -254,7 +254,7 @@ def test_a_broker_that_does_not_answer_is_said_at_once(
     server = Server(tmp_path / "data", server_env, "--broker", closed)
     for args in (
         ("serve", "--port", str(server.port), "--data-dir", str(server.data_dir), "--broker",
-         closed),
+         closed, "--no-auth"),
         ("worker", "--broker", closed, "--data-dir", str(server.data_dir)),
     ):  # fmt: skip
         result = server.octavia(*args)

@@ -57,6 +57,11 @@ class Server:
                 time.sleep(0.2)
         raise AssertionError("the server did not start")
 
+    def open(self) -> Server:
+        """Serve without keys (--no-auth): this machine only."""
+        self.extra = (*self.extra, "--no-auth")
+        return self
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.process is not None
         self.process.send_signal(sig)
@@ -110,8 +115,8 @@ def _wait(client: httpx.Client, job_id: str, timeout_s: float = 120) -> dict:
 
 
 def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: Path) -> None:
-    server.start()
     _, key = server.key("alice", credits=5)
+    server.start()
     code, _, err = cli("login", "--url", server.url, "--api-key", key)
     assert code == 0, err
     assert key not in err and key[:8] in err  # never printed in full
@@ -172,8 +177,9 @@ def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_p
     from helpers import decode
     from octavia_cli.media import measure_loudness
 
+    key = server.key("dan", 10)[1]
     server.start()
-    assert cli("login", "--url", server.url, "--api-key", server.key("dan", 10)[1])[0] == 0
+    assert cli("login", "--url", server.url, "--api-key", key)[0] == 0
     code, out, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote",
                          "--replace-audio", "--loudness", "-16", "--ducking", "soft",
                          "-o", str(tmp_path / "dubbed.mkv"), "--json")  # fmt: skip
@@ -210,8 +216,8 @@ def test_a_remote_batch_goes_on_past_a_broken_file(
 ) -> None:
     """dub a.mp4 broken.mp4 c.mp4 --remote: all queued first, the broken one listed at the
     end with a non-zero exit; run again, the dubbed ones are skipped, not re-bought."""
-    server.start()
     key = server.key("erin", 10)[1]
+    server.start()
     assert cli("login", "--url", server.url, "--api-key", key)[0] == 0
     folder = tmp_path / "episodes"
     folder.mkdir()
@@ -242,8 +248,8 @@ def test_a_remote_batch_goes_on_past_a_broken_file(
 def test_interrupting_a_remote_batch_cancels_its_jobs(
     server: Server, talk: Path, tmp_path: Path
 ) -> None:
-    server.start()
     key = server.key("fay", 10)[1]
+    server.start()
     config = Path(server.env["OCTAVIA_CONFIG"])
     config.write_text(f'[remote]\nurl = "{server.url}"\napi_key = "{key}"\n')
     files = [str(shutil.copy(talk, tmp_path / name)) for name in ("a.mp4", "b.mp4")]
@@ -267,7 +273,7 @@ def test_interrupting_a_remote_batch_cancels_its_jobs(
 def test_restart_loses_no_queued_job_and_resumes_the_running_one(
     server: Server, talk: Path
 ) -> None:
-    server.start()
+    server.open().start()
     client = server.http()
     upload = client.put("/uploads", params={"filename": "talk.mp4"},
                         content=talk.read_bytes()).json()  # fmt: skip
@@ -308,8 +314,8 @@ def test_a_job_interrupted_too_often_fails_with_a_reason(tmp_path: Path) -> None
 
 
 def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Path) -> None:
-    server.start()
     key_id, key = server.key("bob", credits=0.1)  # 6 s of media: less than the 10 s clip
+    server.start()
     client = server.http(key)
     upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
     assert upload.status_code == 201
@@ -357,7 +363,7 @@ def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Pat
 
 
 def test_twenty_concurrent_uploads_are_all_accounted_for(server: Server, talk: Path) -> None:
-    server.start()
+    server.open().start()
     data = talk.read_bytes()
 
     def upload(index: int) -> int:
@@ -379,16 +385,100 @@ def test_a_port_in_use_is_said_at_once(server: Server) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = server.octavia("serve", "--port", str(port), "--data-dir", str(server.data_dir))
+        result = server.octavia("serve", "--port", str(port), "--data-dir", str(server.data_dir),
+                                "--no-auth")  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"Port {port} on 127.0.0.1 is already in use. Choose another with --port" in (
         result.stderr
     )
 
 
-def test_binding_beyond_localhost_needs_keys(server: Server) -> None:
-    result = server.octavia("serve", "--host", "0.0.0.0", "--data-dir", str(server.data_dir))
-    assert result.returncode == 1 and "without API keys" in result.stderr
+def test_serve_needs_a_key_or_an_explicit_no_auth_on_loopback(server: Server) -> None:
+    data = str(server.data_dir)
+    for host in ("127.0.0.1", "0.0.0.0"):
+        result = server.octavia("serve", "--host", host, "--data-dir", data)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"No active API key in {data}: serve needs a key, or --no-auth" in result.stderr
+    for host in ("0.0.0.0", "::", "192.0.2.1"):
+        result = server.octavia("serve", "--no-auth", "--host", host, "--data-dir", data)
+        assert result.returncode == 1, result.stderr
+        assert f"--no-auth serves this machine only, and {host} is not a loopback address." in (
+            result.stderr
+        )
+
+
+def test_loopback_is_decided_from_the_address() -> None:
+    from octavia_cli.server.security import allowed_hosts, is_loopback
+
+    def resolver(*addresses: str):
+        return lambda host: list(addresses)
+
+    assert is_loopback("127.0.0.1") and is_loopback("127.8.0.1") and is_loopback("::1")
+    assert is_loopback("[::1]") and is_loopback("::ffff:127.0.0.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.0.0.1")
+    assert is_loopback("box", resolve=resolver("127.0.1.1", "::1"))
+    assert not is_loopback("box", resolve=resolver("127.0.0.1", "192.0.2.7"))  # one is not
+    assert not is_loopback("localhost.evil", resolve=resolver("203.0.113.5"))
+    assert not is_loopback("nowhere", resolve=resolver())
+    assert allowed_hosts("127.0.0.1", 8123) == {"127.0.0.1:8123", "localhost:8123",
+                                                "[::1]:8123"}  # fmt: skip
+    assert "[::1]:80" in allowed_hosts("::1", 80) and "localhost" in allowed_hosts("::1", 80)
+
+
+def test_revoking_the_last_key_does_not_open_the_api(
+    tmp_path: Path, server_env: dict[str, str], talk: Path
+) -> None:
+    """The repro of the issue: a key, serve on 0.0.0.0, the key revoked while it runs."""
+    server = Server(tmp_path / "data", server_env, "--host", "0.0.0.0")
+    key_id, key = server.key("dave", credits=5)
+    server.start()
+    try:
+        assert server.http(key).get("/jobs").status_code == 200
+        result = server.octavia("serve", "keys", "revoke", key_id,
+                                "--data-dir", str(server.data_dir))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        anonymous = server.http()
+        checks = [
+            anonymous.get("/jobs"),
+            anonymous.get("/account"),
+            anonymous.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes()),
+            server.http(key).get("/jobs"),
+        ]
+        for response in checks[:3]:
+            assert response.status_code == 401, response.text
+            assert response.json()["error"] == "missing API key"
+        assert checks[3].status_code == 401 and checks[3].json()["error"] == "revoked API key"
+    finally:
+        server.kill(signal.SIGTERM)
+    # Nor does a restart open it: every key is revoked, and --no-auth is refused here.
+    data = str(server.data_dir)
+    result = server.octavia("serve", "--port", str(server.port), "--data-dir", data)
+    assert result.returncode == 1
+    assert "every key is revoked, so nobody could use the server" in result.stderr
+    result = server.octavia("serve", "--no-auth", "--port", str(server.port), "--data-dir", data)
+    assert result.returncode == 1
+    assert f"--no-auth is refused: {data} has had API keys" in result.stderr
+
+
+def test_an_open_server_answers_only_requests_addressed_to_it(server: Server) -> None:
+    """--no-auth: said on start; a request whose Host is another name (a web page's, after
+    DNS rebinding) is answered 421; the first key created closes the server."""
+    server.open().start()
+    assert server.process is not None and server.process.stderr is not None
+    said = server.process.stderr.readline().decode() + server.process.stderr.readline().decode()
+    assert "open without API keys (--no-auth): it answers this machine only" in said
+    port = server.port
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
+        response = httpx.get(f"{server.url}/api/v1/jobs", headers={"Host": host}, timeout=10)
+        assert response.status_code == 200, (host, response.text)
+    for host in (f"rebound.example:{port}", f"127.0.0.1:{port + 1}", "localhost", ""):
+        response = httpx.get(f"{server.url}/api/v1/jobs", headers={"Host": host}, timeout=10)
+        assert response.status_code == 421, (host, response.text)
+        assert response.json()["error"] == "unexpected Host header"
+        assert f"127.0.0.1:{port}" in response.json()["detail"]
+    server.key("first", credits=1)
+    response = server.http().get("/jobs")
+    assert response.status_code == 401 and response.json()["error"] == "missing API key"
 
 
 def test_workers_keep_engines_loaded_between_jobs() -> None:
@@ -412,10 +502,10 @@ def test_workers_keep_engines_loaded_between_jobs() -> None:
 def test_remote_subtitles_cancel_and_reattach(
     cli, server: Server, talk: Path, tmp_path: Path
 ) -> None:
-    server.start()
+    server.open().start()
     assert cli("login", "--url", server.url, "--api-key", "ignored-by-an-open-server")[0] == 1
     assert cli("login", "--url", server.url)[0] == 1  # no key on a pipe: asked to give one
-    server_key = server.key("carol", credits=10)[1]
+    server_key = server.key("carol", credits=10)[1]  # the open server now needs keys
     assert cli("login", "--url", server.url, "--api-key", server_key)[0] == 0
 
     code, out, err = cli("subtitles", str(talk), "--to", "es", "--from", "en", "--remote",
@@ -468,6 +558,7 @@ def test_remote_subtitles_cancel_and_reattach(
         assert time.monotonic() < deadline
         time.sleep(0.1)
     server.kill()
+    server.extra = ("--max-upload-mb", "2")  # with keys now: --no-auth would be refused
     server.start()
     runner.join(120)
     code, out, err = outcome[0]
@@ -478,7 +569,7 @@ def test_remote_subtitles_cancel_and_reattach(
 
 
 def test_a_full_queue_answers_503(tmp_path: Path, server_env: dict[str, str], talk: Path) -> None:
-    server = Server(tmp_path / "data", server_env, "--max-queued", "1").start()
+    server = Server(tmp_path / "data", server_env, "--max-queued", "1").open().start()
     try:
         client = server.http()
         upload = client.put("/uploads", params={"filename": "talk.mp4"},

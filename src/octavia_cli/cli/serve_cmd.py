@@ -14,7 +14,6 @@ app = typer.Typer(help="Run Octavia as an HTTP API with jobs and live progress."
 keys_app = typer.Typer(help="API keys and their credits.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DataDirOption = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Jobs, uploads and the database (default: user data dir)."),
@@ -55,6 +54,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve without API keys, to this machine only (a loopback --host); refused "
+            "on a data dir that has ever had a key.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the API (http://HOST:PORT/api/v1, OpenAPI at /api/v1/docs)."""
     if ctx.invoked_subcommand is not None:
@@ -64,28 +71,69 @@ def serve(
     from octavia_cli.server.app import ServerOptions, create_app
 
     folder = data_dir_or_default(data_dir)
-    store = _store(folder)
-    if host not in LOCAL_HOSTS and not store.any_keys():
-        raise InputError(
-            f"Refusing to serve on {host} without API keys: anyone on the network could run jobs.",
-            "Create one with `octavia serve keys create NAME`, or bind to 127.0.0.1.",
-        )
+    _check_auth(_store(folder), folder, host, no_auth)
+    if broker:
+        from octavia_cli.server.distributed import check_broker
+
+        check_broker(broker)
+    listening = _listen(host, port)  # a port in use is said before anything starts
+    bound_host, bound_port = listening.getsockname()[:2]
     options = ServerOptions(
         data_dir=folder,
         workers=workers,
         max_upload_bytes=max_upload_mb * 1024 * 1024,
         max_queued=max_queued,
         broker=broker,
+        no_auth=no_auth,
+        host=host,
+        port=bound_port,
     )
-    if broker:
-        from octavia_cli.server.distributed import check_broker
-
-        check_broker(broker)
-    listening = _listen(host, port)  # a port in use is said before anything starts
     config = uvicorn.Config(create_app(options), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
-    typer.echo(f"octavia serve: http://{host}:{port}/api/v1 (data in {folder})", err=True)
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    typer.echo(f"octavia serve: http://{shown}:{bound_port}/api/v1 (data in {folder})", err=True)
+    if no_auth:
+        typer.echo(
+            "octavia serve: open without API keys (--no-auth): it answers this machine only, "
+            f"at 127.0.0.1, localhost or [::1] port {bound_port}; creating a key closes it.",
+            err=True,
+        )
+    else:
+        typer.echo("octavia serve: every request needs an API key.", err=True)
     server.run(sockets=[listening])
+
+
+def _check_auth(store, folder: Path, host: str, no_auth: bool) -> None:  # store: Store
+    """Raise one sentence unless the server would be reachable only as it should be: with
+    keys, or open (``--no-auth``) on a loopback address of a data dir never given a key.
+
+    Raises:
+        InputError: --no-auth off loopback or on a data dir that has had keys, or no
+            --no-auth and no active key.
+    """
+    from octavia_cli.server.security import is_loopback
+
+    if no_auth:
+        if not is_loopback(host):
+            raise InputError(
+                f"--no-auth serves this machine only, and {host} is not a loopback address.",
+                "Leave --host out (127.0.0.1), or create an API key and drop --no-auth.",
+            )
+        if store.ever_had_keys():
+            raise InputError(
+                f"--no-auth is refused: {folder} has had API keys, so it serves with keys only.",
+                "Use a key (`octavia serve keys list`), or another --data-dir.",
+            )
+        return
+    if not store.any_keys():
+        revoked = store.ever_had_keys()
+        raise InputError(
+            f"No active API key in {folder}: "
+            + ("every key is revoked, so nobody could use the server."
+               if revoked else "serve needs a key, or --no-auth to be open to this machine."),
+            f"Create one with `octavia serve keys create NAME --data-dir {folder}`"
+            + ("." if revoked else ", or pass --no-auth (loopback only)."),
+        )  # fmt: skip
 
 
 def _listen(host: str, port: int):

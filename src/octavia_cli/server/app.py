@@ -26,13 +26,14 @@ from sse_starlette.sse import EventSourceResponse
 
 from octavia_cli import __version__
 from octavia_cli.server.jobs import Kind, cost_minutes, parse_options
+from octavia_cli.server.security import HostCheck, allowed_hosts, is_loopback
 from octavia_cli.server.store import QUEUED, RUNNING, TERMINAL, Store
 from octavia_cli.server.worker import EventBus, WorkerPool
 
 logger = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"^[\w][\w .()+-]{0,200}$")
-LOCAL = "local"  # the identity of requests when no keys are configured (localhost only)
+LOCAL = "local"  # the identity of requests to a server open without keys (--no-auth)
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,12 @@ class ServerOptions:
     workers: int = 1
     max_upload_bytes: int = 4 * 1024**3
     max_queued: int = 100
-    require_keys: bool = False  # also true whenever a key exists
     broker: str | None = None  # redis://...: jobs run on Celery workers (octavia worker)
+    # Open without keys (serve --no-auth): honoured only on a loopback address, only while
+    # the data dir has never had a key, and only for requests whose Host is that address.
+    no_auth: bool = False
+    host: str = "127.0.0.1"  # the address and port the server listens on
+    port: int = 8000
 
 
 class JobRequest(BaseModel):
@@ -92,6 +97,15 @@ def create_app(options: ServerOptions) -> FastAPI:
         docs_url="/api/v1/docs",
     )
     app.state.store, app.state.pool = store, pool
+    loopback = is_loopback(options.host)
+
+    def open_without_keys() -> bool:
+        """Decided on every request: creating a key closes an open server at once."""
+        return options.no_auth and loopback and not store.ever_had_keys()
+
+    app.add_middleware(
+        HostCheck, allowed=allowed_hosts(options.host, options.port), active=open_without_keys
+    )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -112,7 +126,7 @@ def create_app(options: ServerOptions) -> FastAPI:
 
     def identity(authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization:
-            if options.require_keys or store.any_keys():
+            if not open_without_keys():
                 raise _error(401, "missing API key", "Send Authorization: Bearer <key>.",
                              {"WWW-Authenticate": "Bearer"})  # fmt: skip
             return LOCAL
@@ -317,5 +331,7 @@ def server_options_from_env() -> ServerOptions:
         workers=int(os.environ.get("OCTAVIA_SERVE_WORKERS", "1")),
         max_upload_bytes=int(os.environ.get("OCTAVIA_SERVE_MAX_UPLOAD", str(4 * 1024**3))),
         max_queued=int(os.environ.get("OCTAVIA_SERVE_MAX_QUEUED", "100")),
-        require_keys=os.environ.get("OCTAVIA_SERVE_REQUIRE_KEYS") == "1",
+        no_auth=os.environ.get("OCTAVIA_SERVE_NO_AUTH") == "1",
+        host=os.environ.get("OCTAVIA_SERVE_HOST", "127.0.0.1"),
+        port=int(os.environ.get("OCTAVIA_SERVE_PORT", "8000")),
     )

@@ -143,7 +143,13 @@ class Store:
         return key, key_id
 
     def any_keys(self) -> bool:
+        """Whether a key is active (not revoked)."""
         return bool(self._query("SELECT 1 FROM keys WHERE revoked_at IS NULL LIMIT 1"))
+
+    def ever_had_keys(self) -> bool:
+        """Whether a key was ever created here, revoked ones included: such a data dir is
+        served with keys only (revoking the last key closes the API, never opens it)."""
+        return bool(self._query("SELECT 1 FROM keys LIMIT 1"))
 
     def key_for(self, key: str) -> dict[str, Any] | None:
         rows = self._query(
