@@ -313,6 +313,49 @@ def test_a_job_interrupted_too_often_fails_with_a_reason(tmp_path: Path) -> None
     assert store.queued_count() == 0 and QUEUED
 
 
+def test_one_serve_per_data_dir(server: Server, tmp_path: Path) -> None:
+    """A second serve on a data dir in use exits 1 naming the first (before it could
+    requeue the first one's running jobs); once the first is gone, the lock is free."""
+    server.open().start()
+    assert server.process is not None
+    second = Server(server.data_dir, server.env, "--no-auth")
+    result = second.octavia("serve", "--no-auth", "--port", str(second.port),
+                            "--data-dir", str(server.data_dir))  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        f"Another octavia serve (pid {server.process.pid} on {socket.gethostname()}) is using "
+        f"{server.data_dir}. Stop it first, or give this one another --data-dir."
+    ) in result.stderr
+    assert server.http().get("/jobs").status_code == 200  # the first one serves on
+    server.kill()  # even kill -9 frees the lock
+    second.start()
+    assert second.process is not None
+    assert (server.data_dir / "serve.lock").read_text().split()[0] == str(second.process.pid)
+    second.kill(signal.SIGTERM)
+
+
+def test_recovery_takes_up_only_jobs_whose_runner_is_gone(tmp_path: Path) -> None:
+    from octavia_cli.server.runner import runner_alive, runner_of, this_runner
+    from octavia_cli.server.store import QUEUED, RUNNING, Store
+
+    gone = subprocess.Popen(["sleep", "30"])
+    dead_runner = runner_of(gone.pid)
+    gone.kill()
+    gone.wait()
+    store = Store(tmp_path / "db.sqlite")
+    store.add_upload("u", None, "a.wav", tmp_path / "a.wav", 1, 1.0)
+    ours = store.add_job(None, "transcribe", {}, "u", 0.0, 10)
+    theirs = store.add_job(None, "transcribe", {}, "u", 0.0, 10)
+    assert ours is not None and theirs is not None
+    assert store.claim_next(this_runner()).id == ours.id  # a live process runs it
+    assert store.claim_next(dead_runner).id == theirs.id  # its process has ended
+    assert runner_alive(this_runner()) and not runner_alive(dead_runner)
+    assert not runner_alive(f"{socket.gethostname()}:{os.getpid()}:1")  # a reused pid
+    assert store.recover(3, runner_alive) == (1, 0)
+    assert store.job(ours.id).state == RUNNING and store.job(theirs.id).state == QUEUED
+    assert "runner" not in store.job(ours.id).public()
+
+
 def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Path) -> None:
     key_id, key = server.key("bob", credits=0.1)  # 6 s of media: less than the 10 s clip
     server.start()

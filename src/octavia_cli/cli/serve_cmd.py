@@ -72,6 +72,9 @@ def serve(
 
     folder = data_dir_or_default(data_dir)
     _check_auth(_store(folder), folder, host, no_auth)
+    from octavia_cli.server.runner import lock_data_dir
+
+    lock = lock_data_dir(folder)  # one serve per data dir, held until this process ends
     if broker:
         from octavia_cli.server.distributed import check_broker
 
@@ -100,7 +103,10 @@ def serve(
         )
     else:
         typer.echo("octavia serve: every request needs an API key.", err=True)
-    server.run(sockets=[listening])
+    try:
+        server.run(sockets=[listening])
+    finally:
+        lock.close()
 
 
 def _check_auth(store, folder: Path, host: str, no_auth: bool) -> None:  # store: Store

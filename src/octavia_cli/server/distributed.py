@@ -523,8 +523,10 @@ class CeleryDispatcher(ThreadedRunner):
         self._app.control.revoke(job_id)
 
     def _dispatch(self) -> None:
+        from octavia_cli.server.runner import this_runner
+
         while not self._stop.is_set():
-            job = self.store.claim_next()
+            job = self.store.claim_next(this_runner())  # this serve hands it to Celery
             if job is None:
                 self._wake.wait(0.5)
                 self._wake.clear()

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,10 +61,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     results TEXT NOT NULL DEFAULT '[]',
     created_at REAL NOT NULL,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    runner TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
 """
+
+# Columns added since the tables were first made: (table, column, declaration).
+MIGRATIONS = (("jobs", "runner", "TEXT"),)
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued", "running", "succeeded", "failed", "cancelled"
@@ -95,10 +99,10 @@ class Job:
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    runner: str | None = None  # host:pid:start of the process running it
 
     def public(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "key_id"}
-        return data
+        return {k: v for k, v in self.__dict__.items() if k not in ("key_id", "runner")}
 
 
 class Store:
@@ -111,6 +115,10 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            for table, column, declaration in MIGRATIONS:
+                names = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in names:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -258,8 +266,8 @@ class Store:
     def queued_count(self) -> int:
         return int(self._query("SELECT COUNT(*) AS n FROM jobs WHERE state = ?", QUEUED)[0]["n"])
 
-    def claim_next(self) -> Job | None:
-        """Take the oldest queued job (atomically) and mark it running."""
+    def claim_next(self, runner: str | None = None) -> Job | None:
+        """Take the oldest queued job (atomically) and mark it running by ``runner``."""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT id FROM jobs WHERE state = ? ORDER BY created_at LIMIT 1", (QUEUED,)
@@ -267,9 +275,9 @@ class Store:
             if row is None:
                 return None
             db.execute(
-                "UPDATE jobs SET state = ?, started_at = ?, attempts = attempts + 1 "
+                "UPDATE jobs SET state = ?, started_at = ?, attempts = attempts + 1, runner = ? "
                 "WHERE id = ? AND state = ?",
-                (RUNNING, time.time(), row["id"], QUEUED),
+                (RUNNING, time.time(), runner, row["id"], QUEUED),
             )
         return self.job(row["id"])
 
@@ -306,19 +314,32 @@ class Store:
             row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return row["state"] if row else None
 
-    def recover(self, max_attempts: int) -> tuple[int, int]:
-        """After a restart: jobs left running go back to the queue (their project resumes
-        from its last finished stage), or fail if they were interrupted too often."""
+    def recover(
+        self, max_attempts: int, alive: Callable[[str | None], bool] = lambda runner: False
+    ) -> tuple[int, int]:
+        """On start: running jobs whose runner is gone (``alive(runner)`` is false) go back
+        to the queue (their project resumes from its last finished stage), or fail if they
+        were interrupted too often. A job whose runner still runs is left to it."""
+        requeued = failed = 0
+        reason = f"interrupted {max_attempts} times (the server stopped while it ran)"
         with self.transaction() as db:
-            failed = db.execute(
-                "UPDATE jobs SET state = ?, error = ?, finished_at = ? "
-                "WHERE state = ? AND attempts >= ?",
-                (FAILED, f"interrupted {max_attempts} times (the server stopped while it ran)",
-                 time.time(), RUNNING, max_attempts),
-            ).rowcount  # fmt: skip
-            requeued = db.execute(
-                "UPDATE jobs SET state = ? WHERE state = ?", (QUEUED, RUNNING)
-            ).rowcount
+            rows = db.execute(
+                "SELECT id, attempts, runner FROM jobs WHERE state = ?", (RUNNING,)
+            ).fetchall()
+            for row in rows:
+                if alive(row["runner"]):
+                    continue
+                if row["attempts"] >= max_attempts:
+                    db.execute(
+                        "UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
+                        (FAILED, reason, time.time(), row["id"]),
+                    )
+                    failed += 1
+                else:
+                    db.execute(
+                        "UPDATE jobs SET state = ?, runner = NULL WHERE id = ?", (QUEUED, row["id"])
+                    )
+                    requeued += 1
         return requeued, failed
 
 

@@ -63,7 +63,9 @@ class EventBus:
 
 class ThreadedRunner:
     """What serve's two job runners share (the in-process pool and the Celery dispatcher):
-    jobs left running by a dead server recovered on start, daemon threads, stop and wake."""
+    jobs left running by a server that is gone recovered on start, daemon threads, stop and
+    wake. Jobs are claimed in this process's name (:func:`~octavia_cli.server.runner.this_runner`).
+    """
 
     store: Store
     max_attempts: int
@@ -74,7 +76,9 @@ class ThreadedRunner:
         self._threads: list[threading.Thread] = []
 
     def _start(self, targets: dict[str, Callable[[], None]]) -> None:
-        requeued, failed = self.store.recover(self.max_attempts)
+        from octavia_cli.server.runner import runner_alive
+
+        requeued, failed = self.store.recover(self.max_attempts, runner_alive)
         if requeued or failed:
             logger.info("after a restart: %d job(s) requeued, %d failed", requeued, failed)
         for name, target in targets.items():
@@ -130,8 +134,10 @@ class WorkerPool(ThreadedRunner):
             cache.close()
 
     def _loop(self) -> None:
+        from octavia_cli.server.runner import this_runner
+
         while not self._stop.is_set():
-            job = self.store.claim_next()
+            job = self.store.claim_next(this_runner())
             if job is None:
                 self._wake.wait(0.5)
                 self._wake.clear()
