@@ -405,6 +405,55 @@ def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Pat
     assert revoked.status_code == 401 and revoked.json()["error"] == "revoked API key"
 
 
+def test_languages_are_normalised_where_a_job_enters(server: Server, talk: Path) -> None:
+    """ "ES" and "es-MX" are "es": one translation, one charge, outputs named .es.; an
+    unknown code is refused with the reason before anything is queued."""
+    _, key = server.key("gus", credits=5)
+    server.start()
+    client = server.http(key)
+    quote = client.post("/estimate", json={"kind": "dub", "duration_s": 60,
+                                           "options": {"to": ["es", "ES", "es-MX"]}})  # fmt: skip
+    assert quote.status_code == 200 and quote.json()["cost_minutes"] == 1.0  # one target
+    upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
+    upload_id = upload.json()["id"]
+    for options, text in (
+        ({"to": ["xx"]}, "to: Value error, 'xx' is not a known ISO 639-1 language code."),
+        ({"to": ["es"], "from": "spa"}, "from: Value error, 'spa' is not a language code. "
+         "Use the two-letter ISO 639-1 code: es (Spanish)."),
+    ):  # fmt: skip
+        refused = client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
+                                             "options": options})  # fmt: skip
+        assert refused.status_code == 422 and text in refused.json()["detail"], refused.text
+    created = client.post(
+        "/jobs",
+        json={
+            "kind": "dub",
+            "upload_id": upload_id,
+            "options": {"to": ["ES", "es-MX"], "from": "EN"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["options"] == {"to": ["es"], "from": "en"}  # kept normalised
+    assert created.json()["cost_minutes"] == pytest.approx(10 / 60, abs=1e-3)
+    job = _wait(client, created.json()["id"])
+    assert job["state"] == "succeeded", job["error"]
+    assert [r["name"] for r in job["results"]] == ["talk.es.mp4"]
+    assert client.get("/account").json()["balance_minutes"] == pytest.approx(5 - 10 / 60,
+                                                                            abs=1e-3)  # fmt: skip
+
+
+def test_an_estimate_of_a_negative_duration_is_refused(server: Server) -> None:
+    _, key = server.key("hal", credits=1)
+    server.start()
+    response = server.http(key).post("/estimate", json={"kind": "dub", "duration_s": -600,
+                                                        "options": {"to": ["es"]}})  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "error": "invalid request",
+        "detail": "duration_s: Input should be greater than or equal to 0",
+    }
+
+
 def test_twenty_concurrent_uploads_are_all_accounted_for(server: Server, talk: Path) -> None:
     server.open().start()
     data = talk.read_bytes()
@@ -566,11 +615,17 @@ def test_remote_subtitles_cancel_and_reattach(
             for _ in range(2)]  # fmt: skip
     cancelled = client.post(f"/jobs/{jobs[1]['id']}/cancel").json()
     assert cancelled["state"] == "cancelled"
-    failing = client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
-                                         "options": {"to": ["xx"]}}).json()  # fmt: skip
+    failing = client.post(
+        "/jobs",
+        json={
+            "kind": "dub",
+            "upload_id": upload_id,
+            "options": {"to": ["es"], "from": "en", "tts_engine": "espeak-ng", "voice": "nobody"},
+        },
+    ).json()
     assert _wait(client, jobs[0]["id"])["state"] == "succeeded"
     assert _wait(client, failing["id"])["state"] == "failed"
-    assert "not a known" in client.get(f"/jobs/{failing['id']}").json()["error"]
+    assert "has no voice 'nobody'" in client.get(f"/jobs/{failing['id']}").json()["error"]
     usage = client.get("/account").json()["usage"]
     charged = {entry["job_id"] for entry in usage if entry["reason"] == "job"}
     assert jobs[0]["id"] in charged and not charged & {jobs[1]["id"], failing["id"]}

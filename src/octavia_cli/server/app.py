@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from octavia_cli import __version__
@@ -58,7 +58,7 @@ class JobRequest(BaseModel):
 
 class EstimateRequest(BaseModel):
     kind: Kind
-    duration_s: float | None = None
+    duration_s: float | None = Field(None, ge=0)
     upload_id: str | None = None
     options: dict[str, Any] = {}
 
@@ -232,7 +232,7 @@ def create_app(options: ServerOptions) -> FastAPI:
     @app.post("/api/v1/jobs", status_code=201)
     def create_job(body: JobRequest, who: Who) -> dict[str, Any]:
         record = _upload_for(body.upload_id, who, body.kind)
-        _, cost = _price(body.kind, body.options, record["duration_s"] if record else 0.0)
+        parsed, cost = _price(body.kind, body.options, record["duration_s"] if record else 0.0)
         if who != LOCAL:
             committed = sum(j.cost_minutes for j in store.jobs(who) if j.state in (QUEUED, RUNNING))
             available = store.balance(who) - committed
@@ -240,7 +240,7 @@ def create_app(options: ServerOptions) -> FastAPI:
                 raise _error(402, "not enough credits",
                              f"the job costs {cost:.2f} min; {available:.2f} min are free "
                              f"(short by {cost - available:.2f} min)")  # fmt: skip
-        job = store.add_job(key_id(who), body.kind, body.options,
+        job = store.add_job(key_id(who), body.kind, parsed.stored(),
                             record["id"] if record else "", cost, options.max_queued)  # fmt: skip
         if job is None:
             raise _error(503, "queue full", "Try again later.", {"Retry-After": "30"})

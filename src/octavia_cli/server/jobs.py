@@ -11,26 +11,56 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from octavia_cli.config import Preset
+from octavia_cli.errors import InputError
 from octavia_cli.server.store import Job, Store
 
 Kind = Literal["transcribe", "translate", "subtitles", "dub", "synthesize"]
+
+
+def _targets(codes: list[str]) -> list[str]:
+    """Target languages normalised where they enter (``ES``, ``es-MX`` -> ``es``) and
+    deduplicated, so the charge, the outputs and the worker all see the same codes."""
+    from octavia_cli.languages import normalize_targets
+
+    try:
+        return list(normalize_targets(codes))
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _language(code: str | None) -> str | None:
+    from octavia_cli.languages import normalize_language
+
+    try:
+        return None if code is None else normalize_language(code)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
     preset: Preset | None = None
 
+    def stored(self) -> dict[str, Any]:
+        """The options as the job keeps them: normalised, by their wire names."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
 
 class TranscribeOptions(_Options):
     language: str | None = Field(None, alias="from")
+
+    _normalize_language = field_validator("language")(_language)
 
 
 class TranslateOptions(_Options):
     to: list[str] = Field(min_length=1, max_length=8)
     source_language: str | None = Field(None, alias="from")
+
+    _normalize_targets = field_validator("to")(_targets)
+    _normalize_source = field_validator("source_language")(_language)
 
 
 # A glossary sent with a job: source term -> target ("" keeps the term).
@@ -51,6 +81,9 @@ class SubtitleOptions(_Options):
     min_duration: float | None = Field(None, ge=0.1, le=5)
     max_duration: float | None = Field(None, ge=1, le=20)
     min_gap: float | None = Field(None, ge=0, le=1)
+
+    _normalize_targets = field_validator("to")(_targets)
+    _normalize_source = field_validator("source_language")(_language)
 
 
 class DubOptions(_Options):
@@ -73,11 +106,16 @@ class DubOptions(_Options):
     output_format: str | None = Field(None, pattern=r"^\.[a-z0-9]{2,5}$")
     parallel: bool = False  # with serve --broker: chunks transcribed on several workers
 
+    _normalize_targets = field_validator("to")(_targets)
+    _normalize_source = field_validator("source_language")(_language)
+
 
 class SynthesizeOptions(_Options):
     text: str = Field(min_length=1, max_length=20_000)
     to: str
     voice: str | None = None  # a voice of the server's library (xtts)
+
+    _normalize_target = field_validator("to")(_language)
 
 
 OPTIONS: dict[str, type[_Options]] = {
