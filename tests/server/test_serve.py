@@ -454,6 +454,111 @@ def test_an_estimate_of_a_negative_duration_is_refused(server: Server) -> None:
     }
 
 
+def test_voices_are_named_never_given_as_paths(server: Server, talk: Path) -> None:
+    """A voice option that is a path is refused (422) before any job runs, with the same
+    sentence whether the file exists or not: the option tells nothing about the disk."""
+    _, key = server.key("ivy", credits=5)
+    server.start()
+    client = server.http(key)
+    upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
+    upload_id = upload.json()["id"]
+    rule = "is not a voice name: a voice of the server's library is named with letters"
+    for voice in (
+        "/etc/no_such_file",
+        "/etc/shadow",
+        "../../octavia.db",
+        "~/.ssh/id_rsa",
+        ".hidden",
+        "voice.onnx",
+        "voices/anna",
+        "anna\\bob",
+        "S1=/etc/passwd",
+    ):
+        options = {"to": ["es"], "tts_engine": "piper", "voice": voice}
+        response = client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
+                                              "options": options})  # fmt: skip
+        assert response.status_code == 422, (voice, response.text)
+        assert rule in response.json()["detail"] and "paths are not accepted" in response.text
+    response = client.post(
+        "/jobs",
+        json={
+            "kind": "dub",
+            "upload_id": upload_id,
+            "options": {"to": ["es"], "voice": "S1=anna,../x=bob"},
+        },
+    )
+    assert response.status_code == 422 and "'../x=bob' is not SPEAKER=NAME" in response.text
+    speech = client.post(
+        "/jobs",
+        json={
+            "kind": "synthesize",
+            "options": {"text": "hola", "to": "es", "voice": "/etc/shadow"},
+        },
+    )
+    assert speech.status_code == 422 and rule in speech.json()["detail"]
+    missing = client.post(
+        "/jobs",
+        json={
+            "kind": "dub",
+            "upload_id": upload_id,
+            "options": {"to": ["es"], "voice": "/etc/no_such_file"},
+        },
+    )
+    shadow = client.post(
+        "/jobs",
+        json={
+            "kind": "dub",
+            "upload_id": upload_id,
+            "options": {"to": ["es"], "voice": "/etc/shadow"},
+        },
+    )
+    assert missing.json()["detail"].replace("no_such_file", "shadow") == shadow.json()["detail"]
+    assert client.get("/jobs").json() == []  # nothing was queued
+    named = client.post(
+        "/jobs",
+        json={
+            "kind": "dub",
+            "upload_id": upload_id,
+            "options": {"to": ["es"], "voice": "S1=anna,S2=bob"},
+        },
+    )
+    assert named.status_code == 201, named.text  # names are fine (they are looked up later)
+    client.post(f"/jobs/{named.json()['id']}/cancel")
+
+
+def test_job_errors_name_files_relative_to_the_data_dir(server: Server, talk: Path) -> None:
+    server.open().start()
+    client = server.http()
+    upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
+    assert upload.status_code == 201
+    from octavia_cli.server.store import Store
+
+    stored = Path(Store(server.data_dir / "octavia.db").upload(upload.json()["id"])["path"])
+    stored.write_bytes(b"damaged on the server's disk after the upload" * 100)
+    created = client.post("/jobs", json={"kind": "transcribe", "upload_id": upload.json()["id"],
+                                         "options": {"from": "en"}})  # fmt: skip
+    job = _wait(client, created.json()["id"])
+    assert job["state"] == "failed"
+    error = job["error"]
+    assert error.startswith(f"jobs/{job['id']}/input/"), error
+    assert "is not a media file that ffmpeg can read." in error
+    assert str(server.data_dir) not in error and str(server.data_dir.resolve()) not in error
+
+
+def test_absolute_paths_are_cut_from_messages(tmp_path: Path) -> None:
+    from octavia_cli.server.security import relative_paths
+
+    root = tmp_path / "data"
+    root.mkdir()
+    message = (f"{root}/uploads/ab12/x.mp4 is broken; '{root.resolve()}/jobs/cd/out/a b.srt' and "
+               "/home/srv/.local/share/octavia/voices/anna/profile.json: see "
+               "https://example.org/a/b, 3/4 lines, ./rel/x")  # fmt: skip
+    assert relative_paths(message, root) == (
+        "uploads/ab12/x.mp4 is broken; 'jobs/cd/out/a b.srt' and …/profile.json: see "
+        "https://example.org/a/b, 3/4 lines, ./rel/x"
+    )
+
+
 def test_twenty_concurrent_uploads_are_all_accounted_for(server: Server, talk: Path) -> None:
     server.open().start()
     data = talk.read_bytes()

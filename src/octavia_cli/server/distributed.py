@@ -135,7 +135,7 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
     max_attempts = int(payload.get("max_attempts", 3))
 
     def publish(event: dict[str, Any]) -> None:
-        client.publish(CHANNEL, json.dumps({"job": job.id, "worker": worker, **event}))
+        client.publish(CHANNEL, json.dumps({"job": job.id, "worker": worker, **_scrubbed(event)}))
 
     attempts = client.incr(f"octavia:attempts:{job.id}")
     client.expire(f"octavia:attempts:{job.id}", 7 * 24 * 3600)
@@ -183,9 +183,20 @@ def _publisher(task: Any, job_id: str) -> Any:
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def publish(event: dict[str, Any]) -> None:
-        client.publish(CHANNEL, json.dumps({"job": job_id, "worker": worker, **event}))
+        client.publish(CHANNEL, json.dumps({"job": job_id, "worker": worker, **_scrubbed(event)}))
 
     return publish
+
+
+def _scrubbed(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with the paths in its error relative to this worker's data dir (its mount
+    may differ from serve's, which scrubs again with its own)."""
+    from octavia_cli.server.security import relative_paths
+
+    root = os.environ.get("OCTAVIA_DATA_DIR")
+    if not event.get("error") or not root:
+        return event
+    return {**event, "error": relative_paths(event["error"], Path(root))}
 
 
 def _dub_context(payload: dict[str, Any]) -> tuple[Any, ...]:
@@ -573,7 +584,12 @@ class CeleryDispatcher(ThreadedRunner):
             self.store.set_progress(job_id, state)
             self.bus.publish(job_id, event)
         elif event["type"] == "end":
-            self.store.finish(job_id, event["state"], error=event.get("error"),
+            from octavia_cli.server.security import relative_paths
+
+            error = event.get("error")
+            if error is not None:  # paths under serve's own mount of the data dir, too
+                error = relative_paths(error, self.storage.root)
+            self.store.finish(job_id, event["state"], error=error,
                               results=event.get("results"))  # fmt: skip
             progress.pop(job_id, None)
             final = self.store.job(job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -38,6 +39,46 @@ def _language(code: str | None) -> str | None:
         return None if code is None else normalize_language(code)
     except InputError as exc:
         raise ValueError(str(exc)) from None
+
+
+# A speaker of a ``S1=NAME,S2=NAME`` voice mapping: an id or a label, never a path.
+_SPEAKER = re.compile(r"[^\W_][\w .-]{0,63}")
+_VOICE_RULE = (
+    "a voice of the server's library is named with letters, digits, '.', '_' or '-' (up to "
+    "64, starting with a letter or digit), one for everyone or SPEAKER=NAME,... per speaker; "
+    "paths are not accepted"
+)
+
+
+def _library_voice_name(name: str) -> str:
+    from octavia_cli.voices import NAME
+
+    # .onnx and .pt name files (a Piper voice, a conditioning) to the engines: refused too.
+    if not NAME.fullmatch(name) or name.lower().endswith((".onnx", ".pt")):
+        raise ValueError(f"'{name}' is not a voice name: {_VOICE_RULE}.")
+    return name
+
+
+def _voice(value: str | None) -> str | None:
+    """A remote client names voices of the server's library by name only (checked here,
+    before anything touches the disk): ``NAME``, or ``S1=NAME,S2=NAME`` per speaker."""
+    if value is None:
+        return None
+    if "=" not in value:
+        return _library_voice_name(value.strip())
+    pairs = []
+    for item in value.split(","):
+        speaker, _, name = (part.strip() for part in item.partition("="))
+        if not _SPEAKER.fullmatch(speaker):
+            raise ValueError(f"'{item.strip()}' is not SPEAKER=NAME: {_VOICE_RULE}.")
+        pairs.append(f"{speaker}={_library_voice_name(name)}")
+    return ",".join(pairs)
+
+
+def _single_voice(value: str | None) -> str | None:
+    if value is not None and "=" in value:
+        raise ValueError(f"'{value}' is not a voice name: {_VOICE_RULE}.")
+    return _voice(value)
 
 
 class _Options(BaseModel):
@@ -108,14 +149,16 @@ class DubOptions(_Options):
 
     _normalize_targets = field_validator("to")(_targets)
     _normalize_source = field_validator("source_language")(_language)
+    _check_voice = field_validator("voice")(_voice)
 
 
 class SynthesizeOptions(_Options):
     text: str = Field(min_length=1, max_length=20_000)
     to: str
-    voice: str | None = None  # a voice of the server's library (xtts)
+    voice: str | None = Field(None, max_length=64)  # a voice of the server's library (xtts)
 
     _normalize_target = field_validator("to")(_language)
+    _check_voice = field_validator("voice")(_single_voice)
 
 
 OPTIONS: dict[str, type[_Options]] = {

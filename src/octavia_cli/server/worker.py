@@ -188,6 +188,10 @@ class WorkerPool(ThreadedRunner):
         self, job: Job, state: str, *, error: str | None = None,
         results: list[dict[str, Any]] | None = None,
     ) -> None:  # fmt: skip
+        from octavia_cli.server.security import relative_paths
+
+        if error is not None:  # a client never reads the server's absolute paths
+            error = relative_paths(error, self.data_dir)
         self.store.finish(job.id, state, error=error, results=results)
         self._cancelled.discard(job.id)
         final = self.store.job(job.id)
