@@ -87,6 +87,19 @@ def test_unexpected_errors_are_one_sentence_without_traceback(cli, monkeypatch) 
     assert "Unexpected error: RuntimeError: boom" in err and "Traceback" not in err
 
 
+def test_debug_shows_the_traceback_but_keeps_the_exit_code(cli, monkeypatch) -> None:
+    import octavia_cli.pipeline as pipeline
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "dub", explode)
+    code, _, err = cli("--debug", "dub", "x.mp4", "--to", "es")
+    assert code == 4  # exit codes never depend on --debug
+    assert "Traceback" in err and "RuntimeError: boom" in err
+    assert "Unexpected error: RuntimeError: boom" in err
+
+
 def test_no_progress_output_off_a_terminal(capsys, talk) -> None:
     from octavia_cli.cli import run
 

@@ -130,8 +130,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("Interrupted. Run the same command again to resume.", INTERRUPTED)
     except Exception as exc:
-        if debug:
-            raise
+        if debug:  # the traceback, then the same sentence and exit code as without --debug
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         from octavia_cli.files import disk_full, is_disk_full
 
         if is_disk_full(f"{exc} {getattr(exc, 'strerror', '')}"):  # a library's failed write
