@@ -8,11 +8,42 @@ every ISO 639 code, the alpha-3 forms that Apertium (``spa``) and container meta
 from __future__ import annotations
 
 import functools
+import logging
 import re
+from collections.abc import Iterable
 
 from octavia_cli.errors import InputError
 
+logger = logging.getLogger(__name__)
+
 _CODE = re.compile(r"^[a-z]{2}$")
+
+
+def normalize_targets(codes: Iterable[str]) -> tuple[str, ...]:
+    """Target languages as given on the command line or in a job: each normalised
+    (:func:`normalize_language`: ``ES`` -> ``es``, ``es-MX`` -> ``es``, with a note for a
+    regional tag) and duplicates dropped, in their first order. Done once, where the
+    languages enter, so outputs, plans and charges all see the same codes.
+
+    Raises:
+        InputError: one of them is not a language code.
+    """
+    targets: dict[str, None] = {}
+    for code in codes:
+        language = normalize_language(code)
+        if regional_tag(code):
+            logger.info(
+                "'%s': regional variants are not supported yet; using %s (%s).",
+                code.strip(), language, language_name(language),
+            )  # fmt: skip
+        targets.setdefault(language, None)
+    return tuple(targets)
+
+
+def regional_tag(code: str) -> str | None:
+    """The region or script part of a tag (``MX`` of ``es-MX``, ``Hans`` of ``zh_Hans``)."""
+    _, _, rest = code.strip().replace("_", "-").partition("-")
+    return rest or None
 
 
 @functools.lru_cache(maxsize=256)

@@ -190,8 +190,11 @@ def dub_command(
         max_speakers=max_speakers,
     )
     from octavia_cli.errors import InputError
+    from octavia_cli.languages import normalize_language, normalize_targets
     from octavia_cli.pipeline import dub_batch, expand_inputs
 
+    targets = normalize_targets(to)  # once, here: outputs, plans and charges see these
+    source_language = normalize_language(source_language) if source_language else None
     files = expand_inputs(inputs)
     if not files:
         raise InputError("No media files in the given folders.", "Give files or folders.")
@@ -203,7 +206,7 @@ def dub_command(
     requests = [
         DubRequest(
             source=source,
-            targets=tuple(to),
+            targets=targets,
             source_language=source_language,
             output=output,
             workdir=workdir,
@@ -350,13 +353,12 @@ def _dub_remote(
     from octavia_cli import remote
     from octavia_cli.client import Client
     from octavia_cli.errors import OctaviaError
-    from octavia_cli.languages import normalize_language
 
     first = requests[0]
-    targets = tuple(dict.fromkeys(normalize_language(t) for t in first.targets))
+    targets = first.targets  # normalised by dub_command
     options: dict = {"to": list(targets)}
     if first.source_language:
-        options["from"] = normalize_language(first.source_language)
+        options["from"] = first.source_language
     if max_speed is not None:
         options["max_speed"] = max_speed
     if preset is not None:

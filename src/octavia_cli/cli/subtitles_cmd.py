@@ -153,9 +153,13 @@ def subtitles_command(
         max_duration=max_duration,
         min_gap=min_gap,
     )
+    from octavia_cli.languages import normalize_language, normalize_targets
+
+    targets = normalize_targets(to or ())  # once, here: outputs and jobs see these
+    source_language = normalize_language(source_language) if source_language else None
     request = SubtitleRequest(
         input=input,
-        targets=tuple(to or ()),
+        targets=targets,
         source_language=source_language,
         output=None if output in (None, "-") else Path(output),
         fmt=fmt,
@@ -207,14 +211,13 @@ def _subtitles_remote(ctx: typer.Context, request, settings, given: dict) -> Non
     """The same subtitles made on the backend, written where a local run writes them."""
     from octavia_cli.client import Client
     from octavia_cli.files import check_output_path
-    from octavia_cli.languages import normalize_language
     from octavia_cli.media import probe
     from octavia_cli.pipeline import subtitle_format, subtitle_outputs
     from octavia_cli.remote import run_remote
 
     probe(request.input)
-    targets = [normalize_language(t) for t in request.targets]
-    spoken = normalize_language(request.source_language) if request.source_language else None
+    targets = list(request.targets)  # normalised by subtitles_command
+    spoken = request.source_language
     fmt = subtitle_format(request)
     options: dict = {"to": targets, "format": fmt.value, "embed": given["embed"],
                      "burn_in": given["burn_in"]}  # fmt: skip
