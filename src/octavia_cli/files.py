@@ -58,6 +58,54 @@ def _umask() -> int:
     return mask
 
 
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+
+
+def name_limit(folder: Path) -> int:
+    """The longest file name, in bytes, that ``folder``'s file system takes (its nearest
+    existing ancestor's, for a folder still to be made)."""
+    for candidate in (folder, *folder.parents):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if candidate.exists():
+                return int(os.pathconf(candidate, "PC_NAME_MAX"))
+    return NAME_MAX
+
+
+def check_name_length(path: Path) -> None:
+    """Raise unless ``path``'s file name fits its file system's limit.
+
+    Raises:
+        InputError: the name is longer than the limit (the limit is said).
+    """
+    limit = name_limit(path.parent if str(path.parent) else Path("."))
+    size = len(os.fsencode(path.name))
+    if size > limit:
+        raise InputError(
+            f"The output name {path.name[:40]}… is {size} bytes long; the file system "
+            f"takes at most {limit}.",
+            "Choose a shorter name with -o, or rename the input.",
+        )
+
+
+def short_name(name: str, limit: int, suffix: str = "") -> str:
+    """``name`` + ``suffix`` if it fits in ``limit`` bytes, else the start of ``name`` (cut at
+    a character, not inside one) with a hash of the whole, then ``suffix``: deterministic,
+    so the same long name always maps to the same short one."""
+    if len(os.fsencode(name + suffix)) <= limit:
+        return name + suffix
+    tag = "~" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    room = limit - len(os.fsencode(tag + suffix))
+    head = os.fsencode(name)[: max(room, 0)].decode("utf-8", "ignore")
+    return head + tag + suffix
+
+
+def _temporary_prefix(path: Path) -> str:
+    """The name start of :func:`atomic_path`'s temporaries for ``path``: ``.<stem>.``, or a
+    short form when ``.<stem>.XXXXXXXX.tmp<suffix>`` would not fit in a file name."""
+    room = NAME_MAX - len(os.fsencode(f"..12345678.tmp{path.suffix}"))
+    return f".{short_name(path.stem, room)}."
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, *, private: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so tools infer the format);
@@ -69,7 +117,7 @@ def atomic_path(path: Path, *, private: bool = False) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+            prefix=_temporary_prefix(path), suffix=f".tmp{path.suffix}", dir=path.parent
         )
         os.close(fd)
     except OSError as exc:
@@ -118,7 +166,8 @@ def remove_stale_temporaries(path: Path) -> int:
     killed (SIGKILL gives no chance to clean up). Call it only while holding the lock of the
     project that writes ``path``. Returns how many were removed."""
     removed = 0
-    for stale in path.parent.glob(f".{glob_escape(path.stem)}.*.tmp{glob_escape(path.suffix)}"):
+    pattern = f"{glob_escape(_temporary_prefix(path))}*.tmp{glob_escape(path.suffix)}"
+    for stale in path.parent.glob(pattern):
         stale.unlink(missing_ok=True)
         removed += 1
     return removed
@@ -181,6 +230,7 @@ def check_output_path(path: Path, *, force: bool, owned_digest: str | None = Non
     """
     from octavia_cli.errors import OutputExistsError
 
+    check_name_length(path)  # first: a name too long fails even to be looked up
     if path.is_dir():
         raise InputError(f"The output {path} is a folder.", "Give a file name with -o.")
     if (

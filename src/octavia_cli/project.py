@@ -21,7 +21,7 @@ from typing import Any
 
 from octavia_cli import __version__
 from octavia_cli.errors import InputError, StageError
-from octavia_cli.files import atomic_write_bytes, fingerprint_file
+from octavia_cli.files import NAME_MAX, atomic_write_bytes, fingerprint_file, short_name
 from octavia_cli.media import MediaInfo
 from octavia_cli.model import Speaker, Transcript
 
@@ -80,7 +80,27 @@ class OutputRecord:
 def default_project_folder(source: Path, workdir: Path | None = None) -> Path:
     """``<stem>.octavia/`` beside ``source``, or inside ``workdir`` when given."""
     base = workdir if workdir is not None else source.parent
-    return base / f"{source.stem}{PROJECT_SUFFIX}"
+    return base / short_name(source.stem, NAME_MAX, PROJECT_SUFFIX)
+
+
+def check_project_place(folder: Path, outputs: tuple[Path, ...] = ()) -> None:
+    """Raise before any work unless the project ``folder`` can be made (or written) where it
+    goes; when the outputs would go to the same unwritable folder, the sentence says how to
+    put both elsewhere, so one failed run tells all there is to change.
+
+    Raises:
+        InputError: the folder (or, for a new one, the folder it goes in) is not writable.
+    """
+    place = folder if folder.exists() else folder.parent
+    if not place.exists() or os.access(place, os.W_OK | os.X_OK):
+        return
+    with_outputs = any(o.parent.resolve() == folder.parent.resolve() for o in outputs)
+    raise InputError(
+        f"Cannot write to {place}: permission denied or read-only, so the project folder "
+        f"{folder.name} cannot be made there.",
+        "Put the project folder elsewhere with --workdir DIR"
+        + (" and the output with -o (e.g. --workdir /tmp -o /tmp/NAME)." if with_outputs else "."),
+    )
 
 
 class Project:

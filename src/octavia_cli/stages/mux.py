@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 
 from octavia_cli.errors import InputError
-from octavia_cli.files import atomic_path, check_output_path, remove_stale_temporaries
+from octavia_cli.files import (
+    atomic_path,
+    check_name_length,
+    check_output_path,
+    remove_stale_temporaries,
+)
 from octavia_cli.languages import alpha3, language_name
 from octavia_cli.media import (
     AUDIO_FORMATS,
@@ -68,6 +73,7 @@ def check_output_format(output: Path, has_video: bool) -> None:
 def check_output(project: Project, output: Path, source: Path, force: bool) -> None:
     """Raise unless ``output`` may be written: never the input, never a file of the user's
     without ``--force`` (a file this project wrote before, unchanged, may be replaced)."""
+    check_name_length(output)
     if output.resolve() == source.resolve():
         raise InputError("The output would overwrite the input.", "Choose another -o.")
     owned = project.outputs.get(str(output.resolve()))
@@ -121,6 +127,7 @@ def mux(
                 language_iso639_2=alpha3(target, bibliographic=True),
                 title=f"{language_name(target)} (dubbed by Octavia)",
                 keep_original_audio=not replace_audio,
+                duration_s=project.media.output_duration_s if project.media.truncated else None,
             )
         else:
             encode_audio(

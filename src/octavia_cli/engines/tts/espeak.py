@@ -93,18 +93,48 @@ class EspeakEngine:
         self, text: str, language: str, voice: str, destination: Path, speed: float = 1.0
     ) -> SynthesisResult:
         wpm = max(80, min(450, round(DEFAULT_WPM * speed)))
+        # The WAV comes on stdout: espeak-ng cuts a long -w path at 199 bytes (and writes
+        # there), so it is never given one.
         result = subprocess.run(
-            [_program(), "-b", "1", "-v", voice, "-s", str(wpm), "-w", str(destination)],
+            [_program(), "-b", "1", "-v", voice, "-s", str(wpm), "--stdout"],
             input=text.encode("utf-8"),
             capture_output=True,
             check=False,
         )
-        if result.returncode != 0 or not destination.exists():
-            from octavia_cli.files import disk_full, is_disk_full
+        message = result.stderr.decode("utf-8", "replace").strip() or "no message"
+        if result.returncode != 0 or len(result.stdout) <= WAV_HEADER_BYTES:
+            raise StageError(
+                f"espeak-ng made no speech with voice {voice}: {message}."
+                if result.returncode == 0
+                else f"espeak-ng failed on voice {voice}: {message}."
+            )
+        from octavia_cli.files import disk_full, is_disk_full
 
-            message = result.stderr.decode("utf-8", "replace").strip() or "no message"
-            if is_disk_full(message):
-                raise disk_full(destination)
-            raise StageError(f"espeak-ng failed on voice {voice}: {message}.")
+        try:
+            with open(destination, "wb") as handle:
+                handle.write(_fix_wav_sizes(result.stdout))
+        except OSError as exc:
+            if is_disk_full(str(exc)):
+                raise disk_full(destination) from exc
+            raise
         info = soundfile.info(str(destination))
         return SynthesisResult(info.duration, info.samplerate)
+
+
+WAV_HEADER_BYTES = 44
+
+
+def _fix_wav_sizes(data: bytes) -> bytes:
+    """espeak-ng cannot seek back on a pipe, so the RIFF and data sizes of the WAV it writes
+    to stdout are placeholders (0x7ffff000); set them from the bytes we got."""
+    import struct
+
+    if data[:4] != b"RIFF" or data[36:40] != b"data":
+        return data
+    return (
+        data[:4]
+        + struct.pack("<I", len(data) - 8)
+        + data[8:40]
+        + struct.pack("<I", len(data) - WAV_HEADER_BYTES)
+        + data[44:]
+    )
