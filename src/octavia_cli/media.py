@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -58,6 +59,10 @@ class MediaInfo:
     video_duration_s: float | None = None
     video_width: int = 0
     video_height: int = 0
+    audio_duration_s: float | None = None  # the first audio stream's, as the container says
+    # Less decodes than the container says (a cut download): the durations above are then
+    # what decodes, and the output is cut to them.
+    truncated: bool = False
 
     @property
     def output_duration_s(self) -> float:
@@ -77,6 +82,13 @@ def require_program(name: str) -> str:
     return found
 
 
+def ff(path: Path) -> str:
+    """``path`` as an argument of ffmpeg or ffprobe: absolute, with the ``file:`` protocol, so
+    that a name starting with ``-`` is never read as an option nor one holding ``:`` as
+    another protocol."""
+    return "file:" + os.path.abspath(path)
+
+
 def _run(args: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
     logger.debug("running %s", " ".join(args))
     result = subprocess.run(args, capture_output=True, check=False)
@@ -92,7 +104,9 @@ def _failure(args: list[str], what: str, stderr: bytes) -> StageError:
     message = stderr.decode("utf-8", "replace").strip()
     if is_disk_full(message):
         return disk_full(
-            None if args[-1] == "-" or args[-1].startswith("pipe:") else Path(args[-1])
+            None
+            if args[-1] == "-" or args[-1].startswith("pipe:")
+            else Path(args[-1].removeprefix("file:"))
         )
     tail = message.splitlines()[-3:]
     return StageError(f"ffmpeg could not {what}: {' / '.join(tail) or 'no message'}.")
@@ -119,7 +133,7 @@ def probe(path: Path) -> MediaInfo:
             "json",
             "-show_format",
             "-show_streams",
-            str(path),
+            ff(path),
         ],
         capture_output=True,
         check=False,
@@ -154,7 +168,26 @@ def probe(path: Path) -> MediaInfo:
         video_duration_s=_float(video[0].get("duration")) if video else None,
         video_width=int(video[0].get("width", 0) or 0) if video else 0,
         video_height=int(video[0].get("height", 0) or 0) if video else 0,
+        audio_duration_s=_float(first_audio.get("duration")),
     )
+
+
+def decodable_video_s(path: Path) -> float | None:
+    """How far the first video stream of ``path`` actually has packets (the end of its last
+    packet), which is less than its declared duration in a truncated file."""
+    ffprobe = require_program("ffprobe")
+    result = subprocess.run(
+        [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "packet=pts_time,duration_time", "-of", "csv=p=0", ff(path)],
+        capture_output=True, check=False, text=True,
+    )  # fmt: skip
+    end = None
+    for line in result.stdout.splitlines():
+        start, _, length = line.strip().partition(",")
+        begin = _float(start)
+        if begin is not None:
+            end = max(end or 0.0, begin + (_float(length.split(",")[0]) or 0.0))
+    return end
 
 
 def _float(value: object) -> float | None:
@@ -176,7 +209,7 @@ def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, chann
             "error",
             "-y",
             "-i",
-            str(source),
+            ff(source),
             "-map",
             "0:a:0",
             "-vn",
@@ -190,7 +223,7 @@ def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, chann
             "auto",  # RF64 past WAV's 4 GiB limit (about 6 h of 48 kHz stereo)
             "-f",
             "wav",
-            str(destination),
+            ff(destination),
         ],
         "extract the audio",
     )
@@ -198,19 +231,19 @@ def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, chann
 
 def mux_video(
     video: Path, audio: Path, destination: Path, *, language_iso639_2: str, title: str,
-    keep_original_audio: bool = True,
+    keep_original_audio: bool = True, duration_s: float | None = None,
 ) -> None:  # fmt: skip
     """Write ``audio`` as the first, default audio track, tagged with its language, and
     copy every stream of ``video`` bit for bit after it: the picture, the original audio
     tracks (no longer default; left out with ``keep_original_audio`` False), subtitles and,
-    in Matroska, attachments."""
+    in Matroska, attachments. ``duration_s`` cuts every stream there (a truncated input)."""
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
     codec = VIDEO_AUDIO_CODECS.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
     dub_codec = [arg + ":0" if arg in ("-c:a", "-b:a") else arg for arg in codec]
     originals = count_streams(video, "audio") if keep_original_audio else 0
     keep_subtitles = count_streams(video, "subtitle") and _subtitles_fit(video, suffix)
-    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(audio),
+    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", ff(video), "-i", ff(audio),
             "-map", "1:a:0", "-map", "0:v"]  # fmt: skip
     if keep_original_audio:
         args += ["-map", "0:a?"]
@@ -224,8 +257,10 @@ def mux_video(
              "-disposition:a:0", "default"]  # fmt: skip
     for index in range(1, originals + 1):
         args += [f"-disposition:a:{index}", "0"]
+    if duration_s is not None:
+        args += ["-t", f"{duration_s:.3f}"]
     args += ["-map_metadata", "0", "-movflags", "+faststart",
-             "-f", _muxer_for(destination), str(destination)]  # fmt: skip
+             "-f", _muxer_for(destination), ff(destination)]  # fmt: skip
     _run(args, "write the dubbed video")
 
 
@@ -245,7 +280,7 @@ def mux_stretched_video(
     originals = count_streams(video, "audio") if keep_original_audio else 0
     graphs = [video_graph("0:v:0", "vout", pieces, _frame_rate(video))]
     graphs += [audio_graph(f"0:a:{i}", f"orig{i}", pieces) for i in range(originals)]
-    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video), "-i", str(audio),
+    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", ff(video), "-i", ff(audio),
             "-filter_complex", ";".join(graphs), "-map", "1:a:0", "-map", "[vout]"]  # fmt: skip
     for i in range(originals):
         args += ["-map", f"[orig{i}]"]
@@ -255,7 +290,7 @@ def mux_stretched_video(
     for index in range(1, originals + 1):
         args += [f"-disposition:a:{index}", "0"]
     args += ["-map_metadata", "0", "-map_chapters", "-1", "-movflags", "+faststart",
-             "-f", _muxer_for(destination), str(destination)]  # fmt: skip
+             "-f", _muxer_for(destination), ff(destination)]  # fmt: skip
     _run(args, "write the dubbed video with the picture slowed")
 
 
@@ -264,7 +299,7 @@ def _frame_rate(video: Path) -> str:
     ffprobe = require_program("ffprobe")
     result = subprocess.run(
         [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "stream=r_frame_rate", "-of", "csv=p=0", str(video)],
+         "stream=r_frame_rate", "-of", "csv=p=0", ff(video)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     rate = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
@@ -276,7 +311,7 @@ def _subtitles_fit(video: Path, suffix: str) -> bool:
     ffprobe = require_program("ffprobe")
     result = subprocess.run(
         [ffprobe, "-v", "error", "-select_streams", "s", "-show_entries", "stream=codec_name",
-         "-of", "csv=p=0", str(video)],
+         "-of", "csv=p=0", ff(video)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     codecs = {line.strip() for line in result.stdout.splitlines() if line.strip()}
@@ -299,7 +334,7 @@ def encode_audio(audio: Path, destination: Path, *, language_iso639_2: str) -> N
             "error",
             "-y",
             "-i",
-            str(audio),
+            ff(audio),
             "-map",
             "0:a:0",
             "-c:a",
@@ -309,7 +344,7 @@ def encode_audio(audio: Path, destination: Path, *, language_iso639_2: str) -> N
             f"language={language_iso639_2}",
             "-f",
             _muxer_for(destination),
-            str(destination),
+            ff(destination),
         ],
         "write the dubbed audio",
     )
@@ -395,7 +430,7 @@ def sidechain_duck(
         main.write_bytes(np.ascontiguousarray(background.T, dtype="<f4").tobytes())
         key.write_bytes(np.ascontiguousarray(voice.T, dtype="<f4").tobytes())
         result = subprocess.run(
-            [ffmpeg, "-nostdin", "-v", "error", *raw, "-i", str(main), *raw, "-i", str(key),
+            [ffmpeg, "-nostdin", "-v", "error", *raw, "-i", ff(main), *raw, "-i", ff(key),
              "-filter_complex",
              f"[0:a][1:a]sidechaincompress={DUCKING_PRESETS[preset]}:level_sc=1:mix=1[out]",
              "-map", "[out]", *raw, "pipe:1"],
@@ -418,7 +453,7 @@ def measure_file(
     if seconds is not None:
         chain += f"apad,atrim=end={seconds:.6f},"
     result = subprocess.run(
-        [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-i", str(path),
+        [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-i", ff(path),
          "-af", chain + "ebur128=peak=true", "-f", "null", "-"],
         capture_output=True, check=False,
     )  # fmt: skip
@@ -478,9 +513,9 @@ def render_mix(
         )
         tail = []
         for label, key in (("mix", "mix"), ("bgout", "background"), ("vout", "voice")):
-            tail += ["-map", f"[{label}]", "-c:a", "pcm_f32le", str(outputs[key])]
-    command = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", str(under),
-               "-i", str(voice), "-filter_complex", graph, *tail]  # fmt: skip
+            tail += ["-map", f"[{label}]", "-c:a", "pcm_f32le", ff(outputs[key])]
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", ff(under),
+               "-i", ff(voice), "-filter_complex", graph, *tail]  # fmt: skip
     result = subprocess.run(command, capture_output=True, check=False)
     text = result.stderr.decode("utf-8", "replace")
     if result.returncode != 0:
@@ -587,7 +622,7 @@ def count_streams(path: Path, kind: str) -> int:
             "stream=index",
             "-of",
             "csv=p=0",
-            str(path),
+            ff(path),
         ],
         capture_output=True,
         check=False,
@@ -602,9 +637,9 @@ def embed_subtitles(video: Path, tracks: list[tuple[Path, str, str]], destinatio
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
     existing = count_streams(video, "subtitle")
-    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(video)]
+    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", ff(video)]
     for path, _, _ in tracks:
-        args += ["-i", str(path)]
+        args += ["-i", ff(path)]
     args += ["-map", "0"]
     for index in range(len(tracks)):
         args += ["-map", f"{index + 1}:0"]
@@ -620,7 +655,7 @@ def embed_subtitles(video: Path, tracks: list[tuple[Path, str, str]], destinatio
             f"-metadata:s:s:{stream}",
             f"title={title}",
         ]
-    args += [*BITEXACT, "-f", _muxer_for(destination), str(destination)]
+    args += [*BITEXACT, "-f", _muxer_for(destination), ff(destination)]
     _run(args, "add the subtitle track")
 
 
@@ -638,7 +673,7 @@ def burn_subtitles(video: Path, subtitles: Path, destination: Path) -> None:
         "error",
         "-y",
         "-i",
-        str(video.resolve()),
+        ff(video),
         "-map",
         "0:v:0",
         "-map",
@@ -657,7 +692,7 @@ def burn_subtitles(video: Path, subtitles: Path, destination: Path) -> None:
         *BITEXACT,
         "-f",
         _muxer_for(destination),
-        str(destination.resolve()),
+        ff(destination),
     ]
     logger.debug("running %s", " ".join(args))
     result = subprocess.run(args, capture_output=True, check=False, cwd=subtitles.parent)

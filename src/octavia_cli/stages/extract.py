@@ -3,14 +3,20 @@ mix; surround stays surround), once at 16 kHz mono (for speech recognition)."""
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import soundfile
+
 from octavia_cli.errors import InputError
-from octavia_cli.media import extract_audio, probe
+from octavia_cli.media import MediaInfo, decodable_video_s, extract_audio, probe
 from octavia_cli.model import stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project import Project
+
+logger = logging.getLogger(__name__)
 
 STAGE = "extract"
 SOURCE_WAV = "audio/source.wav"
@@ -32,6 +38,9 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
     if project.is_current(STAGE, inputs) and all(
         project.path(p).exists() for p in (SOURCE_WAV, ASR_WAV)
     ):
+        decoded = project.stages[STAGE].info.get("decoded_s")
+        if decoded is not None:
+            project.media = as_decoded(media, float(decoded), source)
         reporter.skipped()
         return
     began = time.monotonic()
@@ -45,6 +54,8 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
     reporter.advance(1, 2)
     with atomic_path(project.path(ASR_WAV)) as tmp:
         extract_audio(source, tmp, sample_rate_hz=ASR_SAMPLE_RATE_HZ, channels=1)
+    decoded = soundfile.info(str(project.path(SOURCE_WAV))).duration
+    project.media = as_decoded(media, decoded, source, warn=True)
     project.mark_done(
         STAGE,
         inputs,
@@ -52,5 +63,34 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
         sample_rate_hz=sample_rate,
         channels=channels,
         duration_s=media.duration_s,
+        decoded_s=round(decoded, 3),
     )
     reporter.done()
+
+
+TRUNCATED_BY_S = 1.0  # less audio than the container says by more than this: truncated
+
+
+def as_decoded(media: MediaInfo, decoded_s: float, source: Path, *, warn: bool = False):
+    """``media`` with the durations that actually decode, when ``decoded_s`` (the audio that
+    decoded) falls short of the container's by more than a second (a truncated download):
+    the dub then covers what decodes, and the output's streams are cut to one length."""
+    declared = media.audio_duration_s or media.duration_s
+    if decoded_s >= declared - TRUNCATED_BY_S:
+        return media
+    length = decoded_s
+    if media.has_video:
+        length = min(decoded_s, decodable_video_s(source) or decoded_s)
+    if warn:
+        logger.warning(
+            "%s: the file says it lasts %.1f s but only %.1f s of it decode (a truncated "
+            "or damaged file?); dubbing the %.1f s that decode.",
+            source.name, media.duration_s, decoded_s, length,
+        )  # fmt: skip
+    return replace(
+        media,
+        duration_s=length,
+        video_duration_s=length if media.has_video else None,
+        audio_duration_s=decoded_s,
+        truncated=True,
+    )
