@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -277,3 +278,146 @@ def test_full_disk_says_so_and_the_rerun_resumes(talk: Path, tmp_path: Path, siz
     assert all(after[name]["finished_at"] == r["finished_at"] for name, r in finished.items())
     if size == "6m":
         assert {"extract", "transcribe", "synthesize:es"} <= set(finished)
+
+
+def test_language_codes_are_normalised_where_they_enter(cli, talk: Path) -> None:
+    """``--to ES --to es-MX`` is one target, ``es``, in the plan and in the run alike (it
+    crashed with KeyError: 'es' after the whole dub)."""
+    code, out, err = cli("dub", str(talk), "--to", "ES", "--to", "es-MX", "--from", "EN",
+                         "--dry-run")  # fmt: skip
+    assert code == 0, err
+    plan = json.loads(out)[0]
+    assert plan["targets"] == ["es"] and plan["source_language"] == "en"
+    planned = plan["outputs"]
+    code, out, err = cli("dub", str(talk), "--to", "ES", "--to", "es-MX", "--from", "EN")
+    assert code == 0, err
+    assert out.split() == [str(talk.with_name("talk.es.mp4"))] == list(planned.values())
+    assert "regional variants are not supported yet; using es (Spanish)" in " ".join(err.split())
+
+
+def test_long_names_and_folders(cli, tmp_path: Path, sample_video: Path) -> None:
+    """A 240-character file name in a 200-character folder dubs (espeak-ng once cut long
+    paths at 199 bytes and wrote a stray file there); an output name over the file system's
+    limit is refused before any work, with the limit."""
+    folder = tmp_path / ("d" * 200)
+    folder.mkdir()
+    source = folder / ("n" * 240 + ".mp4")
+    shutil.copy(sample_video, source)
+    code, out, err = cli("dub", str(source), "--to", "es", "--from", "en")
+    assert code == 0, err
+    dubbed = folder / ("n" * 240 + ".es.mp4")
+    assert out.split() == [str(dubbed)] and dubbed.stat().st_size > 10_000
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [source.name, dubbed.name, "n" * 240 + ".octavia"]
+    )
+    longer = tmp_path / ("x" * 250 + ".mp4")
+    shutil.copy(sample_video, longer)
+    code, _, err = cli("dub", str(longer), "--to", "es", "--from", "en")
+    assert_clean_failure(code, err, 1, "bytes long; the file system takes at most 255")
+    assert not any(p.name.endswith(".octavia") for p in tmp_path.iterdir())
+
+
+def test_temporaries_of_a_long_name_fit_the_name_limit(tmp_path: Path) -> None:
+    import contextlib
+
+    from octavia_cli.errors import OctaviaError
+    from octavia_cli.files import atomic_path, atomic_write_bytes, remove_stale_temporaries
+
+    folder = tmp_path / "out"
+    target = folder / ("s" * 240 + ".es.mp4")  # 247 bytes: fits, ".<stem>.XXXX.tmp" not
+    atomic_write_bytes(target, b"data")
+    assert target.read_bytes() == b"data" and list(folder.iterdir()) == [target]
+    writing = atomic_path(target)  # a run killed while writing leaves its temporary
+    tmp = writing.__enter__()
+    tmp.write_bytes(b"half")
+    assert len(os.fsencode(tmp.name)) <= 255 and tmp.suffix == ".mp4"
+    assert remove_stale_temporaries(target) == 1 and list(folder.iterdir()) == [target]
+    with contextlib.suppress(OctaviaError):  # its rename finds the temporary gone
+        writing.__exit__(None, None, None)
+
+
+def test_a_name_starting_with_a_dash(cli, tmp_path: Path, sample_video: Path, monkeypatch) -> None:
+    """``./-talk.mp4`` (and plain ``-- -talk.mp4``) is a file, never an ffmpeg option."""
+    shutil.copy(sample_video, tmp_path / "-talk.mp4")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("dub", "./-talk.mp4", "--to", "es", "--from", "en")
+    assert code == 0, err
+    assert Path(out.strip()).resolve() == (tmp_path / "-talk.es.mp4").resolve()
+    code, out, err = cli("subtitles", "--from", "en", "--", "-talk.mp4")
+    assert code == 0, err
+    assert (tmp_path / "-talk.srt").read_text().count("-->") >= 3
+
+
+def _stream_seconds(path: Path) -> dict[str, float]:
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,duration", "-of",
+         "csv=p=0", str(path)], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lengths: dict[str, float] = {}
+    for line in result.stdout.split():
+        kind, seconds = line.split(",")
+        lengths[kind] = max(lengths.get(kind, 0.0), float(seconds))
+    return lengths
+
+
+def test_a_truncated_video_is_said_and_dubbed_as_far_as_it_decodes(
+    cli, tmp_path: Path, sample_video: Path
+) -> None:
+    """An MP4 with its index at the front and half its data gone probes as 10 s but
+    decodes about 5: a warning, and a dub of what decodes with streams of one length."""
+    whole = tmp_path / "whole.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample_video), "-c", "copy",
+                    "-movflags", "+faststart", str(whole)], check=True)  # fmt: skip
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    code, out, err = cli("dub", str(cut), "--to", "es", "--from", "en")
+    assert code == 0, err
+    flat = " ".join(err.split())
+    assert "cut.mp4: the file says it lasts 10.0 s but only" in flat
+    assert "(a truncated or damaged file?)" in flat
+    lengths = _stream_seconds(Path(out.strip()))
+    assert set(lengths) == {"video", "audio"} and lengths["video"] < 7.0
+    assert abs(lengths["video"] - lengths["audio"]) < 0.15, lengths
+    code, _, err = cli("dub", str(cut), "--to", "es", "--from", "en")  # resumed: the same
+    assert code == 0 and "dubbing the" not in err
+
+
+def test_whole_media_is_not_taken_for_truncated(cli, talk: Path) -> None:
+    code, _, err = cli("transcribe", str(talk), "--language", "en")
+    assert code == 0 and "truncated" not in err
+
+
+def _in_read_only_mount(folder: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` with ``folder`` bind-mounted read-only (a user and mount namespace:
+    read-only even for root, as CI runs)."""
+    import shlex
+
+    script = (
+        f"mount --bind {shlex.quote(str(folder))} {shlex.quote(str(folder))} && "
+        f"mount -o remount,bind,ro {shlex.quote(str(folder))} || exit 99\n" + shlex.join(command)
+    )
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs user namespaces to mount")
+def test_an_unwritable_input_folder_names_workdir_and_output_the_first_time(
+    talk: Path, tmp_path: Path
+) -> None:
+    import sys
+
+    dub = [sys.executable, "-m", "octavia_cli", "--quiet", "dub", str(talk), "--to", "es",
+           "--from", "en"]  # fmt: skip
+    first = _in_read_only_mount(talk.parent, dub)
+    assert first.returncode == 1, first.stderr
+    flat = " ".join(first.stderr.split())
+    assert f"Cannot write to {talk.parent}: permission denied or read-only" in flat
+    assert "--workdir DIR and the output with -o" in flat and "Traceback" not in flat
+    second = _in_read_only_mount(
+        talk.parent, [*dub, "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "o.mp4")]
+    )
+    assert second.returncode == 0, second.stderr
+    assert (tmp_path / "o.mp4").exists()

@@ -26,7 +26,7 @@ from octavia_cli.languages import normalize_language
 from octavia_cli.media import probe
 from octavia_cli.model import Transcript, stable_hash
 from octavia_cli.progress import ProgressHook, no_progress
-from octavia_cli.project import MANIFEST, Project, default_project_folder
+from octavia_cli.project import MANIFEST, Project, check_project_place, default_project_folder
 from octavia_cli.stages.extract import extract
 from octavia_cli.stages.fit import FitOptions, fit
 from octavia_cli.stages.fit import report_path as fit_report_path
@@ -437,7 +437,9 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
     options = {target: translate_options(settings, target) for target in targets}
     MixOptions(loudness=settings.mix.loudness).target_lufs(-20.0)  # a bad value fails now
     outputs = output_paths(request, media.has_video)
-    project = Project.open(default_project_folder(source, request.workdir), source)
+    folder = default_project_folder(source, request.workdir)
+    check_project_place(folder, tuple(outputs.values()))
+    project = Project.open(folder, source)
     for output in outputs.values():
         check_output(project, output, source, request.force)
 
@@ -561,9 +563,12 @@ def _subtitle_project(request: SubtitleRequest) -> tuple[Project, Path | None]:
             return Project.open(request.input, source), source
         return project, None
     probe(request.input)
-    return Project.open(default_project_folder(request.input, request.workdir), request.input), (
-        request.input
-    )
+    folder = default_project_folder(request.input, request.workdir)
+    outputs = () if request.output is None else (request.output,)
+    if request.write and request.output is None:  # the subtitles go beside the input
+        outputs = (request.input,)
+    check_project_place(folder, outputs)
+    return Project.open(folder, request.input), request.input
 
 
 def subtitles(
