@@ -559,6 +559,39 @@ def test_absolute_paths_are_cut_from_messages(tmp_path: Path) -> None:
     )
 
 
+def test_upload_names_are_checked_whole_and_stored_short(server: Server, talk: Path) -> None:
+    """A name with a final newline is refused (400); a 105-character Japanese name (over
+    300 bytes, more than a file name takes) is accepted, stored as input.mp4, and its
+    results are named from its stem, cut to fit."""
+    server.open().start()
+    client = server.http()
+    for name in ("jfk.flac\n", "jfk.flac\r\n", "a\nb.mp4", "sub/talk.mp4"):
+        refused = client.put("/uploads", params={"filename": name}, content=talk.read_bytes())
+        assert refused.status_code == 400, (name, refused.text)
+        assert refused.json() == {"error": "bad file name",
+                                  "detail": "Use a plain file name, no folders."}  # fmt: skip
+    long_name = "日本語の講演を録画したファイル" * 7 + ".mp4"
+    assert len(long_name) == 109 and len(long_name.encode()) > 300
+    upload = client.put("/uploads", params={"filename": long_name}, content=talk.read_bytes())
+    assert upload.status_code == 201, upload.text
+    assert upload.json()["filename"] == long_name
+    from octavia_cli.server.store import Store
+
+    record = Store(server.data_dir / "octavia.db").upload(upload.json()["id"])
+    assert record["filename"] == long_name
+    assert Path(record["path"]) == server.data_dir / "uploads" / upload.json()["id"] / "input.mp4"
+    created = client.post("/jobs", json={"kind": "transcribe", "upload_id": upload.json()["id"],
+                                         "options": {"from": "en"}})  # fmt: skip
+    job = _wait(client, created.json()["id"])
+    assert job["state"] == "succeeded", job["error"]
+    [result] = job["results"]
+    assert result["name"].endswith(".transcribe.json") and len(result["name"].encode()) <= 255
+    stem = result["name"].removesuffix(".transcribe.json")
+    assert len(stem) >= 70 and long_name.startswith(stem)  # the original's start
+    download = client.get(f"/jobs/{job['id']}/results/{result['name']}")
+    assert download.status_code == 200 and len(download.json()["segments"]) == 4
+
+
 def test_twenty_concurrent_uploads_are_all_accounted_for(server: Server, talk: Path) -> None:
     server.open().start()
     data = talk.read_bytes()

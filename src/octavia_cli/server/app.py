@@ -25,14 +25,14 @@ from pydantic import BaseModel, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from octavia_cli import __version__
-from octavia_cli.server.jobs import Kind, cost_minutes, parse_options
+from octavia_cli.server.jobs import Kind, cost_minutes, name_suffix, parse_options
 from octavia_cli.server.security import HostCheck, allowed_hosts, is_loopback
 from octavia_cli.server.store import QUEUED, RUNNING, TERMINAL, Store
 from octavia_cli.server.worker import EventBus, WorkerPool
 
 logger = logging.getLogger(__name__)
 
-SAFE_NAME = re.compile(r"^[\w][\w .()+-]{0,200}$")
+SAFE_NAME = re.compile(r"[\w][\w .()+-]{0,200}")  # whole names only: fullmatch
 LOCAL = "local"  # the identity of requests to a server open without keys (--no-auth)
 
 
@@ -174,7 +174,7 @@ def create_app(options: ServerOptions) -> FastAPI:
 
     @app.put("/api/v1/uploads", status_code=201)
     async def upload(request: Request, who: Who, filename: str = Query(...)) -> dict[str, Any]:
-        if not SAFE_NAME.match(filename) or ".." in filename or filename.startswith("."):
+        if not SAFE_NAME.fullmatch(filename) or ".." in filename or filename.startswith("."):
             raise _error(400, "bad file name", "Use a plain file name, no folders.")
         declared = int(request.headers.get("content-length") or 0)
         if declared > options.max_upload_bytes:
@@ -182,7 +182,9 @@ def create_app(options: ServerOptions) -> FastAPI:
         upload_id = uuid.uuid4().hex[:16]
         folder = options.data_dir / "uploads" / upload_id
         folder.mkdir(parents=True)
-        path = folder / filename
+        # Stored under a short safe name; the original is kept in the database (results are
+        # named from it, cut to fit in a file name).
+        path = folder / f"input{name_suffix(filename)}"
         size = 0
         try:
             with open(path, "wb") as handle:

@@ -220,11 +220,33 @@ def _files(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
+NAME_MAX = 255  # bytes in a file name
+# The longest ending Octavia gives a result named from its input's stem (stem.es.mp4...).
+LONGEST_RESULT_ENDING = len(".transcribe.json")
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+def name_suffix(filename: str) -> str:
+    """``filename``'s extension if it is a plain one (``.mp4``), else ""."""
+    suffix = Path(filename).suffix
+    return suffix if _SUFFIX.fullmatch(suffix) else ""
+
+
+def input_name(filename: str) -> str:
+    """The name of a job's input in its folder: the upload's original name, its stem cut
+    (by bytes, at a character) so that every result named from it fits in a file name."""
+    suffix = name_suffix(filename)
+    stem = filename[: len(filename) - len(suffix)]
+    room = NAME_MAX - LONGEST_RESULT_ENDING
+    return stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" .") + suffix
+
+
 def job_source(job: Job, store: Store, folder: Path) -> Path:
-    """The job's input, linked (or copied) into its folder."""
+    """The job's input, linked (or copied) into its folder, named after the upload's
+    original name (its results are named from that stem)."""
     upload = store.upload(job.upload_id)
     assert upload is not None
-    source = folder / "input" / upload["filename"]
+    source = folder / "input" / input_name(upload["filename"])
     if not source.exists():
         source.parent.mkdir(parents=True, exist_ok=True)
         try:
