@@ -272,6 +272,30 @@ class RemoteSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    upload_quota_mb: float = _setting(
+        10240.0,
+        "serve: megabytes of uploads one API key may keep on the server (0: no quota).",
+        minimum=0.0,
+    )
+    upload_retention_hours: float = _setting(
+        24.0,
+        "serve: an upload is deleted this many hours after it was made, once no queued or "
+        "running job needs it (0: kept forever).",
+        minimum=0.0,
+    )
+    retention_days: float = _setting(
+        30.0,
+        "serve: a finished job (its record, project and results) is deleted this many days "
+        "after it ended (0: kept forever).",
+        minimum=0.0,
+    )
+    cleanup_interval_minutes: float = _setting(
+        10.0, "serve: how often expired uploads and jobs are deleted.", minimum=0.001
+    )
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     cache_dir: str = _setting("", "Where models are cached (default: the user cache dir).")
     offline: bool = _setting(False, "Never download models.")
@@ -290,6 +314,7 @@ class Settings:
     subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
     remote: RemoteSettings = field(default_factory=RemoteSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     def get(self, key: str) -> Any:
         section, name = _split(key)

@@ -592,6 +592,123 @@ def test_upload_names_are_checked_whole_and_stored_short(server: Server, talk: P
     assert download.status_code == 200 and len(download.json()["segments"]) == 4
 
 
+def test_a_keys_uploads_are_held_to_a_quota(
+    tmp_path: Path, server_env: dict[str, str], talk: Path
+) -> None:
+    server = Server(tmp_path / "data", server_env, "--upload-quota-mb", "1")  # talk: 0.6 MB
+    first, second = server.key("jo", credits=1)[1], server.key("kim", credits=1)[1]
+    server.start()
+    try:
+        data = talk.read_bytes()
+        assert server.http(first).put("/uploads", params={"filename": "a.mp4"},
+                                      content=data).status_code == 201  # fmt: skip
+
+        def chunks():  # no Content-Length: the quota is checked as the upload streams
+            for start in range(0, len(data), 65536):
+                yield data[start : start + 65536]
+
+        for content in (data, chunks()):
+            over = server.http(first).put("/uploads", params={"filename": "b.mp4"},
+                                          content=content)  # fmt: skip
+            assert over.status_code == 413, over.text
+            assert over.json() == {
+                "error": "upload quota exceeded",
+                "detail": f"This key keeps {len(data) / 2**20:.1f} MB of uploads on the server "
+                "and may keep 1.0 MB; uploads no queued job needs are deleted 24 h after they "
+                "were made.",
+            }
+        other = server.http(second).put("/uploads", params={"filename": "a.mp4"}, content=data)
+        assert other.status_code == 201  # the quota is each key's own
+        assert len(list((server.data_dir / "uploads").iterdir())) == 2  # nothing left over
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+        [kept] = [line for line in metrics.splitlines() if line.startswith("octavia_uploads_b")]
+        assert float(kept.split()[1]) == 2 * len(data)
+    finally:
+        server.kill(signal.SIGTERM)
+
+
+def test_expired_uploads_and_finished_jobs_are_deleted(tmp_path: Path) -> None:
+    """Moving a clock instead of waiting: an upload goes once it is old and no queued job
+    needs it; a finished job, with its results, once it ended long enough ago."""
+    from octavia_cli.server.retention import Cleaner, Retention
+    from octavia_cli.server.store import SUCCEEDED, Store
+
+    data = tmp_path / "data"
+    store = Store(data / "octavia.db")
+
+    def upload(name: str) -> Path:
+        path = data / "uploads" / name / "input.mp4"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x" * 10)
+        store.add_upload(name, "k", "talk.mp4", path, 10, 1.0)
+        return path
+
+    unused, waiting, used = upload("unused"), upload("waiting"), upload("used")
+    done = store.add_job("k", "transcribe", {}, "used", 0.0, 10)
+    assert store.claim_next().id == done.id
+    store.finish(done.id, SUCCEEDED, results=[{"name": "talk.transcribe.json", "size": 2}])
+    result = data / "jobs" / done.id / "out" / "talk.transcribe.json"
+    result.parent.mkdir(parents=True)
+    result.write_text("{}")
+    queued = store.add_job("k", "transcribe", {}, "waiting", 0.0, 10)
+    hours = 0.0
+    cleaner = Cleaner(store, data, Retention(upload_s=3600, job_s=2 * 86400),
+                      clock=lambda: time.time() + hours * 3600)  # fmt: skip
+    assert cleaner.run_once() == {"uploads": 0, "jobs": 0}
+    hours = 2
+    assert cleaner.run_once() == {"uploads": 2, "jobs": 0}
+    assert not unused.parent.exists() and not used.parent.exists() and waiting.exists()
+    assert store.upload("unused") is None and store.upload("waiting") is not None
+    assert result.exists() and store.job(done.id) is not None  # results kept until then
+    assert store.upload_bytes("k") == 10
+    hours = 49
+    assert cleaner.run_once() == {"uploads": 0, "jobs": 1}
+    assert store.job(done.id) is None and not (data / "jobs" / done.id).exists()
+    assert store.job(queued.id).state == "queued" and waiting.exists()
+    assert cleaner.deleted == {"uploads": 2, "jobs": 1}
+    with pytest.raises(LookupError):  # a job on an upload deleted meanwhile is refused
+        store.add_job("k", "transcribe", {}, "unused", 0.0, 10)
+
+
+def test_serve_deletes_expired_uploads_and_jobs_and_counts_them(
+    tmp_path: Path, server_env: dict[str, str], talk: Path
+) -> None:
+    env = {**server_env, "OCTAVIA_SERVE_CLEANUP_INTERVAL_MINUTES": "0.005"}
+    server = Server(tmp_path / "data", env, "--upload-retention-hours", "0.001",
+                    "--retention-days", "0.00003").open()  # 3.6 s and 2.6 s  # fmt: skip
+    server.start()
+    try:
+        client = server.http()
+        for name in ("unused.mp4", "talk.mp4"):
+            upload = client.put("/uploads", params={"filename": name}, content=talk.read_bytes())
+        created = client.post(
+            "/jobs",
+            json={
+                "kind": "transcribe",
+                "upload_id": upload.json()["id"],
+                "options": {"from": "en"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        assert _wait(client, created.json()["id"])["state"] == "succeeded"
+        deadline = time.monotonic() + 60
+        while True:
+            metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+            if 'octavia_cleanup_deleted_total{what="jobs"} 1.0' in metrics and (
+                'octavia_cleanup_deleted_total{what="uploads"} 2.0' in metrics
+            ):
+                break
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.3)
+        assert "octavia_uploads_bytes 0.0" in metrics
+        gone = client.get(f"/jobs/{created.json()['id']}")
+        assert gone.status_code == 404 and gone.json()["error"] == "unknown job"
+        assert list((server.data_dir / "uploads").iterdir()) == []
+        assert list((server.data_dir / "jobs").iterdir()) == []
+    finally:
+        server.kill(signal.SIGTERM)
+
+
 def test_twenty_concurrent_uploads_are_all_accounted_for(server: Server, talk: Path) -> None:
     server.open().start()
     data = talk.read_bytes()

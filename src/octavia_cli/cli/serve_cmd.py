@@ -62,14 +62,50 @@ def serve(
             "on a data dir that has ever had a key.",
         ),
     ] = False,
+    upload_quota_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--upload-quota-mb",
+            min=0,
+            show_default=False,
+            help="MB of uploads one key may keep (0: no quota; setting serve.upload_quota_mb, "
+            "default 10240).",
+        ),
+    ] = None,
+    upload_retention_hours: Annotated[
+        float | None,
+        typer.Option(
+            "--upload-retention-hours",
+            min=0,
+            show_default=False,
+            help="Delete an upload this long after it was made, once no queued job needs it "
+            "(0: never; setting serve.upload_retention_hours, default 24).",
+        ),
+    ] = None,
+    retention_days: Annotated[
+        float | None,
+        typer.Option(
+            "--retention-days",
+            min=0,
+            show_default=False,
+            help="Delete a finished job and its results this long after it ended (0: never; "
+            "setting serve.retention_days, default 30).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (http://HOST:PORT/api/v1, OpenAPI at /api/v1/docs)."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    from octavia_cli.server.app import ServerOptions, create_app
+    from octavia_cli.config import load_settings
+    from octavia_cli.server.app import ServerOptions, create_app, retention_of
 
+    settings = load_settings({
+        "serve.upload_quota_mb": upload_quota_mb,
+        "serve.upload_retention_hours": upload_retention_hours,
+        "serve.retention_days": retention_days,
+    })  # fmt: skip
     folder = data_dir_or_default(data_dir)
     _check_auth(_store(folder), folder, host, no_auth)
     from octavia_cli.server.runner import lock_data_dir
@@ -90,6 +126,8 @@ def serve(
         no_auth=no_auth,
         host=host,
         port=bound_port,
+        upload_quota_bytes=int(settings.serve.upload_quota_mb * 1024 * 1024),
+        retention=retention_of(settings),
     )
     config = uvicorn.Config(create_app(options), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)

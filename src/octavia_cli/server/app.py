@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +26,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from octavia_cli import __version__
 from octavia_cli.server.jobs import Kind, cost_minutes, name_suffix, parse_options
+from octavia_cli.server.retention import Cleaner, Retention
 from octavia_cli.server.security import HostCheck, allowed_hosts, is_loopback
 from octavia_cli.server.store import QUEUED, RUNNING, TERMINAL, Store
 from octavia_cli.server.worker import EventBus, WorkerPool
@@ -48,6 +49,8 @@ class ServerOptions:
     no_auth: bool = False
     host: str = "127.0.0.1"  # the address and port the server listens on
     port: int = 8000
+    upload_quota_bytes: int = 10 * 1024**3  # per key, over its stored uploads (0: none)
+    retention: Retention = field(default_factory=Retention)  # uploads and finished jobs
 
 
 class JobRequest(BaseModel):
@@ -79,13 +82,16 @@ def create_app(options: ServerOptions) -> FastAPI:
         pool = CeleryDispatcher(store, options.data_dir, bus, options.broker)
     else:
         pool = WorkerPool(store, options.data_dir, bus, options.workers)
-    metrics = Metrics(store, lambda: pool.workers)
+    cleaner = Cleaner(store, options.data_dir, options.retention)
+    metrics = Metrics(store, lambda: pool.workers, cleaner)
     pool.on_event = metrics.on_event
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.start()
+        cleaner.start()
         yield
+        cleaner.stop()
         pool.stop()
 
     app = FastAPI(
@@ -179,6 +185,10 @@ def create_app(options: ServerOptions) -> FastAPI:
         declared = int(request.headers.get("content-length") or 0)
         if declared > options.max_upload_bytes:
             raise _error(413, "upload too large", f"at most {options.max_upload_bytes} bytes")
+        quota = options.upload_quota_bytes
+        kept = store.upload_bytes(key_id(who)) if quota else 0
+        if quota and kept + declared > quota:
+            raise _over_quota(kept, quota, options.retention)
         upload_id = uuid.uuid4().hex[:16]
         folder = options.data_dir / "uploads" / upload_id
         folder.mkdir(parents=True)
@@ -193,6 +203,8 @@ def create_app(options: ServerOptions) -> FastAPI:
                     if size > options.max_upload_bytes:
                         raise _error(413, "upload too large",
                                      f"at most {options.max_upload_bytes} bytes")  # fmt: skip
+                    if quota and kept + size > quota:
+                        raise _over_quota(kept, quota, options.retention)
                     handle.write(chunk)
             media = await asyncio.to_thread(_probe, path)
         except BaseException:
@@ -242,8 +254,12 @@ def create_app(options: ServerOptions) -> FastAPI:
                 raise _error(402, "not enough credits",
                              f"the job costs {cost:.2f} min; {available:.2f} min are free "
                              f"(short by {cost - available:.2f} min)")  # fmt: skip
-        job = store.add_job(key_id(who), body.kind, parsed.stored(),
-                            record["id"] if record else "", cost, options.max_queued)  # fmt: skip
+        upload_id = record["id"] if record else ""
+        try:
+            job = store.add_job(key_id(who), body.kind, parsed.stored(), upload_id, cost,
+                                options.max_queued)  # fmt: skip
+        except LookupError:
+            raise _error(404, "unknown upload", body.upload_id or "") from None
         if job is None:
             raise _error(503, "queue full", "Try again later.", {"Retry-After": "30"})
         pool.wake()
@@ -307,6 +323,21 @@ def create_app(options: ServerOptions) -> FastAPI:
     return app
 
 
+def _over_quota(kept: int, quota: int, retention: Retention) -> HTTPException:
+    megabyte = 1024 * 1024
+    after = (
+        f"; uploads no queued job needs are deleted {retention.upload_s / 3600:g} h after "
+        "they were made"
+        if retention.upload_s
+        else ""
+    )
+    return _error(
+        413, "upload quota exceeded",
+        f"This key keeps {kept / megabyte:.1f} MB of uploads on the server and may keep "
+        f"{quota / megabyte:.1f} MB{after}.",
+    )  # fmt: skip
+
+
 def _final(job: Any) -> dict[str, Any]:
     return {"type": "state", "state": job.state, "error": job.error, "results": job.results}
 
@@ -326,9 +357,24 @@ def _probe(path: Path) -> Any:
     return media
 
 
+def retention_of(settings: Any) -> Retention:
+    """The ``serve.*`` settings' retention times, in seconds."""
+    return Retention(
+        upload_s=settings.serve.upload_retention_hours * 3600,
+        job_s=settings.serve.retention_days * 24 * 3600,
+        interval_s=settings.serve.cleanup_interval_minutes * 60,
+    )
+
+
 def server_options_from_env() -> ServerOptions:
-    """For ``uvicorn --factory``: the options ``octavia serve`` put in the environment."""
+    """For ``uvicorn --factory``: the options ``octavia serve`` put in the environment (and
+    the ``serve.*`` settings: ``OCTAVIA_SERVE_UPLOAD_QUOTA_MB``...)."""
+    from octavia_cli.config import load_settings
+
+    settings = load_settings()
     return ServerOptions(
+        upload_quota_bytes=int(settings.serve.upload_quota_mb * 1024 * 1024),
+        retention=retention_of(settings),
         data_dir=Path(os.environ["OCTAVIA_SERVE_DATA_DIR"]),
         workers=int(os.environ.get("OCTAVIA_SERVE_WORKERS", "1")),
         max_upload_bytes=int(os.environ.get("OCTAVIA_SERVE_MAX_UPLOAD", str(4 * 1024**3))),

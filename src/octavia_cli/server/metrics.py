@@ -1,6 +1,7 @@
 """Prometheus metrics of ``octavia serve`` (``GET /metrics``, the text exposition format):
-jobs by state and kind, the queue's depth, the number of workers, and how long each stage
-takes (a histogram fed by the workers' progress events).
+jobs by state and kind, the queue's depth, the number of workers, how long each stage
+takes (a histogram fed by the workers' progress events), the bytes of uploads kept, and
+what the retention cleaner deleted.
 
 Each app has its own registry, so several servers in one process (the tests) do not mix
 their numbers. Job counts are read from the store at scrape time, so they survive a
@@ -14,20 +15,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from octavia_cli.server.retention import Cleaner
 from octavia_cli.server.store import Store
 
 STAGE_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 class _StoreCollector(Collector):
-    def __init__(self, store: Store, workers: Callable[[], int]) -> None:
+    def __init__(
+        self, store: Store, workers: Callable[[], int], cleaner: Cleaner | None = None
+    ) -> None:
         self.store = store
         self.workers = workers
+        self.cleaner = cleaner
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         jobs = GaugeMetricFamily(
             "octavia_jobs", "Jobs by state and kind.", labels=["state", "kind"]
         )
@@ -41,12 +46,26 @@ class _StoreCollector(Collector):
             "octavia_workers", "Workers (threads, or Celery workers answering).",
             value=self.workers(),
         )  # fmt: skip
+        yield GaugeMetricFamily(
+            "octavia_uploads_bytes", "Bytes of uploads kept on the server.",
+            value=self.store.total_upload_bytes(),
+        )  # fmt: skip
+        if self.cleaner is not None:
+            deleted = CounterMetricFamily(
+                "octavia_cleanup_deleted", "Expired uploads and finished jobs deleted.",
+                labels=["what"],
+            )  # fmt: skip
+            for what, count in self.cleaner.deleted.items():
+                deleted.add_metric([what], count)
+            yield deleted
 
 
 class Metrics:
-    def __init__(self, store: Store, workers: Callable[[], int]) -> None:
+    def __init__(
+        self, store: Store, workers: Callable[[], int], cleaner: Cleaner | None = None
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_StoreCollector(store, workers))
+        self.registry.register(_StoreCollector(store, workers, cleaner))
         self.stage_seconds = Histogram(
             "octavia_stage_seconds",
             "Wall time of each stage run by a worker (skipped stages not counted).",

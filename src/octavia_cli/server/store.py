@@ -227,19 +227,75 @@ class Store:
     def count_uploads(self) -> int:
         return int(self._query("SELECT COUNT(*) AS n FROM uploads")[0]["n"])
 
+    def upload_bytes(self, key_id: str | None) -> int:
+        """Bytes of the uploads kept for ``key_id`` (None: an open server's)."""
+        rows = self._query(
+            "SELECT COALESCE(SUM(size), 0) AS n FROM uploads WHERE key_id IS ?", key_id
+        )
+        return int(rows[0]["n"])
+
+    def total_upload_bytes(self) -> int:
+        return int(self._query("SELECT COALESCE(SUM(size), 0) AS n FROM uploads")[0]["n"])
+
+    def expired_uploads(self, before: float) -> list[dict[str, Any]]:
+        """Uploads made before ``before`` that no queued or running job needs (a finished
+        job keeps its own link to its input)."""
+        rows = self._query(
+            "SELECT * FROM uploads WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM jobs "
+            "WHERE jobs.upload_id = uploads.id AND jobs.state IN (?, ?))",
+            before, QUEUED, RUNNING,
+        )  # fmt: skip
+        return [dict(r) for r in rows]
+
+    def delete_upload(self, upload_id: str) -> bool:
+        """Forget an upload, unless a queued or running job needs it (checked in the same
+        transaction, so a job created meanwhile keeps it)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM uploads WHERE id = ? AND NOT EXISTS (SELECT 1 FROM jobs "
+                "WHERE upload_id = ? AND state IN (?, ?))",
+                (upload_id, upload_id, QUEUED, RUNNING),
+            )
+        return cursor.rowcount == 1
+
+    def expired_jobs(self, before: float) -> list[str]:
+        """Finished jobs that ended before ``before``."""
+        rows = self._query(
+            f"SELECT id FROM jobs WHERE state IN ({', '.join('?' * len(TERMINAL))}) "
+            "AND finished_at < ?",
+            *sorted(TERMINAL), before,
+        )  # fmt: skip
+        return [row["id"] for row in rows]
+
+    def delete_job(self, job_id: str) -> bool:
+        """Forget a finished job (its ledger entries stay: they are the key's history)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                f"DELETE FROM jobs WHERE id = ? AND state IN ({', '.join('?' * len(TERMINAL))})",
+                (job_id, *sorted(TERMINAL)),
+            )
+        return cursor.rowcount == 1
+
     # -- jobs ----------------------------------------------------------------------------
 
     def add_job(
         self, key_id: str | None, kind: str, options: dict[str, Any], upload_id: str,
         cost_minutes: float, max_queued: int,
     ) -> Job | None:  # fmt: skip
-        """Queue a job; None if the queue is full. Credits are checked by the caller."""
+        """Queue a job; None if the queue is full. Credits are checked by the caller.
+
+        Raises:
+            LookupError: the upload is gone.
+        """
         job = Job(uuid.uuid4().hex[:16], key_id, kind, QUEUED, options, upload_id,
                   round(cost_minutes, 4), created_at=time.time())  # fmt: skip
         with self.transaction() as db:
             queued = db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (QUEUED,))
             if queued.fetchone()[0] >= max_queued:
                 return None
+            exists = db.execute("SELECT 1 FROM uploads WHERE id = ?", (upload_id,)).fetchone()
+            if upload_id and not exists:
+                raise LookupError(upload_id)  # deleted (expired) since the caller looked
             db.execute(
                 "INSERT INTO jobs (id, key_id, kind, state, options, upload_id, cost_minutes, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
