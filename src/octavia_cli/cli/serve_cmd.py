@@ -100,6 +100,7 @@ def serve(
 
     from octavia_cli.config import load_settings
     from octavia_cli.server.app import ServerOptions, create_app, retention_of
+    from octavia_cli.server.runner import lock_data_dir
 
     settings = load_settings({
         "serve.upload_quota_mb": upload_quota_mb,
@@ -108,8 +109,6 @@ def serve(
     })  # fmt: skip
     folder = data_dir_or_default(data_dir)
     _check_auth(_store(folder), folder, host, no_auth)
-    from octavia_cli.server.runner import lock_data_dir
-
     lock = lock_data_dir(folder)  # one serve per data dir, held until this process ends
     if broker:
         from octavia_cli.server.distributed import check_broker
