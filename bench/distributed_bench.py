@@ -57,8 +57,8 @@ def run(workers: int, jobs: int, scratch: Path) -> tuple[float, Counter]:
         time.sleep(0.5)
         octavia = [sys.executable, "-m", "octavia_cli"]
         processes.append(subprocess.Popen(
-            [*octavia, "serve", "--port", str(api_port), "--data-dir", str(data), "--broker",
-             broker], env=env, stderr=subprocess.DEVNULL,
+            [*octavia, "serve", "--no-auth", "--port", str(api_port), "--data-dir", str(data),
+             "--broker", broker], env=env, stderr=subprocess.DEVNULL,
         ))  # fmt: skip
         for _ in range(workers):
             processes.append(subprocess.Popen(

@@ -38,8 +38,8 @@ def _start(data_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "XDG_RUNTIME_DIR": str(data_dir)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "octavia_cli", "serve", "--port", str(port), "--data-dir",
-         str(data_dir), "--workers", str(workers), "--max-queued", "10000"],
+        [sys.executable, "-m", "octavia_cli", "serve", "--no-auth", "--port", str(port),
+         "--data-dir", str(data_dir), "--workers", str(workers), "--max-queued", "10000"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
