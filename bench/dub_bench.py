@@ -40,8 +40,8 @@ def main() -> int:
     if args.generate_minutes:
         args.file = generate(args.generate_minutes)
 
-    from octavia_cli.media import probe
-    from octavia_cli.models import bundled_model_path
+    from octavia_cli.media.ffmpeg import probe
+    from octavia_cli.models.bundled import bundled_model_path
 
     settings = load_settings({"general.preset": "offline"})
     began = time.perf_counter()

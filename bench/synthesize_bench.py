@@ -76,9 +76,9 @@ def xtts_tiny(folder: Path, lines: int) -> str:
     reference = folder / "ref.wav"
     subprocess.run(["espeak-ng", "-w", str(reference), SENTENCES["en"] * 2], check=True,
                    env={**os.environ, "XDG_RUNTIME_DIR": str(folder)})  # fmt: skip
-    from octavia_cli import voices
     from octavia_cli.config import load_settings
     from octavia_cli.engines.tts.xtts import XttsEngine
+    from octavia_cli.models import voices
 
     engine = XttsEngine(load_settings({}))
     checked = voices.check_references([reference])

@@ -31,8 +31,8 @@ HERE = Path(__file__).resolve().parent
 
 def short_clip(runs: int) -> None:
     from octavia_cli.config import load_settings
-    from octavia_cli.media import probe
-    from octavia_cli.models import bundled_model_path
+    from octavia_cli.media.ffmpeg import probe
+    from octavia_cli.models.bundled import bundled_model_path
     from octavia_cli.pipeline import open_project
     from octavia_cli.progress import no_progress
     from octavia_cli.stages.extract import extract

@@ -36,7 +36,7 @@ def decode_16k(path: Path) -> np.ndarray:
 
 
 def speech_onsets(path: Path) -> list[float]:
-    from octavia_cli.vad import detect_speech
+    from octavia_cli.engines.vad import detect_speech
 
     return [start for start, _ in detect_speech(decode_16k(path))]
 

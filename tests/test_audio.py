@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from octavia_cli.audio import (
+from octavia_cli.media.audio import (
     iter_chunks,
     limit_peaks,
     peak_dbfs,
@@ -15,7 +15,7 @@ from octavia_cli.audio import (
     trim_silence,
     write_wav,
 )
-from octavia_cli.media import measure_loudness
+from octavia_cli.media.ffmpeg import measure_loudness
 
 
 def test_limiter_keeps_peaks_under_ceiling() -> None:

@@ -38,8 +38,8 @@ def test_dub_video_end_to_end(cli, talk: Path) -> None:
         assert min(abs(onset - d) for d in dubbed_onsets) <= 0.1, (onset, dubbed_onsets)
 
     # As loud as the source, and no sample over -1 dBFS.
-    from octavia_cli.audio import peak_dbfs
-    from octavia_cli.media import measure_loudness
+    from octavia_cli.media.audio import peak_dbfs
+    from octavia_cli.media.ffmpeg import measure_loudness
 
     dubbed, original = decode(output, 48_000, 2), decode(talk, 48_000, 2)
     assert abs(measure_loudness(dubbed, 48_000) - measure_loudness(original, 48_000)) < 1.0
@@ -245,8 +245,8 @@ def test_loudness_target_true_peak_and_ducking(cli, media_factory) -> None:
     its pauses."""
     import numpy as np
 
-    from octavia_cli.audio import read_audio
-    from octavia_cli.media import measure_loudness, measure_true_peak
+    from octavia_cli.media.audio import read_audio
+    from octavia_cli.media.ffmpeg import measure_loudness, measure_true_peak
 
     lines = ((0.5, "Welcome to the city library."), (5.0, "Thank you for watching."))
     talk = media_factory("talk.mp4", lines=lines, duration_s=9.0)

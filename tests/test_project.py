@@ -8,8 +8,8 @@ import pytest
 from octavia_cli.errors import InputError, OutputExistsError
 from octavia_cli.files import atomic_path, atomic_write_bytes, check_output_path
 from octavia_cli.languages import alpha3, language_name, normalize_language
-from octavia_cli.model import Segment, Transcript, Translation, format_timestamp
-from octavia_cli.project import Project
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import Segment, Transcript, Translation, format_timestamp
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from octavia_cli.model import Segment, Word
-from octavia_cli.segmentation import LineOptions, split_into_lines
-from octavia_cli.vad import snap_to_speech
+from octavia_cli.engines.vad import snap_to_speech
+from octavia_cli.project.records import Segment, Word
+from octavia_cli.text.segmentation import LineOptions, split_into_lines
 
 
 def words(*items: tuple[str, float, float]) -> list[Word]:

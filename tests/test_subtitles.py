@@ -7,8 +7,8 @@ import itertools
 import pysubs2
 import pytest
 
-from octavia_cli.model import Segment, Translation, Word
-from octavia_cli.subtitles import (
+from octavia_cli.project.records import Segment, Translation, Word
+from octavia_cli.text.cues import (
     SubtitleFormat,
     SubtitleOptions,
     render,

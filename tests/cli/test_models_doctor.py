@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from octavia_cli.catalog import all_models, find_model, required_models
 from octavia_cli.config import load_settings
+from octavia_cli.models.catalog import all_models, find_model, required_models
 
 
 def test_every_default_model_is_in_the_catalog_with_a_revision() -> None:

@@ -16,10 +16,10 @@ torch = pytest.importorskip("torch")
 from octavia_cli.config import load_settings  # noqa: E402
 from octavia_cli.engines.mt import get_translation_engine  # noqa: E402
 from octavia_cli.errors import InputError, MissingModelError  # noqa: E402
-from octavia_cli.glossary import Glossary, Term  # noqa: E402
-from octavia_cli.length import estimate_s  # noqa: E402
-from octavia_cli.model import Segment  # noqa: E402
+from octavia_cli.project.records import Segment  # noqa: E402
 from octavia_cli.stages.translate import TranslateOptions, translate_segments  # noqa: E402
+from octavia_cli.text.glossary import Glossary, Term  # noqa: E402
+from octavia_cli.text.length import estimate_s  # noqa: E402
 
 ENGLISH = [
     "Welcome to the city library.",

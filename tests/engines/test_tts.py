@@ -56,8 +56,8 @@ def test_missing_piper_voice_file(tmp_path: Path) -> None:
 
 
 def _two_speaker_project(tmp_path: Path):
-    from octavia_cli.model import Segment, Speaker, Transcript
-    from octavia_cli.project import Project
+    from octavia_cli.project.manifest import Project
+    from octavia_cli.project.records import Segment, Speaker, Transcript
 
     project = Project(tmp_path, {"source": {"path": "talk.mp4", "fingerprint": "x"}})
     project.transcript = Transcript(

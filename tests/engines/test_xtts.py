@@ -139,7 +139,7 @@ def test_clone_voice_bad_input(
                        "-o", str(tmp_path / "x.wav"))  # fmt: skip
     assert code == 1 and "cloned voice" in err
     # A damaged profile is named, not a traceback.
-    from octavia_cli import voices
+    from octavia_cli.models import voices
 
     broken = voices.voices_dir() / "broken"
     broken.mkdir(parents=True)

@@ -175,7 +175,7 @@ def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_p
     """--replace-audio, --loudness, --ducking and a glossary reach the server's job; options
     that name things on this machine (a device, a work folder) are refused, not dropped."""
     from helpers import decode
-    from octavia_cli.media import measure_loudness
+    from octavia_cli.media.ffmpeg import measure_loudness
 
     key = server.key("dan", 10)[1]
     server.start()
@@ -886,7 +886,7 @@ def test_remote_subtitles_cancel_and_reattach(
     assert jobs[0]["id"] in charged and not charged & {jobs[1]["id"], failing["id"]}
 
     # A download cut short resumes from where it stopped.
-    from octavia_cli.client import Client
+    from octavia_cli.remote.client import Client
 
     name = "talk.es.mp4"
     whole = client.get(f"/jobs/{jobs[0]['id']}/results/{name}").content

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from octavia_cli.model import FitStatus
+from octavia_cli.project.records import FitStatus
 from octavia_cli.stages.fit import FitOptions, fit_clip, plan_line
 
 OPTIONS = FitOptions(max_speed=1.3)
@@ -76,7 +76,7 @@ def test_fit_clip_trims_and_stretches_for_real() -> None:
 
 
 def test_timeline_of_picture_stretches() -> None:
-    from octavia_cli.timeline import Stretch, TimeMap
+    from octavia_cli.media.timeline import Stretch, TimeMap
 
     timeline = TimeMap([Stretch(2.0, 4.0, 1.25)])  # 2 s played in 2.5 s
     assert timeline.to_output(1.0) == 1.0

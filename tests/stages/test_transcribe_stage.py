@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from octavia_cli.engines.asr import Recognition
-from octavia_cli.model import Word
 from octavia_cli.progress import no_progress
-from octavia_cli.project import Project, default_project_folder
+from octavia_cli.project.manifest import Project, default_project_folder
+from octavia_cli.project.records import Word
 from octavia_cli.stages import transcribe as stage
 from octavia_cli.stages.extract import extract
 
@@ -89,7 +89,7 @@ def test_silent_windows_are_not_recognised(media_factory, monkeypatch) -> None:
 
 
 def test_long_file_needs_no_more_memory_than_a_window(tmp_path: Path) -> None:
-    from octavia_cli.audio import iter_chunks, write_wav
+    from octavia_cli.media.audio import iter_chunks, write_wav
 
     rate = 16_000
     audio = (0.01 * np.sin(np.arange(60 * rate) / 10)).astype(np.float32)

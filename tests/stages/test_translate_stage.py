@@ -10,15 +10,15 @@ import pytest
 
 from octavia_cli.engines.mt.apertium import ApertiumEngine
 from octavia_cli.errors import InputError
-from octavia_cli.glossary import Glossary, Term, load_glossary
-from octavia_cli.length import choose, condense, estimate_s, slot_ratio, spoken_characters
-from octavia_cli.model import Segment
+from octavia_cli.project.records import Segment
 from octavia_cli.stages.translate import (
     TranslateOptions,
     sentence_units,
     split_translation,
     translate_segments,
 )
+from octavia_cli.text.glossary import Glossary, Term, load_glossary
+from octavia_cli.text.length import choose, condense, estimate_s, slot_ratio, spoken_characters
 
 
 def _segments(*lines: tuple[float, float, str]) -> list[Segment]:

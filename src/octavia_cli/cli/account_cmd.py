@@ -20,9 +20,9 @@ def login_command(
     ] = None,
 ) -> None:
     """Check a backend and key, then keep them in the config file (readable by you only)."""
-    from octavia_cli.client import Client
     from octavia_cli.config import config_path, masked, set_config_value
     from octavia_cli.errors import InputError
+    from octavia_cli.remote.client import Client
 
     settings = load_settings_for()
     url = url or settings.remote.url
@@ -59,7 +59,7 @@ def logout_command() -> None:
 
 def account_command(json_output: JsonOption = False) -> None:
     """Who you are on the backend, your balance and recent usage."""
-    from octavia_cli.client import Client
+    from octavia_cli.remote.client import Client
 
     client = Client.from_settings(load_settings_for())
     try:

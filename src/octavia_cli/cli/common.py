@@ -169,7 +169,7 @@ def print_json(data: Any) -> None:
 
 def glossary_terms(settings: Any) -> dict[str, str] | None:
     """The settings' glossary as terms to send to a server (read and checked here)."""
-    from octavia_cli.glossary import load_glossary
+    from octavia_cli.text.glossary import load_glossary
 
     return load_glossary(Path(settings.mt.glossary)).to_dict() if settings.mt.glossary else None
 

@@ -22,7 +22,7 @@ def doctor_command(
     from rich.console import Console
     from rich.markup import escape
 
-    from octavia_cli.doctor import Status, run_checks
+    from octavia_cli.pipeline.doctor import Status, run_checks
 
     checks = run_checks(load_settings_for(preset=preset), workdir)
     failed = any(check.status is Status.ERROR for check in checks)

@@ -350,9 +350,9 @@ def _dub_remote(
     Every file is uploaded and queued first (a server with several workers dubs them at
     once), then followed in turn. In a batch, a file whose outputs exist is skipped (unless
     --force) and one that fails is listed at the end while the others go on."""
-    from octavia_cli import remote
-    from octavia_cli.client import Client
     from octavia_cli.errors import OctaviaError
+    from octavia_cli.remote.client import Client
+    from octavia_cli.remote import jobs as remote
 
     first = requests[0]
     targets = first.targets  # normalised by dub_command
@@ -407,10 +407,10 @@ def _queue_remote(
     """Upload and queue each file; returns (source, job id, result name -> (language,
     destination)). In a batch, files already dubbed go to ``skipped`` and a file that fails
     to ``failed``."""
-    from octavia_cli import remote
     from octavia_cli.errors import OctaviaError
-    from octavia_cli.media import probe
+    from octavia_cli.media.ffmpeg import probe
     from octavia_cli.pipeline import output_paths
+    from octavia_cli.remote import jobs as remote
     from octavia_cli.stages.mux import output_name
 
     batch = len(requests) > 1
@@ -473,7 +473,7 @@ def _cancel(ctx: typer.Context, client, job_ids: list[str]) -> None:
 
 def _print_estimate(client, requests: list, options: dict) -> None:
     """Each file's cost (in a batch), the total and the balance; exit 1 if it is short."""
-    from octavia_cli.remote import estimate
+    from octavia_cli.remote.jobs import estimate
 
     total, enough, balance = 0.0, True, None
     for request in requests:

@@ -22,7 +22,7 @@ SourceOption = Annotated[
 
 
 def _entries(names: list[str]):  # -> list[ModelEntry]
-    from octavia_cli.catalog import find_model
+    from octavia_cli.models.catalog import find_model
 
     entries = []
     for name in names:
@@ -51,8 +51,8 @@ def list_command(
     cached and its size on disk."""
     from rich.table import Table
 
-    from octavia_cli.catalog import all_models, installed_path, preset_models, size_on_disk
     from octavia_cli.languages import normalize_language
+    from octavia_cli.models.catalog import all_models, installed_path, preset_models, size_on_disk
 
     settings = load_settings_for(preset=preset)
     if preset is not None:
@@ -106,8 +106,8 @@ def pull_command(
     source: SourceOption = None,
 ) -> None:
     """Fetch models ahead of time: by name, or all a preset needs for --from/--to."""
-    from octavia_cli.catalog import preset_models, pull
     from octavia_cli.languages import normalize_language
+    from octavia_cli.models.catalog import preset_models, pull
 
     settings = load_settings_for(preset=preset)
     if names:
@@ -131,8 +131,8 @@ def pull_command(
 @app.command("path")
 def path_command(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
     """Print where a model is on this machine."""
-    from octavia_cli.catalog import installed_path
     from octavia_cli.errors import MissingModelError
+    from octavia_cli.models.catalog import installed_path
 
     (entry,) = _entries([name])
     path = installed_path(entry, load_settings_for())
@@ -149,7 +149,7 @@ def rm_command(name: Annotated[str, typer.Argument(help="Model name.")]) -> None
     """Remove a downloaded model from its cache."""
     import shutil
 
-    from octavia_cli.catalog import BUNDLED, HUB, hub_repo_dir, installed_path
+    from octavia_cli.models.catalog import BUNDLED, HUB, hub_repo_dir, installed_path
 
     (entry,) = _entries([name])
     path = installed_path(entry, load_settings_for())

@@ -24,7 +24,7 @@ from octavia_cli.cli.common import (
     state,
 )
 from octavia_cli.errors import InputError
-from octavia_cli.subtitles import SubtitleFormat
+from octavia_cli.text.cues import SubtitleFormat
 
 RULES = "Subtitle rules (defaults from the [subtitles] settings)"
 
@@ -126,7 +126,7 @@ def subtitles_command(
     """
     from octavia_cli.pipeline import SubtitleRequest, subtitles
     from octavia_cli.stages.subtitle import SubtitleMode
-    from octavia_cli.subtitles import render
+    from octavia_cli.text.cues import render
 
     if embed and burn_in:
         raise InputError("--embed and --burn-in cannot be combined.", "Choose one.")
@@ -209,11 +209,11 @@ RULE_OPTIONS = ("max_line_chars", "max_lines", "max_cps", "min_duration", "max_d
 
 def _subtitles_remote(ctx: typer.Context, request, settings, given: dict) -> None:
     """The same subtitles made on the backend, written where a local run writes them."""
-    from octavia_cli.client import Client
     from octavia_cli.files import check_output_path
-    from octavia_cli.media import probe
+    from octavia_cli.media.ffmpeg import probe
     from octavia_cli.pipeline import subtitle_format, subtitle_outputs
-    from octavia_cli.remote import run_remote
+    from octavia_cli.remote.client import Client
+    from octavia_cli.remote.jobs import run_remote
 
     probe(request.input)
     targets = list(request.targets)  # normalised by subtitles_command

@@ -55,10 +55,10 @@ def synthesize_command(
     ] = False,
 ) -> None:
     """Speak text in a target language into an audio file."""
-    from octavia_cli.audio import place_clips, read_audio, write_wav
     from octavia_cli.files import atomic_path, check_output_path
     from octavia_cli.languages import normalize_language
-    from octavia_cli.media import encode_audio
+    from octavia_cli.media.audio import place_clips, read_audio, write_wav
+    from octavia_cli.media.ffmpeg import encode_audio
     from octavia_cli.progress import StageReporter
     from octavia_cli.stages.fit import FitOptions, fit_clip
     from octavia_cli.stages.synthesize import choose_voice
@@ -151,12 +151,12 @@ def _synthesize_remote(
     voice: str | None, preset: Any,
 ) -> None:  # fmt: skip
     """Plain text spoken on the backend (a stored voice there with --voice)."""
-    from octavia_cli.client import Client
     from octavia_cli.errors import InputError
     from octavia_cli.files import atomic_path
     from octavia_cli.languages import alpha3
-    from octavia_cli.media import encode_audio
+    from octavia_cli.media.ffmpeg import encode_audio
     from octavia_cli.progress import ProgressEvent, StageStatus
+    from octavia_cli.remote.client import Client
 
     if any(start is not None for _, start, _ in lines):
         raise InputError("--remote speaks plain text; timed translations run locally.")

@@ -57,8 +57,8 @@ def transcribe_command(
 
     from octavia_cli.files import check_output_path
     from octavia_cli.languages import normalize_language
-    from octavia_cli.model import format_timestamp
     from octavia_cli.pipeline import open_project, prepare_transcript
+    from octavia_cli.project.records import format_timestamp
 
     settings = load_settings_for(
         preset=preset,
@@ -74,7 +74,7 @@ def transcribe_command(
     if remote:
         data = _transcribe_remote(ctx, input, settings, language, preset)
     else:
-        from octavia_cli.catalog import preflight
+        from octavia_cli.models.catalog import preflight
 
         preflight(settings, language)
         project = open_project(input, workdir)
@@ -102,9 +102,9 @@ def _transcribe_remote(
     import json
     import tempfile
 
-    from octavia_cli.client import Client
-    from octavia_cli.media import probe
-    from octavia_cli.remote import run_remote
+    from octavia_cli.media.ffmpeg import probe
+    from octavia_cli.remote.client import Client
+    from octavia_cli.remote.jobs import run_remote
 
     probe(source)
     options: dict = {"from": language} if language else {}

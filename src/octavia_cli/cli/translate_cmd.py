@@ -112,7 +112,7 @@ def translate_command(
 
 
 def _glossary(settings: Any) -> Any:
-    from octavia_cli.glossary import Glossary, load_glossary
+    from octavia_cli.text.glossary import Glossary, load_glossary
 
     return load_glossary(Path(settings.mt.glossary)) if settings.mt.glossary else Glossary()
 
@@ -160,7 +160,7 @@ def _translate_subtitles(
     together); the file comes back in its own format with its own timing."""
     import pysubs2
 
-    from octavia_cli.model import Segment
+    from octavia_cli.project.records import Segment
     from octavia_cli.stages.translate import TranslateOptions, translate_segments
 
     if source is None:
@@ -205,8 +205,8 @@ def _translate_transcript_file(
     settings: Any, path: Path, engine: Any, source: str | None, target: str
 ) -> dict[str, Any]:
     from octavia_cli.languages import normalize_language
-    from octavia_cli.model import Segment
     from octavia_cli.pipeline import translate_options
+    from octavia_cli.project.records import Segment
     from octavia_cli.stages.translate import translate_segments
 
     if not path.exists():
@@ -233,7 +233,7 @@ def _translate_project(
     ctx: typer.Context, settings: Any, folder: Path, engine: Any, source: str | None, target: str
 ) -> dict[str, Any]:
     from octavia_cli.pipeline import translate_options
-    from octavia_cli.project import Project
+    from octavia_cli.project.manifest import Project
     from octavia_cli.stages.translate import translate
 
     project = Project.load(folder)

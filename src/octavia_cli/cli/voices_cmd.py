@@ -45,8 +45,8 @@ def clone_voice_command(
     force: ForceOption = False,
 ) -> None:
     """Clone a voice from recordings and store it in the voice library."""
-    from octavia_cli import voices
     from octavia_cli.errors import InputError, OutputExistsError
+    from octavia_cli.models import voices
 
     if engine != "xtts":
         raise InputError(f"Voices are cloned with xtts, not '{engine}'.", "Use --engine xtts.")
@@ -92,9 +92,9 @@ def _speaker_reference(folder: Path, speaker: str, scratch: Path) -> Path:
     import numpy as np
     import soundfile
 
-    from octavia_cli.audio import write_wav
     from octavia_cli.errors import InputError
-    from octavia_cli.project import Project
+    from octavia_cli.media.audio import write_wav
+    from octavia_cli.project.manifest import Project
     from octavia_cli.stages.separate import speech_audio
     from octavia_cli.stages.synthesize import reference_spans
 
@@ -125,7 +125,7 @@ def _speaker_reference(folder: Path, speaker: str, scratch: Path) -> Path:
 @app.command("list")
 def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """The stored voices."""
-    from octavia_cli import voices
+    from octavia_cli.models import voices
 
     profiles = voices.list_voices()
     if json_output:
@@ -144,7 +144,7 @@ def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
 @app.command("show")
 def show_command(name: str) -> None:
     """A voice's profile."""
-    from octavia_cli import voices
+    from octavia_cli.models import voices
 
     print_json(voices.load(name).to_dict())
 
@@ -152,7 +152,7 @@ def show_command(name: str) -> None:
 @app.command("rm")
 def rm_command(name: str) -> None:
     """Remove a voice."""
-    from octavia_cli import voices
+    from octavia_cli.models import voices
 
     voices.remove(name)
     typer.echo(f"removed {name}", err=True)
@@ -161,7 +161,7 @@ def rm_command(name: str) -> None:
 @app.command("export")
 def export_command(name: str, destination: Path, force: ForceOption = False) -> None:
     """Write a voice to one .tar.gz file."""
-    from octavia_cli import voices
+    from octavia_cli.models import voices
 
     typer.echo(str(voices.export(name, destination, force=force)))
 
@@ -169,6 +169,6 @@ def export_command(name: str, destination: Path, force: ForceOption = False) -> 
 @app.command("import")
 def import_command(archive: Path, force: ForceOption = False) -> None:
     """Add a voice from a file made by `voices export`."""
-    from octavia_cli import voices
+    from octavia_cli.models import voices
 
     typer.echo(voices.import_voice(archive, force=force).name)

@@ -344,7 +344,7 @@ def _final(job: Any) -> dict[str, Any]:
 
 def _probe(path: Path) -> Any:
     from octavia_cli.errors import InputError
-    from octavia_cli.media import probe
+    from octavia_cli.media.ffmpeg import probe
 
     try:
         media = probe(path)

@@ -230,7 +230,7 @@ def _start_parallel(
 
     from octavia_cli import pipeline
     from octavia_cli.errors import InputError
-    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.project.manifest import Project, default_project_folder
     from octavia_cli.stages.extract import extract
     from octavia_cli.stages.separate import separate
     from octavia_cli.stages.transcribe import windows
@@ -265,7 +265,7 @@ def _chunk_task(task: Any, payload: dict[str, Any], index: int, start: float, en
     from octavia_cli import pipeline
     from octavia_cli.files import atomic_write_bytes
     from octavia_cli.languages import normalize_language
-    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.project.manifest import Project, default_project_folder
     from octavia_cli.stages.transcribe import read_window, recognize_window
 
     job, options, settings, request, _, folder = _dub_context(payload)
@@ -294,8 +294,8 @@ def _finish_task(task: Any, done: list[int], payload: dict[str, Any]) -> None:
     from octavia_cli import pipeline
     from octavia_cli.errors import OctaviaError
     from octavia_cli.languages import normalize_language
-    from octavia_cli.model import Word
-    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.project.manifest import Project, default_project_folder
+    from octavia_cli.project.records import Word
     from octavia_cli.stages.transcribe import assemble, inputs_hash
 
     job, options, settings, request, _, folder = _dub_context(payload)
@@ -374,7 +374,7 @@ def _synth_task(task: Any, payload: dict[str, Any], target: str, ids: list[str],
     """Speak some lines of a --parallel dub into their clips; their records go to
     ``chunks/synth-LANG-NNNN.json`` (one process writes the project)."""
     from octavia_cli.files import atomic_write_bytes
-    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.project.manifest import Project, default_project_folder
     from octavia_cli.stages.synthesize import synthesize
 
     job, _, settings, request, _, folder = _dub_context(payload)
@@ -397,8 +397,8 @@ def _synth_task(task: Any, payload: dict[str, Any], target: str, ids: list[str],
 def _final_task(task: Any, names: list[str], payload: dict[str, Any]) -> None:
     """Gather the chunks' clips into the project, then fit, mix and mux here."""
     from octavia_cli.errors import OctaviaError
-    from octavia_cli.model import Clip
-    from octavia_cli.project import Project, default_project_folder
+    from octavia_cli.project.manifest import Project, default_project_folder
+    from octavia_cli.project.records import Clip
     from octavia_cli.server.jobs import run_job
 
     job, _, _, request, uploads, folder = _dub_context(payload)

@@ -51,7 +51,7 @@ _VOICE_RULE = (
 
 
 def _library_voice_name(name: str) -> str:
-    from octavia_cli.voices import NAME
+    from octavia_cli.models.voices import NAME
 
     # .onnx and .pt name files (a Piper voice, a conditioning) to the engines: refused too.
     if not NAME.fullmatch(name) or name.lower().endswith((".onnx", ".pt")):
@@ -202,7 +202,7 @@ def _settings(options: _Options, **extra: Any) -> Any:
 
 def _glossary_file(options: _Options, folder: Path) -> str | None:
     """The job's glossary written into its folder, for the ``mt.glossary`` setting."""
-    from octavia_cli.glossary import Glossary, Term
+    from octavia_cli.text.glossary import Glossary, Term
 
     terms = getattr(options, "glossary", None) or {}
     glossary = Glossary(tuple(Term(s.strip(), t.strip()) for s, t in terms.items() if s.strip()))
@@ -310,7 +310,7 @@ def _run_job(
 ) -> list[dict[str, Any]]:
     from octavia_cli import pipeline
     from octavia_cli.stages.subtitle import SubtitleMode
-    from octavia_cli.subtitles import SubtitleFormat
+    from octavia_cli.text.cues import SubtitleFormat
 
     options = parse_options(job.kind, job.options)
     out = folder / "out"

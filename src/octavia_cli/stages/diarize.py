@@ -24,10 +24,10 @@ import numpy as np
 
 from octavia_cli.engines.diarization import DiarizationEngine, SpeakerCount, Turn
 from octavia_cli.files import atomic_write_bytes
-from octavia_cli.model import Segment, Speaker, Word, stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import Project
-from octavia_cli.segmentation import join_words
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import Segment, Speaker, Word, stable_hash
+from octavia_cli.text.segmentation import join_words
 
 logger = logging.getLogger(__name__)
 

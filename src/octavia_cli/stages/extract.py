@@ -11,10 +11,10 @@ from pathlib import Path
 import soundfile
 
 from octavia_cli.errors import InputError
-from octavia_cli.media import MediaInfo, decodable_video_s, extract_audio, probe
-from octavia_cli.model import stable_hash
+from octavia_cli.media.ffmpeg import MediaInfo, decodable_video_s, extract_audio, probe
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import Project
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import stable_hash
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from octavia_cli.audio import read_audio, time_stretch, to_channels, trim_silence, write_wav
 from octavia_cli.files import atomic_write_bytes
-from octavia_cli.model import Fit, FitStatus, stable_hash
+from octavia_cli.media.audio import read_audio, time_stretch, to_channels, trim_silence, write_wav
+from octavia_cli.media.timeline import Stretch, TimeMap
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import Project
-from octavia_cli.timeline import Stretch, TimeMap
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import Fit, FitStatus, stable_hash
 
 TOLERANCE_S = 0.01
 

@@ -23,18 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from octavia_cli.audio import read_audio
 from octavia_cli.errors import ConfigError
 from octavia_cli.files import atomic_path, writing
-from octavia_cli.media import (
+from octavia_cli.media.audio import read_audio
+from octavia_cli.media.ffmpeg import (
     DUCKING_PRESETS,
     NO_SEPARATION_DUCKING,
     measure_file,
     render_mix,
 )
-from octavia_cli.model import stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import Project
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import stable_hash
 from octavia_cli.stages.extract import SOURCE_WAV
 
 MAX_GAIN_DB = 20.0
@@ -82,8 +82,8 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     transcript = project.require_transcript()
     assert project.media is not None
     fits = [s.fits[target] for s in sorted(transcript.segments, key=lambda s: s.start_s)]
+    from octavia_cli.media.timeline import TimeMap
     from octavia_cli.stages.separate import BACKGROUND_WAV, is_separated, speech_inputs
-    from octavia_cli.timeline import TimeMap
 
     timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.get("stretches"))
     source_duration = project.media.output_duration_s

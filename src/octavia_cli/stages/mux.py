@@ -15,16 +15,16 @@ from octavia_cli.files import (
     remove_stale_temporaries,
 )
 from octavia_cli.languages import alpha3, language_name
-from octavia_cli.media import (
+from octavia_cli.media.ffmpeg import (
     AUDIO_FORMATS,
     VIDEO_AUDIO_CODECS,
     encode_audio,
     mux_stretched_video,
     mux_video,
 )
-from octavia_cli.model import stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import OutputRecord, Project
+from octavia_cli.project.manifest import OutputRecord, Project
+from octavia_cli.project.records import stable_hash
 from octavia_cli.stages.mix import mix_path
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def mux(
     reporter.started(total=1)
     remove_stale_temporaries(output)
     with atomic_path(output) as tmp:
-        from octavia_cli.timeline import TimeMap
+        from octavia_cli.media.timeline import TimeMap
 
         timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.get("stretches"))
         # A video's dub goes back into a video, unless -o names an audio format.

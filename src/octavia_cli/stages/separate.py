@@ -13,10 +13,10 @@ from pathlib import Path
 
 from octavia_cli.engines.separation import SeparationEngine
 from octavia_cli.files import atomic_path
-from octavia_cli.media import extract_audio
-from octavia_cli.model import stable_hash
+from octavia_cli.media.ffmpeg import extract_audio
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import Project
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import stable_hash
 from octavia_cli.stages.extract import ASR_SAMPLE_RATE_HZ, ASR_WAV, SOURCE_WAV
 
 STAGE = "separate"

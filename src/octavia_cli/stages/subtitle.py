@@ -17,11 +17,11 @@ from pathlib import Path
 from octavia_cli.config import SubtitleSettings
 from octavia_cli.files import atomic_path, atomic_write_bytes, remove_stale_temporaries
 from octavia_cli.languages import alpha3, language_name
-from octavia_cli.media import SUBTITLE_CODECS, burn_subtitles, embed_subtitles
+from octavia_cli.media.ffmpeg import SUBTITLE_CODECS, burn_subtitles, embed_subtitles
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import OutputRecord, Project
+from octavia_cli.project.manifest import OutputRecord, Project
 from octavia_cli.stages.mux import check_output
-from octavia_cli.subtitles import (
+from octavia_cli.text.cues import (
     Cue,
     SubtitleFormat,
     SubtitleOptions,

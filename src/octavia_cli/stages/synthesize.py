@@ -16,9 +16,9 @@ from octavia_cli.config import Settings
 from octavia_cli.engines.tts import SpeechEngine, check_language, get_speech_engine
 from octavia_cli.errors import InputError, StageError
 from octavia_cli.files import atomic_path
-from octavia_cli.model import Clip, stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import Project
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import Clip, stable_hash
 
 SAVE_EVERY_S = 2.0  # how often progress is written to the manifest during the stage
 
@@ -92,7 +92,7 @@ def auto_clone(project: Project, engine: SpeechEngine, speaker: str) -> str:
     import soundfile
     import torch
 
-    from octavia_cli.audio import write_wav
+    from octavia_cli.media.audio import write_wav
     from octavia_cli.stages.separate import speech_audio, speech_inputs
 
     spans = reference_spans(project, speaker)
@@ -126,11 +126,11 @@ def _reference_embeddings(
 ) -> dict[str, Any]:
     """Speaker -> embedding of their voice's reference, for the similarity check (XTTS
     voices only, and only when resemblyzer is installed and the check is on)."""
-    from octavia_cli import similarity
+    from octavia_cli.engines import similarity
 
     if engine.name != "xtts" or settings.tts.min_similarity <= 0 or not similarity.available():
         return {}
-    from octavia_cli import voices as library
+    from octavia_cli.models import voices as library
 
     embeddings = {}
     for speaker, voice in voices.items():
@@ -154,7 +154,7 @@ def _keep_the_voice(
 
     import torch
 
-    from octavia_cli import similarity
+    from octavia_cli.engines import similarity
 
     best_score = similarity.similarity(similarity.embed(path), reference)
     attempts = 1
@@ -247,7 +247,7 @@ def _speak(
 
 def _spoken_seconds(path: Path) -> float:
     """How long a clip speaks, its leading and trailing silence left out (as fit does)."""
-    from octavia_cli.audio import read_audio, to_channels, trim_silence
+    from octavia_cli.media.audio import read_audio, to_channels, trim_silence
 
     audio, rate = read_audio(path)
     return trim_silence(to_channels(audio, 1), rate).shape[1] / rate

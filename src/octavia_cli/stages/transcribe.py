@@ -13,16 +13,16 @@ import math
 import time
 from typing import Any
 
-from octavia_cli.audio import iter_chunks, peak_dbfs
 from octavia_cli.engines.asr import AsrEngine
+from octavia_cli.engines.vad import detect_speech, snap_to_speech
 from octavia_cli.errors import NoSpeechError
 from octavia_cli.languages import language_name
-from octavia_cli.model import Transcript, Word, stable_hash
+from octavia_cli.media.audio import iter_chunks, peak_dbfs
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import Project
-from octavia_cli.segmentation import split_into_lines
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import Transcript, Word, stable_hash
 from octavia_cli.stages.extract import ASR_SAMPLE_RATE_HZ
-from octavia_cli.vad import detect_speech, snap_to_speech
+from octavia_cli.text.segmentation import split_into_lines
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ with a length that can be spoken in each line's time slot.
 - **Context**: lines that continue one sentence (no sentence end between them, same
   speaker, no long pause) are translated together, and the translation is shared out over
   the lines by their share of the source text, cut at word boundaries.
-- **Glossary**: see :mod:`octavia_cli.glossary`; terms the engine would not keep are logged.
-- **Length control**: see :mod:`octavia_cli.length`; the chosen candidate's estimated
+- **Glossary**: see :mod:`octavia_cli.text.glossary`; terms the engine would not keep are logged.
+- **Length control**: see :mod:`octavia_cli.text.length`; the chosen candidate's estimated
   duration and its ratio to the slot are recorded on each line's translation.
 
 A line is translated when it has no translation yet or its source text (or the engine, or
@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 
 from octavia_cli.engines.mt import TranslationEngine
 from octavia_cli.errors import InputError
-from octavia_cli.glossary import Glossary, restore
 from octavia_cli.languages import language_name
-from octavia_cli.length import calibration_texts, choose, condense, estimate_s
-from octavia_cli.model import Segment, Translation, stable_hash
 from octavia_cli.progress import ProgressHook, StageReporter
-from octavia_cli.project import Project
-from octavia_cli.segmentation import SENTENCE_END
+from octavia_cli.project.manifest import Project
+from octavia_cli.project.records import Segment, Translation, stable_hash
+from octavia_cli.text.glossary import Glossary, restore
+from octavia_cli.text.length import calibration_texts, choose, condense, estimate_s
+from octavia_cli.text.segmentation import SENTENCE_END
 
 logger = logging.getLogger(__name__)
 

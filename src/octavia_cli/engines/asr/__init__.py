@@ -15,7 +15,7 @@ import numpy as np
 
 from octavia_cli.config import Settings
 from octavia_cli.errors import ConfigError
-from octavia_cli.model import Word
+from octavia_cli.project.records import Word
 
 ASR_ENGINES = ("faster-whisper", "whisperx")
 

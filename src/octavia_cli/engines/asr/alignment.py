@@ -18,7 +18,7 @@ from typing import Any
 
 from octavia_cli.errors import InputError, MissingModelError
 from octavia_cli.languages import language_name
-from octavia_cli.model import Word
+from octavia_cli.project.records import Word
 
 LANGUAGES_WITHOUT_SPACES = frozenset({"ja", "zh", "th", "lo", "my", "km"})
 WORD_SEPARATOR = "|"  # what wav2vec2 vocabularies use for a space

@@ -25,7 +25,7 @@ from octavia_cli.engines.asr.whisper_models import (
     locate_whisper_model,
     resolve_model_name,
 )
-from octavia_cli.model import Word
+from octavia_cli.project.records import Word
 
 logger = logging.getLogger(__name__)
 

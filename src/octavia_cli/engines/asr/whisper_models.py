@@ -13,7 +13,7 @@ from pathlib import Path
 
 from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
 from octavia_cli.languages import language_name
-from octavia_cli.models import BUNDLED_PREFIX, bundled_model_path, hub_cache_dir
+from octavia_cli.models.bundled import BUNDLED_PREFIX, bundled_model_path, hub_cache_dir
 
 AUTO = "auto"
 DEFAULT_MODELS = {"cuda": "large-v3", "cpu": "small"}
@@ -77,7 +77,7 @@ def locate_whisper_model(spec: str, cache_dir: str, offline: bool) -> str:
 
 def whisper_revision(name: str) -> str | None:
     """The pinned commit of a Whisper model in the catalog, if it has one."""
-    from octavia_cli.catalog import WHISPER_REVISIONS
+    from octavia_cli.models.catalog import WHISPER_REVISIONS
 
     return WHISPER_REVISIONS.get(name)
 

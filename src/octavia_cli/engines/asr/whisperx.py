@@ -37,8 +37,8 @@ from octavia_cli.engines.asr.whisper_models import (
     resolve_model_name,
 )
 from octavia_cli.errors import MissingDependencyError
-from octavia_cli.model import Word
-from octavia_cli.models import hub_cache_dir
+from octavia_cli.models.bundled import hub_cache_dir
+from octavia_cli.project.records import Word
 
 logger = logging.getLogger(__name__)
 

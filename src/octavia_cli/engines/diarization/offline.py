@@ -43,7 +43,7 @@ CHUNK_S = 600.0
 
 
 def _require() -> None:
-    from octavia_cli.similarity import import_resemblyzer
+    from octavia_cli.engines.similarity import import_resemblyzer
 
     try:
         import_resemblyzer()
@@ -56,7 +56,7 @@ def _require() -> None:
 
 
 def _encoder() -> Any:
-    from octavia_cli.similarity import encoder
+    from octavia_cli.engines.similarity import encoder
 
     return encoder()
 
@@ -83,7 +83,7 @@ class OfflineDiarizer:
     ) -> list[Turn]:
         import soundfile
 
-        from octavia_cli.audio import iter_chunks
+        from octavia_cli.media.audio import iter_chunks
 
         _require()
         encoder = _encoder()
@@ -107,7 +107,7 @@ class OfflineDiarizer:
 def _speech_windows(encoder: Any, audio: np.ndarray) -> Iterator[tuple[float, float, list]]:
     """For each stretch of speech in ``audio`` (16 kHz mono) long enough to tell a voice:
     its start and end, and its windows' embeddings with their ``(start_s, end_s)``."""
-    from octavia_cli.vad import detect_speech
+    from octavia_cli.engines.vad import detect_speech
 
     for start, end in detect_speech(audio):
         if end - start < MIN_REGION_S:

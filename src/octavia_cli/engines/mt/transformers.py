@@ -16,7 +16,10 @@ from typing import Any
 
 from octavia_cli.config import Settings
 from octavia_cli.devices import resolve_device
-from octavia_cli.engines.mt.catalog import (
+from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
+from octavia_cli.languages import language_name
+from octavia_cli.models.bundled import hub_cache_dir
+from octavia_cli.models.translation import (
     MAIN,
     MANY_TO_MANY,
     OPUS_MT_PAIRS,
@@ -24,9 +27,6 @@ from octavia_cli.engines.mt.catalog import (
     choose,
     nllb_code,
 )
-from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
-from octavia_cli.languages import language_name
-from octavia_cli.models import hub_cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Piper: fast neural voices (VITS exported to ONNX), one ``.onnx`` file per voice.
 
 Voices come from ``tts.voice`` (a path to a ``.onnx`` file with its ``.onnx.json`` beside it)
-or from Python packages that carry one (see :mod:`octavia_cli.models`). Each voice speaks
+or from Python packages that carry one (see :mod:`octavia_cli.models.bundled`). Each voice speaks
 the one language its config names.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from octavia_cli.engines.tts import SynthesisResult
 from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
-from octavia_cli.models import bundled_piper_voices
+from octavia_cli.models.bundled import bundled_piper_voices
 
 
 def _voice_language(model: Path) -> str | None:

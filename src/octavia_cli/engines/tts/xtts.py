@@ -119,7 +119,7 @@ class XttsEngine:
         from the source)."""
         if not requested:
             return ""
-        from octavia_cli import voices
+        from octavia_cli.models import voices
 
         profile = voices.load(requested)
         if profile.engine != self.name:
@@ -132,7 +132,7 @@ class XttsEngine:
             return local
         from huggingface_hub import snapshot_download
 
-        from octavia_cli.models import hub_cache_dir
+        from octavia_cli.models.bundled import hub_cache_dir
 
         try:
             return Path(snapshot_download(self.model_spec, cache_dir=str(hub_cache_dir()),
@@ -176,7 +176,7 @@ class XttsEngine:
         import soundfile
         import torch
 
-        from octavia_cli import voices
+        from octavia_cli.models import voices
 
         if not voice:
             raise InputError(

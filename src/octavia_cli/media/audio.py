@@ -140,7 +140,7 @@ def limit_peaks(audio: np.ndarray, sample_rate_hz: int, ceiling_db: float = -1.0
     """
     if peak_dbfs(audio) <= ceiling_db:
         return audio
-    from octavia_cli.media import filter_audio
+    from octavia_cli.media.ffmpeg import filter_audio
 
     ceiling = 10 ** (ceiling_db / 20)
     limited = filter_audio(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from octavia_cli.model import Segment, Word
+from octavia_cli.project.records import Segment, Word
 
 SENTENCE_END = (".", "?", "!", "…", "。", "？", "！", "؟", "।")
 

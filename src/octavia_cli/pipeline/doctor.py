@@ -267,7 +267,7 @@ def _espeak() -> Check:
 
 
 def _disk(settings: Settings, workdir: Path) -> list[Check]:
-    from octavia_cli.models import cache_root, hub_cache_dir
+    from octavia_cli.models.bundled import cache_root, hub_cache_dir
 
     checks = []
     places = (
@@ -360,7 +360,7 @@ def _hub_token(settings: Settings) -> Check:
 
 
 def _default_models(settings: Settings) -> list[Check]:
-    from octavia_cli.catalog import installed_path, required_models
+    from octavia_cli.models.catalog import installed_path, required_models
 
     checks = []
     for entry in required_models(settings, None):

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from octavia_cli.client import Client, RemoteError
 from octavia_cli.errors import StageError
 from octavia_cli.progress import ProgressEvent, ProgressHook, StageStatus
+from octavia_cli.remote.client import Client, RemoteError
 
 
 def estimate(client: Client, kind: str, source: Path, options: dict[str, Any]) -> dict:
-    from octavia_cli.media import probe
+    from octavia_cli.media.ffmpeg import probe
 
     return client.estimate(kind, probe(source).duration_s, options)
 

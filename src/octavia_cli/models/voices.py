@@ -127,9 +127,9 @@ def list_voices() -> list[VoiceProfile]:
 def check_references(paths: list[Path]) -> list[Reference]:
     """Measure references: speech present and long enough (errors); 6-30 s in all, not
     clipped (warnings)."""
-    from octavia_cli.audio import read_audio
-    from octavia_cli.media import extract_audio, probe
-    from octavia_cli.vad import detect_speech
+    from octavia_cli.engines.vad import detect_speech
+    from octavia_cli.media.audio import read_audio
+    from octavia_cli.media.ffmpeg import extract_audio, probe
 
     references = []
     recordings = []
@@ -203,7 +203,7 @@ def save(
     try:
         torch.save(conditioning, staging / CONDITIONING)
         if reference is not None:
-            from octavia_cli.media import extract_audio
+            from octavia_cli.media.ffmpeg import extract_audio
 
             extract_audio(reference, staging / REFERENCE, sample_rate_hz=16_000, channels=1)
         profile.created_at = profile.created_at or time.strftime("%Y-%m-%dT%H:%M:%SZ",

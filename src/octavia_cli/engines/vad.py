@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from octavia_cli.model import Segment
+from octavia_cli.project.records import Segment
 
 SAMPLE_RATE_HZ = 16_000
 

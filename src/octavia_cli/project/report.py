@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.files import atomic_write_bytes
-from octavia_cli.project import Project
+from octavia_cli.project.manifest import Project
 
 REPORT = "report.html"
 ROW_H = 22

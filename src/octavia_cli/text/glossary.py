@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from octavia_cli.errors import InputError
-from octavia_cli.model import stable_hash
+from octavia_cli.project.records import stable_hash
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 from octavia_cli import __version__
 from octavia_cli.errors import InputError, StageError
 from octavia_cli.files import NAME_MAX, atomic_write_bytes, fingerprint_file, short_name
-from octavia_cli.media import MediaInfo
-from octavia_cli.model import Speaker, Transcript
+from octavia_cli.media.ffmpeg import MediaInfo
+from octavia_cli.project.records import Speaker, Transcript
 
 logger = logging.getLogger(__name__)
 

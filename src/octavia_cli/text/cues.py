@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from octavia_cli.model import Segment, Word
+from octavia_cli.project.records import Segment, Word
 
 CJK_LANGUAGES = frozenset({"zh", "ja"})
 CLAUSE_END = (",", ";", ":", "—", "–", "、", "，", "；", "：")

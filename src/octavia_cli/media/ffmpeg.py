@@ -272,7 +272,7 @@ def mux_stretched_video(
     timeline): the picture is re-encoded and the original audio tracks slowed by the same
     spans, so they stay in sync with it. Subtitle tracks and chapters, timed for the
     original, are left out."""
-    from octavia_cli.timeline import audio_graph, video_graph
+    from octavia_cli.media.timeline import audio_graph, video_graph
 
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
@@ -492,7 +492,7 @@ def render_mix(
     mixing = "amix=inputs=2:normalize=0"
     under_graph = f"[0:a]{trim}[u];"
     if under_pieces:
-        from octavia_cli.timeline import audio_graph
+        from octavia_cli.media.timeline import audio_graph
 
         under_graph = f"{audio_graph('0:a', 'us', under_pieces)};[us]{trim}[u];"
     if outputs is None:

@@ -100,7 +100,7 @@ def slot_ratio(slot_s: float, chars_per_s: float) -> Callable[[str], float]:
 
 def measure_rate(engine: object, voice: str, language: str, texts: Sequence[str]) -> float:
     """Characters per second of ``voice`` speaking ``texts`` (silence at the edges cut)."""
-    from octavia_cli.audio import read_audio, trim_silence
+    from octavia_cli.media.audio import read_audio, trim_silence
 
     characters = 0
     seconds = 0.0

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.config import Settings
-from octavia_cli.engines.mt import catalog as mt_catalog
-from octavia_cli.models import BUNDLED_MODELS, hub_cache_dir
+from octavia_cli.models import translation as mt_catalog
+from octavia_cli.models.bundled import BUNDLED_MODELS, hub_cache_dir
 
 HUB = "hub"
 TORCHAUDIO = "torchaudio"
@@ -207,7 +207,7 @@ def installed_path(entry: ModelEntry, settings: Settings) -> Path | None:
     # Present when the packages that carry it are installed (assembled on first use).
     from importlib.util import find_spec
 
-    from octavia_cli.models import cache_root
+    from octavia_cli.models.bundled import cache_root
 
     model = BUNDLED_MODELS[entry.location]
     if any(find_spec(part.package) is None for part in model.parts):
@@ -320,7 +320,7 @@ def pull(entry: ModelEntry, settings: Settings, console: Any) -> Path:
         console.print(f"{entry.name}: already in {present}")
         return present
     if entry.source == BUNDLED:
-        from octavia_cli.models import OFFLINE_EXTRA_HINT, bundled_model_path
+        from octavia_cli.models.bundled import OFFLINE_EXTRA_HINT, bundled_model_path
 
         if present is None:
             raise MissingModelError(
@@ -407,7 +407,7 @@ def preflight(
     listed = ", ".join(f"{e.name} ({e.size_mb} MB, {e.license})" for e in missing)
     bundled = [e for e in missing if e.source == BUNDLED]
     if bundled:
-        from octavia_cli.models import OFFLINE_EXTRA_HINT
+        from octavia_cli.models.bundled import OFFLINE_EXTRA_HINT
 
         raise MissingModelError(f"Models this run needs are not installed: {listed}.",
                                 OFFLINE_EXTRA_HINT)  # fmt: skip

@@ -17,16 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octavia_cli.catalog import preflight
 from octavia_cli.config import Settings
 from octavia_cli.engines.asr import AsrEngine, get_asr_engine
 from octavia_cli.engines.mt import get_translation_engine
 from octavia_cli.errors import InputError, OctaviaError
 from octavia_cli.languages import normalize_language
-from octavia_cli.media import probe
-from octavia_cli.model import Transcript, stable_hash
+from octavia_cli.media.ffmpeg import probe
+from octavia_cli.models.catalog import preflight
 from octavia_cli.progress import ProgressHook, no_progress
-from octavia_cli.project import MANIFEST, Project, check_project_place, default_project_folder
+from octavia_cli.project.manifest import (
+    MANIFEST,
+    Project,
+    check_project_place,
+    default_project_folder,
+)
+from octavia_cli.project.records import Transcript, stable_hash
 from octavia_cli.stages.extract import extract
 from octavia_cli.stages.fit import FitOptions, fit
 from octavia_cli.stages.fit import report_path as fit_report_path
@@ -42,7 +47,7 @@ from octavia_cli.stages.subtitle import (
 from octavia_cli.stages.synthesize import choose_voice, synthesize
 from octavia_cli.stages.transcribe import transcribe
 from octavia_cli.stages.translate import TranslateOptions, translate
-from octavia_cli.subtitles import SubtitleFormat, format_for
+from octavia_cli.text.cues import SubtitleFormat, format_for
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +184,8 @@ PLAN_RTF = {("offline", "cpu"): 0.6, ("offline", "cuda"): 0.3, ("quality", "cpu"
 
 def plan(request: DubRequest, settings: Settings) -> dict[str, Any]:
     """What a dub would do, checked like a real run but running nothing (``--dry-run``)."""
-    from octavia_cli.catalog import installed_path, required_models
     from octavia_cli.devices import resolve_device
+    from octavia_cli.models.catalog import installed_path, required_models
     from octavia_cli.stages.synthesize import choose_voice
 
     media = probe(request.source)
@@ -260,7 +265,7 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     ``octavia dub episodes/*.mp3`` again does not dub the dubs."""
     import glob
 
-    from octavia_cli.media import AUDIO_FORMATS, VIDEO_AUDIO_CODECS
+    from octavia_cli.media.ffmpeg import AUDIO_FORMATS, VIDEO_AUDIO_CODECS
 
     suffixes = set(AUDIO_FORMATS) | set(VIDEO_AUDIO_CODECS)
     files: list[Path] = []
@@ -342,8 +347,8 @@ XTTS_CHARS_PER_S = 14.0  # letters and digits a second, XTTS v2 at speed 1 (typi
 def translate_options(settings: Settings, target: str) -> TranslateOptions:
     """Glossary and length control from the settings; the speech rate is measured with the
     voice that will speak ``target`` (length control is off if no voice can)."""
-    from octavia_cli.glossary import Glossary, load_glossary
-    from octavia_cli.length import measure_rate
+    from octavia_cli.text.glossary import Glossary, load_glossary
+    from octavia_cli.text.length import measure_rate
 
     glossary = load_glossary(Path(settings.mt.glossary)) if settings.mt.glossary else Glossary()
     if not settings.mt.length_control:
@@ -485,7 +490,7 @@ def dub(request: DubRequest, settings: Settings, hook: ProgressHook = no_progres
                 replace_audio=request.replace_audio,
             )  # fmt: skip
         result.stage_seconds = {name: record.seconds for name, record in project.stages.items()}
-        from octavia_cli.report import write_report
+        from octavia_cli.project.report import write_report
 
         result.report = write_report(project)
         logger.info("dub finished in %.1f s", time.monotonic() - began)
