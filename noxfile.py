@@ -10,14 +10,20 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.6")
+    """Style, and the layers: `import-linter` reads the sources (the package installed
+    without its dependencies is enough for it to find them)."""
+    session.install("ruff>=0.6", "import-linter>=2.16")
+    session.install("--no-deps", "-e", ".")
     session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "bench", "noxfile.py")
+    session.run("lint-imports")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
+    """Types (mypy, where every library the code uses is installed), then the tests."""
     session.install("-e", ".[dev,quality]")
+    session.run("mypy")
     session.run("pytest", *session.posargs)
 
 

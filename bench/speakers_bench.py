@@ -97,7 +97,7 @@ def diarization(source: Path, reference: list) -> dict:
     from pyannote.core import Annotation, Segment
     from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from octavia_cli.engines.diarization import SpeakerCount
+    from octavia_cli.engines.diarization.base import SpeakerCount
     from octavia_cli.engines.diarization.offline import OfflineDiarizer
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -79,9 +79,10 @@ def xtts_tiny(folder: Path, lines: int) -> str:
     from octavia_cli.config import load_settings
     from octavia_cli.engines.tts.xtts import XttsEngine
     from octavia_cli.models import voices
+    from octavia_cli.pipeline.voices import check_references
 
     engine = XttsEngine(load_settings({}))
-    checked = voices.check_references([reference])
+    checked = check_references([reference])
     voices.save(voices.VoiceProfile("bench", "xtts", str(model_dir), checked),
                 engine.clone([reference]), force=True)  # fmt: skip
     return measure(engine, "bench", "es", lines, folder)

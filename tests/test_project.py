@@ -9,7 +9,14 @@ from octavia_cli.errors import InputError, OutputExistsError
 from octavia_cli.files import atomic_path, atomic_write_bytes, check_output_path
 from octavia_cli.languages import alpha3, language_name, normalize_language
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import Segment, Transcript, Translation, format_timestamp
+from octavia_cli.project.records import (
+    ExtractInfo,
+    Segment,
+    TranscribeInfo,
+    Transcript,
+    Translation,
+    format_timestamp,
+)
 
 
 @pytest.fixture
@@ -24,12 +31,13 @@ def test_manifest_round_trip(tmp_path: Path, source: Path) -> None:
     segment = Segment("s0001", 0.5, 1.5, "Hello.")
     segment.translations["es"] = Translation("Hola.", "abc", "apertium")
     project.transcript = Transcript("en", 0.9, 2.0, "faster-whisper", "m", [segment])
-    project.mark_done("transcribe", "h1", 1.234, lines=1)
+    project.mark_done("transcribe", "h1", 1.234, TranscribeInfo("en", 1))
     again = Project.open(tmp_path / "p", source)
     assert again.transcript == project.transcript
     assert again.is_current("transcribe", "h1") and not again.is_current("transcribe", "h2")
     data = json.loads((tmp_path / "p" / "project.json").read_text())
-    assert data["schema_version"] == 1 and data["stages"]["transcribe"]["info"] == {"lines": 1}
+    assert data["schema_version"] == 2
+    assert data["stages"]["transcribe"]["info"] == {"language": "en", "lines": 1}
 
 
 def test_newer_schema_is_refused(tmp_path: Path, source: Path) -> None:
@@ -44,7 +52,7 @@ def test_newer_schema_is_refused(tmp_path: Path, source: Path) -> None:
 
 def test_changed_source_starts_over(tmp_path: Path, source: Path) -> None:
     project = Project.open(tmp_path / "p", source)
-    project.mark_done("extract", "h", 0.1)
+    project.mark_done("extract", "h", 0.1, ExtractInfo(48_000, 2, 1.0))
     source.write_bytes(b"RIFF" + b"\1" * 200)
     assert Project.open(tmp_path / "p", source).stages == {}
 

@@ -64,14 +64,24 @@ def test_killed_dub_resumes_without_redoing_finished_stages(talk: Path, kill_aft
 
 
 def test_kill_at_random_moments_always_resumes(talk: Path) -> None:
-    """Kill several times at arbitrary points (mid-stage included), then finish."""
+    """Kill several times at arbitrary points (mid-stage included), then finish. Each kill
+    is checked to have landed on a running dub, and several after some stage had finished
+    and before the last: mid-run, not before it started or after it ended."""
+    manifest = talk.parent / "talk.octavia" / "project.json"
+    mid_run = 0
     for delay in (0.05, 0.2, 0.5, 1.0, 1.8, 2.6, 3.4, 4.2):
         process = subprocess.Popen(
             _command(talk), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         time.sleep(delay)
+        if process.poll() is not None:  # it finished before this kill: nothing to interrupt
+            break
         process.send_signal(signal.SIGKILL)
         process.wait()
+        stages = _stages(manifest)
+        if stages and "mux:es" not in stages:
+            mid_run += 1
+    assert mid_run >= 2, f"only {mid_run} kill(s) landed mid-run"
     result = subprocess.run(_command(talk), capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert stream_md5(talk.with_name("talk.es.mp4"), "0:v") == stream_md5(talk, "0:v")

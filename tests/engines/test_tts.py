@@ -8,7 +8,8 @@ import pytest
 import soundfile
 
 from octavia_cli.config import load_settings
-from octavia_cli.engines.tts import check_language, get_speech_engine
+from octavia_cli.engines.tts import get_speech_engine
+from octavia_cli.engines.tts.base import check_language
 from octavia_cli.engines.tts.espeak import EspeakEngine
 from octavia_cli.engines.tts.piper import PiperEngine
 from octavia_cli.errors import InputError, MissingModelError

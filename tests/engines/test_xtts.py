@@ -232,3 +232,69 @@ def test_a_line_unlike_its_voice_is_synthesized_again(
                        "-o", str(talk.with_name("talk.de.mp4")))  # fmt: skip
     # (English to German has no Apertium pair here: refused before any stage.)
     assert code == 1 and "German" in err
+
+
+@pytest.fixture
+def counted_xtts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many XTTS engines were built and how many are alive (built, not closed), at
+    most: the real engine, counted around its constructor and close()."""
+    from octavia_cli.engines.tts.xtts import XttsEngine
+
+    counts = {"built": 0, "alive": 0, "most_alive": 0}
+    build, close = XttsEngine.__init__, XttsEngine.close
+
+    def counting_init(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        counts["built"] += 1
+        counts["alive"] += 1
+        counts["most_alive"] = max(counts["most_alive"], counts["alive"])
+
+    def counting_close(self):
+        if getattr(self, "_counted_closed", False) is False:
+            self._counted_closed = True
+            counts["alive"] -= 1
+        close(self)
+
+    monkeypatch.setattr(XttsEngine, "__init__", counting_init)
+    monkeypatch.setattr(XttsEngine, "close", counting_close)
+    return counts
+
+
+def test_a_dub_with_a_stored_voice_holds_one_speech_engine(
+    cli, xtts_settings: Path, talk: Path, counted_xtts: dict[str, int], monkeypatch
+) -> None:
+    """Length control measures the stored voice's rate with the engine that then speaks the
+    lines: one XTTS for the whole dub (there were two, one never closed), closed at its end."""
+    reference = _speech(talk.parent / "ref.wav", "Hello, this is my voice, speaking clearly "
+                        "for the recording, so that it can be cloned later.")  # fmt: skip
+    assert cli("clone-voice", "anna", str(reference))[0] == 0
+    counted_xtts.update(built=0, alive=0, most_alive=0)
+    monkeypatch.setenv("OCTAVIA_MT_LENGTH_CONTROL", "true")
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--tts-engine", "xtts",
+                       "--voice", "anna")  # fmt: skip
+    assert code == 0, err
+    assert counted_xtts == {"built": 1, "alive": 0, "most_alive": 1}
+
+
+def test_a_worker_running_two_xtts_jobs_builds_the_engine_once(
+    cli, xtts_settings: Path, tmp_path: Path, counted_xtts: dict[str, int]
+) -> None:
+    """A serve worker's runner keeps the speech engine between jobs (the synthesize stage
+    used to build its own for every job)."""
+    from octavia_cli.pipeline import Runner
+    from octavia_cli.server.jobs import run_job
+    from octavia_cli.server.store import Job
+
+    reference = _speech(tmp_path / "ref.wav", "Hello, this is my voice, speaking clearly for "
+                        "the recording, so that it can be cloned later.")  # fmt: skip
+    assert cli("clone-voice", "anna", str(reference))[0] == 0
+    counted_xtts.update(built=0, alive=0, most_alive=0)
+    with Runner(keep=True) as runner:
+        for index, text in enumerate(("Hola a todos.", "Buenos días.")):
+            job = Job(f"job{index}", None, "synthesize", "running",
+                      {"text": text, "to": "es", "voice": "anna"}, "", 0.0)  # fmt: skip
+            results = run_job(job, None, tmp_path / job.id, lambda event: None, None, runner)  # type: ignore[arg-type]
+            assert results[0]["name"] == "speech.es.wav" and results[0]["size"] > 1000
+        assert counted_xtts["built"] == 1 and runner.built["speech"] == 1
+        assert counted_xtts["alive"] == 1  # kept for the next job
+    assert counted_xtts["alive"] == 0  # the worker's runner closed it when it stopped

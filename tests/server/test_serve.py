@@ -828,24 +828,6 @@ def test_an_open_server_answers_only_requests_addressed_to_it(server: Server) ->
     assert response.status_code == 401 and response.json()["error"] == "missing API key"
 
 
-def test_workers_keep_engines_loaded_between_jobs() -> None:
-    from octavia_cli.config import load_settings
-    from octavia_cli.pipeline import ENGINE_CACHE, EngineCache, asr_engine
-
-    cache = EngineCache()
-    token = ENGINE_CACHE.set(cache)
-    try:
-        first = asr_engine(load_settings({"general.preset": "offline"}))
-        assert asr_engine(load_settings({"general.preset": "offline"})) is first
-        first._model = object()  # as if loaded
-        other = asr_engine(load_settings({"general.preset": "offline", "asr.beam_size": 2}))
-        assert other is not first and first._model is None  # the old one was freed
-    finally:
-        ENGINE_CACHE.reset(token)
-        cache.close()
-    assert asr_engine(load_settings({})) is not first  # outside a worker: a fresh one
-
-
 def test_remote_subtitles_cancel_and_reattach(
     cli, server: Server, talk: Path, tmp_path: Path
 ) -> None:
@@ -943,18 +925,14 @@ def test_each_worker_gets_its_own_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path:
     import octavia_cli.devices as devices
     from octavia_cli.config import load_settings
     from octavia_cli.errors import InputError
-    from octavia_cli.server.jobs import JOB_DEVICE, TranscribeOptions, _settings
+    from octavia_cli.server.jobs import TranscribeOptions, _settings
     from octavia_cli.server.store import Store
     from octavia_cli.server.worker import EventBus, WorkerPool
 
     pool = WorkerPool(Store(tmp_path / "db"), tmp_path, EventBus(), workers=3)
     monkeypatch.setattr(devices, "cuda_device_count", lambda: 2)
     assert [pool.device_for(i) for i in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
-    token = JOB_DEVICE.set("cuda:1")
-    try:
-        assert _settings(TranscribeOptions()).general.device == "cuda:1"
-    finally:
-        JOB_DEVICE.reset(token)
+    assert _settings(TranscribeOptions(), "cuda:1").general.device == "cuda:1"
     assert devices.resolve_device("cuda:1") == "cuda:1"
     with pytest.raises(InputError, match="has 2 CUDA GPU"):
         devices.resolve_device("cuda:2")

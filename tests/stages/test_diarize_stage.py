@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from octavia_cli.engines.diarization import Turn
+from octavia_cli.engines.diarization.base import Turn
 from octavia_cli.project.records import Segment, Word
 from octavia_cli.stages.diarize import reference_spans, rename_by_appearance, split_by_speaker
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from octavia_cli.engines.asr import Recognition
+from octavia_cli.engines.asr.base import Recognition
 from octavia_cli.progress import no_progress
 from octavia_cli.project.manifest import Project, default_project_folder
 from octavia_cli.project.records import Word

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from octavia_cli.config import Device, Preset
+from octavia_cli.config import Preset
+from octavia_cli.devices import Device
 
 
 @dataclass
@@ -41,6 +42,17 @@ def state(ctx: typer.Context) -> State:
     if not isinstance(root.obj, State):
         root.obj = State()
     return root.obj
+
+
+def setting_option(name: str, *aliases: str, help: str | None = None, **kwargs: Any) -> Any:
+    """The option of the setting that commands call ``name`` (``config.OPTIONS``): its flag
+    and help come from the setting, and its value is checked by the setting's own bounds
+    when the settings load (one sentence, exit 1), as the config file's and a job's are."""
+    from octavia_cli.config import OPTIONS
+
+    info = OPTIONS[name]
+    assert info.flag is not None
+    return typer.Option(info.flag, *aliases, help=help or info.help, show_default=False, **kwargs)
 
 
 PresetOption = Annotated[
@@ -114,43 +126,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 
 def flags(**values: Any) -> dict[str, Any]:
-    """Map option values to setting keys, dropping options that were not given."""
-    mapping = {
-        "preset": "general.preset",
-        "device": "general.device",
-        "model": "asr.model",
-        "asr_engine": "asr.engine",
-        "mt_engine": "mt.engine",
-        "mt_model": "mt.model",
-        "glossary": "mt.glossary",
-        "batch_size": "asr.batch_size",
-        "compute_type": "asr.compute_type",
-        "tts_engine": "tts.engine",
-        "voice": "tts.voice",
-        "max_speed": "fit.max_speed",
-        "allow_video_stretch": "fit.allow_video_stretch",
-        "ducking": "mix.ducking",
-        "loudness": "mix.loudness",
-        "separation_engine": "separation.engine",
-        "diarization_engine": "diarization.engine",
-        "speakers": "diarization.speakers",
-        "min_speakers": "diarization.min_speakers",
-        "max_speakers": "diarization.max_speakers",
-        "max_line_chars": "subtitles.max_line_chars",
-        "max_lines": "subtitles.max_lines",
-        "max_cps": "subtitles.max_cps",
-        "min_duration": "subtitles.min_duration_s",
-        "max_duration": "subtitles.max_duration_s",
-        "min_gap": "subtitles.min_gap_s",
-    }
-    result = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, Path):
-            value = str(value)
-        result[mapping[name]] = value.value if hasattr(value, "value") else value
-    return result
+    """Options by name as settings (the names are the settings' own: ``config.OPTIONS``),
+    leaving out those not given."""
+    from octavia_cli.config import option_flags
+
+    return option_flags(values)
 
 
 def write_text_output(path: Path, text: str, *, force: bool) -> None:

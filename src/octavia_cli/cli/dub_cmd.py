@@ -19,6 +19,7 @@ from octavia_cli.cli.common import (
     WorkdirOption,
     glossary_terms,
     load_settings_for,
+    setting_option,
     state,
 )
 from octavia_cli.files import check_output_path
@@ -64,20 +65,8 @@ def dub_command(
     model: AsrModelOption = None,
     tts_engine: TtsEngineOption = None,
     voice: VoiceOption = None,
-    max_speed: Annotated[
-        float | None,
-        typer.Option(
-            "--max-speed", help="Largest speed-up to fit a line into its slot (default 1.3)."
-        ),
-    ] = None,
-    allow_video_stretch: Annotated[
-        bool | None,
-        typer.Option(
-            "--allow-video-stretch",
-            help="Slow the picture under a line that fits no other way (re-encodes the video).",
-            show_default=False,
-        ),
-    ] = None,
+    max_speed: Annotated[float | None, setting_option("max_speed")] = None,
+    allow_video_stretch: Annotated[bool | None, setting_option("allow_video_stretch")] = None,
     replace_audio: Annotated[
         bool,
         typer.Option(
@@ -86,22 +75,8 @@ def dub_command(
         ),
     ] = False,
     glossary: GlossaryOption = None,
-    ducking: Annotated[
-        str | None,
-        typer.Option(
-            "--ducking",
-            help="Background under the dub: soft, standard or cinematic.",
-            show_default=False,
-        ),
-    ] = None,
-    loudness: Annotated[
-        str | None,
-        typer.Option(
-            "--loudness",
-            help="Output loudness: match (the source, default) or LUFS, e.g. -16 or -23.",
-            show_default=False,
-        ),
-    ] = None,
+    ducking: Annotated[str | None, setting_option("ducking")] = None,
+    loudness: Annotated[str | None, setting_option("loudness")] = None,
     separate: Annotated[
         bool | None,
         typer.Option(
@@ -111,32 +86,10 @@ def dub_command(
             show_default=False,
         ),
     ] = None,
-    diarization: Annotated[
-        str | None,
-        typer.Option(
-            "--diarization",
-            help="Who speaks when: offline, pyannote or none (one speaker).",
-            show_default=False,
-        ),
-    ] = None,
-    speakers: Annotated[
-        int | None,
-        typer.Option(
-            "--speakers", min=1, help="Number of speakers, when known.", show_default=False
-        ),
-    ] = None,
-    min_speakers: Annotated[
-        int | None,
-        typer.Option(
-            "--min-speakers", min=1, help="Fewest speakers to consider.", show_default=False
-        ),
-    ] = None,
-    max_speakers: Annotated[
-        int | None,
-        typer.Option(
-            "--max-speakers", min=1, help="Most speakers to consider.", show_default=False
-        ),
-    ] = None,
+    diarization: Annotated[str | None, setting_option("diarization")] = None,
+    speakers: Annotated[int | None, setting_option("speakers")] = None,
+    min_speakers: Annotated[int | None, setting_option("min_speakers")] = None,
+    max_speakers: Annotated[int | None, setting_option("max_speakers")] = None,
     remote: Annotated[
         bool,
         typer.Option("--remote", help="Run on the configured backend (octavia login)."),
@@ -184,7 +137,7 @@ def dub_command(
         ducking=ducking,
         loudness=loudness,
         separation_engine=None if separate is None else ("demucs" if separate else "none"),
-        diarization_engine=diarization,
+        diarization=diarization,
         speakers=speakers,
         min_speakers=min_speakers,
         max_speakers=max_speakers,
@@ -316,7 +269,8 @@ def _exit_on_failures(ctx: typer.Context, failed: dict, total: int) -> None:
 
 def _print_timing(ctx: typer.Context, result) -> None:
     """The one-screen timing summary of each language, on stderr."""
-    from octavia_cli.stages.fit import report_path, summary
+    from octavia_cli.project.layout import timing_report_path as report_path
+    from octavia_cli.project.report import timing_summary as summary
 
     if state(ctx).quiet:
         return
@@ -351,8 +305,8 @@ def _dub_remote(
     once), then followed in turn. In a batch, a file whose outputs exist is skipped (unless
     --force) and one that fails is listed at the end while the others go on."""
     from octavia_cli.errors import OctaviaError
-    from octavia_cli.remote.client import Client
     from octavia_cli.remote import jobs as remote
+    from octavia_cli.remote.client import Client
 
     first = requests[0]
     targets = first.targets  # normalised by dub_command
@@ -381,11 +335,10 @@ def _dub_remote(
                 for following, (source, job_id, destinations) in enumerate(queued):
                     if batch:
                         announce(following + 1, len(queued), source)
-                    by_name = {name: path for name, (_, path) in destinations.items()}
                     try:
-                        written = remote.finish(client, job_id, by_name.get, hook)
-                        outputs = {destinations[name][0]: str(path)
-                                   for name, path in written.items()}  # fmt: skip
+                        written = remote.finish(client, job_id, _by_language(destinations), hook)
+                        placed = {str(path): lang for lang, path in destinations.items()}
+                        outputs = {placed[str(path)]: str(path) for path in written.values()}
                         done.append({"source": str(source), "outputs": outputs, "job": job_id})
                     except OctaviaError as exc:
                         if not batch:
@@ -400,21 +353,25 @@ def _dub_remote(
     _exit_on_failures(ctx, failed, len(requests))
 
 
+def _by_language(destinations: dict[str, Path]):
+    """Where a job's result goes: the destination of the language the server says it is."""
+    return lambda result: destinations.get(result.get("language", ""))
+
+
 def _queue_remote(
     ctx: typer.Context, client, requests: list, targets: tuple[str, ...], options: dict,
     hook, failed: dict, skipped: list[Path],
-) -> list[tuple[Path, str, dict[str, tuple[str, Path]]]]:  # fmt: skip
-    """Upload and queue each file; returns (source, job id, result name -> (language,
-    destination)). In a batch, files already dubbed go to ``skipped`` and a file that fails
-    to ``failed``."""
+) -> list[tuple[Path, str, dict[str, Path]]]:  # fmt: skip
+    """Upload and queue each file; returns (source, job id, language -> destination): the
+    server says which language each result is, so nothing here predicts its name. In a
+    batch, files already dubbed go to ``skipped`` and a file that fails to ``failed``."""
     from octavia_cli.errors import OctaviaError
     from octavia_cli.media.ffmpeg import probe
     from octavia_cli.pipeline import output_paths
     from octavia_cli.remote import jobs as remote
-    from octavia_cli.stages.mux import output_name
 
     batch = len(requests) > 1
-    queued = []
+    queued: list[tuple[Path, str, dict[str, Path]]] = []
     for request in requests:
         try:
             has_video = probe(request.source).has_video
@@ -442,11 +399,7 @@ def _queue_remote(
                 raise
             failed[request.source] = exc
             continue
-        by_name = {
-            output_name(request.source, target, has_video, fmt): (target, path)
-            for target, path in destinations.items()
-        }
-        queued.append((request.source, job_id, by_name))
+        queued.append((request.source, job_id, destinations))
     return queued
 
 

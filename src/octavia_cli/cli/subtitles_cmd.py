@@ -21,6 +21,7 @@ from octavia_cli.cli.common import (
     glossary_terms,
     load_settings_for,
     print_json,
+    setting_option,
     state,
 )
 from octavia_cli.errors import InputError
@@ -83,28 +84,17 @@ def subtitles_command(
         typer.Option("--burn-in", help="Write a copy of the video with the subtitles drawn in."),
     ] = False,
     max_line_chars: Annotated[
-        int | None,
-        typer.Option("--max-line-chars", help="Characters per line.", rich_help_panel=RULES),
+        int | None, setting_option("max_line_chars", rich_help_panel=RULES)
     ] = None,
-    max_lines: Annotated[
-        int | None, typer.Option("--max-lines", help="Lines per cue.", rich_help_panel=RULES)
-    ] = None,
-    max_cps: Annotated[
-        float | None,
-        typer.Option("--max-cps", help="Reading speed, characters/s.", rich_help_panel=RULES),
-    ] = None,
+    max_lines: Annotated[int | None, setting_option("max_lines", rich_help_panel=RULES)] = None,
+    max_cps: Annotated[float | None, setting_option("max_cps", rich_help_panel=RULES)] = None,
     min_duration: Annotated[
-        float | None,
-        typer.Option("--min-duration", help="Shortest cue (s).", rich_help_panel=RULES),
+        float | None, setting_option("min_duration", rich_help_panel=RULES)
     ] = None,
     max_duration: Annotated[
-        float | None,
-        typer.Option("--max-duration", help="Longest cue (s).", rich_help_panel=RULES),
+        float | None, setting_option("max_duration", rich_help_panel=RULES)
     ] = None,
-    min_gap: Annotated[
-        float | None,
-        typer.Option("--min-gap", help="Gap between cues (s).", rich_help_panel=RULES),
-    ] = None,
+    min_gap: Annotated[float | None, setting_option("min_gap", rich_help_panel=RULES)] = None,
     json_output: JsonOption = False,
     workdir: WorkdirOption = None,
     preset: PresetOption = None,
@@ -125,8 +115,7 @@ def subtitles_command(
     once. Same input and settings give byte-identical files.
     """
     from octavia_cli.pipeline import SubtitleRequest, subtitles
-    from octavia_cli.stages.subtitle import SubtitleMode
-    from octavia_cli.text.cues import render
+    from octavia_cli.text.cues import SubtitleMode, render
 
     if embed and burn_in:
         raise InputError("--embed and --burn-in cannot be combined.", "Choose one.")
@@ -138,6 +127,11 @@ def subtitles_command(
         raise InputError("-o - and --json both write to stdout.", "Choose one.")
     if to_stdout and to and len(to) > 1:
         raise InputError("-o - takes one language.", "Give one --to, or -o 'talk.{lang}.srt'.")
+    # The subtitle rules by their option names: the settings' and the job's alike.
+    rules = {
+        "max_line_chars": max_line_chars, "max_lines": max_lines, "max_cps": max_cps,
+        "min_duration": min_duration, "max_duration": max_duration, "min_gap": min_gap,
+    }  # fmt: skip
     settings = load_settings_for(
         glossary=glossary,
         preset=preset,
@@ -146,12 +140,7 @@ def subtitles_command(
         asr_engine=asr_engine,
         batch_size=batch_size,
         compute_type=compute_type,
-        max_line_chars=max_line_chars,
-        max_lines=max_lines,
-        max_cps=max_cps,
-        min_duration=min_duration,
-        max_duration=max_duration,
-        min_gap=min_gap,
+        **rules,
     )
     from octavia_cli.languages import normalize_language, normalize_targets
 
@@ -171,7 +160,8 @@ def subtitles_command(
     if remote:
         if to_stdout or json_output:
             raise InputError("--remote writes files; -o - and --json work locally only.")
-        _subtitles_remote(ctx, request, settings, locals())
+        job = {"embed": embed, "burn_in": burn_in, "preset": preset.value if preset else None}
+        _subtitles_remote(ctx, request, settings, job | rules)
         return
     with state(ctx).renderer() as hook:
         result = subtitles(request, settings, hook)
@@ -203,12 +193,9 @@ def subtitles_command(
             typer.echo(str(path))
 
 
-RULE_OPTIONS = ("max_line_chars", "max_lines", "max_cps", "min_duration", "max_duration",
-                "min_gap")  # fmt: skip
-
-
 def _subtitles_remote(ctx: typer.Context, request, settings, given: dict) -> None:
-    """The same subtitles made on the backend, written where a local run writes them."""
+    """The same subtitles made on the backend, written where a local run writes them;
+    ``given``: the job's options (those not given are None)."""
     from octavia_cli.files import check_output_path
     from octavia_cli.media.ffmpeg import probe
     from octavia_cli.pipeline import subtitle_format, subtitle_outputs
@@ -219,23 +206,20 @@ def _subtitles_remote(ctx: typer.Context, request, settings, given: dict) -> Non
     targets = list(request.targets)  # normalised by subtitles_command
     spoken = request.source_language
     fmt = subtitle_format(request)
-    options: dict = {"to": targets, "format": fmt.value, "embed": given["embed"],
-                     "burn_in": given["burn_in"]}  # fmt: skip
+    options: dict = {"to": targets, "format": fmt.value}
     if spoken:
         options["from"] = spoken
-    if given["preset"] is not None:
-        options["preset"] = given["preset"].value
-    options |= {name: given[name] for name in RULE_OPTIONS if given[name] is not None}
+    options |= {name: value for name, value in given.items() if value is not None}
     if glossary := glossary_terms(settings):
         options["glossary"] = glossary
     paths = subtitle_outputs(request, request.input, targets or [spoken or "und"], bool(targets))
     for path in paths.values():
         check_output_path(path, force=request.force)
 
-    def destination(name: str) -> Path | None:
+    def destination(result: dict) -> Path | None:
         if len(paths) == 1:
             return next(iter(paths.values()))
-        return next((p for lang, p in paths.items() if f".{lang}." in name), None)
+        return paths.get(result.get("language", ""))
 
     client = Client.from_settings(settings)
     try:

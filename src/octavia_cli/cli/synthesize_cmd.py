@@ -20,6 +20,9 @@ from octavia_cli.cli.common import (
 )
 from octavia_cli.errors import InputError
 
+# A line to speak and, from a translation JSON, its slot (pipeline.speech.Line).
+Line = tuple[str, float | None, float | None]
+
 
 def synthesize_command(
     ctx: typer.Context,
@@ -56,12 +59,10 @@ def synthesize_command(
 ) -> None:
     """Speak text in a target language into an audio file."""
     from octavia_cli.files import atomic_path, check_output_path
-    from octavia_cli.languages import normalize_language
-    from octavia_cli.media.audio import place_clips, read_audio, write_wav
+    from octavia_cli.languages import alpha3, normalize_language
+    from octavia_cli.media.audio import write_wav
     from octavia_cli.media.ffmpeg import encode_audio
-    from octavia_cli.progress import StageReporter
-    from octavia_cli.stages.fit import FitOptions, fit_clip
-    from octavia_cli.stages.synthesize import choose_voice
+    from octavia_cli.progress import ProgressEvent, StageStatus
 
     settings = load_settings_for(
         preset=preset, tts_engine=tts_engine, voice=voice, max_speed=max_speed
@@ -72,49 +73,22 @@ def synthesize_command(
     if remote:
         _synthesize_remote(ctx, settings, lines, target, output, voice, preset)
         return
-    engine, voice_id = choose_voice(settings, target)
-    options = FitOptions(max_speed=settings.fit.max_speed, min_speed=settings.fit.min_speed)
-    with (
-        state(ctx).renderer() as hook,
-        tempfile.TemporaryDirectory(prefix="octavia-") as scratch,
-    ):
-        reporter = StageReporter(hook, f"synthesize:{target}")
-        reporter.started(total=len(lines))
-        placed: list[tuple[float, Any]] = []
-        rate = 0
-        earliest = 0.0
-        for index, (text, start_s, end_s) in enumerate(lines, start=1):
-            clip_path = Path(scratch) / f"{index:05d}.wav"
-            engine.synthesize(text, target, voice_id, clip_path)
-            audio, rate = read_audio(clip_path, rate or None)
-            if start_s is None:  # untimed text: one line after another
-                placed.append((earliest, audio[:1]))
-                earliest += audio.shape[1] / rate
-                continue
-            fitted, placement = fit_clip(audio, rate, start_s, end_s, earliest, options)
-            placed.append((placement.start_s, fitted))
-            earliest = placement.end_s + options.gap_s
-            reporter.advance(index, len(lines))
-        end_s = max(
-            [start + clip.shape[1] / rate for start, clip in placed]
-            + [end for _, _, end in lines if end is not None]
-        )
-        track, _ = place_clips(
-            round(end_s * rate), [(round(start * rate), clip) for start, clip in placed]
-        )
+    from octavia_cli.pipeline.speech import speak_lines
+
+    with state(ctx).renderer() as hook:
+        track, rate = speak_lines(lines, target, settings, hook)
         if output.suffix.lower() == ".wav":
             write_wav(output, track, rate)
         else:
-            wav = Path(scratch) / "track.wav"
-            write_wav(wav, track, rate)
-            from octavia_cli.languages import alpha3
+            with tempfile.TemporaryDirectory(prefix="octavia-") as scratch:
+                wav = Path(scratch) / "track.wav"
+                write_wav(wav, track, rate)
+                with atomic_path(output) as tmp:
+                    encode_audio(wav, tmp, language_iso639_2=alpha3(target, bibliographic=True))
+        hook(ProgressEvent(f"synthesize:{target}", StageStatus.DONE, message=str(output)))
 
-            with atomic_path(output) as tmp:
-                encode_audio(wav, tmp, language_iso639_2=alpha3(target, bibliographic=True))
-        reporter.done(str(output))
 
-
-def _read_lines(input: str) -> list[tuple[str, float | None, float | None]]:
+def _read_lines(input: str) -> list[Line]:
     """``(text, start_s, end_s)`` per line to speak; times are None for plain text."""
     if input == "-":
         text = sys.stdin.read()
@@ -127,7 +101,7 @@ def _read_lines(input: str) -> list[tuple[str, float | None, float | None]]:
             raise InputError(f"{path} does not exist.", "Check the file name.")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            lines = [
+            lines: list[Line] = [
                 (s.get("translation", s.get("text", "")), float(s["start_s"]), float(s["end_s"]))
                 for s in data["segments"]
             ]

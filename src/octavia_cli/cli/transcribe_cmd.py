@@ -57,7 +57,7 @@ def transcribe_command(
 
     from octavia_cli.files import check_output_path
     from octavia_cli.languages import normalize_language
-    from octavia_cli.pipeline import open_project, prepare_transcript
+    from octavia_cli.pipeline import Runner, open_project, prepare_transcript
     from octavia_cli.project.records import format_timestamp
 
     settings = load_settings_for(
@@ -78,8 +78,8 @@ def transcribe_command(
 
         preflight(settings, language)
         project = open_project(input, workdir)
-        with state(ctx).renderer() as hook, project.locked():
-            transcript = prepare_transcript(project, input, settings, language, hook)
+        with state(ctx).renderer() as hook, project.locked(), Runner() as runner:
+            transcript = prepare_transcript(project, input, settings, language, hook, runner)
         data = transcript.to_public_dict()
     if output is not None:
         write_text_output(
@@ -115,7 +115,7 @@ def _transcribe_remote(
         with tempfile.TemporaryDirectory(prefix="octavia-remote-") as scratch:
             target = Path(scratch) / "transcript.json"
             with state(ctx).renderer() as hook:
-                run_remote(client, "transcribe", source, options, lambda _name: target, hook)
+                run_remote(client, "transcribe", source, options, lambda _result: target, hook)
             return json.loads(target.read_text(encoding="utf-8"))
     finally:
         client.close()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,9 +20,6 @@ from octavia_cli.cli.common import (
     write_text_output,
 )
 from octavia_cli.errors import InputError
-
-logger = logging.getLogger(__name__)
-SUBTITLE_SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
 
 
 def translate_command(
@@ -70,9 +66,9 @@ def translate_command(
 ) -> None:
     """Translate text into another language: by sentence, with a glossary, and (for a
     transcript or project) with a length that can be spoken in each line's slot."""
-    from octavia_cli.engines.mt import get_translation_engine
     from octavia_cli.files import check_output_path
     from octavia_cli.languages import normalize_language
+    from octavia_cli.pipeline.translation import translate_input
 
     settings = load_settings_for(
         preset=preset, mt_engine=engine_name, mt_model=model, glossary=glossary
@@ -81,22 +77,16 @@ def translate_command(
     source = normalize_language(source_language) if source_language else None
     if output is not None:
         check_output_path(output, force=force)
-    engine = get_translation_engine(settings)
-    try:
-        if input in (None, "-"):
-            result, text = _translate_stdin(settings, engine, source, target)
-        else:
-            path = Path(input)
-            if path.is_dir():
-                result = _translate_project(ctx, settings, path, engine, source, target)
-            elif path.suffix.lower() in SUBTITLE_SUFFIXES:
-                result, text = _translate_subtitles(settings, path, engine, source, target)
-            else:
-                result = _translate_transcript_file(settings, path, engine, source, target)
-            if path.suffix.lower() not in SUBTITLE_SUFFIXES:
-                text = "\n".join(s["translation"] for s in result["segments"])
-    finally:
-        engine.close()
+    if input in (None, "-") and source is not None and sys.stdin.isatty():
+        raise InputError(
+            "No input: give a transcript JSON or pipe text on stdin.",
+            "For example: echo 'Hello' | octavia translate --from en --to es",
+        )
+    given = None if input in (None, "-") else Path(input)
+    with state(ctx).renderer() as hook:
+        result, text = translate_input(
+            given, sys.stdin if given is None else None, source, target, settings, hook
+        )
 
     if output is not None:
         body = (
@@ -109,167 +99,3 @@ def translate_command(
         print_json(result)
     elif output is None:
         typer.echo(text.rstrip("\n"))
-
-
-def _glossary(settings: Any) -> Any:
-    from octavia_cli.text.glossary import Glossary, load_glossary
-
-    return load_glossary(Path(settings.mt.glossary)) if settings.mt.glossary else Glossary()
-
-
-def _translate_stdin(
-    settings: Any, engine: Any, source: str | None, target: str
-) -> tuple[dict[str, Any], str]:
-    from octavia_cli.stages.translate import translate_texts
-
-    if source is None:
-        raise InputError("Plain text needs its language.", "Add --from, e.g. --from en.")
-    if sys.stdin.isatty():
-        raise InputError(
-            "No input: give a transcript JSON or pipe text on stdin.",
-            "For example: echo 'Hello' | octavia translate --from en --to es",
-        )
-    lines = sys.stdin.read().splitlines()
-    present = [line for line in lines if line.strip()]
-    translated_present, missing = translate_texts(
-        engine, present, source, target, _glossary(settings)
-    )
-    translated = iter(translated_present)
-    out = [next(translated) if line.strip() else "" for line in lines]
-    _warn_missing(missing, engine.name)
-    result = {
-        "source_language": source,
-        "target_language": target,
-        "engine": engine.describe(),
-        "lines": [{"text": a, "translation": b} for a, b in zip(lines, out, strict=True)],
-        "glossary_misses": missing,
-    }
-    return result, "\n".join(out)
-
-
-def _warn_missing(missing: dict[str, int], engine: str) -> None:
-    if missing:
-        listed = ", ".join(f"'{term}' ({count}x)" for term, count in missing.items())
-        logger.warning("glossary terms the %s engine would not keep: %s", engine, listed)
-
-
-def _translate_subtitles(
-    settings: Any, path: Path, engine: Any, source: str | None, target: str
-) -> tuple[dict[str, Any], str]:
-    """Subtitle events become lines (sentences split over several cues are translated
-    together); the file comes back in its own format with its own timing."""
-    import pysubs2
-
-    from octavia_cli.project.records import Segment
-    from octavia_cli.stages.translate import TranslateOptions, translate_segments
-
-    if source is None:
-        raise InputError("Subtitles need their language.", "Add --from, e.g. --from en.")
-    if not path.exists():
-        raise InputError(f"{path} does not exist.", "Check the file name.")
-    try:
-        subs = pysubs2.load(str(path), encoding="utf-8")
-    except Exception as exc:
-        raise InputError(f"{path} is not a subtitle file pysubs2 can read: {exc}.") from None
-    events = [e for e in subs if not e.is_comment and e.plaintext.strip()]
-    segments = [
-        Segment(str(i), e.start / 1000, e.end / 1000, " ".join(e.plaintext.split()))
-        for i, e in enumerate(events)
-    ]
-    report = translate_segments(
-        segments, source, target, engine, TranslateOptions(glossary=_glossary(settings))
-    )
-    for event, segment in zip(events, segments, strict=True):
-        event.text = segment.translations[target].text
-    fmt = {".srt": "srt", ".vtt": "vtt", ".ass": "ass", ".ssa": "ssa"}[path.suffix.lower()]
-    result = {
-        "language": source,
-        "target_language": target,
-        "engine": engine.describe(),
-        "segments": [
-            {
-                "id": s.id,
-                "start_s": s.start_s,
-                "end_s": s.end_s,
-                "text": s.text,
-                "translation": s.translations[target].text,
-            }
-            for s in segments
-        ],
-        "glossary_misses": report.missing_terms,
-    }
-    return result, subs.to_string(fmt)
-
-
-def _translate_transcript_file(
-    settings: Any, path: Path, engine: Any, source: str | None, target: str
-) -> dict[str, Any]:
-    from octavia_cli.languages import normalize_language
-    from octavia_cli.pipeline import translate_options
-    from octavia_cli.project.records import Segment
-    from octavia_cli.stages.translate import translate_segments
-
-    if not path.exists():
-        raise InputError(f"{path} does not exist.", "Check the file name.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        segments = [Segment.from_dict(s) for s in data["segments"]]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise InputError(
-            f"{path} is not a transcript JSON.",
-            "Make one with: octavia transcribe INPUT -o transcript.json",
-        ) from None
-    language = source or data.get("language")
-    if not language:
-        raise InputError(f"{path} does not say its language.", "Add --from.")
-    report = translate_segments(
-        segments, normalize_language(language), target, engine,
-        translate_options(settings, target),
-    )  # fmt: skip
-    return _result(data | {"language": language}, segments, target, engine, report)
-
-
-def _translate_project(
-    ctx: typer.Context, settings: Any, folder: Path, engine: Any, source: str | None, target: str
-) -> dict[str, Any]:
-    from octavia_cli.pipeline import translate_options
-    from octavia_cli.project.manifest import Project
-    from octavia_cli.stages.translate import translate
-
-    project = Project.load(folder)
-    transcript = project.require_transcript()
-    if source is not None and source != transcript.language:
-        raise InputError(
-            f"The project's transcript is in '{transcript.language}', not '{source}'.",
-            "Leave out --from.",
-        )
-    options = translate_options(settings, target)
-    with state(ctx).renderer() as hook, project.locked():
-        report = translate(project, target, engine, hook, options)
-    return _result(transcript.to_public_dict(), transcript.segments, target, engine, report)
-
-
-def _result(
-    data: dict[str, Any], segments: list[Any], target: str, engine: Any, report: Any
-) -> dict[str, Any]:
-    return {
-        "language": data.get("language"),
-        "target_language": target,
-        "engine": engine.describe(),
-        "chars_per_s": report.chars_per_s,
-        "glossary_misses": report.missing_terms,
-        "segments": [
-            {
-                "id": s.id,
-                "start_s": s.start_s,
-                "end_s": s.end_s,
-                "speaker": s.speaker,
-                "text": s.text,
-                "translation": s.translations[target].text,
-                "estimated_s": s.translations[target].estimated_s,
-                "ratio": s.translations[target].ratio,
-                "candidate": s.translations[target].candidate,
-            }
-            for s in segments
-        ],
-    }

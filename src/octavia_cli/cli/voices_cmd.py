@@ -53,73 +53,27 @@ def clone_voice_command(
     voices.check_name(name)
     if voices.folder_of(name).exists() and not force:
         raise OutputExistsError(f"A voice called '{name}' exists.", "Pass --force to replace it.")
-    flags = {"tts_engine": "xtts"}
-    settings = load_settings_for(**flags)
+    settings = load_settings_for(tts_engine="xtts")
     if accept_license:
         from dataclasses import replace
 
         settings = replace(settings, tts=replace(settings.tts, accept_license=True))
-    import tempfile
+    from octavia_cli.pipeline.voices import clone_voice
 
-    from octavia_cli.engines.tts.xtts import XttsEngine
-
-    tts = XttsEngine(settings)
-    tts.check()
-    with tempfile.TemporaryDirectory(prefix="octavia-clone-") as scratch:
-        if from_project is not None:
-            if references or not speaker:
-                raise InputError(
-                    "--from-project takes --speaker and no recordings.",
-                    "For example: octavia clone-voice anna --from-project talk.octavia "
-                    "--speaker S1",
-                )
-            references = [_speaker_reference(from_project, speaker, Path(scratch))]
-        if not references:
-            raise InputError(
-                "No recordings given.", "Give REF.wav, or --from-project P --speaker S."
-            )
-        checked = voices.check_references(references)
-        conditioning = tts.clone(references)
-        profile = voices.VoiceProfile(name, tts.name, tts.model_spec, checked)
-        folder = voices.save(profile, conditioning, force=force, reference=references[0])
-    total = sum(r.speech_s for r in checked)
-    state(ctx).stderr.print(f"voice '{name}' cloned from {total:.1f} s of speech", highlight=False)
-    typer.echo(str(folder))
-
-
-def _speaker_reference(folder: Path, speaker: str, scratch: Path) -> Path:
-    """A WAV of ``speaker``'s reference speech in the project at ``folder``."""
-    import numpy as np
-    import soundfile
-
-    from octavia_cli.errors import InputError
-    from octavia_cli.media.audio import write_wav
-    from octavia_cli.project.manifest import Project
-    from octavia_cli.stages.separate import speech_audio
-    from octavia_cli.stages.synthesize import reference_spans
-
-    project = Project.load(folder)
-    found = next((s for s in project.speakers if speaker in (s.id, s.label)), None)
-    if found is None:
-        known = ", ".join(f"{s.id} ({s.label})" for s in project.speakers) or "none yet"
+    if from_project is not None and (references or not speaker):
         raise InputError(
-            f"The project {folder} has no speaker '{speaker}'; its speakers: {known}.",
-            "Dub or transcribe it first, and give one of its speakers.",
+            "--from-project takes --speaker and no recordings.",
+            "For example: octavia clone-voice anna --from-project talk.octavia --speaker S1",
         )
-    source = speech_audio(project)
-    if not source.exists():
-        raise InputError(f"The project's audio ({source}) is gone.", "Run the dub again.")
-    rate = soundfile.info(str(source)).samplerate
-    pieces = []
-    for start, end in reference_spans(project, found.id):
-        audio, _ = soundfile.read(str(source), start=round(start * rate), stop=round(end * rate),
-                                  dtype="float32", always_2d=True)  # fmt: skip
-        pieces += [audio.mean(axis=1), np.zeros(rate // 5, np.float32)]
-    if not pieces:
-        raise InputError(f"Speaker {speaker} has no speech to clone in {folder}.")
-    path = scratch / f"{found.id}.wav"
-    write_wav(path, np.concatenate(pieces)[None, :], rate)
-    return path
+    if from_project is None and not references:
+        raise InputError("No recordings given.", "Give REF.wav, or --from-project P --speaker S.")
+    folder, speech_s = clone_voice(
+        name, references or [], settings, force=force, project=from_project, speaker=speaker
+    )
+    state(ctx).stderr.print(
+        f"voice '{name}' cloned from {speech_s:.1f} s of speech", highlight=False
+    )
+    typer.echo(str(folder))
 
 
 @app.command("list")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from octavia_cli.files import atomic_path
+from octavia_cli.media.ffmpeg import filter_audio
 
 
 def read_audio(path: Path, sample_rate_hz: int | None = None) -> tuple[np.ndarray, int]:
@@ -140,7 +141,6 @@ def limit_peaks(audio: np.ndarray, sample_rate_hz: int, ceiling_db: float = -1.0
     """
     if peak_dbfs(audio) <= ceiling_db:
         return audio
-    from octavia_cli.media.ffmpeg import filter_audio
 
     ceiling = 10 ** (ceiling_db / 20)
     limited = filter_audio(
@@ -157,3 +157,14 @@ def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     if audio.shape[1] >= length:
         return audio[:, :length]
     return np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
+
+
+def dialogue_channels(channels: int) -> list[int]:
+    """Where dialogue sits in a layout of ``channels``: mono and stereo as they are; quad
+    (no centre) the front pair; every other surround layout (3.0, 5.0, 5.1, 6.1, 7.1: FL FR
+    FC ...) the centre channel, as film mixes carry it."""
+    if channels <= 2:
+        return list(range(channels))
+    if channels == 4:
+        return [0, 1]
+    return [2]

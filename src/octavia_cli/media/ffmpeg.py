@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from octavia_cli.errors import InputError, MissingDependencyError, StageError
+from octavia_cli.files import disk_full, is_disk_full
+from octavia_cli.media.timeline import audio_graph, video_graph
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +101,6 @@ def _run(args: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
 
 def _failure(args: list[str], what: str, stderr: bytes) -> StageError:
     """ffmpeg's failure as one sentence (a full disk said as such)."""
-    from octavia_cli.files import disk_full, is_disk_full
 
     message = stderr.decode("utf-8", "replace").strip()
     if is_disk_full(message):
@@ -272,7 +273,6 @@ def mux_stretched_video(
     timeline): the picture is re-encoded and the original audio tracks slowed by the same
     spans, so they stay in sync with it. Subtitle tracks and chapters, timed for the
     original, are left out."""
-    from octavia_cli.media.timeline import audio_graph, video_graph
 
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
@@ -492,8 +492,6 @@ def render_mix(
     mixing = "amix=inputs=2:normalize=0"
     under_graph = f"[0:a]{trim}[u];"
     if under_pieces:
-        from octavia_cli.media.timeline import audio_graph
-
         under_graph = f"{audio_graph('0:a', 'us', under_pieces)};[us]{trim}[u];"
     if outputs is None:
         graph = (

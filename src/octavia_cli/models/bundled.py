@@ -125,6 +125,7 @@ def bundled_model_path(name: str, cache_dir: str = "") -> Path:
     target = cache_root(cache_dir) / "bundled" / name
     stamp = target / ".octavia-verified.json"
     sources = [(part, _package_dir(part.package)) for part in model.parts + model.companion_files]
+    found = [(part, folder) for part, folder in sources if folder is not None]
     missing = sorted({part.package for part, folder in sources if folder is None})
     if missing:
         raise MissingModelError(
@@ -132,9 +133,9 @@ def bundled_model_path(name: str, cache_dir: str = "") -> Path:
             f"{', '.join(model.pip_packages)}).",
             OFFLINE_EXTRA_HINT,
         )
-    expected_stamp = {
+    expected_stamp: dict[str, object] = {
         "sha256": model.assembled_sha256,
-        "parts": [str(folder / part.relative_path) for part, folder in sources],
+        "parts": [str(folder / part.relative_path) for part, folder in found],
     }
     if _stamp_matches(stamp, expected_stamp, target / model.assembled_file):
         return target

@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.config import Settings
+from octavia_cli.devices import resolve_device
+from octavia_cli.errors import MissingModelError
 from octavia_cli.models import translation as mt_catalog
-from octavia_cli.models.bundled import BUNDLED_MODELS, hub_cache_dir
+from octavia_cli.models.bundled import (
+    BUNDLED_MODELS,
+    OFFLINE_EXTRA_HINT,
+    bundled_model_path,
+    cache_root,
+    hub_cache_dir,
+)
+from octavia_cli.models.whisper import WHISPER_REVISIONS, resolve_model_name
 
 HUB = "hub"
 TORCHAUDIO = "torchaudio"
@@ -45,10 +54,6 @@ WHISPER_MODELS: dict[str, tuple[str, int]] = {
 BUNDLED_SIZES_MB = {"whisper-base": 145}
 # Commits we have seen pinned in independent public projects (no hub access here to read
 # more); the rest follow ``main`` and `octavia models pull` prints the commit it fetched.
-WHISPER_REVISIONS = {
-    "large-v3": "edaa852ec7e145841d8ffdb056a99866b5f0a478",
-    "small": "536b0662742c02347bc0e980a01041f333bce120",
-}
 # whisperx's default alignment models: torchaudio bundles (file name, MB) for five languages.
 TORCHAUDIO_ALIGN = {
     "en": ("WAV2VEC2_ASR_BASE_960H", "wav2vec2_fairseq_base_ls960_asr_ls960.pth", 360),
@@ -142,16 +147,14 @@ def all_models() -> list[ModelEntry]:
             "all",
         )
     )  # fmt: skip
-    for model in mt_catalog.catalog():
+    for mt in mt_catalog.catalog():
         languages = (
-            model.name.removeprefix("opus-mt-").replace("-", "→")
-            if model.family == "marian"
-            else "all"
+            mt.name.removeprefix("opus-mt-").replace("-", "→") if mt.family == "marian" else "all"
         )
         entries.append(
             ModelEntry(
-                model.name, "mt", HUB, model.hub_id, model.revision, model.size_mb,
-                model.license, False, ("transformers",), languages,
+                mt.name, "mt", HUB, mt.hub_id, mt.revision, mt.size_mb,
+                mt.license, False, ("transformers",), languages,
             )
         )  # fmt: skip
     return entries
@@ -207,8 +210,6 @@ def installed_path(entry: ModelEntry, settings: Settings) -> Path | None:
     # Present when the packages that carry it are installed (assembled on first use).
     from importlib.util import find_spec
 
-    from octavia_cli.models.bundled import cache_root
-
     model = BUNDLED_MODELS[entry.location]
     if any(find_spec(part.package) is None for part in model.parts):
         return None
@@ -256,8 +257,6 @@ def required_models(
 ) -> list[ModelEntry]:
     """The catalog models a run with ``settings`` needs (as far as the languages are known:
     the alignment model and the translation models need the spoken language)."""
-    from octavia_cli.devices import resolve_device
-    from octavia_cli.engines.asr.whisper_models import resolve_model_name
 
     needed: list[ModelEntry] = []
     model = settings.asr.model
@@ -313,15 +312,12 @@ def pull(entry: ModelEntry, settings: Settings, console: Any) -> Path:
     Raises:
         MissingModelError: downloads are off, or the download failed.
     """
-    from octavia_cli.errors import MissingModelError
 
     present = installed_path(entry, settings)
     if present is not None and entry.source != BUNDLED:
         console.print(f"{entry.name}: already in {present}")
         return present
     if entry.source == BUNDLED:
-        from octavia_cli.models.bundled import OFFLINE_EXTRA_HINT, bundled_model_path
-
         if present is None:
             raise MissingModelError(
                 f"{entry.name} ships in Python packages that are not installed.",
@@ -396,8 +392,6 @@ def preflight(
     every one and the command that fetches them; return those that will be downloaded."""
     import logging
 
-    from octavia_cli.errors import MissingModelError
-
     missing = [
         e for e in required_models(settings, source_language, targets)
         if installed_path(e, settings) is None
@@ -407,8 +401,6 @@ def preflight(
     listed = ", ".join(f"{e.name} ({e.size_mb} MB, {e.license})" for e in missing)
     bundled = [e for e in missing if e.source == BUNDLED]
     if bundled:
-        from octavia_cli.models.bundled import OFFLINE_EXTRA_HINT
-
         raise MissingModelError(f"Models this run needs are not installed: {listed}.",
                                 OFFLINE_EXTRA_HINT)  # fmt: skip
     names = " ".join(e.name for e in missing)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.errors import InputError, OutputExistsError
-from octavia_cli.files import atomic_write_bytes, sha256_file
+from octavia_cli.files import atomic_path, atomic_write_bytes, check_output_path
+from octavia_cli.media.ffmpeg import extract_audio
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,6 @@ PROFILE = "profile.json"
 CONDITIONING = "conditioning.pt"
 REFERENCE = "reference.wav"  # the first reference, 16 kHz mono, for similarity checks
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MIN_REFERENCE_S, GOOD_MIN_S, GOOD_MAX_S = 2.0, 6.0, 30.0
-MIN_SPEECH_SHARE = 0.3  # of the references' length
-CLIPPED_SHARE = 0.001  # of samples at full scale
 
 
 @dataclass
@@ -124,65 +122,6 @@ def list_voices() -> list[VoiceProfile]:
     return profiles
 
 
-def check_references(paths: list[Path]) -> list[Reference]:
-    """Measure references: speech present and long enough (errors); 6-30 s in all, not
-    clipped (warnings)."""
-    from octavia_cli.engines.vad import detect_speech
-    from octavia_cli.media.audio import read_audio
-    from octavia_cli.media.ffmpeg import extract_audio, probe
-
-    references = []
-    recordings = []
-    with tempfile.TemporaryDirectory(prefix="octavia-ref-") as scratch:
-        for index, path in enumerate(paths):
-            probe(path)
-            wav = Path(scratch) / f"{index}.wav"
-            extract_audio(path, wav, sample_rate_hz=16_000, channels=1)
-            audio, rate = read_audio(wav)
-            duration = audio.shape[1] / rate
-            speech = sum(b - a for a, b in detect_speech(audio[0]))
-            clipped = float((abs(audio) >= 0.999).mean()) if audio.size else 0.0
-            if clipped > CLIPPED_SHARE:
-                logger.warning("%s is clipped (%.2f%% of samples at full scale): the clone "
-                               "will copy the distortion", path, clipped * 100)  # fmt: skip
-            if speech < MIN_SPEECH_SHARE * duration or speech < 1.0:
-                raise InputError(
-                    f"{path} has almost no speech ({speech:.1f} s of {duration:.1f} s).",
-                    "Give a recording of the voice speaking.",
-                )
-            references.append(Reference(path.name, sha256_file(path), round(duration, 2),
-                                        round(speech, 2)))  # fmt: skip
-            recordings.append(audio[0])
-    total = sum(r.speech_s for r in references)
-    if total < MIN_REFERENCE_S:
-        raise InputError(
-            f"The references hold {total:.1f} s of speech; a voice needs at least "
-            f"{MIN_REFERENCE_S:.0f} s (6 to 30 s is best).",
-            "Give a longer recording, or several.",
-        )
-    if total < GOOD_MIN_S or total > GOOD_MAX_S:
-        logger.warning("the references hold %.1f s of speech; 6 to 30 s clone best", total)
-    _check_one_speaker(recordings)
-    return references
-
-
-def _check_one_speaker(recordings: list[Any]) -> None:
-    """Warn when the references hold more than one voice (the clone would blend them)."""
-    from octavia_cli.engines.diarization.offline import count_speakers
-    from octavia_cli.errors import MissingDependencyError
-
-    try:
-        voices = count_speakers(recordings)
-    except MissingDependencyError:
-        logger.info("speaker check of the references skipped: resemblyzer is not installed")
-        return
-    if voices > 1:
-        logger.warning(
-            "the references seem to hold more than one voice: the clone will blend them; "
-            "give recordings of one speaker only"
-        )
-
-
 def save(
     profile: VoiceProfile,
     conditioning: Any,
@@ -203,8 +142,6 @@ def save(
     try:
         torch.save(conditioning, staging / CONDITIONING)
         if reference is not None:
-            from octavia_cli.media.ffmpeg import extract_audio
-
             extract_audio(reference, staging / REFERENCE, sample_rate_hz=16_000, channels=1)
         profile.created_at = profile.created_at or time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime())  # fmt: skip
@@ -232,7 +169,6 @@ def remove(name: str) -> None:
 
 def export(name: str, destination: Path, *, force: bool = False) -> Path:
     """A voice as one ``.tar.gz`` file, to move to another machine."""
-    from octavia_cli.files import atomic_path, check_output_path
 
     load(name)
     check_output_path(destination, force=force)

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.config import Settings
+from octavia_cli.engines.mt.apertium import installed_modes
+from octavia_cli.engines.tts.espeak import EspeakEngine
+from octavia_cli.models.bundled import cache_root, hub_cache_dir
+from octavia_cli.models.catalog import installed_path, required_models
 
 FFMPEG_FILTERS = ("rubberband", "loudnorm", "ebur128", "alimiter", "sidechaincompress", "subtitles")
 PACKAGES = (
@@ -238,7 +242,6 @@ def _apertium() -> Check:
             "not installed (the offline translator)",
             "sudo apt-get install apertium apertium-eng-spa",
         )
-    from octavia_cli.engines.mt.apertium import installed_modes
 
     pairs = [m for m in installed_modes() if m.count("-") == 1]
     if not pairs:
@@ -260,14 +263,12 @@ def _espeak() -> Check:
             "not installed (the offline voice)",
             "sudo apt-get install espeak-ng",
         )
-    from octavia_cli.engines.tts.espeak import EspeakEngine
 
     languages = EspeakEngine().languages()
     return Check("espeak-ng", Status.OK, f"voices for {len(languages)} languages")
 
 
 def _disk(settings: Settings, workdir: Path) -> list[Check]:
-    from octavia_cli.models.bundled import cache_root, hub_cache_dir
 
     checks = []
     places = (
@@ -360,7 +361,6 @@ def _hub_token(settings: Settings) -> Check:
 
 
 def _default_models(settings: Settings) -> list[Check]:
-    from octavia_cli.models.catalog import installed_path, required_models
 
     checks = []
     for entry in required_models(settings, None):

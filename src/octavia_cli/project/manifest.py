@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +23,75 @@ from octavia_cli import __version__
 from octavia_cli.errors import InputError, StageError
 from octavia_cli.files import NAME_MAX, atomic_write_bytes, fingerprint_file, short_name
 from octavia_cli.media.ffmpeg import MediaInfo
-from octavia_cli.project.records import Speaker, Transcript
+from octavia_cli.project.records import (
+    STAGE_INFOS,
+    SchemaError,
+    Speaker,
+    Transcript,
+    check_keys,
+    stage_info,
+)
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: strict (an unknown key is an error), typed stage infos (fit's totals nested).
+SCHEMA_VERSION = 2
 MANIFEST = "project.json"
 PROJECT_SUFFIX = ".octavia"
 
 
 @dataclass
 class StageRecord:
-    """A finished stage: what it was computed from and what it reported."""
+    """A finished stage: what it was computed from and what it reported (``info``: the
+    stage's own record type, ``records.STAGE_INFOS``)."""
 
     inputs_hash: str
     finished_at: str
     seconds: float
-    info: dict[str, Any] = field(default_factory=dict)
+    info: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs_hash": self.inputs_hash, "finished_at": self.finished_at,
+                "seconds": self.seconds, "info": self.info.to_dict()}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, stage: str, data: dict[str, Any], where: str) -> StageRecord:
+        values = check_keys(data, cls, where)
+        return cls(values["inputs_hash"], values["finished_at"], values["seconds"],
+                   stage_info(stage, values["info"], f"{where}.info"))  # fmt: skip
+
+
+# The keys of project.json and of its source section.
+TOP_KEYS = ("schema_version", "octavia_version", "created_at", "updated_at", "source",
+            "speakers", "transcript", "stages", "outputs")  # fmt: skip
+SOURCE_KEYS = ("path", "fingerprint", "media")
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` brought up to :data:`SCHEMA_VERSION`, one version at a time."""
+    version = data.get("schema_version")
+    while version in MIGRATIONS:
+        data = MIGRATIONS[version](data)
+        version = data["schema_version"]
+    return data
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 (Octavia before 0.x strictness): the fit stage's info held the timing
+    totals at its top level; version 2 nests them under ``totals``."""
+    stages = {}
+    for name, record in (data.get("stages") or {}).items():
+        record = dict(record)
+        if name.partition(":")[0] == "fit":
+            info = dict(record.get("info") or {})
+            own = {k: info.pop(k) for k in ("refitted", "report", "stretches", "added_s")
+                   if k in info}  # fmt: skip
+            record["info"] = own | {"totals": info}
+        stages[name] = record
+    return data | {"schema_version": 2, "stages": stages}
+
+
+MIGRATIONS = {1: _from_v1}
 
 
 @dataclass
@@ -107,21 +159,33 @@ class Project:
     """A dub project folder. Open it with :meth:`open`; save after each stage."""
 
     def __init__(self, folder: Path, data: dict[str, Any]) -> None:
+        """Raises :class:`SchemaError` where ``data`` does not fit the schema."""
         self.folder = folder
-        self.source_path: str = data["source"]["path"]
-        self.source_fingerprint: str = data["source"]["fingerprint"]
-        media = data["source"].get("media")
-        self.media: MediaInfo | None = MediaInfo(**media) if media else None
+        for key in data:
+            if key not in TOP_KEYS:
+                raise SchemaError("the top level", f"unknown key '{key}'", TOP_KEYS)
+        source = data["source"]
+        for key in source:
+            if key not in SOURCE_KEYS:
+                raise SchemaError("source", f"unknown key '{key}'", SOURCE_KEYS)
+        self.source_path: str = source["path"]
+        self.source_fingerprint: str = source["fingerprint"]
+        media = source.get("media")
+        self.media: MediaInfo | None = _media(media) if media else None
         transcript = data.get("transcript")
         self.transcript: Transcript | None = (
             Transcript.from_dict(transcript) if transcript else None
         )
-        self.speakers: list[Speaker] = [Speaker.from_dict(x) for x in data.get("speakers", [])]
+        self.speakers: list[Speaker] = [
+            Speaker.from_dict(x, f"speakers[{i}]") for i, x in enumerate(data.get("speakers", []))
+        ]
         self.stages: dict[str, StageRecord] = {
-            name: StageRecord(**record) for name, record in data.get("stages", {}).items()
+            name: StageRecord.from_dict(name, record, f"stages.{name}")
+            for name, record in data.get("stages", {}).items()
         }
         self.outputs: dict[str, OutputRecord] = {
-            name: OutputRecord(**record) for name, record in data.get("outputs", {}).items()
+            name: OutputRecord(**check_keys(record, OutputRecord, f"outputs[{name!r}]"))
+            for name, record in data.get("outputs", {}).items()
         }
         self.created_at: str = data.get("created_at", _now())
 
@@ -139,7 +203,7 @@ class Project:
         fingerprint = fingerprint_file(source)
         if manifest.exists():
             data = cls._read_manifest(manifest)
-            project = cls(folder, data)
+            project = cls._from_manifest(folder, data)
             if project.source_fingerprint != fingerprint:
                 if Path(project.source_path).resolve() != source.resolve():
                     raise InputError(
@@ -163,7 +227,7 @@ class Project:
         manifest = Path(folder) / MANIFEST
         if not manifest.exists():
             raise InputError(f"{folder} is not an Octavia project (no {MANIFEST}).")
-        return cls(Path(folder), cls._read_manifest(manifest))
+        return cls._from_manifest(Path(folder), cls._read_manifest(manifest))
 
     @staticmethod
     def _read_manifest(manifest: Path) -> dict[str, Any]:
@@ -174,7 +238,7 @@ class Project:
                 f"{manifest} cannot be read: {exc}.",
                 "Fix the JSON (if you edited it), or delete the project folder to start over.",
             ) from None
-        version = data.get("schema_version")
+        version = data.get("schema_version") if isinstance(data, dict) else None
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise InputError(
                 f"{manifest} has schema version {version!r}; this Octavia reads up to "
@@ -187,7 +251,20 @@ class Project:
             raise InputError(
                 f"{manifest} has no source section.", "Delete the project folder to start over."
             ) from None
-        return data
+        return migrate(data)
+
+    @classmethod
+    def _from_manifest(cls, folder: Path, data: dict[str, Any]) -> Project:
+        """The project of a manifest read from ``folder``; a record that does not fit the
+        schema is one sentence naming it and the file."""
+        try:
+            return cls(folder, data)
+        except SchemaError as exc:
+            known = f" Known keys there: {', '.join(exc.known)}." if exc.known else ""
+            raise InputError(
+                f"{folder / MANIFEST}: {exc.problem} in {exc.where}.{known}",
+                "Fix it (if you edited it), or delete the project folder to start over.",
+            ) from None
 
     @staticmethod
     def _new_data(source: Path, fingerprint: str) -> dict[str, Any]:
@@ -206,7 +283,7 @@ class Project:
             },
             "speakers": [speaker.to_dict() for speaker in self.speakers],
             "transcript": self.transcript.to_dict() if self.transcript else None,
-            "stages": {name: record.__dict__ for name, record in self.stages.items()},
+            "stages": {name: record.to_dict() for name, record in self.stages.items()},
             "outputs": {name: record.__dict__ for name, record in self.outputs.items()},
         }
 
@@ -252,7 +329,9 @@ class Project:
         record = self.stages.get(stage)
         return record is not None and record.inputs_hash == inputs_hash
 
-    def mark_done(self, stage: str, inputs_hash: str, seconds: float, **info: Any) -> None:
+    def mark_done(self, stage: str, inputs_hash: str, seconds: float, info: Any) -> None:
+        """Record ``stage`` as finished with its typed ``info`` (``records.STAGE_INFOS``)."""
+        assert isinstance(info, STAGE_INFOS[stage.partition(":")[0]]), (stage, info)
         self.stages[stage] = StageRecord(inputs_hash, _now(), round(seconds, 3), info)
         self.save()
 
@@ -279,6 +358,10 @@ class Project:
 
     def relative(self, path: Path) -> str:
         return os.path.relpath(path, self.folder)
+
+
+def _media(data: dict[str, Any]) -> MediaInfo:
+    return MediaInfo(**check_keys(data, MediaInfo, "source.media"))
 
 
 def _is_our_leftover(path: Path) -> bool:

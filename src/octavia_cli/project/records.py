@@ -20,14 +20,47 @@ def stable_hash(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+class SchemaError(ValueError):
+    """A record in ``project.json`` that does not fit the schema: an unknown (misspelt) key,
+    a missing one, or a value of the wrong kind. ``where`` says which record."""
+
+    def __init__(self, where: str, problem: str, known: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where, self.problem, self.known = where, problem, known
+
+
+def check_keys(data: Any, cls: type, where: str) -> dict[str, Any]:
+    """``data`` as the keyword arguments of the dataclass ``cls``, or a :class:`SchemaError`
+    naming the first key it does not know (so a misspelt key is never dropped silently)."""
+    if not isinstance(data, dict):
+        raise SchemaError(where, f"expected an object, found {type(data).__name__}")
+    fields = dataclasses.fields(cls)
+    names = tuple(f.name for f in fields)
+    for key in data:
+        if key not in names:
+            raise SchemaError(where, f"unknown key '{key}'", names)
+    required = [
+        f.name for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]  # fmt: skip
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise SchemaError(where, f"missing key '{missing[0]}'", names)
+    return dict(data)
+
+
 class _Record:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> Self:
+        """Strict: an unknown or missing key is a :class:`SchemaError` naming it."""
+        values = check_keys(data, cls, where or cls.__name__)
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(where or cls.__name__, str(exc)) from None
 
 
 @dataclass
@@ -116,19 +149,28 @@ class Segment(_Record):
         return self.end_s - self.start_s
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Segment:
+    def from_dict(cls, data: dict[str, Any], where: str = "segment") -> Segment:
+        data = check_keys(data, cls, where)
         return cls(
-            id=data["id"],
+            id=str(data["id"]),
             start_s=float(data["start_s"]),
             end_s=float(data["end_s"]),
             text=data["text"],
             speaker=data.get("speaker", "S1"),
-            words=[Word.from_dict(w) for w in data.get("words", [])],
+            words=[
+                Word.from_dict(w, f"{where}.words[{i}]")
+                for i, w in enumerate(data.get("words", []))
+            ],
             translations={
-                k: Translation.from_dict(v) for k, v in data.get("translations", {}).items()
+                k: Translation.from_dict(v, f"{where}.translations.{k}")
+                for k, v in data.get("translations", {}).items()
             },
-            clips={k: Clip.from_dict(v) for k, v in data.get("clips", {}).items()},
-            fits={k: Fit.from_dict(v) for k, v in data.get("fits", {}).items()},
+            clips={
+                k: Clip.from_dict(v, f"{where}.clips.{k}") for k, v in data.get("clips", {}).items()
+            },
+            fits={
+                k: Fit.from_dict(v, f"{where}.fits.{k}") for k, v in data.get("fits", {}).items()
+            },
         )
 
 
@@ -167,14 +209,18 @@ class Transcript(_Record):
     segments: list[Segment] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+    def from_dict(cls, data: dict[str, Any], where: str = "transcript") -> Transcript:
+        data = check_keys(data, cls, where)
         return cls(
             language=data["language"],
             language_probability=data["language_probability"],
             duration_s=data["duration_s"],
             engine=data["engine"],
             model=data["model"],
-            segments=[Segment.from_dict(s) for s in data.get("segments", [])],
+            segments=[
+                Segment.from_dict(s, f"{where}.segments[{i}]")
+                for i, s in enumerate(data.get("segments", []))
+            ],
         )
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -207,3 +253,95 @@ def format_timestamp(seconds: float, *, decimal: str = ".", always_hours: bool =
     secs, milliseconds = divmod(milliseconds, 1000)
     head = f"{hours:02d}:" if hours or always_hours else ""
     return f"{head}{minutes:02d}:{secs:02d}{decimal}{milliseconds:03d}"
+
+
+# -- what each stage records (``project.json``'s ``stages.<name>.info``) -------------------
+
+
+@dataclass
+class ExtractInfo(_Record):
+    sample_rate_hz: int
+    channels: int
+    duration_s: float  # as the container says
+    decoded_s: float | None = None  # what decoded (less in a truncated file)
+
+
+@dataclass
+class SeparateInfo(_Record):
+    engine: str
+
+
+@dataclass
+class TranscribeInfo(_Record):
+    language: str
+    lines: int
+
+
+@dataclass
+class DiarizeInfo(_Record):
+    engine: str
+    speakers: int
+    lines: int
+
+
+@dataclass
+class TranslateInfo(_Record):
+    translated: int
+    shortened: int
+    over_max_speed: int
+    chars_per_s: float | None = None
+    glossary_misses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SynthesizeInfo(_Record):
+    synthesized: int
+    engine: str
+    paces: dict[str, float] = field(default_factory=dict)
+    voices: dict[str, str] = field(default_factory=dict)  # speaker -> voice
+
+
+@dataclass
+class FitInfo(_Record):
+    refitted: int
+    report: str  # the timing report, relative to the project folder
+    stretches: list[list[float]] = field(default_factory=list)  # the picture's slowed spans
+    added_s: float = 0.0
+    totals: dict[str, Any] = field(default_factory=dict)  # the timing report's totals
+
+
+@dataclass
+class MixInfo(_Record):
+    source_lufs: float | None
+    target_lufs: float | None
+    output_lufs: float | None
+    true_peak_dbtp: float | None
+    voice_gain_db: float
+    ducking: str
+    separated: bool
+    duration_s: float
+
+
+@dataclass
+class MuxInfo(_Record):
+    output: str  # the output's absolute path
+
+
+StageInfo = (
+    ExtractInfo | SeparateInfo | TranscribeInfo | DiarizeInfo | TranslateInfo | SynthesizeInfo
+    | FitInfo | MixInfo | MuxInfo
+)  # fmt: skip
+# The info type of each stage, by the stage's name before ``:`` (``fit:es`` -> ``fit``).
+STAGE_INFOS: dict[str, type[_Record]] = {
+    "extract": ExtractInfo, "separate": SeparateInfo, "transcribe": TranscribeInfo,
+    "diarize": DiarizeInfo, "translate": TranslateInfo, "synthesize": SynthesizeInfo,
+    "fit": FitInfo, "mix": MixInfo, "mux": MuxInfo,
+}  # fmt: skip
+
+
+def stage_info(stage: str, data: dict[str, Any], where: str) -> Any:
+    """The typed info of ``stage`` from its JSON."""
+    kind = stage.partition(":")[0]
+    if kind not in STAGE_INFOS:
+        raise SchemaError(where, f"unknown stage '{stage}'", tuple(STAGE_INFOS))
+    return STAGE_INFOS[kind].from_dict(data, where)

@@ -92,9 +92,9 @@ def render(project: Project) -> str:
         if mix is not None:
             info = mix.info
             loudness = (
-                f"<p>Loudness: source {info.get('source_lufs')} LUFS → output "
-                f"{info.get('output_lufs')} LUFS (target {info.get('target_lufs')}), true peak "
-                f"{info.get('true_peak_dbtp')} dBTP, ducking {info.get('ducking')}.</p>"
+                f"<p>Loudness: source {info.source_lufs} LUFS → output "
+                f"{info.output_lufs} LUFS (target {info.target_lufs}), true peak "
+                f"{info.true_peak_dbtp} dBTP, ducking {info.ducking}.</p>"
             )
         rows = "".join(
             "<tr{cls}><td>{id}</td><td>{speaker}</td><td>{slot}</td><td>{dub}</td>"
@@ -153,3 +153,18 @@ def write_report(project: Project) -> Path:
     path = project.path(REPORT)
     atomic_write_bytes(path, render(project).encode("utf-8"))
     return path
+
+
+def timing_summary(report: dict) -> str:
+    """One line for the end of a run, from a language's timing report (the fit stage's)."""
+    t = report["totals"]
+    return (
+        f"{report['language']}: {t['lines']} lines, {t['within_10_percent']} within ±10% of "
+        f"their slot, fastest {t['max_speed']:.2f}x, {t['sped_up']} sped up, "
+        f"{t['borrowed']} started early, {t['overflowing']} ran over, {t['late']} late"
+        + (
+            f", picture slowed under {t['video_stretched']} (+{t['video_added_s']:.2f} s)"
+            if t.get("video_stretched")
+            else ""
+        )
+    )

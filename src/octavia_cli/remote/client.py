@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from octavia_cli.errors import ConfigError, InputError, OctaviaError, StageError
+from octavia_cli.remote import protocol
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,7 @@ class Client:
                         event = json.loads(message.data)
                         failures = 0
                         yield event
-                        if event.get("type") == "state" and event["state"] in (
-                            "succeeded", "failed", "cancelled"
-                        ):  # fmt: skip
+                        if protocol.is_final(event):
                             return
             except httpx.TransportError as exc:
                 failures += 1
@@ -142,9 +141,9 @@ class Client:
                 time.sleep(min(2**failures * 0.25, 5))
             else:  # the stream ended without a final state: look at the job
                 job = self.job(job_id)
-                if job["state"] in ("succeeded", "failed", "cancelled"):
-                    yield {"type": "state", "state": job["state"], "error": job["error"],
-                           "results": job["results"]}  # fmt: skip
+                if job["state"] in protocol.TERMINAL:
+                    yield protocol.state_event(job["state"], error=job["error"],
+                                               results=job["results"])  # fmt: skip
                     return
 
     def download(self, job_id: str, name: str, destination: Path) -> None:

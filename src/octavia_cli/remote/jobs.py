@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.errors import StageError
+from octavia_cli.media.ffmpeg import probe
 from octavia_cli.progress import ProgressEvent, ProgressHook, StageStatus
+from octavia_cli.remote import protocol
 from octavia_cli.remote.client import Client, RemoteError
 
 
 def estimate(client: Client, kind: str, source: Path, options: dict[str, Any]) -> dict:
-    from octavia_cli.media.ffmpeg import probe
 
     return client.estimate(kind, probe(source).duration_s, options)
 
@@ -23,11 +24,11 @@ def run_remote(
     kind: str,
     source: Path,
     options: dict[str, Any],
-    destinations: Callable[[str], Path | None],
+    destinations: Callable[[dict[str, Any]], Path | None],
     hook: ProgressHook,
 ) -> dict[str, Path]:
     """Run a job of ``kind`` on ``source`` and download each result to
-    ``destinations(name)`` (None: skip it). Returns name -> path."""
+    ``destinations(result)`` (None: skip it). Returns name -> path."""
     job_id = submit(client, kind, source, options, hook)
     try:
         return finish(client, job_id, destinations, hook)
@@ -54,11 +55,12 @@ def submit(
 def finish(
     client: Client,
     job_id: str,
-    destinations: Callable[[str], Path | None],
+    destinations: Callable[[dict[str, Any]], Path | None],
     hook: ProgressHook,
 ) -> dict[str, Path]:
     """Follow the job's progress to its end, then download each result to
-    ``destinations(name)`` (None: skip it). Returns name -> path.
+    ``destinations(result)`` (a result of :mod:`protocol`; None: skip it). Returns name ->
+    path.
 
     Raises:
         StageError: the job failed or was cancelled on the backend.
@@ -69,9 +71,9 @@ def finish(
             data = {k: v for k, v in event.items() if k != "type"}
             data["status"] = StageStatus(data["status"])
             hook(ProgressEvent(**data))
-        elif event.get("type") == "state" and event["state"] != "running":
+        elif protocol.is_final(event):
             final = event
-    if final.get("state") != "succeeded":
+    if final.get("state") != protocol.SUCCEEDED:
         raise StageError(
             f"The job {job_id} {final.get('state', 'ended')} on the backend: "
             f"{final.get('error') or 'no reason given'}.",
@@ -79,7 +81,7 @@ def finish(
         )
     written: dict[str, Path] = {}
     for result in final.get("results", []):
-        destination = destinations(result["name"])
+        destination = destinations(result)
         if destination is None:
             continue
         hook(ProgressEvent(f"download {result['name']}", StageStatus.STARTED))

@@ -25,7 +25,14 @@ from pydantic import BaseModel, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from octavia_cli import __version__
-from octavia_cli.server.jobs import Kind, cost_minutes, name_suffix, parse_options
+from octavia_cli.config import load_settings
+from octavia_cli.errors import InputError
+from octavia_cli.media.ffmpeg import probe
+from octavia_cli.remote import protocol
+from octavia_cli.remote.protocol import Kind
+from octavia_cli.server.distributed import CeleryDispatcher
+from octavia_cli.server.jobs import cost_minutes, name_suffix, parse_options
+from octavia_cli.server.metrics import Metrics
 from octavia_cli.server.retention import Cleaner, Retention
 from octavia_cli.server.security import HostCheck, allowed_hosts, is_loopback
 from octavia_cli.server.store import QUEUED, RUNNING, TERMINAL, Store
@@ -73,12 +80,9 @@ def _error(status: int, error: str, detail: str = "", headers: dict[str, str] | 
 def create_app(options: ServerOptions) -> FastAPI:
     store = Store(options.data_dir / "octavia.db")
     bus = EventBus()
-    from octavia_cli.server.metrics import Metrics
 
     pool: Any
     if options.broker:
-        from octavia_cli.server.distributed import CeleryDispatcher
-
         pool = CeleryDispatcher(store, options.data_dir, bus, options.broker)
     else:
         pool = WorkerPool(store, options.data_dir, bus, options.workers)
@@ -299,7 +303,7 @@ def create_app(options: ServerOptions) -> FastAPI:
                 job = store.job(job_id)
                 assert job is not None
                 for stage in job.progress.get("stages", {}).values():
-                    yield {"event": "progress", "data": json.dumps({"type": "progress", **stage})}
+                    yield {"event": "progress", "data": json.dumps(protocol.progress_event(stage))}
                 if job.state in TERMINAL:
                     yield {"event": "state", "data": json.dumps(_final(job))}
                     return
@@ -339,12 +343,10 @@ def _over_quota(kept: int, quota: int, retention: Retention) -> HTTPException:
 
 
 def _final(job: Any) -> dict[str, Any]:
-    return {"type": "state", "state": job.state, "error": job.error, "results": job.results}
+    return protocol.state_event(job.state, error=job.error, results=job.results)
 
 
 def _probe(path: Path) -> Any:
-    from octavia_cli.errors import InputError
-    from octavia_cli.media.ffmpeg import probe
 
     try:
         media = probe(path)
@@ -369,7 +371,6 @@ def retention_of(settings: Any) -> Retention:
 def server_options_from_env() -> ServerOptions:
     """For ``uvicorn --factory``: the options ``octavia serve`` put in the environment (and
     the ``serve.*`` settings: ``OCTAVIA_SERVE_UPLOAD_QUOTA_MB``...)."""
-    from octavia_cli.config import load_settings
 
     settings = load_settings()
     return ServerOptions(

@@ -32,6 +32,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from octavia_cli.errors import InputError, OctaviaError
+from octavia_cli.pipeline import Runner, parallel
+from octavia_cli.remote import protocol
+from octavia_cli.server.jobs import dub_request, job_source, parse_options, run_job
+from octavia_cli.server.runner import this_runner
+from octavia_cli.server.security import relative_paths
+from octavia_cli.server.storage import LocalStorage
 from octavia_cli.server.store import FAILED, SUCCEEDED, TERMINAL, Job, Store
 from octavia_cli.server.worker import ThreadedRunner
 
@@ -44,7 +51,7 @@ FINISH_TASK = "octavia.finish_dub"
 SYNTH_TASK = "octavia.synthesize_lines"
 FINAL_TASK = "octavia.finish_synthesis"
 DEFAULT_QUEUE = "octavia"
-KINDS = ("dub", "transcribe", "translate", "subtitles", "synthesize")
+KINDS = protocol.KINDS
 
 
 def celery_app(broker: str, *, visibility_timeout_s: int | None = None) -> Any:
@@ -85,8 +92,6 @@ def check_broker(broker: str) -> None:
     """
     import redis
 
-    from octavia_cli.errors import InputError
-
     if not broker.startswith(("redis://", "rediss://", "unix://")):
         raise InputError(
             f"--broker must be a Redis URL, not '{broker}'.", "For example: redis://HOST:6379/0"
@@ -123,9 +128,6 @@ class _Uploads:
 
 
 def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None:
-    from octavia_cli.errors import OctaviaError
-    from octavia_cli.server.jobs import run_job
-    from octavia_cli.server.storage import LocalStorage
 
     broker = task.app.conf.broker_url
     client = _redis(broker)
@@ -141,9 +143,9 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
     client.expire(f"octavia:attempts:{job.id}", 7 * 24 * 3600)
     if attempts > max_attempts:
         reason = f"the job stopped its worker {attempts - 1} times; not retried"
-        publish({"type": "end", "state": FAILED, "error": reason})
+        publish(protocol.end_event(FAILED, error=reason))
         return None
-    publish({"type": "state", "state": "running"})
+    publish(protocol.state_event("running"))
     upload = payload.get("upload")
     if upload is not None:
         upload = {**upload, "path": str(storage.resolve(upload["path"]))}
@@ -151,17 +153,17 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
         try:
             _start_parallel(task, payload, job, _Uploads(upload), storage, publish)
         except OctaviaError as exc:
-            publish({"type": "end", "state": FAILED, "error": str(exc)})
+            publish(protocol.end_event(FAILED, error=str(exc)))
         return None
 
     def hook(event: Any) -> None:
-        publish({"type": "progress", **event.to_dict()})
+        publish(protocol.progress_event(event.to_dict()))
 
     try:
         results = run_job(job, _Uploads(upload), storage.job_folder(job.id), hook,  # type: ignore[arg-type]
-                          _worker_device())  # fmt: skip
+                          _worker_device(), worker_runner())  # fmt: skip
     except OctaviaError as exc:
-        publish({"type": "end", "state": FAILED, "error": str(exc)})
+        publish(protocol.end_event(FAILED, error=str(exc)))
         return None
     except Exception as exc:
         if task.request.retries < min(task.max_retries, max_attempts - 1):
@@ -169,9 +171,9 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
             client.decr(f"octavia:attempts:{job.id}")  # a retry is counted on its delivery
             raise task.retry(exc=exc, countdown=2**task.request.retries) from None
         reason = f"internal error ({type(exc).__name__}) after {attempts} attempts"
-        publish({"type": "end", "state": FAILED, "error": reason})
+        publish(protocol.end_event(FAILED, error=reason))
         return None
-    publish({"type": "end", "state": SUCCEEDED, "results": results})
+    publish(protocol.end_event(SUCCEEDED, results=results))
     return results
 
 
@@ -191,7 +193,6 @@ def _publisher(task: Any, job_id: str) -> Any:
 def _scrubbed(event: dict[str, Any]) -> dict[str, Any]:
     """``event`` with the paths in its error relative to this worker's data dir (its mount
     may differ from serve's, which scrubs again with its own)."""
-    from octavia_cli.server.security import relative_paths
 
     root = os.environ.get("OCTAVIA_DATA_DIR")
     if not event.get("error") or not root:
@@ -201,8 +202,6 @@ def _scrubbed(event: dict[str, Any]) -> dict[str, Any]:
 
 def _dub_context(payload: dict[str, Any]) -> tuple[Any, ...]:
     """The job, its options, settings, request, uploads and folder, on this worker."""
-    from octavia_cli.server.jobs import dub_request, job_source, parse_options
-    from octavia_cli.server.storage import LocalStorage
 
     job = Job(**payload["job"])
     storage = LocalStorage(Path(os.environ["OCTAVIA_DATA_DIR"]))
@@ -224,33 +223,21 @@ def chunk_seconds() -> float:
 def _start_parallel(
     task: Any, payload: dict[str, Any], job: Job, uploads: Any, storage: Any, publish: Any
 ) -> None:
-    """Extract (and separate) here, then hand each window of the speech to a chunk task;
-    the last one to finish starts the rest of the dub (a Celery chord)."""
+    """Check the dub, extract (and separate) here, then hand each window of the speech to a
+    chunk task; the last one to finish starts the rest of the dub (a Celery chord)."""
     from celery import chord, group
 
-    from octavia_cli import pipeline
-    from octavia_cli.errors import InputError
-    from octavia_cli.project.manifest import Project, default_project_folder
-    from octavia_cli.stages.extract import extract
-    from octavia_cli.stages.separate import separate
-    from octavia_cli.stages.transcribe import windows
-
-    _, options, settings, request, _, folder = _dub_context(payload)
-    if not options.source_language:
-        raise InputError("A --parallel dub needs the spoken language.", "Give --from LANG.")
+    _, _, settings, request, _, _ = _dub_context(payload)
 
     def hook(event: Any) -> None:
-        publish({"type": "progress", **event.to_dict()})
+        publish(protocol.progress_event(event.to_dict()))
 
-    project = Project.open(default_project_folder(request.source, folder), request.source)
-    with project.locked():
-        extract(project, request.source, hook)
-        separator = pipeline.separation_engine(settings)
-        separate(project, separator, hook)
-    spans = windows(project, chunk_seconds())
-    publish({"type": "progress", "stage": "transcribe", "status": "started", "completed": 0.0,
-             "total": spans[-1][1] if spans else None, "time_s": time.time(),
-             "message": f"{len(spans)} chunks over the workers"})  # fmt: skip
+    spans = parallel.transcribe_windows(request, settings, worker_runner(), hook, chunk_seconds())
+    publish(protocol.progress_event({
+        "stage": "transcribe", "status": "started", "completed": 0.0,
+        "total": spans[-1][1] if spans else None, "time_s": time.time(),
+        "message": f"{len(spans)} chunks over the workers",
+    }))  # fmt: skip
     header = group(
         task.app.signature(CHUNK_TASK, args=[payload, index, start, end], queue="transcribe")
         for index, (start, end) in enumerate(spans)
@@ -259,171 +246,107 @@ def _start_parallel(
 
 
 def _chunk_task(task: Any, payload: dict[str, Any], index: int, start: float, end: float) -> int:
-    """Transcribe one window of a --parallel dub into ``chunks/NNNN.json`` in its project."""
-    from dataclasses import asdict as as_dict
+    """Transcribe one window of a --parallel dub (phase 2)."""
 
-    from octavia_cli import pipeline
-    from octavia_cli.files import atomic_write_bytes
-    from octavia_cli.languages import normalize_language
-    from octavia_cli.project.manifest import Project, default_project_folder
-    from octavia_cli.stages.transcribe import read_window, recognize_window
-
-    job, options, settings, request, _, folder = _dub_context(payload)
+    job, _, settings, request, _, _ = _dub_context(payload)
     publish = _publisher(task, job.id)
     try:
-        project = Project.load(default_project_folder(request.source, folder))
-        engine = pipeline.asr_engine(settings)  # kept loaded in this worker
-        piece = recognize_window(
-            engine, read_window(project, start, end), start,
-            normalize_language(options.source_language),
-        )  # fmt: skip
-        data = {"words": [as_dict(w) for w in piece["words"]], "regions": piece["regions"],
-                "sound": piece["sound"]}  # fmt: skip
-        atomic_write_bytes(project.path(f"chunks/{index:04d}.json"), json.dumps(data).encode())
+        parallel.transcribe_window(request, settings, worker_runner(), index, start, end)
     except Exception as exc:
-        publish({"type": "end", "state": FAILED, "error": f"chunk {index}: {exc}"})
+        publish(protocol.end_event(FAILED, error=f"chunk {index}: {exc}"))
         raise
-    publish({"type": "progress", "stage": "transcribe", "status": "running", "completed": end,
-             "total": None, "message": f"chunk {index} done", "time_s": time.time()})  # fmt: skip
+    publish(protocol.progress_event({
+        "stage": "transcribe", "status": "running", "completed": end, "total": None,
+        "message": f"chunk {index} done", "time_s": time.time(),
+    }))  # fmt: skip
     return index
 
 
 def _finish_task(task: Any, done: list[int], payload: dict[str, Any]) -> None:
-    """Stitch the chunks into the transcript (the same lines a single run makes), then run
-    the rest of the dub here."""
-    from octavia_cli import pipeline
-    from octavia_cli.errors import OctaviaError
-    from octavia_cli.languages import normalize_language
-    from octavia_cli.project.manifest import Project, default_project_folder
-    from octavia_cli.project.records import Word
-    from octavia_cli.stages.transcribe import assemble, inputs_hash
+    """Stitch the chunks into the transcript (phase 3), then prepare the voices (phase 4)
+    and spread the lines' speech over the workers."""
+    from celery import chord, group
 
-    job, options, settings, request, _, folder = _dub_context(payload)
+    job, _, settings, request, _, _ = _dub_context(payload)
     publish = _publisher(task, job.id)
+
+    def hook(event: Any) -> None:
+        publish(protocol.progress_event(event.to_dict()))
+
     try:
-        began = time.monotonic()
-        project = Project.open(default_project_folder(request.source, folder), request.source)
-        language = normalize_language(options.source_language)
-        with project.locked():
-            engine = pipeline.asr_engine(settings)
-            inputs = inputs_hash(project, engine, language, pipeline.asr_options_hash(settings))
-            pieces = []
-            for index in sorted(done):
-                data = json.loads(project.path(f"chunks/{index:04d}.json").read_text())
-                data["words"] = [Word(**w) for w in data["words"]]
-                pieces.append(data)
-            total = project.stages["extract"].info.get("duration_s") or 0.0
-            transcript = assemble(project, engine, inputs, pieces, (language, 1.0), True, total,
-                                  time.monotonic() - began)  # fmt: skip
-        publish({"type": "progress", "stage": "transcribe", "status": "done", "completed": 1.0,
-                 "total": 1.0, "message": f"{len(transcript.segments)} lines",
-                 "time_s": time.time()})  # fmt: skip
-        _start_synthesis(task, payload, project, settings, request, language, publish)
+        transcript = parallel.assemble(request, settings, worker_runner(), done)
+        publish(protocol.progress_event({
+            "stage": "transcribe", "status": "done", "completed": 1.0, "total": 1.0,
+            "message": f"{len(transcript.segments)} lines", "time_s": time.time(),
+        }))  # fmt: skip
+        ids = parallel.prepare_voices(request, settings, worker_runner(), hook)
     except OctaviaError as exc:
-        publish({"type": "end", "state": FAILED, "error": str(exc)})
+        publish(protocol.end_event(FAILED, error=str(exc)))
+        return
     except Exception as exc:
-        publish({"type": "end", "state": FAILED, "error": f"internal error ({exc})"})
+        publish(protocol.end_event(FAILED, error=f"internal error ({exc})"))
         raise
+    size = max(1, lines_per_chunk())
+    header = group(
+        task.app.signature(SYNTH_TASK, args=[payload, target, ids[i : i + size], i // size],
+                           queue="synthesize")
+        for target in request.targets
+        for i in range(0, len(ids), size)
+    )  # fmt: skip
+    chord(header)(task.app.signature(FINAL_TASK, args=[payload], queue="dub"))
 
 
 def lines_per_chunk() -> int:
     return int(os.environ.get("OCTAVIA_PARALLEL_LINES", 40))
 
 
-def _start_synthesis(
-    task: Any, payload: dict[str, Any], project: Any, settings: Any, request: Any,
-    language: str, publish: Any,
-) -> None:  # fmt: skip
-    """Speakers and translations here (they need the whole file), the voices cloned and the
-    paces measured once, then the lines spoken in chunks over the workers; the last chunk
-    starts fit, mix and mux."""
-    from celery import chord, group
-
-    from octavia_cli import pipeline
-    from octavia_cli.stages.synthesize import synthesize
-    from octavia_cli.stages.translate import translate
-
-    def hook(event: Any) -> None:
-        publish({"type": "progress", **event.to_dict()})
-
-    targets = list(dict.fromkeys(request.targets))
-    translator = pipeline.translation_engine(settings)
-    with project.locked():
-        pipeline.prepare_transcript(
-            project, request.source, settings, language, hook, speakers=True
-        )
-        for target in targets:
-            translate(
-                project, target, translator, hook, pipeline.translate_options(settings, target)
-            )
-        for target in targets:
-            synthesize(project, target, settings, hook, only=set())  # voices and paces
-        project.save()
-    ids = [segment.id for segment in project.require_transcript().segments]
-    size = max(1, lines_per_chunk())
-    header = group(
-        task.app.signature(SYNTH_TASK, args=[payload, target, ids[i : i + size], i // size],
-                           queue="synthesize")
-        for target in targets
-        for i in range(0, len(ids), size)
-    )  # fmt: skip
-    chord(header)(task.app.signature(FINAL_TASK, args=[payload], queue="dub"))
-
-
 def _synth_task(task: Any, payload: dict[str, Any], target: str, ids: list[str], index: int) -> str:
-    """Speak some lines of a --parallel dub into their clips; their records go to
-    ``chunks/synth-LANG-NNNN.json`` (one process writes the project)."""
-    from octavia_cli.files import atomic_write_bytes
-    from octavia_cli.project.manifest import Project, default_project_folder
-    from octavia_cli.stages.synthesize import synthesize
+    """Speak some lines of a --parallel dub into their clips (phase 5)."""
 
-    job, _, settings, request, _, folder = _dub_context(payload)
+    job, _, settings, request, _, _ = _dub_context(payload)
     publish = _publisher(task, job.id)
     try:
-        project = Project.load(default_project_folder(request.source, folder))
-        made = synthesize(project, target, settings, lambda event: None, only=set(ids))
-        name = f"chunks/synth-{target}-{index:04d}.json"
-        data = {line: clip.to_dict() for line, clip in made.items()}
-        atomic_write_bytes(project.path(name), json.dumps(data).encode())
+        name = parallel.synthesize_lines(request, settings, worker_runner(), target, ids, index)
     except Exception as exc:
-        publish({"type": "end", "state": FAILED, "error": f"speech chunk {index}: {exc}"})
+        publish(protocol.end_event(FAILED, error=f"speech chunk {index}: {exc}"))
         raise
-    publish({"type": "progress", "stage": f"synthesize:{target}", "status": "running",
-             "completed": float(index + 1), "total": None, "time_s": time.time(),
-             "message": f"chunk {index} done"})  # fmt: skip
+    publish(protocol.progress_event({
+        "stage": f"synthesize:{target}", "status": "running", "completed": float(index + 1),
+        "total": None, "time_s": time.time(), "message": f"chunk {index} done",
+    }))  # fmt: skip
     return name
 
 
 def _final_task(task: Any, names: list[str], payload: dict[str, Any]) -> None:
-    """Gather the chunks' clips into the project, then fit, mix and mux here."""
-    from octavia_cli.errors import OctaviaError
-    from octavia_cli.project.manifest import Project, default_project_folder
-    from octavia_cli.project.records import Clip
-    from octavia_cli.server.jobs import run_job
+    """Gather the chunks' clips into the project (phase 6), then run the dub's rest here."""
 
     job, _, _, request, uploads, folder = _dub_context(payload)
     publish = _publisher(task, job.id)
+
+    def hook(event: Any) -> None:
+        publish(protocol.progress_event(event.to_dict()))
+
     try:
-        project = Project.open(default_project_folder(request.source, folder), request.source)
-        with project.locked():
-            segments = {s.id: s for s in project.require_transcript().segments}
-            for name in names:
-                target = name.split("-")[1]
-                for line, data in json.loads(project.path(name).read_text()).items():
-                    segments[line].clips[target] = Clip.from_dict(data)
-            project.save()
-
-        def hook(event: Any) -> None:
-            publish({"type": "progress", **event.to_dict()})
-
-        results = run_job(job, uploads, folder, hook, _worker_device())  # the rest: fit on
+        parallel.gather_lines(request, names)
+        results = run_job(job, uploads, folder, hook, _worker_device(), worker_runner())
     except OctaviaError as exc:
-        publish({"type": "end", "state": FAILED, "error": str(exc)})
+        publish(protocol.end_event(FAILED, error=str(exc)))
         return
     except Exception as exc:
-        publish({"type": "end", "state": FAILED, "error": f"internal error ({exc})"})
+        publish(protocol.end_event(FAILED, error=f"internal error ({exc})"))
         raise
-    publish({"type": "end", "state": SUCCEEDED, "results": results})
+    publish(protocol.end_event(SUCCEEDED, results=results))
+
+
+_RUNNER: Any = None
+
+
+def worker_runner() -> Any:
+    """This worker process's engines, kept loaded between its tasks and jobs."""
+    global _RUNNER
+    if _RUNNER is None:
+        _RUNNER = Runner(keep=True)
+    return _RUNNER
 
 
 def _worker_device() -> str | None:
@@ -436,7 +359,6 @@ def gpu_report(gpu: int | None) -> str:
     Raises:
         InputError: ``gpu`` is given and there is no such CUDA GPU here.
     """
-    from octavia_cli.errors import InputError
 
     try:
         import torch
@@ -485,12 +407,9 @@ def _heartbeat(broker: str, description: str) -> None:
 def run_worker(broker: str, data_dir: Path, queues: list[str], gpu: int | None) -> None:
     """Run a Celery worker in this process until it is stopped (SIGTERM: the running job
     finishes first; a second signal, or a kill, leaves it to be redelivered)."""
-    from octavia_cli.pipeline import ENGINE_CACHE, EngineCache
-
     os.environ["OCTAVIA_DATA_DIR"] = str(data_dir)
     if gpu is not None:
         os.environ["OCTAVIA_WORKER_DEVICE"] = f"cuda:{gpu}"
-    ENGINE_CACHE.set(EngineCache())  # models stay loaded between this worker's jobs
     app = celery_app(broker)
     _heartbeat(broker, gpu_report(gpu))
     import warnings
@@ -514,7 +433,6 @@ class CeleryDispatcher(ThreadedRunner):
         self, store: Store, data_dir: Path, bus: Any, broker: str, *, max_attempts: int = 3,
         on_event: Any = None,
     ) -> None:  # fmt: skip
-        from octavia_cli.server.storage import LocalStorage
 
         self.store, self.bus, self.broker = store, bus, broker
         self.storage = LocalStorage(data_dir)
@@ -534,7 +452,6 @@ class CeleryDispatcher(ThreadedRunner):
         self._app.control.revoke(job_id)
 
     def _dispatch(self) -> None:
-        from octavia_cli.server.runner import this_runner
 
         while not self._stop.is_set():
             job = self.store.claim_next(this_runner())  # this serve hands it to Celery
@@ -584,8 +501,6 @@ class CeleryDispatcher(ThreadedRunner):
             self.store.set_progress(job_id, state)
             self.bus.publish(job_id, event)
         elif event["type"] == "end":
-            from octavia_cli.server.security import relative_paths
-
             error = event.get("error")
             if error is not None:  # paths under serve's own mount of the data dir, too
                 error = relative_paths(error, self.storage.root)
@@ -594,9 +509,8 @@ class CeleryDispatcher(ThreadedRunner):
             progress.pop(job_id, None)
             final = self.store.job(job_id)
             if final is not None:
-                end = {"type": "state", "state": final.state, "error": final.error,
-                       "results": final.results}  # fmt: skip
-                self.bus.publish(job_id, end)
+                self.bus.publish(job_id, protocol.state_event(
+                    final.state, error=final.error, results=final.results))  # fmt: skip
 
     def _count_workers(self) -> None:
         client = _redis(self.broker)

@@ -8,23 +8,57 @@ import math
 import re
 import shutil
 from collections.abc import Callable
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from octavia_cli.config import Preset
-from octavia_cli.errors import InputError
+from octavia_cli import config, pipeline
+from octavia_cli.config import load_settings, option_flags, parse_value
+from octavia_cli.errors import ConfigError, InputError
+from octavia_cli.files import atomic_path, atomic_write_bytes
+from octavia_cli.languages import normalize_language, normalize_targets
+from octavia_cli.media.ffmpeg import probe
+from octavia_cli.models.voices import NAME
+from octavia_cli.project.outputs import output_name
 from octavia_cli.server.store import Job, Store
+from octavia_cli.text.cues import SubtitleFormat, SubtitleMode
+from octavia_cli.text.glossary import Glossary, Term
 
-Kind = Literal["transcribe", "translate", "subtitles", "dub", "synthesize"]
+
+def setting(name: str) -> Any:
+    """The check of a job option that is a setting (``config.OPTIONS``): the setting's own
+    type, choices and bounds, so a job, a flag and the config file accept the same values
+    and say the same thing of a bad one."""
+    info = config.OPTIONS[name]
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse_value(info.key, value)
+        except ConfigError as exc:
+            raise ValueError(exc.message.replace(f"Setting '{info.key}'", name)) from None
+
+    return BeforeValidator(check)
+
+
+def setting_flags(options: BaseModel) -> dict[str, Any]:
+    """The job's options that are settings, as settings (``max_speed`` -> ``fit.max_speed``);
+    those not given are left to the server's settings."""
+    given = {name: getattr(options, name) for name in type(options).model_fields
+             if name in config.OPTIONS and name not in JOB_ONLY}  # fmt: skip
+    return option_flags(given)
+
+
+# Named like a setting's option but taken another way by a job: a glossary comes as terms
+# (written into the job's folder), a voice by its name in the server's library.
+JOB_ONLY = frozenset({"glossary", "voice"})
 
 
 def _targets(codes: list[str]) -> list[str]:
     """Target languages normalised where they enter (``ES``, ``es-MX`` -> ``es``) and
     deduplicated, so the charge, the outputs and the worker all see the same codes."""
-    from octavia_cli.languages import normalize_targets
 
     try:
         return list(normalize_targets(codes))
@@ -33,7 +67,6 @@ def _targets(codes: list[str]) -> list[str]:
 
 
 def _language(code: str | None) -> str | None:
-    from octavia_cli.languages import normalize_language
 
     try:
         return None if code is None else normalize_language(code)
@@ -51,7 +84,6 @@ _VOICE_RULE = (
 
 
 def _library_voice_name(name: str) -> str:
-    from octavia_cli.models.voices import NAME
 
     # .onnx and .pt name files (a Piper voice, a conditioning) to the engines: refused too.
     if not NAME.fullmatch(name) or name.lower().endswith((".onnx", ".pt")):
@@ -83,7 +115,7 @@ def _single_voice(value: str | None) -> str | None:
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    preset: Preset | None = None
+    preset: Annotated[str | None, setting("preset")] = None
 
     def stored(self) -> dict[str, Any]:
         """The options as the job keeps them: normalised, by their wire names."""
@@ -116,12 +148,12 @@ class SubtitleOptions(_Options):
     format: Literal["srt", "vtt", "ass", "json", "txt"] = "srt"
     embed: bool = False
     burn_in: bool = False
-    max_line_chars: int | None = Field(None, ge=10)
-    max_lines: int | None = Field(None, ge=1, le=4)
-    max_cps: float | None = Field(None, ge=5)
-    min_duration: float | None = Field(None, ge=0.1, le=5)
-    max_duration: float | None = Field(None, ge=1, le=20)
-    min_gap: float | None = Field(None, ge=0, le=1)
+    max_line_chars: Annotated[int | None, setting("max_line_chars")] = None
+    max_lines: Annotated[int | None, setting("max_lines")] = None
+    max_cps: Annotated[float | None, setting("max_cps")] = None
+    min_duration: Annotated[float | None, setting("min_duration")] = None
+    max_duration: Annotated[float | None, setting("max_duration")] = None
+    min_gap: Annotated[float | None, setting("min_gap")] = None
 
     _normalize_targets = field_validator("to")(_targets)
     _normalize_source = field_validator("source_language")(_language)
@@ -131,17 +163,17 @@ class DubOptions(_Options):
     to: list[str] = Field(min_length=1, max_length=8)
     source_language: str | None = Field(None, alias="from")
     glossary: GlossaryTerms | None = Field(None, max_length=MAX_GLOSSARY_TERMS)
-    max_speed: float | None = Field(None, ge=1.0, le=3.0)
+    max_speed: Annotated[float | None, setting("max_speed")] = None
     separate: bool | None = None
-    speakers: int | None = Field(None, ge=1, le=50)
-    min_speakers: int | None = Field(None, ge=1, le=50)
-    max_speakers: int | None = Field(None, ge=1, le=50)
-    allow_video_stretch: bool | None = None
-    diarization: Literal["offline", "pyannote", "none"] | None = None
-    tts_engine: Literal["auto", "espeak-ng", "piper", "xtts"] | None = None
+    speakers: Annotated[int | None, setting("speakers")] = None
+    min_speakers: Annotated[int | None, setting("min_speakers")] = None
+    max_speakers: Annotated[int | None, setting("max_speakers")] = None
+    allow_video_stretch: Annotated[bool | None, setting("allow_video_stretch")] = None
+    diarization: Annotated[str | None, setting("diarization")] = None
+    tts_engine: Annotated[str | None, setting("tts_engine")] = None
     voice: str | None = Field(None, max_length=2000)  # NAME or S1=NAME,...: the server's library
-    ducking: Literal["soft", "standard", "cinematic"] | None = None
-    loudness: str | None = Field(None, pattern=r"^(match|-?\d+(\.\d+)?)$")
+    ducking: Annotated[str | None, setting("ducking")] = None
+    loudness: Annotated[str | None, setting("loudness")] = None
     replace_audio: bool = False
     # The output's format as an extension (".mkv", ".mp3"...); default: the input's.
     output_format: str | None = Field(None, pattern=r"^\.[a-z0-9]{2,5}$")
@@ -185,24 +217,17 @@ def cost_minutes(kind: str, options: _Options, duration_s: float) -> float:
     return round(math.ceil(duration_s) / 60 * factor, 4)
 
 
-# The GPU of the worker running the job (each worker thread has its own context).
-JOB_DEVICE: ContextVar[str | None] = ContextVar("octavia_job_device", default=None)
-
-
-def _settings(options: _Options, **extra: Any) -> Any:
-    from octavia_cli.config import load_settings
-
-    flags: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
-    if JOB_DEVICE.get() is not None:
-        flags["general.device"] = JOB_DEVICE.get()
-    if options.preset is not None:
-        flags["general.preset"] = options.preset.value
+def _settings(options: _Options, device: str | None, **extra: Any) -> Any:
+    """The job's settings: the server's, with the job's options (those that are settings,
+    and ``extra``) and the worker's GPU."""
+    flags = setting_flags(options) | {k: v for k, v in extra.items() if v is not None}
+    if device is not None:
+        flags["general.device"] = device
     return load_settings(flags)
 
 
 def _glossary_file(options: _Options, folder: Path) -> str | None:
     """The job's glossary written into its folder, for the ``mt.glossary`` setting."""
-    from octavia_cli.text.glossary import Glossary, Term
 
     terms = getattr(options, "glossary", None) or {}
     glossary = Glossary(tuple(Term(s.strip(), t.strip()) for s, t in terms.items() if s.strip()))
@@ -212,12 +237,17 @@ def _glossary_file(options: _Options, folder: Path) -> str | None:
     return str(folder / "glossary.csv")
 
 
-def _files(folder: Path) -> list[dict[str, Any]]:
-    return [
-        {"name": path.name, "size": path.stat().st_size}
-        for path in sorted(folder.iterdir())
-        if path.is_file() and not path.name.startswith(".")
-    ]
+def _files(folder: Path, languages: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The job's results (see :mod:`octavia_cli.remote.protocol`): each file of ``folder``
+    with its size and, from ``languages`` (file name -> language), the language it is in."""
+    results = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            result: dict[str, Any] = {"name": path.name, "size": path.stat().st_size}
+            if languages and path.name in languages:
+                result["language"] = languages[path.name]
+            results.append(result)
+    return results
 
 
 NAME_MAX = 255  # bytes in a file name
@@ -256,30 +286,19 @@ def job_source(job: Job, store: Store, folder: Path) -> Path:
     return source
 
 
-def dub_request(options: DubOptions, source: Path, folder: Path) -> tuple[Any, Any]:
+def dub_request(
+    options: DubOptions, source: Path, folder: Path, device: str | None = None
+) -> tuple[Any, Any]:
     """The settings and the pipeline request of a dub job."""
-    from octavia_cli import pipeline
-    from octavia_cli.stages.mux import output_name
 
-    settings = _settings(
-        options,
-        **{
-            "fit.max_speed": options.max_speed,
-            "separation.engine": None if options.separate is None
-            else ("demucs" if options.separate else "none"),
-            "diarization.speakers": options.speakers,
-            "diarization.min_speakers": options.min_speakers,
-            "diarization.max_speakers": options.max_speakers,
-            "fit.allow_video_stretch": options.allow_video_stretch,
-            "mt.glossary": _glossary_file(options, folder),
-            "diarization.engine": options.diarization,
-            "tts.engine": options.tts_engine,
-            "tts.voice": options.voice,
-            "mix.ducking": options.ducking,
-            "mix.loudness": options.loudness,
-        },
-    )  # fmt: skip
-    has_video = pipeline.probe(source).has_video
+    flags = {
+        "separation.engine": None if options.separate is None
+        else ("demucs" if options.separate else "none"),
+        "mt.glossary": _glossary_file(options, folder),
+        "tts.voice": options.voice,
+    }  # fmt: skip
+    settings = _settings(options, device, **flags)
+    has_video = probe(source).has_video
     target = options.to[0] if len(options.to) == 1 else "{lang}"
     request = pipeline.DubRequest(
         source=source,
@@ -294,42 +313,41 @@ def dub_request(options: DubOptions, source: Path, folder: Path) -> tuple[Any, A
 
 
 def run_job(
-    job: Job, store: Store, folder: Path, hook: Callable[[Any], None], device: str | None = None
-) -> list[dict[str, Any]]:
+    job: Job, store: Store, folder: Path, hook: Callable[[Any], None], device: str | None = None,
+    runner: Any = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Run ``job`` in ``folder`` (its project and ``out/`` live there) on ``device`` (the
-    worker's GPU, or the settings' choice); return its results."""
-    token = JOB_DEVICE.set(device)
-    try:
-        return _run_job(job, store, folder, hook)
-    finally:
-        JOB_DEVICE.reset(token)
+    worker's GPU, or the settings' choice) with the worker's ``runner`` (its engines stay
+    loaded between jobs); return its results."""
+
+    with pipeline.runner_for(runner) as run:
+        return _run_job(job, store, folder, hook, device, run)
 
 
 def _run_job(
-    job: Job, store: Store, folder: Path, hook: Callable[[Any], None]
-) -> list[dict[str, Any]]:
-    from octavia_cli import pipeline
-    from octavia_cli.stages.subtitle import SubtitleMode
-    from octavia_cli.text.cues import SubtitleFormat
+    job: Job, store: Store, folder: Path, hook: Callable[[Any], None], device: str | None,
+    runner: Any,
+) -> list[dict[str, Any]]:  # fmt: skip
 
     options = parse_options(job.kind, job.options)
     out = folder / "out"
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(options, SynthesizeOptions):
-        from octavia_cli.files import atomic_path
-        from octavia_cli.languages import normalize_language
-        from octavia_cli.stages.synthesize import choose_voice
-
-        language = normalize_language(options.to)
+        language = options.to
         extra = {"tts.voice": options.voice, "tts.engine": "xtts"} if options.voice else {}
-        engine, voice = choose_voice(_settings(options, **extra), language)
-        with atomic_path(out / f"speech.{language}.wav") as tmp:
-            engine.synthesize(options.text, language, voice, tmp)
+        settings = _settings(options, device, **extra)
+        engine, voice = pipeline.choose_voice(runner, settings, language)
+        try:
+            with atomic_path(out / f"speech.{language}.wav") as tmp:
+                engine.synthesize(options.text, language, voice, tmp)
+        finally:
+            runner.release(engine)
         return _files(out)
     source = job_source(job, store, folder)
     if isinstance(options, DubOptions):
-        settings, request = dub_request(options, source, folder)
-        pipeline.dub(request, settings, hook)
+        settings, request = dub_request(options, source, folder, device)
+        dubbed = pipeline.dub(request, settings, hook, runner)
+        return _files(out, {path.name: lang for lang, path in dubbed.outputs.items()})
     elif isinstance(options, SubtitleOptions):
         mode = (
             SubtitleMode.EMBED if options.embed
@@ -346,35 +364,24 @@ def _run_job(
             output=out / name, fmt=SubtitleFormat(options.format), mode=mode, workdir=folder,
             force=True,
         )  # fmt: skip
-        rules = {
-            "subtitles.max_line_chars": options.max_line_chars,
-            "subtitles.max_lines": options.max_lines,
-            "subtitles.max_cps": options.max_cps,
-            "subtitles.min_duration_s": options.min_duration,
-            "subtitles.max_duration_s": options.max_duration,
-            "subtitles.min_gap_s": options.min_gap,
-            "mt.glossary": _glossary_file(options, folder),
-        }
-        pipeline.subtitles(request, _settings(options, **rules), hook)
+        rules = {"mt.glossary": _glossary_file(options, folder)}
+        pipeline.subtitles(request, _settings(options, device, **rules), hook, runner)
+        return _files(out, {name.replace("{lang}", lang): lang for lang in options.to})
     else:  # transcribe or translate: the transcript (with translations) as JSON
-        settings = _settings(options)
+        settings = _settings(options, device)
         project = pipeline.open_project(source, folder)
-        language = getattr(options, "language", None) or getattr(options, "source_language", None)
+        spoken = getattr(options, "language", None) or getattr(options, "source_language", None)
         with project.locked():
-            transcript = pipeline.prepare_transcript(project, source, settings, language, hook)
+            transcript = pipeline.prepare_transcript(
+                project, source, settings, spoken, hook, runner
+            )
             data = transcript.to_public_dict()
             if isinstance(options, TranslateOptions):
-                from octavia_cli.stages.translate import translate
-
-                engine = pipeline.translation_engine(settings)
-                for target in options.to:
-                    translate(project, target, engine, hook,
-                              pipeline.translate_options(settings, target))  # fmt: skip
+                pipeline.translate_project(project, options.to, settings, hook, runner)
                 data["translations"] = {
                     target: [s.translations[target].text for s in transcript.segments]
                     for target in options.to
                 }
-        from octavia_cli.files import atomic_write_bytes
 
         atomic_write_bytes(
             out / f"{source.stem}.{job.kind}.json",

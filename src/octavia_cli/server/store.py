@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from octavia_cli.remote.protocol import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TERMINAL
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
@@ -70,10 +72,6 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
 # Columns added since the tables were first made: (table, column, declaration).
 MIGRATIONS = (("jobs", "runner", "TEXT"),)
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "queued", "running", "succeeded", "failed", "cancelled"
-)  # fmt: skip
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 KEY_PREFIX = "oct_"
 
 

@@ -21,8 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from octavia_cli import devices
 from octavia_cli.errors import OctaviaError
+from octavia_cli.pipeline import Runner
 from octavia_cli.progress import ProgressEvent, StageStatus
+from octavia_cli.remote import protocol
+from octavia_cli.server.jobs import run_job
+from octavia_cli.server.runner import runner_alive, this_runner
+from octavia_cli.server.security import relative_paths
 from octavia_cli.server.store import CANCELLED, FAILED, SUCCEEDED, TERMINAL, Job, Store
 
 logger = logging.getLogger(__name__)
@@ -76,7 +82,6 @@ class ThreadedRunner:
         self._threads: list[threading.Thread] = []
 
     def _start(self, targets: dict[str, Callable[[], None]]) -> None:
-        from octavia_cli.server.runner import runner_alive
 
         requeued, failed = self.store.recover(self.max_attempts, runner_alive)
         if requeued or failed:
@@ -107,6 +112,7 @@ class WorkerPool(ThreadedRunner):
         self._init_threads()
         self._cancelled: set[str] = set()
         self._device = threading.local()  # each worker thread's GPU
+        self._runner = threading.local()  # and its engines
 
     def start(self) -> None:
         self._start({f"octavia-worker-{index}": self._run for index in range(self.workers)})
@@ -116,25 +122,18 @@ class WorkerPool(ThreadedRunner):
 
     def device_for(self, index: int) -> str | None:
         """Worker ``index``'s GPU (``cuda:N``, round robin), or None without GPUs."""
-        from octavia_cli.devices import cuda_device_count
 
-        count = cuda_device_count()
+        count = devices.cuda_device_count()
         return f"cuda:{index % count}" if count else None
 
     def _run(self, index: int = 0) -> None:
-        from octavia_cli.pipeline import ENGINE_CACHE, EngineCache
 
         self._device.value = self.device_for(index)
-
-        cache = EngineCache()  # models stay loaded between this worker's jobs
-        ENGINE_CACHE.set(cache)
-        try:
+        with Runner(keep=True) as runner:  # models stay loaded between this worker's jobs
+            self._runner.value = runner
             self._loop()
-        finally:
-            cache.close()
 
     def _loop(self) -> None:
-        from octavia_cli.server.runner import this_runner
 
         while not self._stop.is_set():
             job = self.store.claim_next(this_runner())
@@ -145,7 +144,6 @@ class WorkerPool(ThreadedRunner):
             self._execute(job)
 
     def _execute(self, job: Job) -> None:
-        from octavia_cli.server.jobs import run_job
 
         folder = self.data_dir / "jobs" / job.id
         progress: dict[str, Any] = {"stages": {}}
@@ -165,11 +163,12 @@ class WorkerPool(ThreadedRunner):
             if event.status is not StageStatus.RUNNING or now - last_save > SAVE_PROGRESS_EVERY_S:
                 self.store.set_progress(job.id, progress)
                 last_save = now
-            self.bus.publish(job.id, {"type": "progress", **data})
+            self.bus.publish(job.id, protocol.progress_event(data))
 
-        self.bus.publish(job.id, {"type": "state", "state": "running"})
+        self.bus.publish(job.id, protocol.state_event("running"))
         try:
-            results = run_job(job, self.store, folder, hook, getattr(self._device, "value", None))
+            results = run_job(job, self.store, folder, hook, getattr(self._device, "value", None),
+                              getattr(self._runner, "value", None))  # fmt: skip
         except JobCancelled:
             if self._stop.is_set() and job.id not in self._cancelled:
                 return  # shutting down: the job stays running and is requeued on start
@@ -188,7 +187,6 @@ class WorkerPool(ThreadedRunner):
         self, job: Job, state: str, *, error: str | None = None,
         results: list[dict[str, Any]] | None = None,
     ) -> None:  # fmt: skip
-        from octavia_cli.server.security import relative_paths
 
         if error is not None:  # a client never reads the server's absolute paths
             error = relative_paths(error, self.data_dir)
@@ -196,7 +194,7 @@ class WorkerPool(ThreadedRunner):
         self._cancelled.discard(job.id)
         final = self.store.job(job.id)
         if final is not None and final.state in TERMINAL:
-            self.bus.publish(job.id, {"type": "state", "state": final.state, "error": error,
-                                      "results": final.results})  # fmt: skip
+            self.bus.publish(job.id, protocol.state_event(final.state, error=error,
+                                                          results=final.results))  # fmt: skip
         if state == CANCELLED:
             shutil.rmtree(self.data_dir / "jobs" / job.id / "out", ignore_errors=True)

@@ -22,11 +22,12 @@ import time
 
 import numpy as np
 
-from octavia_cli.engines.diarization import DiarizationEngine, SpeakerCount, Turn
+from octavia_cli.engines.diarization.base import DiarizationEngine, SpeakerCount, Turn
 from octavia_cli.files import atomic_write_bytes
 from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project.layout import speech_16k
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import Segment, Speaker, Word, stable_hash
+from octavia_cli.project.records import DiarizeInfo, Segment, Speaker, Word, stable_hash
 from octavia_cli.text.segmentation import join_words
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ def diarize(
     count: SpeakerCount,
     hook: ProgressHook,
 ) -> list[Speaker]:
-    from octavia_cli.stages.separate import speech_16k
 
     reporter = StageReporter(hook, STAGE)
     transcript = project.require_transcript()
@@ -83,9 +83,11 @@ def diarize(
         STAGE,
         inputs,
         time.monotonic() - began,
-        engine=engine.describe() if engine is not None else "none",
-        speakers=len(speakers),
-        lines=len(transcript.segments),
+        DiarizeInfo(
+            engine=engine.describe() if engine is not None else "none",
+            speakers=len(speakers),
+            lines=len(transcript.segments),
+        ),
     )
     reporter.done(f"{len(speakers)} speaker{'s' if len(speakers) != 1 else ''}")
     return speakers
@@ -206,8 +208,6 @@ def _measure_pitch(project: Project, speakers: list[Speaker]) -> None:
     """Median fundamental frequency of each speaker's reference speech (librosa's YIN),
     used to give each speaker a fitting voice offline; left empty without librosa."""
     import soundfile
-
-    from octavia_cli.stages.separate import speech_16k
 
     try:
         import librosa

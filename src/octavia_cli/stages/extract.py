@@ -11,17 +11,16 @@ from pathlib import Path
 import soundfile
 
 from octavia_cli.errors import InputError
+from octavia_cli.files import atomic_path
 from octavia_cli.media.ffmpeg import MediaInfo, decodable_video_s, extract_audio, probe
 from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project.layout import ASR_SAMPLE_RATE_HZ, ASR_WAV, SOURCE_WAV
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import stable_hash
+from octavia_cli.project.records import ExtractInfo, stable_hash
 
 logger = logging.getLogger(__name__)
 
 STAGE = "extract"
-SOURCE_WAV = "audio/source.wav"
-ASR_WAV = "audio/asr-16k.wav"
-ASR_SAMPLE_RATE_HZ = 16_000
 MAX_CHANNELS = 8  # the source's layout is kept, up to 7.1
 
 
@@ -38,7 +37,7 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
     if project.is_current(STAGE, inputs) and all(
         project.path(p).exists() for p in (SOURCE_WAV, ASR_WAV)
     ):
-        decoded = project.stages[STAGE].info.get("decoded_s")
+        decoded = project.stages[STAGE].info.decoded_s
         if decoded is not None:
             project.media = as_decoded(media, float(decoded), source)
         reporter.skipped()
@@ -47,7 +46,6 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
     reporter.started(total=2, message="decoding audio")
     sample_rate = media.audio_sample_rate_hz or 48_000
     channels = min(max(media.audio_channels, 1), MAX_CHANNELS)
-    from octavia_cli.files import atomic_path
 
     with atomic_path(project.path(SOURCE_WAV)) as tmp:
         extract_audio(source, tmp, sample_rate_hz=sample_rate, channels=channels)
@@ -60,10 +58,7 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
         STAGE,
         inputs,
         time.monotonic() - began,
-        sample_rate_hz=sample_rate,
-        channels=channels,
-        duration_s=media.duration_s,
-        decoded_s=round(decoded, 3),
+        ExtractInfo(sample_rate, channels, media.duration_s, round(decoded, 3)),
     )
     reporter.done()
 

@@ -26,8 +26,9 @@ from octavia_cli.files import atomic_write_bytes
 from octavia_cli.media.audio import read_audio, time_stretch, to_channels, trim_silence, write_wav
 from octavia_cli.media.timeline import Stretch, TimeMap
 from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project.layout import timing_report_path
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import Fit, FitStatus, stable_hash
+from octavia_cli.project.records import Fit, FitInfo, FitStatus, stable_hash
 
 TOLERANCE_S = 0.01
 
@@ -138,7 +139,7 @@ def video_stretch_for(
 def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) -> None:
     reporter = StageReporter(hook, stage_name(target))
     transcript = project.require_transcript()
-    rate = project.stages["extract"].info["sample_rate_hz"]
+    rate = project.stages["extract"].info.sample_rate_hz
     segments = sorted(transcript.segments, key=lambda s: s.start_s)
     began = time.monotonic()
     refitted = 0
@@ -234,24 +235,22 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
         return
     report = timing_report(segments, target, options, timeline)
     atomic_write_bytes(
-        project.path(report_path(target)),
+        project.path(timing_report_path(target)),
         json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"),
     )
     project.mark_done(
         stage_name(target),
         inputs,
         time.monotonic() - began,
-        refitted=refitted,
-        report=report_path(target),
-        stretches=timeline.to_list(),
-        added_s=round(timeline.added_s, 3),
-        **report["totals"],
+        FitInfo(
+            refitted=refitted,
+            report=timing_report_path(target),
+            stretches=timeline.to_list(),
+            added_s=round(timeline.added_s, 3),
+            totals=report["totals"],
+        ),
     )
     reporter.done(f"{refitted} lines fitted")
-
-
-def report_path(target: str) -> str:
-    return f"report/timing.{target}.json"
 
 
 def timing_report(
@@ -314,18 +313,3 @@ def timing_report(
     }
     return {"language": target, "max_speed_allowed": options.max_speed, "totals": totals,
             "video_stretches": timeline.to_list(), "lines": lines}  # fmt: skip
-
-
-def summary(report: dict) -> str:
-    """One line for the end of a run."""
-    t = report["totals"]
-    return (
-        f"{report['language']}: {t['lines']} lines, {t['within_10_percent']} within ±10% of "
-        f"their slot, fastest {t['max_speed']:.2f}x, {t['sped_up']} sped up, "
-        f"{t['borrowed']} started early, {t['overflowing']} ran over, {t['late']} late"
-        + (
-            f", picture slowed under {t['video_stretched']} (+{t['video_added_s']:.2f} s)"
-            if t.get("video_stretched")
-            else ""
-        )
-    )

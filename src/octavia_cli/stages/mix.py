@@ -25,17 +25,24 @@ import numpy as np
 
 from octavia_cli.errors import ConfigError
 from octavia_cli.files import atomic_path, writing
-from octavia_cli.media.audio import read_audio
+from octavia_cli.media.audio import dialogue_channels, read_audio
 from octavia_cli.media.ffmpeg import (
     DUCKING_PRESETS,
     NO_SEPARATION_DUCKING,
     measure_file,
     render_mix,
 )
+from octavia_cli.media.timeline import TimeMap
 from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project.layout import (
+    BACKGROUND_WAV,
+    SOURCE_WAV,
+    is_separated,
+    mix_path,
+    speech_inputs,
+)
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import stable_hash
-from octavia_cli.stages.extract import SOURCE_WAV
+from octavia_cli.project.records import MixInfo, stable_hash
 
 MAX_GAIN_DB = 20.0
 TRUE_PEAK_DB = -1.0
@@ -65,10 +72,6 @@ def stage_name(target: str) -> str:
     return f"mix:{target}"
 
 
-def mix_path(target: str) -> str:
-    return f"mix/dub.{target}.wav"
-
-
 def voice_path(target: str) -> str:
     return f"mix/voice.{target}.wav"
 
@@ -82,10 +85,8 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     transcript = project.require_transcript()
     assert project.media is not None
     fits = [s.fits[target] for s in sorted(transcript.segments, key=lambda s: s.start_s)]
-    from octavia_cli.media.timeline import TimeMap
-    from octavia_cli.stages.separate import BACKGROUND_WAV, is_separated, speech_inputs
 
-    timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.get("stretches"))
+    timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.stretches)
     source_duration = project.media.output_duration_s
     duration = source_duration + timeline.added_s  # longer where the picture is slowed
 
@@ -106,7 +107,7 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     began = time.monotonic()
     reporter.started(total=4)
     info = project.stages["extract"].info
-    rate, channels = int(info["sample_rate_hz"]), int(info["channels"])
+    rate, channels = info.sample_rate_hz, info.channels
     length = round(duration * rate)
     seconds = length / rate
     under = project.path(BACKGROUND_WAV if separated else SOURCE_WAV)
@@ -163,30 +164,21 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
         stage_name(target),
         inputs,
         time.monotonic() - began,
-        source_lufs=_round(source_lufs),
-        target_lufs=_round(target_lufs) if target_lufs is not None else None,
-        output_lufs=_round(output_lufs),
-        true_peak_dbtp=_round(true_peak),
-        voice_gain_db=round(gain_db, 2),
-        ducking=ducking,
-        separated=separated,
-        duration_s=round(seconds, 3),
+        MixInfo(
+            source_lufs=_round(source_lufs),
+            target_lufs=_round(target_lufs) if target_lufs is not None else None,
+            output_lufs=_round(output_lufs),
+            true_peak_dbtp=_round(true_peak),
+            voice_gain_db=round(gain_db, 2),
+            ducking=ducking,
+            separated=separated,
+            duration_s=round(seconds, 3),
+        ),
     )
     reporter.done()
 
 
 BLOCK_S = 60.0
-
-
-def dialogue_channels(channels: int) -> list[int]:
-    """Where the dub's voice goes: mono and stereo as they are; quad (no centre) the front
-    pair; every other surround layout (3.0, 5.0, 5.1, 6.1, 7.1: FL FR FC ...) the centre
-    channel, as film mixes carry dialogue."""
-    if channels <= 2:
-        return list(range(channels))
-    if channels == 4:
-        return [0, 1]
-    return [2]
 
 
 def write_voice_track(

@@ -7,79 +7,26 @@ import logging
 import time
 from pathlib import Path
 
-from octavia_cli.errors import InputError
-from octavia_cli.files import (
-    atomic_path,
-    check_name_length,
-    check_output_path,
-    remove_stale_temporaries,
-)
+from octavia_cli.files import atomic_path, remove_stale_temporaries
 from octavia_cli.languages import alpha3, language_name
 from octavia_cli.media.ffmpeg import (
-    AUDIO_FORMATS,
     VIDEO_AUDIO_CODECS,
     encode_audio,
     mux_stretched_video,
     mux_video,
 )
+from octavia_cli.media.timeline import TimeMap
 from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project.layout import mix_path
 from octavia_cli.project.manifest import OutputRecord, Project
-from octavia_cli.project.records import stable_hash
-from octavia_cli.stages.mix import mix_path
+from octavia_cli.project.outputs import check_output
+from octavia_cli.project.records import MuxInfo, stable_hash
 
 logger = logging.getLogger(__name__)
 
 
 def stage_name(target: str) -> str:
     return f"mux:{target}"
-
-
-def default_output(source: Path, target: str, has_video: bool) -> Path:
-    """``talk.mp4`` -> ``talk.es.mp4`` beside the input (audio-only keeps its format)."""
-    suffix = source.suffix.lower()
-    if not has_video and suffix not in AUDIO_FORMATS:
-        suffix = ".wav"
-    return source.with_name(f"{source.stem}.{target}{suffix}")
-
-
-def output_name(source: Path, target: str, has_video: bool, suffix: str | None = None) -> str:
-    """The file name of ``source``'s dub into ``target`` (a server's result), in the format
-    of ``suffix`` when given (checked), else the default one."""
-    name = default_output(source, target, has_video)
-    if suffix:
-        name = name.with_suffix(suffix.lower())
-        check_output_format(name, has_video)
-    return name.name
-
-
-def check_output_format(output: Path, has_video: bool) -> None:
-    """Raise unless Octavia can write a dub in ``output``'s format: a video container for a
-    video (or an audio format: the dub alone), an audio format for audio."""
-    suffix = output.suffix.lower()
-    if suffix in AUDIO_FORMATS or (has_video and suffix in VIDEO_AUDIO_CODECS):
-        return
-    audio = " ".join(sorted(AUDIO_FORMATS))
-    video = " ".join(sorted(VIDEO_AUDIO_CODECS))
-    raise InputError(
-        f"Octavia cannot write a dub as {output.name}"
-        + ("" if suffix else " (no extension)")
-        + ".",
-        f"Name the output with one of: {video} {audio}."
-        if has_video
-        else f"Name the output with an audio format: {audio}.",
-    )
-
-
-def check_output(project: Project, output: Path, source: Path, force: bool) -> None:
-    """Raise unless ``output`` may be written: never the input, never a file of the user's
-    without ``--force`` (a file this project wrote before, unchanged, may be replaced)."""
-    check_name_length(output)
-    if output.resolve() == source.resolve():
-        raise InputError("The output would overwrite the input.", "Choose another -o.")
-    owned = project.outputs.get(str(output.resolve()))
-    if owned is not None and owned.matches(output):
-        return
-    check_output_path(output, force=force)
 
 
 def mux(
@@ -99,9 +46,7 @@ def mux(
     reporter.started(total=1)
     remove_stale_temporaries(output)
     with atomic_path(output) as tmp:
-        from octavia_cli.media.timeline import TimeMap
-
-        timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.get("stretches"))
+        timeline = TimeMap.from_list(project.stages[f"fit:{target}"].info.stretches)
         # A video's dub goes back into a video, unless -o names an audio format.
         video = project.media.has_video and output.suffix.lower() in VIDEO_AUDIO_CODECS
         if video and timeline.stretches:
@@ -139,6 +84,6 @@ def mux(
         # still knows the output is its own.
         project.outputs[key] = OutputRecord.of(tmp, output)
         project.save()
-    project.mark_done(stage_name(target), inputs, time.monotonic() - began, output=key)
+    project.mark_done(stage_name(target), inputs, time.monotonic() - began, MuxInfo(key))
     reporter.done(str(output))
     return output

@@ -9,20 +9,23 @@ audio (recognition reads ``audio/asr-16k.wav``; the mix ducks the original deepl
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from octavia_cli.engines.separation import SeparationEngine
+from octavia_cli.engines.separation.base import SeparationEngine
 from octavia_cli.files import atomic_path
 from octavia_cli.media.ffmpeg import extract_audio
 from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project.layout import (
+    ASR_SAMPLE_RATE_HZ,
+    BACKGROUND_WAV,
+    SEPARATE_STAGE,
+    SOURCE_WAV,
+    VOCALS_16K_WAV,
+    VOCALS_WAV,
+)
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import stable_hash
-from octavia_cli.stages.extract import ASR_SAMPLE_RATE_HZ, ASR_WAV, SOURCE_WAV
+from octavia_cli.project.records import SeparateInfo, stable_hash
 
-STAGE = "separate"
-VOCALS_WAV = "audio/vocals.wav"
-BACKGROUND_WAV = "audio/background.wav"
-VOCALS_16K_WAV = "audio/vocals-16k.wav"
+STAGE = SEPARATE_STAGE
 
 
 def separate(project: Project, engine: SeparationEngine | None, hook: ProgressHook) -> None:
@@ -38,7 +41,7 @@ def separate(project: Project, engine: SeparationEngine | None, hook: ProgressHo
         reporter.skipped()
         return
     began = time.monotonic()
-    total = project.stages["extract"].info.get("duration_s") or None
+    total = project.stages["extract"].info.duration_s or None
     reporter.started(total=total, message=f"separating speech ({engine.describe()})")
     with (
         atomic_path(project.path(VOCALS_WAV)) as vocals,
@@ -49,25 +52,5 @@ def separate(project: Project, engine: SeparationEngine | None, hook: ProgressHo
         )
         with atomic_path(project.path(VOCALS_16K_WAV)) as speech:
             extract_audio(vocals, speech, sample_rate_hz=ASR_SAMPLE_RATE_HZ, channels=1)
-    project.mark_done(STAGE, inputs, time.monotonic() - began, engine=engine.describe())
+    project.mark_done(STAGE, inputs, time.monotonic() - began, SeparateInfo(engine.describe()))
     reporter.done()
-
-
-def is_separated(project: Project) -> bool:
-    return STAGE in project.stages and project.path(BACKGROUND_WAV).exists()
-
-
-def speech_16k(project: Project) -> Path:
-    """The 16 kHz mono audio that recognition and diarization listen to."""
-    return project.path(VOCALS_16K_WAV if is_separated(project) else ASR_WAV)
-
-
-def speech_audio(project: Project) -> Path:
-    """Speech at the source's rate, for voice references."""
-    return project.path(VOCALS_WAV if is_separated(project) else SOURCE_WAV)
-
-
-def speech_inputs(project: Project) -> str:
-    """What the speech audio was made from (part of the later stages' inputs hashes)."""
-    record = project.stages.get(STAGE)
-    return record.inputs_hash if record is not None else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from octavia_cli.config import SubtitleSettings
@@ -20,10 +19,11 @@ from octavia_cli.languages import alpha3, language_name
 from octavia_cli.media.ffmpeg import SUBTITLE_CODECS, burn_subtitles, embed_subtitles
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project.manifest import OutputRecord, Project
-from octavia_cli.stages.mux import check_output
+from octavia_cli.project.outputs import check_output
 from octavia_cli.text.cues import (
     Cue,
     SubtitleFormat,
+    SubtitleMode,
     SubtitleOptions,
     render,
     source_cues,
@@ -33,12 +33,6 @@ from octavia_cli.text.cues import (
 logger = logging.getLogger(__name__)
 
 SUBTITLE_DIR = "subtitles"
-
-
-class SubtitleMode(StrEnum):
-    FILE = "file"  # a subtitle file
-    EMBED = "embed"  # a copy of the video with soft subtitle tracks
-    BURN_IN = "burn-in"  # a copy of the video with the subtitles in the picture
 
 
 @dataclass(frozen=True)

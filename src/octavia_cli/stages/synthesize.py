@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.config import Settings
-from octavia_cli.engines.tts import SpeechEngine, check_language, get_speech_engine
+from octavia_cli.engines import similarity
+from octavia_cli.engines.tts.base import SpeechEngine, check_language
+from octavia_cli.engines.tts.espeak import EspeakEngine
 from octavia_cli.errors import InputError, StageError
 from octavia_cli.files import atomic_path
+from octavia_cli.media.audio import read_audio, to_channels, trim_silence, write_wav
+from octavia_cli.models import voices as library
 from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project.layout import speech_audio, speech_inputs
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import Clip, stable_hash
+from octavia_cli.project.records import Clip, SynthesizeInfo, stable_hash
 
 SAVE_EVERY_S = 2.0  # how often progress is written to the manifest during the stage
 
@@ -36,13 +41,6 @@ def requested_voice(settings: Settings, engine: SpeechEngine) -> str:
         return voice
     is_piper_voice = voice.endswith(".onnx")
     return voice if voice and (is_piper_voice == (engine.name == "piper")) else ""
-
-
-def choose_voice(settings: Settings, target: str) -> tuple[SpeechEngine, str]:
-    """The engine and voice that will speak ``target``; raises if none can."""
-    engine = get_speech_engine(settings, target)
-    check_language(engine, target)
-    return engine, engine.voice_for(target, requested_voice(settings, engine))
 
 
 MAX_TTS_SPEED = 1.25  # how far the engine's own rate control is pushed before stretching
@@ -92,9 +90,6 @@ def auto_clone(project: Project, engine: SpeechEngine, speaker: str) -> str:
     import soundfile
     import torch
 
-    from octavia_cli.media.audio import write_wav
-    from octavia_cli.stages.separate import speech_audio, speech_inputs
-
     spans = reference_spans(project, speaker)
     tag = stable_hash(spans, speech_inputs(project))[:8]
     conditioning = project.path(f"voices/{speaker}.{tag}.pt")
@@ -126,11 +121,9 @@ def _reference_embeddings(
 ) -> dict[str, Any]:
     """Speaker -> embedding of their voice's reference, for the similarity check (XTTS
     voices only, and only when resemblyzer is installed and the check is on)."""
-    from octavia_cli.engines import similarity
 
     if engine.name != "xtts" or settings.tts.min_similarity <= 0 or not similarity.available():
         return {}
-    from octavia_cli.models import voices as library
 
     embeddings = {}
     for speaker, voice in voices.items():
@@ -153,8 +146,6 @@ def _keep_the_voice(
     import shutil
 
     import torch
-
-    from octavia_cli.engines import similarity
 
     best_score = similarity.similarity(similarity.embed(path), reference)
     attempts = 1
@@ -219,7 +210,6 @@ def speaker_voices(
     except InputError:
         if settings.tts.engine != "auto":
             raise
-        from octavia_cli.engines.tts.espeak import EspeakEngine
 
         logging.getLogger(__name__).warning(
             "%d speakers and too few %s voices for '%s': every speaker is voiced by "
@@ -247,7 +237,6 @@ def _speak(
 
 def _spoken_seconds(path: Path) -> float:
     """How long a clip speaks, its leading and trailing silence left out (as fit does)."""
-    from octavia_cli.media.audio import read_audio, to_channels, trim_silence
 
     audio, rate = read_audio(path)
     return trim_silence(to_channels(audio, 1), rate).shape[1] / rate
@@ -316,21 +305,15 @@ def _speaker_paces(
 
 
 def synthesize(
-    project: Project, target: str, settings: Settings, hook: ProgressHook,
-    only: set[str] | None = None,
+    project: Project, target: str, engine: SpeechEngine, settings: Settings,
+    hook: ProgressHook, only: set[str] | None = None,
 ) -> dict[str, Clip]:  # fmt: skip
-    """Synthesize the lines whose clip is missing or out of date. With ``only`` (line ids),
+    """Synthesize the lines whose clip is missing or out of date, with ``engine`` (the
+    caller owns it: the pipeline's runner frees it or keeps it). With ``only`` (line ids),
     just those, and nothing is saved: the clips are returned (a worker of a --parallel dub
     speaks its share of the lines; the project is written by one process)."""
     reporter = StageReporter(hook, stage_name(target))
-    engine = get_speech_engine(settings, target)
-    try:
-        return _synthesize(project, target, settings, engine, reporter, only)
-    finally:
-        from octavia_cli.pipeline import ENGINE_CACHE
-
-        if ENGINE_CACHE.get() is None and hasattr(engine, "close"):
-            engine.close()  # the speech model leaves the GPU before fit and mix
+    return _synthesize(project, target, settings, engine, reporter, only)
 
 
 def _synthesize(
@@ -414,13 +397,15 @@ def _synthesize(
         stage_name(target),
         inputs,
         time.monotonic() - began,
-        synthesized=len(jobs),
-        engine=engine.name,
-        paces=paces,
-        voices={
-            speaker: (project.relative(Path(v)) if Path(v).is_absolute() else v)
-            for speaker, v in voices.items()
-        },
+        SynthesizeInfo(
+            synthesized=len(jobs),
+            engine=engine.name,
+            paces=paces,
+            voices={
+                speaker: (project.relative(Path(v)) if Path(v).is_absolute() else v)
+                for speaker, v in voices.items()
+            },
+        ),
     )
     reporter.done(f"{len(jobs)} clips")
     return made

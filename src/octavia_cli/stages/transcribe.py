@@ -13,15 +13,15 @@ import math
 import time
 from typing import Any
 
-from octavia_cli.engines.asr import AsrEngine
+from octavia_cli.engines.asr.base import AsrEngine
 from octavia_cli.engines.vad import detect_speech, snap_to_speech
 from octavia_cli.errors import NoSpeechError
 from octavia_cli.languages import language_name
 from octavia_cli.media.audio import iter_chunks, peak_dbfs
 from octavia_cli.progress import ProgressHook, StageReporter
+from octavia_cli.project.layout import ASR_SAMPLE_RATE_HZ, speech_16k, speech_inputs
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import Transcript, Word, stable_hash
-from octavia_cli.stages.extract import ASR_SAMPLE_RATE_HZ
+from octavia_cli.project.records import TranscribeInfo, Transcript, Word, stable_hash
 from octavia_cli.text.segmentation import split_into_lines
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ def inputs_hash(
     project: Project, engine: AsrEngine, language: str | None, options_hash: str
 ) -> str:
     """What a transcription is computed from: the audio, the engine and model, the language."""
-    from octavia_cli.stages.separate import speech_inputs
 
     return stable_hash(
         project.stages["extract"].inputs_hash,
@@ -52,7 +51,6 @@ def inputs_hash(
 def windows(project: Project, window_s: float = CHUNK_S) -> list[tuple[float, float]]:
     """``(start_s, end_s)`` of the windows the speech audio is recognised in: about
     ``window_s`` long, cut at quiet moments (the same cuts a whole run makes)."""
-    from octavia_cli.stages.separate import speech_16k
 
     spans = []
     search = min(CHUNK_SEARCH_S, window_s / 2)
@@ -84,8 +82,6 @@ def recognize_window(
 def read_window(project: Project, start_s: float, end_s: float) -> Any:
     """The speech audio of ``[start_s, end_s)``, 16 kHz mono."""
     import soundfile
-
-    from octavia_cli.stages.separate import speech_16k
 
     audio, _ = soundfile.read(
         str(speech_16k(project)), start=round(start_s * ASR_SAMPLE_RATE_HZ),
@@ -141,7 +137,7 @@ def assemble(
         segments=lines,
     )
     project.transcript = transcript
-    project.mark_done(STAGE, inputs, seconds, language=language, lines=len(lines))
+    project.mark_done(STAGE, inputs, seconds, TranscribeInfo(language, len(lines)))
     return transcript
 
 
@@ -158,7 +154,6 @@ def transcribe(
     Raises:
         NoSpeechError: the audio is silent, or the recogniser found no words.
     """
-    from octavia_cli.stages.separate import speech_16k
 
     reporter = StageReporter(hook, STAGE)
     inputs = inputs_hash(project, engine, language, options_hash)
@@ -166,7 +161,7 @@ def transcribe(
         reporter.skipped()
         return project.transcript
     began = time.monotonic()
-    total = project.stages["extract"].info.get("duration_s") or 0.0
+    total = project.stages["extract"].info.duration_s or 0.0
     reporter.started(total=total or None, message="loading model")
     detected: tuple[str, float] | None = None
     pieces: list[dict[str, Any]] = []

@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from octavia_cli.engines.mt import TranslationEngine
+from octavia_cli.engines.mt.base import TranslationEngine
 from octavia_cli.errors import InputError
 from octavia_cli.languages import language_name
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project.manifest import Project
-from octavia_cli.project.records import Segment, Translation, stable_hash
+from octavia_cli.project.records import Segment, TranslateInfo, Translation, stable_hash
 from octavia_cli.text.glossary import Glossary, restore
 from octavia_cli.text.length import calibration_texts, choose, condense, estimate_s
 from octavia_cli.text.segmentation import SENTENCE_END
@@ -304,11 +304,13 @@ def translate(
         stage_name(target),
         inputs,
         time.monotonic() - began,
-        translated=report.translated,
-        shortened=report.shortened,
-        over_max_speed=report.over,
-        chars_per_s=report.chars_per_s,
-        glossary_misses=report.missing_terms,
+        TranslateInfo(
+            translated=report.translated,
+            shortened=report.shortened,
+            over_max_speed=report.over,
+            chars_per_s=report.chars_per_s,
+            glossary_misses=report.missing_terms,
+        ),
     )
     summary = f"{report.translated} lines"
     if report.shortened:

@@ -40,6 +40,14 @@ class SubtitleFormat(StrEnum):
     TXT = "txt"
 
 
+class SubtitleMode(StrEnum):
+    """How subtitles are delivered."""
+
+    FILE = "file"  # a subtitle file
+    EMBED = "embed"  # a copy of the video with soft subtitle tracks
+    BURN_IN = "burn-in"  # a copy of the video with the subtitles in the picture
+
+
 @dataclass(frozen=True)
 class SubtitleOptions:
     max_line_chars: int = 42  # characters per line (spaces and punctuation count)

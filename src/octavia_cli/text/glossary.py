@@ -16,10 +16,12 @@ from __future__ import annotations
 import csv
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from octavia_cli.errors import InputError
+from octavia_cli.files import atomic_write_bytes
 from octavia_cli.project.records import stable_hash
 
 
@@ -47,8 +49,6 @@ class Glossary:
     def write_csv(self, path: Path) -> None:
         """Write the glossary as a CSV file :func:`load_glossary` reads back (atomically)."""
         import io
-
-        from octavia_cli.files import atomic_write_bytes
 
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -83,14 +83,19 @@ class Glossary:
     def post_edit(self, source_text: str, output: str) -> str:
         """Replace source terms the engine copied untranslated by their targets."""
         for term in self.missing(source_text, output):
-            output = _pattern(term.source).sub(lambda _m, w=term.wanted: w, output)
+            output = _pattern(term.source).sub(_literal(term.wanted), output)
         return output
 
 
 def restore(text: str, mapping: dict[str, str]) -> str:
     for placeholder, wanted in mapping.items():
-        text = re.sub(re.escape(placeholder), lambda _m, w=wanted: w, text, flags=re.IGNORECASE)
+        text = re.sub(re.escape(placeholder), _literal(wanted), text, flags=re.IGNORECASE)
     return text
+
+
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A replacement that is ``text`` as it is (no group references)."""
+    return lambda _match: text
 
 
 def _pattern(term: str) -> re.Pattern[str]:

@@ -12,10 +12,8 @@ and the first that fits is kept; if none fits, the shortest.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 # Words and phrases that carry no content, by source language. Removing them changes no
 # fact in the line, so a translation of the condensed line is still faithful.
@@ -96,22 +94,6 @@ def choose(
 def slot_ratio(slot_s: float, chars_per_s: float) -> Callable[[str], float]:
     """Estimated duration over one slot."""
     return lambda text: estimate_s(text, chars_per_s) / slot_s if slot_s > 0 else float("inf")
-
-
-def measure_rate(engine: object, voice: str, language: str, texts: Sequence[str]) -> float:
-    """Characters per second of ``voice`` speaking ``texts`` (silence at the edges cut)."""
-    from octavia_cli.media.audio import read_audio, trim_silence
-
-    characters = 0
-    seconds = 0.0
-    with tempfile.TemporaryDirectory(prefix="octavia-rate-") as scratch:
-        for index, text in enumerate(texts):
-            path = Path(scratch) / f"{index}.wav"
-            engine.synthesize(text, language, voice, path)  # type: ignore[attr-defined]
-            audio, rate = read_audio(path)
-            seconds += trim_silence(audio, rate).shape[1] / rate
-            characters += spoken_characters(text)
-    return characters / seconds if seconds > 0 else 0.0
 
 
 def calibration_texts(texts: Sequence[str], budget_chars: int = 400) -> list[str]:

@@ -15,8 +15,9 @@ import numpy as np
 
 from octavia_cli.config import Settings
 from octavia_cli.devices import resolve_device, split_device
-from octavia_cli.engines.asr import Recognition
-from octavia_cli.engines.asr.whisper_models import (
+from octavia_cli.engines.asr.base import Recognition
+from octavia_cli.engines.residency import ctranslate2_back, ctranslate2_to_cpu
+from octavia_cli.models.whisper import (
     check_whisper_language,
     compute_type_for,
     detect_language,
@@ -98,6 +99,17 @@ class FasterWhisperEngine:
                 )
             on_progress(float(segment.end))
         return Recognition(info.language, float(info.language_probability), words)
+
+    @property
+    def device(self) -> str:
+        return resolve_device(self.device_setting)
+
+    def to_cpu(self) -> None:
+        """Park the weights in CPU memory (a kept engine between stages, on a GPU)."""
+        ctranslate2_to_cpu(getattr(self._model, "model", None))
+
+    def to_device(self) -> None:
+        ctranslate2_back(getattr(self._model, "model", None))
 
     def close(self) -> None:
         self._model = None

@@ -19,15 +19,18 @@ from typing import Any
 import numpy as np
 
 from octavia_cli.config import Settings
-from octavia_cli.devices import resolve_device, split_device
-from octavia_cli.engines.asr import Recognition
+from octavia_cli.devices import release_memory, resolve_device, split_device
 from octavia_cli.engines.asr.alignment import (
     AlignModel,
     align_words,
     check_align_model,
     load_align_model,
 )
-from octavia_cli.engines.asr.whisper_models import (
+from octavia_cli.engines.asr.base import Recognition
+from octavia_cli.engines.residency import ctranslate2_back, ctranslate2_to_cpu, torch_to
+from octavia_cli.errors import MissingDependencyError
+from octavia_cli.models.bundled import hub_cache_dir
+from octavia_cli.models.whisper import (
     check_whisper_language,
     compute_type_for,
     detect_language,
@@ -36,8 +39,6 @@ from octavia_cli.engines.asr.whisper_models import (
     locate_whisper_model,
     resolve_model_name,
 )
-from octavia_cli.errors import MissingDependencyError
-from octavia_cli.models.bundled import hub_cache_dir
 from octavia_cli.project.records import Word
 
 logger = logging.getLogger(__name__)
@@ -162,10 +163,21 @@ class WhisperXEngine:
             )
         return self._aligner
 
+    def to_cpu(self) -> None:
+        """Park the recogniser's weights and the alignment model in CPU memory (a kept
+        engine between stages, on a GPU)."""
+        whisper = getattr(self._pipeline, "model", None)
+        ctranslate2_to_cpu(getattr(whisper, "model", None))
+        torch_to(getattr(self._aligner, "model", None), "cpu")
+
+    def to_device(self) -> None:
+        whisper = getattr(self._pipeline, "model", None)
+        ctranslate2_back(getattr(whisper, "model", None))
+        torch_to(getattr(self._aligner, "model", None), self.device)
+
     def close(self) -> None:
         self._pipeline = None
         self._aligner = None
-        from octavia_cli.devices import release_memory
 
         release_memory()
 

@@ -23,8 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from octavia_cli.engines.diarization import SpeakerCount, Turn
+from octavia_cli.engines.diarization.base import SpeakerCount, Turn
+from octavia_cli.engines.similarity import encoder, import_resemblyzer
+from octavia_cli.engines.vad import detect_speech
 from octavia_cli.errors import MissingDependencyError
+from octavia_cli.media.audio import iter_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,6 @@ CHUNK_S = 600.0
 
 
 def _require() -> None:
-    from octavia_cli.engines.similarity import import_resemblyzer
 
     try:
         import_resemblyzer()
@@ -56,7 +58,6 @@ def _require() -> None:
 
 
 def _encoder() -> Any:
-    from octavia_cli.engines.similarity import encoder
 
     return encoder()
 
@@ -83,8 +84,6 @@ class OfflineDiarizer:
     ) -> list[Turn]:
         import soundfile
 
-        from octavia_cli.media.audio import iter_chunks
-
         _require()
         encoder = _encoder()
         total = soundfile.info(str(audio_16k)).duration
@@ -107,7 +106,6 @@ class OfflineDiarizer:
 def _speech_windows(encoder: Any, audio: np.ndarray) -> Iterator[tuple[float, float, list]]:
     """For each stretch of speech in ``audio`` (16 kHz mono) long enough to tell a voice:
     its start and end, and its windows' embeddings with their ``(start_s, end_s)``."""
-    from octavia_cli.engines.vad import detect_speech
 
     for start, end in detect_speech(audio):
         if end - start < MIN_REGION_S:
@@ -208,18 +206,18 @@ def _centroids(unit: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 def _merge_similar(centroids: np.ndarray, low: int) -> np.ndarray:
     """Join the two closest clusters while they look like one speaker."""
-    centroids = list(centroids)
-    while len(centroids) > max(low, 1):
-        stacked = np.stack(centroids)
+    remaining = list(centroids)
+    while len(remaining) > max(low, 1):
+        stacked = np.stack(remaining)
         similarity = stacked @ stacked.T
         np.fill_diagonal(similarity, -1.0)
         i, j = np.unravel_index(np.argmax(similarity), similarity.shape)
         if similarity[i, j] < SAME_SPEAKER:
             break
-        joined = centroids[i] + centroids[j]
-        centroids = [c for index, c in enumerate(centroids) if index not in (i, j)]
-        centroids.append(joined / np.linalg.norm(joined))
-    return np.stack(centroids)
+        joined = remaining[i] + remaining[j]
+        remaining = [c for index, c in enumerate(remaining) if index not in (i, j)]
+        remaining.append(joined / np.linalg.norm(joined))
+    return np.stack(remaining)
 
 
 def _turns(

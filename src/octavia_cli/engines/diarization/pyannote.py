@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.config import Settings
-from octavia_cli.engines.diarization import SpeakerCount, Turn
+from octavia_cli.devices import release_memory, resolve_device
+from octavia_cli.engines.diarization.base import SpeakerCount, Turn
+from octavia_cli.engines.residency import torch_to
 from octavia_cli.errors import ConfigError, MissingDependencyError, MissingModelError
 
 logger = logging.getLogger(__name__)
@@ -62,7 +64,6 @@ class PyannoteDiarizer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PyannoteDiarizer:
-        from octavia_cli.devices import resolve_device
 
         d = settings.diarization
         return cls(
@@ -119,10 +120,15 @@ class PyannoteDiarizer:
             pipeline.to(torch.device(self.device))
         return pipeline
 
+    def to_cpu(self) -> None:
+        """Park the pipeline in CPU memory (a kept engine between stages, on a GPU)."""
+        torch_to(self._pipeline, "cpu")
+
+    def to_device(self) -> None:
+        torch_to(self._pipeline, self.device)
+
     def close(self) -> None:
         if self._pipeline is not None:
-            from octavia_cli.devices import release_memory
-
             self._pipeline = None
             release_memory()
 

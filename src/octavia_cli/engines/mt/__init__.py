@@ -1,49 +1,20 @@
 """Machine translation engines: ``apertium`` (rule-based, offline) and ``transformers``
-(OPUS-MT, M2M100, NLLB-200)."""
+(OPUS-MT, M2M100, NLLB-200): the factory (the Protocol and result types are in ``base``)."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from octavia_cli.config import Settings
+from octavia_cli.engines.mt.apertium import ApertiumEngine
+from octavia_cli.engines.mt.base import MT_ENGINES, TranslationEngine
+from octavia_cli.engines.mt.transformers import TransformersEngine
 from octavia_cli.errors import ConfigError
-
-MT_ENGINES = ("apertium", "transformers")
-
-
-class TranslationEngine(Protocol):
-    name: str
-
-    def describe(self) -> str:
-        """Engine and model, for the translations' hashes (a change re-translates)."""
-
-    def supported_pairs(self) -> list[str]:
-        """The pairs it can translate, for messages."""
-
-    def check_pair(self, source: str, target: str) -> None:
-        """Raise, naming the pairs that exist, if ``source``->``target`` is unsupported or
-        its model is unavailable; load nothing."""
-
-    def translate(self, texts: list[str], source: str, target: str) -> list[str]:
-        """Translate each text; the result has one entry per input, in order."""
-
-    def candidates(self, texts: list[str], source: str, target: str, count: int) -> list[list[str]]:
-        """Up to ``count`` translations of each text, best first (engines without n-best
-        give one)."""
-
-    def close(self) -> None:
-        """Free the models."""
 
 
 def get_translation_engine(settings: Settings) -> TranslationEngine:
     name = settings.mt.engine
     if name == "apertium":
-        from octavia_cli.engines.mt.apertium import ApertiumEngine
-
         return ApertiumEngine()
     if name == "transformers":
-        from octavia_cli.engines.mt.transformers import TransformersEngine
-
         return TransformersEngine(settings)
     raise ConfigError(
         f"Setting 'mt.engine' names an unknown engine '{name}'.",

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.config import Settings
-from octavia_cli.devices import resolve_device
+from octavia_cli.devices import release_memory, resolve_device
+from octavia_cli.engines.residency import torch_to
 from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
 from octavia_cli.languages import language_name
 from octavia_cli.models.bundled import hub_cache_dir
@@ -181,9 +182,21 @@ class TransformersEngine:
     def translate(self, texts: list[str], source: str, target: str) -> list[str]:
         return [group[0] for group in self.candidates(texts, source, target, 1)]
 
+    @property
+    def device(self) -> str:
+        return resolve_device(self.device_setting)
+
+    def to_cpu(self) -> None:
+        """Park the loaded models in CPU memory (a kept engine between stages, on a GPU)."""
+        for _, network, _ in self._loaded.values():
+            torch_to(network, "cpu")
+
+    def to_device(self) -> None:
+        for _, network, device in self._loaded.values():
+            torch_to(network, device)
+
     def close(self) -> None:
         self._loaded.clear()
-        from octavia_cli.devices import release_memory
 
         release_memory()
 

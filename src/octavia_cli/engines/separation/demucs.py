@@ -27,7 +27,10 @@ from typing import Any
 import numpy as np
 
 from octavia_cli.config import Settings
+from octavia_cli.devices import release_memory, resolve_device
+from octavia_cli.engines.residency import torch_to
 from octavia_cli.errors import MissingDependencyError, MissingModelError, StageError
+from octavia_cli.media.audio import dialogue_channels
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +72,6 @@ class DemucsSeparator:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DemucsSeparator:
-        from octavia_cli.devices import resolve_device
 
         device = resolve_device(settings.general.device)
         return cls(
@@ -112,10 +114,15 @@ class DemucsSeparator:
             model.to(torch.device(self.device))
         return model
 
+    def to_cpu(self) -> None:
+        """Park the model in CPU memory (a kept engine between stages, on a GPU)."""
+        torch_to(self._model, "cpu")
+
+    def to_device(self) -> None:
+        torch_to(self._model, self.device)
+
     def close(self) -> None:
         if self._model is not None:
-            from octavia_cli.devices import release_memory
-
             self._model = None
             release_memory()
 
@@ -158,7 +165,6 @@ class DemucsSeparator:
                 if mix.shape[0] > 2:
                     # Surround: dialogue lives in the centre channel; separate that one and
                     # keep the others, whole, as background.
-                    from octavia_cli.stages.mix import dialogue_channels
 
                     centre = dialogue_channels(mix.shape[0])
                     speech, under = self._separate_span(

@@ -1,70 +1,43 @@
-"""Speech synthesis engines."""
+"""Speech synthesis engines, by name (the Protocol and result types are in ``base``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
-
 from octavia_cli.config import Settings
-from octavia_cli.errors import ConfigError, InputError
-from octavia_cli.languages import language_name
+from octavia_cli.engines.tts.base import SpeechEngine
+from octavia_cli.engines.tts.espeak import EspeakEngine
+from octavia_cli.engines.tts.piper import PiperEngine
+from octavia_cli.engines.tts.xtts import XttsEngine
+from octavia_cli.errors import ConfigError
+
+TTS_ENGINES = ("auto", "espeak-ng", "piper", "xtts")
 
 
-@dataclass(frozen=True)
-class SynthesisResult:
-    duration_s: float
-    sample_rate_hz: int
-
-
-class SpeechEngine(Protocol):
-    name: str
-
-    def languages(self) -> set[str]:
-        """ISO 639-1 codes this engine has a voice for."""
-
-    def voice_for(self, language: str, requested: str = "") -> str:
-        """The voice id that will speak ``language`` (``requested`` if given and valid)."""
-
-    def synthesize(
-        self, text: str, language: str, voice: str, destination: Path
-    ) -> SynthesisResult:
-        """Speak ``text`` into a mono WAV file at ``destination``."""
-
-
-def get_speech_engine(settings: Settings, language: str) -> SpeechEngine:
-    """The engine named by ``tts.engine``; ``auto`` prefers a Piper voice for the language,
-    falling back to espeak-ng, which speaks about a hundred languages."""
-    from octavia_cli.engines.tts.espeak import EspeakEngine
-    from octavia_cli.engines.tts.piper import PiperEngine
-
+def speech_engine_name(settings: Settings, language: str) -> str:
+    """Which engine ``tts.engine`` means for ``language``, without building it: ``auto``
+    prefers a Piper voice for the language, falling back to espeak-ng, which speaks about a
+    hundred languages."""
     name = settings.tts.engine
     if name == "auto":
         piper = PiperEngine(settings.tts.voice if settings.tts.voice.endswith(".onnx") else "")
-        if language in piper.languages():
-            return piper
-        return EspeakEngine()
+        return "piper" if language in piper.languages() else "espeak-ng"
+    if name not in TTS_ENGINES:
+        raise ConfigError(
+            f"Setting 'tts.engine' names an unknown engine '{name}'.",
+            f"Known engines: {', '.join(TTS_ENGINES)}.",
+        )
+    return name
+
+
+def get_speech_engine(settings: Settings, language: str) -> SpeechEngine:
+    """The engine that speaks ``language`` by the settings (see :func:`speech_engine_name`)."""
+    name = speech_engine_name(settings, language)
     if name == "espeak-ng":
         return EspeakEngine()
     if name == "piper":
-        return PiperEngine(settings.tts.voice)
-    if name == "xtts":
-        from octavia_cli.engines.tts.xtts import XttsEngine
+        voice = settings.tts.voice
+        return PiperEngine(voice if settings.tts.engine == "piper" or voice.endswith(".onnx")
+                           else "")  # fmt: skip
 
-        engine = XttsEngine(settings)
-        engine.check()
-        return engine
-    raise ConfigError(
-        f"Setting 'tts.engine' names an unknown engine '{name}'.",
-        "Known engines: auto, espeak-ng, piper, xtts.",
-    )
-
-
-def check_language(engine: SpeechEngine, language: str) -> None:
-    if language not in engine.languages():
-        known = ", ".join(sorted(engine.languages())) or "none"
-        raise InputError(
-            f"The {engine.name} engine has no voice for {language_name(language)} "
-            f"('{language}'); it speaks: {known}.",
-            "Choose another --to, or another engine with --tts-engine.",
-        )
+    engine = XttsEngine(settings)
+    engine.check()
+    return engine

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import soundfile
 
-from octavia_cli.engines.tts import SynthesisResult
+from octavia_cli.engines.tts.base import SynthesisResult
 from octavia_cli.errors import InputError, MissingDependencyError, StageError
+from octavia_cli.files import disk_full, is_disk_full
 
 
 def _program() -> str:
@@ -108,7 +109,6 @@ class EspeakEngine:
                 if result.returncode == 0
                 else f"espeak-ng failed on voice {voice}: {message}."
             )
-        from octavia_cli.files import disk_full, is_disk_full
 
         try:
             with open(destination, "wb") as handle:

@@ -13,7 +13,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from octavia_cli.engines.tts import SynthesisResult
+from octavia_cli.engines.tts.base import SynthesisResult
 from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
 from octavia_cli.models.bundled import bundled_piper_voices
 

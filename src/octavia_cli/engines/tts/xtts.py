@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 
 from octavia_cli.config import Settings
-from octavia_cli.devices import resolve_device
-from octavia_cli.engines.tts import SynthesisResult
+from octavia_cli.devices import release_memory, resolve_device
+from octavia_cli.engines.residency import torch_to
+from octavia_cli.engines.tts.base import SynthesisResult
 from octavia_cli.errors import ConfigError, InputError, MissingDependencyError, MissingModelError
+from octavia_cli.models import voices
+from octavia_cli.models.bundled import hub_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +122,6 @@ class XttsEngine:
         from the source)."""
         if not requested:
             return ""
-        from octavia_cli.models import voices
 
         profile = voices.load(requested)
         if profile.engine != self.name:
@@ -131,8 +133,6 @@ class XttsEngine:
         if local.is_dir():
             return local
         from huggingface_hub import snapshot_download
-
-        from octavia_cli.models.bundled import hub_cache_dir
 
         try:
             return Path(snapshot_download(self.model_spec, cache_dir=str(hub_cache_dir()),
@@ -175,8 +175,6 @@ class XttsEngine:
     ) -> SynthesisResult:
         import soundfile
         import torch
-
-        from octavia_cli.models import voices
 
         if not voice:
             raise InputError(
@@ -222,8 +220,18 @@ class XttsEngine:
                 pending[:0] = split_text(piece, max(len(piece) // 2, 4))
         return pieces
 
+    @property
+    def device(self) -> str:
+        return resolve_device(self.device_setting)
+
+    def to_cpu(self) -> None:
+        """Park the model in CPU memory (a kept engine between stages, on a GPU)."""
+        torch_to(self._model, "cpu")
+
+    def to_device(self) -> None:
+        torch_to(self._model, self.device)
+
     def close(self) -> None:
         self._model = None
-        from octavia_cli.devices import release_memory
 
         release_memory()

@@ -19,6 +19,13 @@ AUTO = "auto"
 DEFAULT_MODELS = {"cuda": "large-v3", "cpu": "small"}
 
 
+# Pinned commits of the hub's Whisper models (the catalog lists them with these).
+WHISPER_REVISIONS = {
+    "large-v3": "edaa852ec7e145841d8ffdb056a99866b5f0a478",
+    "small": "536b0662742c02347bc0e980a01041f333bce120",
+}
+
+
 def resolve_model_name(spec: str, device: str) -> str:
     """``auto`` is large-v3 on a GPU and small on the CPU (large-v3 runs about 10x slower
     than real time on a laptop CPU; small is the best that stays near real time)."""
@@ -77,8 +84,6 @@ def locate_whisper_model(spec: str, cache_dir: str, offline: bool) -> str:
 
 def whisper_revision(name: str) -> str | None:
     """The pinned commit of a Whisper model in the catalog, if it has one."""
-    from octavia_cli.models.catalog import WHISPER_REVISIONS
-
     return WHISPER_REVISIONS.get(name)
 
 

@@ -1,0 +1,180 @@
+"""Who owns the engines: one :class:`Runner` per run, per batch or per worker.
+
+Every engine a dub uses (recogniser, separator, diarizer, translator, speech engine) is
+built by the runner, once for a given settings section and device, and handed to the stages;
+no stage builds one of its own. What happens to an engine when its stage is done depends on
+who runs:
+
+- a single CLI run (``keep=False``): the engine is closed as soon as its stage finishes, so
+  on a GPU only one stage's models are ever in memory (a 12 GB card dubs a long video);
+- a batch (``octavia dub episodes/*.mp3``) and each ``serve`` worker (``keep=True``): the
+  engines stay built between files and jobs, so a model is loaded once, not once per file.
+  On a GPU, an engine whose stage is over is *parked*: moved to CPU memory by
+  ``to_cpu()`` where the engine has one (torch and CTranslate2 models), closed otherwise;
+  it comes back to the GPU when its stage next runs. So a card never holds two stages'
+  models, and a worker still skips the load from disk.
+
+One engine of each kind is alive at a time: asking for a different one (another model,
+another device, another speech engine for the next language) closes the previous one. So a
+dub never holds two speech engines, and a worker running two XTTS jobs builds XTTS once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from octavia_cli.config import Settings
+from octavia_cli.devices import resolve_device
+from octavia_cli.engines.asr import get_asr_engine
+from octavia_cli.engines.asr.base import AsrEngine
+from octavia_cli.engines.diarization import get_diarization_engine
+from octavia_cli.engines.diarization.base import DiarizationEngine
+from octavia_cli.engines.mt import get_translation_engine
+from octavia_cli.engines.mt.base import TranslationEngine
+from octavia_cli.engines.separation import get_separation_engine
+from octavia_cli.engines.separation.base import SeparationEngine
+from octavia_cli.engines.tts import get_speech_engine, speech_engine_name
+from octavia_cli.engines.tts.base import SpeechEngine
+from octavia_cli.project.records import stable_hash
+
+logger = logging.getLogger(__name__)
+
+# The settings section each kind of engine is built from.
+SECTIONS = {"asr": "asr", "mt": "mt", "separation": "separation",
+            "diarization": "diarization", "speech": "tts"}  # fmt: skip
+
+
+class Runner:
+    """Builds engines, keeps them for as long as its owner wants them, and frees them.
+
+    Use it as a context manager (``with Runner() as runner:``): leaving it closes every
+    engine it holds.
+    """
+
+    def __init__(self, *, keep: bool = False) -> None:
+        self.keep = keep
+        self._engines: dict[str, tuple[str, Any]] = {}
+        self._parked: set[str] = set()
+        self.built: Counter[str] = Counter()  # engines built, by kind (tests, metrics)
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the engines ---------------------------------------------------------------------
+
+    def asr(self, settings: Settings) -> AsrEngine:
+
+        return self._get("asr", settings, lambda: get_asr_engine(settings))
+
+    def translator(self, settings: Settings) -> TranslationEngine:
+
+        return self._get("mt", settings, lambda: get_translation_engine(settings))
+
+    def separator(self, settings: Settings) -> SeparationEngine | None:
+        """demucs, or None with separation off."""
+
+        if settings.separation.engine == "none":
+            return None
+        return self._get("separation", settings, lambda: get_separation_engine(settings))
+
+    def diarizer(self, settings: Settings) -> DiarizationEngine | None:
+        """The diarizer, or None when it is off or one speaker was asked for."""
+
+        if settings.diarization.engine == "none" or settings.diarization.speakers == 1:
+            return None
+        return self._get("diarization", settings, lambda: get_diarization_engine(settings))
+
+    def speech(self, settings: Settings, language: str) -> SpeechEngine:
+        """The engine that speaks ``language``: one for every language it speaks (XTTS), or
+        the one the settings pick for this language (Piper where it has a voice)."""
+
+        name = speech_engine_name(settings, language)
+        return self._get("speech", settings, lambda: get_speech_engine(settings, language),
+                         extra=name)  # fmt: skip
+
+    # -- lifetimes -----------------------------------------------------------------------
+
+    def release(self, engine: Any) -> None:
+        """``engine``'s stage is done: close it (a single run), or keep it, parked off the
+        GPU where it runs on one (a batch or a worker)."""
+        if engine is None:
+            return
+        kind = next((k for k, (_, e) in self._engines.items() if e is engine), None)
+        if kind is None:  # not ours (a caller's engine): leave it be
+            return
+        if not self.keep:
+            del self._engines[kind]
+            _close(engine)
+            return
+        if _on_gpu(engine):
+            if hasattr(engine, "to_cpu"):
+                engine.to_cpu()
+                self._parked.add(kind)
+                logger.debug("parked the %s engine in CPU memory", kind)
+            else:
+                del self._engines[kind]
+                _close(engine)
+
+    def alive(self) -> dict[str, Any]:
+        """The engines built and not closed, by kind."""
+        return {kind: engine for kind, (_, engine) in self._engines.items()}
+
+    def close(self) -> None:
+        for _, engine in self._engines.values():
+            _close(engine)
+        self._engines.clear()
+        self._parked.clear()
+
+    def _get(self, kind: str, settings: Settings, make: Callable[[], Any], extra: str = "") -> Any:
+        section = dataclasses.asdict(getattr(settings, SECTIONS[kind]))
+        key = stable_hash(section, settings.general.device, settings.models.cache_dir,
+                          settings.offline, extra)  # fmt: skip
+        cached = self._engines.get(kind)
+        if cached is not None and cached[0] == key:
+            engine = cached[1]
+            if kind in self._parked:
+                self._parked.discard(kind)
+                if hasattr(engine, "to_device"):
+                    engine.to_device()
+            return engine
+        if cached is not None:
+            del self._engines[kind]
+            _close(cached[1])
+        engine = make()
+        self.built[kind] += 1
+        self._engines[kind] = (key, engine)
+        return engine
+
+
+@contextmanager
+def runner_for(runner: Runner | None) -> Iterator[Runner]:
+    """The caller's runner (left open), or one for this call alone (closed at its end)."""
+    if runner is not None:
+        yield runner
+        return
+    with Runner() as own:
+        yield own
+
+
+def _close(engine: Any) -> None:
+    close = getattr(engine, "close", None)
+    if close is not None:
+        close()
+
+
+def _on_gpu(engine: Any) -> bool:
+    device = getattr(engine, "device", None)
+    if device is None:
+        return False
+    try:
+        return str(resolve_device(str(device))).startswith("cuda")
+    except Exception:  # an engine's own device object: judge by its name
+        return str(device).startswith("cuda")
