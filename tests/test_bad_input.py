@@ -143,6 +143,7 @@ def test_read_only_output_folder(cli, talk: Path, tmp_path: Path) -> None:
         _undo_read_only(locked)
 
 
+@pytest.mark.slow
 def test_read_only_input_folder_suggests_workdir(cli, talk: Path, tmp_path: Path) -> None:
     folder = talk.parent
     if not _make_read_only(folder):
@@ -195,6 +196,7 @@ def test_speaker_range_upside_down(cli, talk: Path) -> None:
     assert not talk.with_name("talk.octavia").exists()  # refused before any stage
 
 
+@pytest.mark.slow
 def test_offline_diarizer_without_its_packages(cli, talk: Path, monkeypatch) -> None:
     import importlib.util
     import sys
@@ -241,6 +243,7 @@ def _can_mount_tmpfs() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs user namespaces to mount a tmpfs")
 @pytest.mark.parametrize("size", ["1m", "6m"])  # full while extracting; while mixing
 def test_full_disk_says_so_and_the_rerun_resumes(talk: Path, tmp_path: Path, size: str) -> None:
@@ -280,6 +283,7 @@ def test_full_disk_says_so_and_the_rerun_resumes(talk: Path, tmp_path: Path, siz
         assert {"extract", "transcribe", "synthesize:es"} <= set(finished)
 
 
+@pytest.mark.slow
 def test_language_codes_are_normalised_where_they_enter(cli, talk: Path) -> None:
     """``--to ES --to es-MX`` is one target, ``es``, in the plan and in the run alike (it
     crashed with KeyError: 'es' after the whole dub)."""
@@ -295,6 +299,7 @@ def test_language_codes_are_normalised_where_they_enter(cli, talk: Path) -> None
     assert "regional variants are not supported yet; using es (Spanish)" in " ".join(err.split())
 
 
+@pytest.mark.slow
 def test_long_names_and_folders(cli, tmp_path: Path, sample_video: Path) -> None:
     """A 240-character file name in a 200-character folder dubs (espeak-ng once cut long
     paths at 199 bytes and wrote a stray file there); an output name over the file system's
@@ -336,6 +341,7 @@ def test_temporaries_of_a_long_name_fit_the_name_limit(tmp_path: Path) -> None:
         writing.__exit__(None, None, None)
 
 
+@pytest.mark.slow
 def test_a_name_starting_with_a_dash(cli, tmp_path: Path, sample_video: Path, monkeypatch) -> None:
     """``./-talk.mp4`` (and plain ``-- -talk.mp4``) is a file, never an ffmpeg option."""
     shutil.copy(sample_video, tmp_path / "-talk.mp4")
@@ -360,6 +366,7 @@ def _stream_seconds(path: Path) -> dict[str, float]:
     return lengths
 
 
+@pytest.mark.slow
 def test_a_truncated_video_is_said_and_dubbed_as_far_as_it_decodes(
     cli, tmp_path: Path, sample_video: Path
 ) -> None:
@@ -403,6 +410,7 @@ def _in_read_only_mount(folder: Path, command: list[str]) -> subprocess.Complete
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs user namespaces to mount")
 def test_an_unwritable_input_folder_names_workdir_and_output_the_first_time(
     talk: Path, tmp_path: Path

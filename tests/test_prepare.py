@@ -31,6 +31,7 @@ def test_the_dry_run_reports_what_the_run_refuses(cli, talk: Path, args: list[st
     assert not (talk.parent / "talk.octavia" / "audio").exists()  # refused before any work
 
 
+@pytest.mark.slow
 def test_a_plan_without_problems_is_a_run_that_works(cli, talk: Path) -> None:
     code, out, _ = cli("dub", str(talk), "--to", "es", "--from", "en", "--dry-run")
     plan = json.loads(out)[0]

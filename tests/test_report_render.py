@@ -52,6 +52,7 @@ def _bars(row: np.ndarray, colours: list[tuple[int, int, int]]) -> int:
     return 1 + int(np.count_nonzero(np.diff(where) > 4))
 
 
+@pytest.mark.slow
 def test_report_renders_with_every_line_on_its_timeline(cli, talk: Path, tmp_path: Path) -> None:
     browser = _browser()
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en")

@@ -47,6 +47,7 @@ def _kill_when(talk: Path, stage: str, timeout_s: float = 60.0) -> dict:
     return stages
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", ["transcribe", "synthesize:es", "mix:es"])
 def test_killed_dub_resumes_without_redoing_finished_stages(talk: Path, kill_after: str) -> None:
     finished = _kill_when(talk, kill_after)
@@ -63,6 +64,7 @@ def test_killed_dub_resumes_without_redoing_finished_stages(talk: Path, kill_aft
     assert stream_md5(output, "0:v") == stream_md5(talk, "0:v")
 
 
+@pytest.mark.slow
 def test_kill_at_random_moments_always_resumes(talk: Path) -> None:
     """Kill several times at arbitrary points (mid-stage included), then finish. Each kill
     is checked to have landed on a running dub, and several after some stage had finished
@@ -87,6 +89,7 @@ def test_kill_at_random_moments_always_resumes(talk: Path) -> None:
     assert stream_md5(talk.with_name("talk.es.mp4"), "0:v") == stream_md5(talk, "0:v")
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_project_is_refused_while_one_runs(talk: Path) -> None:
     process = subprocess.Popen(_command(talk), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -104,6 +107,7 @@ def test_a_second_run_on_the_same_project_is_refused_while_one_runs(talk: Path) 
     assert process.returncode == 0
 
 
+@pytest.mark.slow
 def test_killed_between_writing_the_output_and_recording_the_stage(cli, talk: Path) -> None:
     """The output is claimed in the manifest before it is renamed into place, so a run
     killed right after the rename re-runs without --force."""
@@ -117,6 +121,7 @@ def test_killed_between_writing_the_output_and_recording_the_stage(cli, talk: Pa
     assert "mux:es: done" in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume(talk: Path) -> None:
     """Ctrl-C (SIGINT) mid-dub: exit 130 with one sentence saying how to resume, no
     traceback; the next run keeps the stages that had finished."""

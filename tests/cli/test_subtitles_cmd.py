@@ -72,6 +72,7 @@ def test_source_subtitles_keep_every_rule(cli, long_talk: Path, tmp_path: Path) 
     _assert_rules(pysubs2.load(str(narrow)), max_chars=30, max_lines=1)
 
 
+@pytest.mark.slow
 def test_translated_subtitles_every_format_and_byte_identical(
     cli, talk: Path, tmp_path: Path
 ) -> None:
@@ -103,6 +104,7 @@ def _stdout_bytes(cli, video: Path) -> bytes:
     return out.encode("utf-8")
 
 
+@pytest.mark.slow
 def test_subtitles_then_dub_transcribes_once(cli, talk: Path) -> None:
     code, _, err = cli("subtitles", str(talk), "--to", "es")
     assert code == 0, err

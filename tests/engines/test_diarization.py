@@ -134,6 +134,7 @@ def tiny_community_pipeline(tmp_path_factory: pytest.TempPathFactory):
     return pipeline
 
 
+@pytest.mark.slow
 def test_pyannote_engine_runs_the_community_pipeline(dialogue, tiny_community_pipeline) -> None:
     from octavia_cli.engines.diarization.pyannote import PyannoteDiarizer
 
@@ -158,6 +159,7 @@ def test_pyannote_needs_its_terms_accepted_before_any_stage() -> None:
     PyannoteDiarizer(accept_terms=True).check()
 
 
+@pytest.mark.slow
 def test_pyannote_offline_without_the_pipeline_says_how_to_fetch_it() -> None:
     pytest.importorskip("pyannote.audio")
     from octavia_cli.engines.diarization.pyannote import PyannoteDiarizer

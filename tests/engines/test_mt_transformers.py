@@ -206,6 +206,7 @@ def test_checks_before_loading(tmp_path: Path) -> None:
         _engine(tmp_path).check_pair("en", "es")
 
 
+@pytest.mark.slow
 def test_two_languages_in_one_run_share_everything_up_to_translation(
     cli, tiny_marian: Path, talk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

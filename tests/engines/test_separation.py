@@ -91,6 +91,7 @@ def test_block_joins_are_cross_faded_without_clicks(tmp_path: Path, tiny_htdemuc
         assert 0.5 < ratio < 2.0
 
 
+@pytest.mark.slow
 def test_a_missing_model_names_the_pull_command(monkeypatch: pytest.MonkeyPatch) -> None:
     from octavia_cli.errors import MissingModelError
 

@@ -78,6 +78,7 @@ def test_split_and_join() -> None:
     assert len(joined) == 2000 + 120 and joined[0] == 0.0 and joined[999] == 0.0  # faded
 
 
+@pytest.mark.slow
 def test_clone_synthesize_and_the_voice_library(cli, xtts_settings: Path, tmp_path: Path) -> None:
     reference = _speech(tmp_path / "ref.wav", "Hello, this is my voice, speaking clearly for "
                         "the recording, so that it can be cloned later.")  # fmt: skip
@@ -171,6 +172,7 @@ def test_references_of_two_voices_are_warned_about(
     assert code == 0 and "different voices" not in err
 
 
+@pytest.mark.slow
 def test_dub_clones_the_speaker_from_the_source(cli, xtts_settings: Path, talk: Path) -> None:
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--tts-engine", "xtts")
     assert code == 0, err
@@ -211,6 +213,7 @@ def test_dub_clones_the_speaker_from_the_source(cli, xtts_settings: Path, talk: 
     assert code == 1 and "No recordings given" in err
 
 
+@pytest.mark.slow
 def test_a_line_unlike_its_voice_is_synthesized_again(
     cli, xtts_settings: Path, talk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,6 +263,7 @@ def counted_xtts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow
 def test_a_dub_with_a_stored_voice_holds_one_speech_engine(
     cli, xtts_settings: Path, talk: Path, counted_xtts: dict[str, int], monkeypatch
 ) -> None:

@@ -125,6 +125,7 @@ def _taken_by(client: httpx.Client, job_id: str) -> str:
     return worker
 
 
+@pytest.mark.slow
 def test_jobs_spread_over_two_workers_with_progress_over_sse(
     cluster: Cluster, cli, talk: Path
 ) -> None:
@@ -152,6 +153,7 @@ def test_jobs_spread_over_two_workers_with_progress_over_sse(
     assert 'octavia_jobs{kind="synthesize",state="succeeded"} 8.0' in metrics
 
 
+@pytest.mark.slow
 def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
     cluster: Cluster, cli, talk: Path, tmp_path: Path
 ) -> None:
@@ -192,6 +194,7 @@ def _dub_taken_by_a_worker(client: httpx.Client, talk: Path) -> tuple[str, str]:
     return job_id, _taken_by(client, job_id)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
     cluster.start(workers=2)
     with cluster.server.http() as client:
@@ -204,6 +207,7 @@ def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
     assert [r["name"] for r in job["results"]] == ["talk.es.mp4"]
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_running_job_finish(cluster: Cluster, talk: Path) -> None:
     cluster.start(workers=1)
     with cluster.server.http() as client:
@@ -245,6 +249,7 @@ def test_a_job_past_its_attempts_ends_failed_with_its_reason(redis_url: str, tmp
     assert not (tmp_path / "jobs" / "poison1").exists()  # it did not run again
 
 
+@pytest.mark.slow
 def test_a_broker_that_does_not_answer_is_said_at_once(
     server_env: dict[str, str],  # noqa: F811 (the fixture imported above)
     tmp_path: Path,

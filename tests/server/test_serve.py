@@ -114,6 +114,7 @@ def _wait(client: httpx.Client, job_id: str, timeout_s: float = 120) -> dict:
     raise AssertionError(f"job {job_id} did not finish")
 
 
+@pytest.mark.slow
 def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: Path) -> None:
     _, key = server.key("alice", credits=5)
     server.start()
@@ -171,6 +172,7 @@ def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: 
     assert key not in text and "talk" not in text  # nothing private
 
 
+@pytest.mark.slow
 def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_path: Path) -> None:
     """--replace-audio, --loudness, --ducking and a glossary reach the server's job; options
     that name things on this machine (a device, a work folder) are refused, not dropped."""
@@ -211,6 +213,7 @@ def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_p
     assert code != 0 and "loud" in err  # checked here, before anything is uploaded
 
 
+@pytest.mark.slow
 def test_a_remote_batch_goes_on_past_a_broken_file(
     cli, server: Server, talk: Path, tmp_path: Path
 ) -> None:
@@ -270,6 +273,7 @@ def test_interrupting_a_remote_batch_cancels_its_jobs(
     assert len(states) == 2 and set(states.values()) == {"cancelled"}, states
 
 
+@pytest.mark.slow
 def test_restart_loses_no_queued_job_and_resumes_the_running_one(
     server: Server, talk: Path
 ) -> None:
@@ -405,6 +409,7 @@ def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Pat
     assert revoked.status_code == 401 and revoked.json()["error"] == "revoked API key"
 
 
+@pytest.mark.slow
 def test_languages_are_normalised_where_a_job_enters(server: Server, talk: Path) -> None:
     """ "ES" and "es-MX" are "es": one translation, one charge, outputs named .es.; an
     unknown code is refused with the reason before anything is queued."""
@@ -670,6 +675,7 @@ def test_expired_uploads_and_finished_jobs_are_deleted(tmp_path: Path) -> None:
         store.add_job("k", "transcribe", {}, "unused", 0.0, 10)
 
 
+@pytest.mark.slow
 def test_serve_deletes_expired_uploads_and_jobs_and_counts_them(
     tmp_path: Path, server_env: dict[str, str], talk: Path
 ) -> None:
@@ -740,6 +746,7 @@ def test_a_port_in_use_is_said_at_once(server: Server) -> None:
     )
 
 
+@pytest.mark.slow
 def test_serve_needs_a_key_or_an_explicit_no_auth_on_loopback(server: Server) -> None:
     data = str(server.data_dir)
     for host in ("127.0.0.1", "0.0.0.0"):
@@ -772,6 +779,7 @@ def test_loopback_is_decided_from_the_address() -> None:
     assert "[::1]:80" in allowed_hosts("::1", 80) and "localhost" in allowed_hosts("::1", 80)
 
 
+@pytest.mark.slow
 def test_revoking_the_last_key_does_not_open_the_api(
     tmp_path: Path, server_env: dict[str, str], talk: Path
 ) -> None:
@@ -828,6 +836,7 @@ def test_an_open_server_answers_only_requests_addressed_to_it(server: Server) ->
     assert response.status_code == 401 and response.json()["error"] == "missing API key"
 
 
+@pytest.mark.slow
 def test_remote_subtitles_cancel_and_reattach(
     cli, server: Server, talk: Path, tmp_path: Path
 ) -> None:

@@ -72,6 +72,7 @@ def _project(video: Path) -> dict:
     return json.loads((video.parent / "dialogue.octavia" / "project.json").read_text())
 
 
+@pytest.mark.slow
 def test_two_speakers_get_two_voices_and_their_lines_land_where_they_spoke(
     dialogue_dub,
 ) -> None:
@@ -106,6 +107,7 @@ def test_two_speakers_get_two_voices_and_their_lines_land_where_they_spoke(
             ), (speaker, a, b)
 
 
+@pytest.mark.slow
 def test_the_dialogue_dub_keeps_timing_within_the_band(dialogue_dub) -> None:
     video, _ = dialogue_dub
     report = json.loads(
@@ -133,6 +135,7 @@ def _copy_of(dialogue_dub, folder: Path) -> tuple[Path, Path, dict]:
     return video, manifest, data
 
 
+@pytest.mark.slow
 def test_renaming_and_merging_speakers_by_editing_the_project(
     dialogue_dub, tmp_path: Path, cli
 ) -> None:
@@ -161,6 +164,7 @@ def test_renaming_and_merging_speakers_by_editing_the_project(
         assert after[line]["voice"] == "es+m3"  # one voice for the merged speaker
 
 
+@pytest.mark.slow
 def test_overlapping_lines_of_two_speakers_are_both_kept(dialogue_dub, tmp_path: Path, cli) -> None:
     video, manifest, data = _copy_of(dialogue_dub, tmp_path)
     segments = data["transcript"]["segments"]
