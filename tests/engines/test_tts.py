@@ -31,6 +31,25 @@ def test_espeak_rejects_unknown_voice() -> None:
         EspeakEngine().voice_for("es", "klingon")
 
 
+def test_espeak_writes_through_stdout_to_a_long_path_and_checks_what_it_got(
+    tmp_path: Path,
+) -> None:
+    """espeak-ng never gets a path (it cut long ones at 199 bytes and wrote there): its WAV
+    comes on stdout, its sizes fixed; a failed run is a stage error naming it."""
+    from octavia_cli.errors import StageError
+
+    folder = tmp_path / ("d" * 150) / ("e" * 100)
+    folder.mkdir(parents=True)
+    clip = folder / "0001.wav"
+    result = EspeakEngine().synthesize("Hola a todos.", "es", "es", clip)
+    info = soundfile.info(str(clip))
+    assert info.frames > 1000 and abs(info.duration - result.duration_s) < 1e-6
+    assert sorted(p.name for p in folder.iterdir()) == ["0001.wav"]
+    with pytest.raises(StageError, match="espeak-ng failed on voice zz-nope"):
+        EspeakEngine().synthesize("Hola.", "es", "zz-nope", tmp_path / "x.wav")
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_piper_bundled_voice_speaks_english(tmp_path: Path) -> None:
     engine = PiperEngine()
     assert engine.languages() == {"en"}

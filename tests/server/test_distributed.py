@@ -184,6 +184,14 @@ def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
     assert code == 1 and "--remote" in err
     code, _, err = cli("dub", str(talk), "--to", "fr", "--remote", "--parallel")
     assert code != 0 and "A --parallel dub needs the spoken language" in err
+    # A pair no engine has is refused by the dub's own checks before the file is even
+    # extracted, so before any chunk is queued.
+    jobs = cluster.data_dir / "jobs"
+    extracted = sorted(jobs.glob("*/talk.octavia/audio"))
+    code, _, err = cli("dub", str(talk), "--to", "ja", "--from", "en", "--remote", "--parallel")
+    assert code != 0 and "Apertium has no English→Japanese" in " ".join(err.split())
+    assert sorted(jobs.glob("*/talk.octavia/audio")) == extracted
+    assert sorted(jobs.glob("*/talk.octavia/chunks/*.json")) == sorted(chunks + spoken)
 
 
 def _dub_taken_by_a_worker(client: httpx.Client, talk: Path) -> tuple[str, str]:
