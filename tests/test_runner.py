@@ -66,6 +66,9 @@ class _GpuEngine:
 
 
 def test_a_kept_engine_is_parked_off_the_gpu_between_its_stages(monkeypatch) -> None:
+    """Released by its stage, a kept engine on a GPU goes to CPU memory (not closed); the
+    checks of the next job get it without moving it back (the engine does that itself
+    when it next works), so the card never holds a parked stage's models early."""
     import octavia_cli.pipeline.runner as runner_module
 
     monkeypatch.setattr(runner_module, "resolve_device", lambda setting: setting)
@@ -74,8 +77,8 @@ def test_a_kept_engine_is_parked_off_the_gpu_between_its_stages(monkeypatch) -> 
         engine = runner._get("asr", settings, _GpuEngine)
         runner.release(engine)  # its stage is over: into CPU memory, not closed
         assert engine.moves == ["cpu"] and not engine.closed
-        assert runner._get("asr", settings, _GpuEngine) is engine  # the next job: back
-        assert engine.moves == ["cpu", "cuda"]
+        assert runner._get("asr", settings, _GpuEngine) is engine  # the next job's checks
+        assert engine.moves == ["cpu"]
     assert engine.closed
 
 
@@ -110,3 +113,16 @@ def test_whisper_parks_its_weights_in_host_memory_and_still_recognises(tmp_path:
         assert engine._model.model.model_is_loaded
         heard = engine.recognize(sixteen.astype(np.float32), "en", lambda s: None)
     assert "morning" in " ".join(w.text for w in heard.words).lower()
+
+
+def test_a_per_run_setting_keeps_the_engine() -> None:
+    """Settings the stages read per run (a glossary, length control, XTTS's voice) do not
+    rebuild a kept engine; those it is built from do (Piper's voice is its model)."""
+    with Runner(keep=True) as runner:
+        first = runner.translator(load_settings(OFFLINE))
+        again = runner.translator(load_settings(OFFLINE | {"mt.length_control": False}))
+        assert again is first and runner.built["mt"] == 1
+        piper = runner.speech(load_settings(OFFLINE | {"tts.engine": "piper"}), "en")
+        other = runner.speech(load_settings(OFFLINE | {"tts.engine": "piper",
+                                                       "tts.voice": "x.onnx"}), "en")  # fmt: skip
+        assert other is not piper and runner.built["speech"] == 2

@@ -88,6 +88,7 @@ def test_a_misspelt_key_is_one_sentence_naming_it_and_the_file(
     cli, v1_project: tuple[Path, Path], where: str, edit, said: str
 ) -> None:
     source, folder = v1_project
+    Project.open(folder, source).save()  # schema 2, as Octavia writes it now
     manifest = folder / "project.json"
     data = json.loads(manifest.read_text())
     edit(data)
@@ -111,3 +112,35 @@ def test_every_stage_has_a_typed_info() -> None:
     for kind, info in STAGE_INFOS.items():
         assert dataclasses.is_dataclass(info), kind
         assert all(f.type for f in dataclasses.fields(info)), kind
+
+
+def test_an_early_v1_project_is_read_as_v1_was(v1_project: tuple[Path, Path]) -> None:
+    """Version 1 was read leniently: keys it did not know were dropped, and early releases
+    wrote stage infos with fewer keys. Those keys are dropped again, and a stage whose info
+    lacks what version 2 needs runs again instead of the project being refused."""
+    source, folder = v1_project
+    manifest = folder / "project.json"
+    data = json.loads(manifest.read_text())
+    del data["stages"]["fit:es"]["info"]["report"]  # before the timing report existed
+    data["stages"]["synthesize:es"]["info"]["voice"] = "es"  # a retired key
+    del data["stages"]["mix:es"]["info"]["ducking"]
+    data["transcript"]["segments"][0]["old"] = 1
+    data["transcript"]["segments"][0]["clips"]["es"]["retired"] = True
+    data["speakers"][0]["colour"] = "red"
+    manifest.write_text(json.dumps(data))
+    project = Project.open(folder, source)
+    assert set(project.stages) == {"extract", "transcribe", "diarize", "translate:es",
+                                   "synthesize:es", "mux:es"}  # fmt: skip
+    assert project.stages["synthesize:es"].info.voices  # kept, the retired key gone
+    assert project.require_transcript().segments[0].clips["es"].engine == "espeak-ng"
+    assert project.speakers[0].label == "S1"
+
+
+def test_a_result_is_placed_by_its_language() -> None:
+    from octavia_cli.remote.protocol import language_of
+
+    assert language_of({"name": "talk.es.mp4", "language": "es"}, ["es", "fr"]) == "es"
+    # A server from before results carried their language: its name says it.
+    assert language_of({"name": "talk.fr.mp4"}, ["es", "fr"]) == "fr"
+    assert language_of({"name": "talk.mp4"}, ["es"]) == "es"
+    assert language_of({"name": "talk.mp4"}, ["es", "fr"]) is None

@@ -302,3 +302,23 @@ def test_a_worker_running_two_xtts_jobs_builds_the_engine_once(
         assert counted_xtts["built"] == 1 and runner.built["speech"] == 1
         assert counted_xtts["alive"] == 1  # kept for the next job
     assert counted_xtts["alive"] == 0  # the worker's runner closed it when it stopped
+
+
+def test_a_parked_xtts_goes_back_to_its_device_when_it_next_speaks(
+    xtts_settings: Path, tmp_path: Path
+) -> None:
+    """The real model: parked (on a CPU the move is to the same place), then speaking moves
+    it back and clears the mark; parking before it ever loaded is nothing."""
+    from octavia_cli.config import load_settings
+    from octavia_cli.engines.tts.xtts import XttsEngine
+
+    engine = XttsEngine(load_settings({}))
+    engine.to_cpu()
+    assert engine._parked is False  # nothing loaded, nothing parked
+    reference = _speech(tmp_path / "ref.wav", "Hello, this is my voice, speaking clearly.")
+    voice = tmp_path / "voice.pt"
+    torch.save(engine.clone([reference]), voice)
+    engine.to_cpu()
+    assert engine._parked is True
+    engine.synthesize("hola", "es", str(voice), tmp_path / "a.wav")
+    assert engine._parked is False and (tmp_path / "a.wav").stat().st_size > 1000

@@ -354,8 +354,11 @@ def _dub_remote(
 
 
 def _by_language(destinations: dict[str, Path]):
-    """Where a job's result goes: the destination of the language the server says it is."""
-    return lambda result: destinations.get(result.get("language", ""))
+    """Where a job's result goes: the destination of the language the server says it is
+    (a server of before results carried their language: the language in its name)."""
+    from octavia_cli.remote.protocol import language_of
+
+    return lambda result: destinations.get(language_of(result, list(destinations)) or "")
 
 
 def _queue_remote(

@@ -201,6 +201,7 @@ def _subtitles_remote(ctx: typer.Context, request, settings, given: dict) -> Non
     from octavia_cli.pipeline import subtitle_format, subtitle_outputs
     from octavia_cli.remote.client import Client
     from octavia_cli.remote.jobs import run_remote
+    from octavia_cli.remote.protocol import language_of
 
     probe(request.input)
     targets = list(request.targets)  # normalised by subtitles_command
@@ -219,7 +220,7 @@ def _subtitles_remote(ctx: typer.Context, request, settings, given: dict) -> Non
     def destination(result: dict) -> Path | None:
         if len(paths) == 1:
             return next(iter(paths.values()))
-        return paths.get(result.get("language", ""))
+        return paths.get(language_of(result, list(paths)) or "")
 
     client = Client.from_settings(settings)
     try:

@@ -81,10 +81,13 @@ def transcribe_window(
     assert request.source_language is not None
     project = Project.load(default_project_folder(request.source, request.workdir))
     engine = runner.asr(settings)
-    piece = transcribe_stage.recognize_window(
-        engine, transcribe_stage.read_window(project, start_s, end_s), start_s,
-        request.source_language,
-    )  # fmt: skip
+    try:
+        piece = transcribe_stage.recognize_window(
+            engine, transcribe_stage.read_window(project, start_s, end_s), start_s,
+            request.source_language,
+        )  # fmt: skip
+    finally:
+        runner.release(engine)  # parked or closed: the next task may be another stage
     data = {"words": [asdict(w) for w in piece["words"]], "regions": piece["regions"],
             "sound": piece["sound"]}  # fmt: skip
     atomic_write_bytes(project.path(chunk_name(index)), json.dumps(data).encode())
@@ -100,7 +103,7 @@ def assemble(
     project = _project(request)
     language = request.source_language
     with project.locked():
-        engine = runner.asr(settings)
+        engine = runner.asr(settings)  # its name, for the stage record: nothing is loaded
         inputs = transcribe_stage.inputs_hash(project, engine, language,
                                               asr_options_hash(settings))  # fmt: skip
         pieces = []
@@ -145,7 +148,10 @@ def synthesize_lines(
     the project's ``chunks/`` folder (one process writes the project). Returns the file."""
     project = Project.load(default_project_folder(request.source, request.workdir))
     engine = runner.speech(settings, target)
-    made = synthesize(project, target, engine, settings, lambda event: None, only=set(ids))
+    try:
+        made = synthesize(project, target, engine, settings, lambda event: None, only=set(ids))
+    finally:
+        runner.release(engine)
     name = speech_chunk_name(target, index)
     data = {line: clip.to_dict() for line, clip in made.items()}
     atomic_write_bytes(project.path(name), json.dumps(data).encode())

@@ -11,8 +11,9 @@ who runs:
   engines stay built between files and jobs, so a model is loaded once, not once per file.
   On a GPU, an engine whose stage is over is *parked*: moved to CPU memory by
   ``to_cpu()`` where the engine has one (torch and CTranslate2 models), closed otherwise;
-  it comes back to the GPU when its stage next runs. So a card never holds two stages'
-  models, and a worker still skips the load from disk.
+  the engine itself moves back to the GPU when it next does its work (not when a check
+  asks for it: ``prepare`` looks at every engine before the first stage). So a card never
+  holds two stages' models, and a worker still skips the load from disk.
 
 One engine of each kind is alive at a time: asking for a different one (another model,
 another device, another speech engine for the next language) closes the previous one. So a
@@ -47,6 +48,12 @@ logger = logging.getLogger(__name__)
 # The settings section each kind of engine is built from.
 SECTIONS = {"asr": "asr", "mt": "mt", "separation": "separation",
             "diarization": "diarization", "speech": "tts"}  # fmt: skip
+# Settings of those sections that a built engine does not hold (the stages read them per
+# run): a job that changes only these reuses the kept engine. XTTS takes its voice per
+# line; Piper's voice is its model, so for Piper the voice counts.
+PER_RUN = {"mt": {"glossary", "length_control", "candidates"},
+           "speech": {"min_similarity", "max_attempts"}}  # fmt: skip
+PER_RUN_XTTS = {"voice"}
 
 
 class Runner:
@@ -59,7 +66,6 @@ class Runner:
     def __init__(self, *, keep: bool = False) -> None:
         self.keep = keep
         self._engines: dict[str, tuple[str, Any]] = {}
-        self._parked: set[str] = set()
         self.built: Counter[str] = Counter()  # engines built, by kind (tests, metrics)
 
     def __enter__(self) -> Runner:
@@ -117,7 +123,6 @@ class Runner:
         if _on_gpu(engine):
             if hasattr(engine, "to_cpu"):
                 engine.to_cpu()
-                self._parked.add(kind)
                 logger.debug("parked the %s engine in CPU memory", kind)
             else:
                 del self._engines[kind]
@@ -131,20 +136,17 @@ class Runner:
         for _, engine in self._engines.values():
             _close(engine)
         self._engines.clear()
-        self._parked.clear()
 
     def _get(self, kind: str, settings: Settings, make: Callable[[], Any], extra: str = "") -> Any:
-        section = dataclasses.asdict(getattr(settings, SECTIONS[kind]))
+        ignored = PER_RUN.get(kind, set()) | (PER_RUN_XTTS if extra == "xtts" else set())
+        section = {name: value for name, value in
+                   dataclasses.asdict(getattr(settings, SECTIONS[kind])).items()
+                   if name not in ignored}  # fmt: skip
         key = stable_hash(section, settings.general.device, settings.models.cache_dir,
                           settings.offline, extra)  # fmt: skip
         cached = self._engines.get(kind)
         if cached is not None and cached[0] == key:
-            engine = cached[1]
-            if kind in self._parked:
-                self._parked.discard(kind)
-                if hasattr(engine, "to_device"):
-                    engine.to_device()
-            return engine
+            return cached[1]
         if cached is not None:
             del self._engines[kind]
             _close(cached[1])

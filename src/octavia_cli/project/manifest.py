@@ -9,6 +9,7 @@ stopped, and an edit to the manifest re-runs only what depends on the edited dat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -25,9 +26,14 @@ from octavia_cli.files import NAME_MAX, atomic_write_bytes, fingerprint_file, sh
 from octavia_cli.media.ffmpeg import MediaInfo
 from octavia_cli.project.records import (
     STAGE_INFOS,
+    Clip,
+    Fit,
     SchemaError,
+    Segment,
     Speaker,
     Transcript,
+    Translation,
+    Word,
     check_keys,
     stage_info,
 )
@@ -77,18 +83,65 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 (Octavia before 0.x strictness): the fit stage's info held the timing
-    totals at its top level; version 2 nests them under ``totals``."""
+    """Version 1: read leniently (a key the record did not know was dropped), and the fit
+    stage's info held the timing totals at its top level; version 2 nests them under
+    ``totals``. So: keys version 2 does not know are dropped here as version 1 dropped
+    them, and a stage record whose info lacks what version 2 needs (written by an early
+    release) is dropped too: that stage runs again, as it would for a changed input."""
     stages = {}
     for name, record in (data.get("stages") or {}).items():
-        record = dict(record)
-        if name.partition(":")[0] == "fit":
-            info = dict(record.get("info") or {})
+        record = _known(record, StageRecord)
+        info = dict(record.get("info") or {})
+        kind = name.partition(":")[0]
+        if kind == "fit":
             own = {k: info.pop(k) for k in ("refitted", "report", "stretches", "added_s")
                    if k in info}  # fmt: skip
-            record["info"] = own | {"totals": info}
-        stages[name] = record
-    return data | {"schema_version": 2, "stages": stages}
+            info = own | {"totals": info}
+        info_type = STAGE_INFOS.get(kind)
+        if info_type is None:
+            continue
+        info = _known(info, info_type)
+        if any(f.name not in info for f in _required(info_type)):
+            logger.info("project.json (version 1): the %s stage will run again", name)
+            continue
+        stages[name] = record | {"info": info}
+    source = _known(data.get("source") or {}, None, SOURCE_KEYS)
+    if source.get("media"):
+        source["media"] = _known(source["media"], MediaInfo)
+    transcript = data.get("transcript")
+    if transcript:
+        transcript = _known(transcript, Transcript) | {
+            "segments": [_segment_v1(s) for s in transcript.get("segments") or []]
+        }
+    return {k: v for k, v in data.items() if k in TOP_KEYS} | {
+        "schema_version": 2,
+        "source": source,
+        "speakers": [_known(x, Speaker) for x in data.get("speakers") or []],
+        "transcript": transcript,
+        "stages": stages,
+        "outputs": {k: _known(v, OutputRecord) for k, v in (data.get("outputs") or {}).items()},
+    }
+
+
+def _segment_v1(data: dict[str, Any]) -> dict[str, Any]:
+    segment = _known(data, Segment)
+    segment["words"] = [_known(w, Word) for w in segment.get("words") or []]
+    for key, record in (("translations", Translation), ("clips", Clip), ("fits", Fit)):
+        segment[key] = {k: _known(v, record) for k, v in (segment.get(key) or {}).items()}
+    return segment
+
+
+def _known(data: Any, cls: Any, names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``data`` with only the keys the dataclass ``cls`` (or ``names``) knows."""
+    known = names or tuple(f.name for f in dataclasses.fields(cls))
+    return {k: v for k, v in data.items() if k in known} if isinstance(data, dict) else {}
+
+
+def _required(cls: Any) -> list[dataclasses.Field]:
+    return [
+        f for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]  # fmt: skip
 
 
 MIGRATIONS = {1: _from_v1}

@@ -50,6 +50,14 @@ def is_final(event: dict[str, Any]) -> bool:
     return event.get("type") == "state" and event.get("state") in TERMINAL
 
 
-def result_for(results: list[dict[str, Any]], language: str) -> dict[str, Any] | None:
-    """The result that is the dub (or the subtitles) in ``language``."""
-    return next((r for r in results if r.get("language") == language), None)
+def language_of(result: dict[str, Any], languages: list[str]) -> str | None:
+    """The language (one of ``languages``) that ``result`` is in: as the server says, or,
+    from a server of before results carried it, as its name says (``talk.es.mp4``); with
+    one language asked for, that one."""
+    if result.get("language"):
+        return str(result["language"])
+    name = str(result.get("name", ""))
+    found = [lang for lang in languages if f".{lang}." in name]
+    if len(found) == 1:
+        return found[0]
+    return languages[0] if len(languages) == 1 else None

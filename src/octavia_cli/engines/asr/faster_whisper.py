@@ -55,6 +55,8 @@ class FasterWhisperEngine:
         check_whisper_language(location, self.model_spec, language)
 
     def _load(self) -> Any:
+        if self._model is not None:
+            self.to_device()  # back from CPU memory, if it was parked there
         if self._model is None:
             from faster_whisper import WhisperModel
 
@@ -105,7 +107,8 @@ class FasterWhisperEngine:
         return resolve_device(self.device_setting)
 
     def to_cpu(self) -> None:
-        """Park the weights in CPU memory (a kept engine between stages, on a GPU)."""
+        """Park the weights in CPU memory (a kept engine between stages, on a GPU); they
+        go back to the device when it next listens."""
         ctranslate2_to_cpu(getattr(self._model, "model", None))
 
     def to_device(self) -> None:

@@ -70,6 +70,7 @@ class WhisperXEngine:
         self.offline = settings.offline
         self._pipeline: Any = None
         self._aligner: AlignModel | None = None
+        self._parked = False  # the models are in CPU memory until it next listens
 
     @property
     def device(self) -> str:
@@ -93,6 +94,7 @@ class WhisperXEngine:
     def _load_pipeline(self) -> Any:
         """The whisperx pipeline: loaded once, for any language (given per call)."""
         if self._pipeline is not None:
+            self.to_device()  # back from CPU memory, if it was parked there
             return self._pipeline
         import whisperx
 
@@ -155,6 +157,7 @@ class WhisperXEngine:
         return Recognition(language, 1.0, words)
 
     def _load_aligner(self, language: str) -> AlignModel:
+        self.to_device()
         if self._aligner is None or self._aligner.language != language:
             self._aligner = None
             logger.info("loading the alignment model for '%s' on %s", language, self.device)
@@ -165,15 +168,20 @@ class WhisperXEngine:
 
     def to_cpu(self) -> None:
         """Park the recogniser's weights and the alignment model in CPU memory (a kept
-        engine between stages, on a GPU)."""
+        engine between stages, on a GPU); they go back to the device when it next
+        listens."""
         whisper = getattr(self._pipeline, "model", None)
         ctranslate2_to_cpu(getattr(whisper, "model", None))
         torch_to(getattr(self._aligner, "model", None), "cpu")
+        self._parked = True
 
     def to_device(self) -> None:
+        if not self._parked:
+            return
         whisper = getattr(self._pipeline, "model", None)
         ctranslate2_back(getattr(whisper, "model", None))
         torch_to(getattr(self._aligner, "model", None), self.device)
+        self._parked = False
 
     def close(self) -> None:
         self._pipeline = None

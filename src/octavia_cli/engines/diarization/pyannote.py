@@ -61,6 +61,7 @@ class PyannoteDiarizer:
         self.accept_terms = accept_terms
         self.cache_dir = cache_dir
         self._pipeline = pipeline  # given: a pipeline built in memory (tests, or a caller's own)
+        self._parked = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PyannoteDiarizer:
@@ -91,6 +92,8 @@ class PyannoteDiarizer:
     # -- the pipeline ------------------------------------------------------------------
 
     def pipeline(self) -> Any:
+        if self._parked:
+            self.to_device()
         if self._pipeline is None:
             self._pipeline = self._load()
         return self._pipeline
@@ -121,11 +124,16 @@ class PyannoteDiarizer:
         return pipeline
 
     def to_cpu(self) -> None:
-        """Park the pipeline in CPU memory (a kept engine between stages, on a GPU)."""
-        torch_to(self._pipeline, "cpu")
+        """Park the pipeline in CPU memory (a kept engine between stages, on a GPU); it goes
+        back to its device when it next diarizes."""
+        if self._pipeline is not None:
+            torch_to(self._pipeline, "cpu")
+            self._parked = True
 
     def to_device(self) -> None:
-        torch_to(self._pipeline, self.device)
+        if self._parked:
+            torch_to(self._pipeline, self.device)
+            self._parked = False
 
     def close(self) -> None:
         if self._pipeline is not None:

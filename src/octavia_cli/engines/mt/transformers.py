@@ -40,6 +40,7 @@ class TransformersEngine:
     def __init__(self, settings: Settings) -> None:
         self.model_setting = settings.mt.model
         self.device_setting = settings.general.device
+        self._parked = False  # the models are in CPU memory until it next translates
         self.batch_size = settings.mt.batch_size
         self.beams = settings.mt.beams
         self.offline = settings.offline
@@ -104,6 +105,8 @@ class TransformersEngine:
     # -- translating ---------------------------------------------------------------------
 
     def _load(self, model: MtModel) -> tuple[Any, Any, str]:
+        if self._parked:
+            self.to_device()
         if model.hub_id in self._loaded:
             return self._loaded[model.hub_id]
         import torch
@@ -187,13 +190,17 @@ class TransformersEngine:
         return resolve_device(self.device_setting)
 
     def to_cpu(self) -> None:
-        """Park the loaded models in CPU memory (a kept engine between stages, on a GPU)."""
-        for _, network, _ in self._loaded.values():
+        """Park the loaded models in CPU memory (a kept engine between stages, on a GPU);
+        they go back to the device when it next translates."""
+        for network, _, _ in self._loaded.values():
             torch_to(network, "cpu")
+        self._parked = bool(self._loaded)
 
     def to_device(self) -> None:
-        for _, network, device in self._loaded.values():
-            torch_to(network, device)
+        if self._parked:
+            for network, _, _ in self._loaded.values():
+                torch_to(network, self.device)
+            self._parked = False
 
     def close(self) -> None:
         self._loaded.clear()

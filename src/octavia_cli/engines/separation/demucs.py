@@ -69,6 +69,7 @@ class DemucsSeparator:
         self.shifts = shifts
         self.overlap = overlap
         self._model = model  # given: a model built in memory (tests, or a caller's own)
+        self._parked = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DemucsSeparator:
@@ -87,6 +88,8 @@ class DemucsSeparator:
     # -- the model ---------------------------------------------------------------------
 
     def model(self) -> Any:
+        if self._parked:
+            self.to_device()
         if self._model is None:
             self._model = self._load()
         return self._model
@@ -115,11 +118,16 @@ class DemucsSeparator:
         return model
 
     def to_cpu(self) -> None:
-        """Park the model in CPU memory (a kept engine between stages, on a GPU)."""
-        torch_to(self._model, "cpu")
+        """Park the model in CPU memory (a kept engine between stages, on a GPU); it goes
+        back to its device when it next separates."""
+        if self._model is not None:
+            torch_to(self._model, "cpu")
+            self._parked = True
 
     def to_device(self) -> None:
-        torch_to(self._model, self.device)
+        if self._parked:
+            torch_to(self._model, self.device)
+            self._parked = False
 
     def close(self) -> None:
         if self._model is not None:

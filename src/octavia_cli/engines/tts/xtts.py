@@ -91,6 +91,7 @@ class XttsEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.model_spec = settings.tts.model or HUB_ID
+        self._parked = False  # the model is in CPU memory until it next speaks
         self.accepted = settings.tts.accept_license
         self.device_setting = settings.general.device
         self.offline = settings.offline
@@ -144,6 +145,8 @@ class XttsEngine:
             ) from None
 
     def _load(self) -> Any:
+        if self._parked:
+            self.to_device()
         if self._model is None:
             self.check()
             from TTS.tts.configs.xtts_config import XttsConfig
@@ -225,11 +228,16 @@ class XttsEngine:
         return resolve_device(self.device_setting)
 
     def to_cpu(self) -> None:
-        """Park the model in CPU memory (a kept engine between stages, on a GPU)."""
-        torch_to(self._model, "cpu")
+        """Park the model in CPU memory (a kept engine between stages, on a GPU); it goes
+        back to its device when it next speaks."""
+        if self._model is not None:
+            torch_to(self._model, "cpu")
+            self._parked = True
 
     def to_device(self) -> None:
-        torch_to(self._model, self.device)
+        if self._parked:
+            torch_to(self._model, self.device)
+            self._parked = False
 
     def close(self) -> None:
         self._model = None
