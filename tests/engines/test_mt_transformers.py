@@ -104,6 +104,18 @@ def test_marian_translates_in_batches_with_n_best(tiny_marian: Path) -> None:
     engine.close()
 
 
+def test_a_parked_translator_translates_the_same(tiny_marian: Path) -> None:
+    """Parked in CPU memory between stages (a kept engine on a GPU; on a CPU the move is to
+    the same place), the models come back when it next translates, with the same result."""
+    engine = _engine(tiny_marian)
+    before = engine.translate(ENGLISH, "en", "es")
+    engine.to_cpu()
+    assert engine._parked is True
+    assert engine.translate(ENGLISH, "en", "es") == before
+    assert engine._parked is False
+    engine.close()
+
+
 def test_length_control_keeps_the_best_candidate_that_fits(tiny_marian: Path) -> None:
     engine = _engine(tiny_marian)
     rate, max_speed = 10.0, 1.3
