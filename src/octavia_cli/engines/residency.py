@@ -26,6 +26,30 @@ def torch_to(module: Any, device: str) -> None:
         release_memory()
 
 
+class TorchParking:
+    """``to_cpu`` and ``to_device`` for an engine whose loaded model is one torch module
+    (or a pyannote pipeline): parked in CPU memory, it goes back to its device when the
+    engine next works (its loader calls ``to_device``)."""
+
+    _parked = False
+
+    def _resident(self) -> tuple[Any, str]:
+        """The loaded model (None before it loads) and the device it runs on."""
+        raise NotImplementedError
+
+    def to_cpu(self) -> None:
+        model, _ = self._resident()
+        if model is not None:
+            torch_to(model, "cpu")
+            self._parked = True
+
+    def to_device(self) -> None:
+        if self._parked:
+            model, device = self._resident()
+            torch_to(model, device)
+            self._parked = False
+
+
 def ctranslate2_to_cpu(model: Any) -> None:
     """Unload a CTranslate2 model's weights to host memory (nothing if it is None)."""
     if model is not None and model.model_is_loaded:

@@ -156,9 +156,7 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
             publish(protocol.end_event(FAILED, error=str(exc)))
         return None
 
-    def hook(event: Any) -> None:
-        publish(protocol.progress_event(event.to_dict()))
-
+    hook = _progress_hook(publish)
     try:
         results = run_job(job, _Uploads(upload), storage.job_folder(job.id), hook,  # type: ignore[arg-type]
                           _worker_device(), worker_runner())  # fmt: skip
@@ -178,6 +176,15 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
 
 
 # -- --parallel: a dub's transcription in chunks over the workers ------------------------
+
+
+def _progress_hook(publish: Any) -> Any:
+    """A stage progress hook that publishes each event for serve to record and stream."""
+
+    def hook(event: Any) -> None:
+        publish(protocol.progress_event(event.to_dict()))
+
+    return hook
 
 
 def _publisher(task: Any, job_id: str) -> Any:
@@ -229,9 +236,7 @@ def _start_parallel(
 
     _, _, settings, request, _, _ = _dub_context(payload)
 
-    def hook(event: Any) -> None:
-        publish(protocol.progress_event(event.to_dict()))
-
+    hook = _progress_hook(publish)
     spans = parallel.transcribe_windows(request, settings, worker_runner(), hook, chunk_seconds())
     publish(protocol.progress_event({
         "stage": "transcribe", "status": "started", "completed": 0.0,
@@ -270,9 +275,7 @@ def _finish_task(task: Any, done: list[int], payload: dict[str, Any]) -> None:
     job, _, settings, request, _, _ = _dub_context(payload)
     publish = _publisher(task, job.id)
 
-    def hook(event: Any) -> None:
-        publish(protocol.progress_event(event.to_dict()))
-
+    hook = _progress_hook(publish)
     try:
         transcript = parallel.assemble(request, settings, worker_runner(), done)
         publish(protocol.progress_event({
@@ -323,9 +326,7 @@ def _final_task(task: Any, names: list[str], payload: dict[str, Any]) -> None:
     job, _, _, request, uploads, folder = _dub_context(payload)
     publish = _publisher(task, job.id)
 
-    def hook(event: Any) -> None:
-        publish(protocol.progress_event(event.to_dict()))
-
+    hook = _progress_hook(publish)
     try:
         parallel.gather_lines(request, names)
         results = run_job(job, uploads, folder, hook, _worker_device(), worker_runner())

@@ -22,7 +22,7 @@ from typing import Any
 from octavia_cli.config import Settings
 from octavia_cli.devices import release_memory, resolve_device
 from octavia_cli.engines.diarization.base import SpeakerCount, Turn
-from octavia_cli.engines.residency import torch_to
+from octavia_cli.engines.residency import TorchParking
 from octavia_cli.errors import ConfigError, MissingDependencyError, MissingModelError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _import() -> Any:
     return torch
 
 
-class PyannoteDiarizer:
+class PyannoteDiarizer(TorchParking):
     name = "pyannote"
 
     def __init__(
@@ -61,7 +61,6 @@ class PyannoteDiarizer:
         self.accept_terms = accept_terms
         self.cache_dir = cache_dir
         self._pipeline = pipeline  # given: a pipeline built in memory (tests, or a caller's own)
-        self._parked = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PyannoteDiarizer:
@@ -92,8 +91,7 @@ class PyannoteDiarizer:
     # -- the pipeline ------------------------------------------------------------------
 
     def pipeline(self) -> Any:
-        if self._parked:
-            self.to_device()
+        self.to_device()  # back from CPU memory, if it was parked there
         if self._pipeline is None:
             self._pipeline = self._load()
         return self._pipeline
@@ -123,17 +121,8 @@ class PyannoteDiarizer:
             pipeline.to(torch.device(self.device))
         return pipeline
 
-    def to_cpu(self) -> None:
-        """Park the pipeline in CPU memory (a kept engine between stages, on a GPU); it goes
-        back to its device when it next diarizes."""
-        if self._pipeline is not None:
-            torch_to(self._pipeline, "cpu")
-            self._parked = True
-
-    def to_device(self) -> None:
-        if self._parked:
-            torch_to(self._pipeline, self.device)
-            self._parked = False
+    def _resident(self) -> tuple[Any, str]:
+        return self._pipeline, self.device
 
     def close(self) -> None:
         if self._pipeline is not None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from octavia_cli.config import Settings
 from octavia_cli.devices import release_memory, resolve_device
-from octavia_cli.engines.residency import torch_to
+from octavia_cli.engines.residency import TorchParking
 from octavia_cli.errors import MissingDependencyError, MissingModelError, StageError
 from octavia_cli.media.audio import dialogue_channels
 
@@ -50,7 +50,7 @@ def _import_demucs() -> tuple[Any, Any]:
     return torch, apply_model
 
 
-class DemucsSeparator:
+class DemucsSeparator(TorchParking):
     name = "demucs"
 
     def __init__(
@@ -69,7 +69,6 @@ class DemucsSeparator:
         self.shifts = shifts
         self.overlap = overlap
         self._model = model  # given: a model built in memory (tests, or a caller's own)
-        self._parked = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DemucsSeparator:
@@ -88,8 +87,7 @@ class DemucsSeparator:
     # -- the model ---------------------------------------------------------------------
 
     def model(self) -> Any:
-        if self._parked:
-            self.to_device()
+        self.to_device()  # back from CPU memory, if it was parked there
         if self._model is None:
             self._model = self._load()
         return self._model
@@ -117,17 +115,8 @@ class DemucsSeparator:
             model.to(torch.device(self.device))
         return model
 
-    def to_cpu(self) -> None:
-        """Park the model in CPU memory (a kept engine between stages, on a GPU); it goes
-        back to its device when it next separates."""
-        if self._model is not None:
-            torch_to(self._model, "cpu")
-            self._parked = True
-
-    def to_device(self) -> None:
-        if self._parked:
-            torch_to(self._model, self.device)
-            self._parked = False
+    def _resident(self) -> tuple[Any, str]:
+        return self._model, self.device
 
     def close(self) -> None:
         if self._model is not None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from octavia_cli.config import Settings
 from octavia_cli.devices import release_memory, resolve_device
-from octavia_cli.engines.residency import torch_to
+from octavia_cli.engines.residency import TorchParking
 from octavia_cli.engines.tts.base import SynthesisResult
 from octavia_cli.errors import ConfigError, InputError, MissingDependencyError, MissingModelError
 from octavia_cli.models import voices
@@ -86,12 +86,11 @@ def join_pieces(pieces: list[np.ndarray], sample_rate_hz: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-class XttsEngine:
+class XttsEngine(TorchParking):
     name = "xtts"
 
     def __init__(self, settings: Settings) -> None:
         self.model_spec = settings.tts.model or HUB_ID
-        self._parked = False  # the model is in CPU memory until it next speaks
         self.accepted = settings.tts.accept_license
         self.device_setting = settings.general.device
         self.offline = settings.offline
@@ -145,8 +144,7 @@ class XttsEngine:
             ) from None
 
     def _load(self) -> Any:
-        if self._parked:
-            self.to_device()
+        self.to_device()  # back from CPU memory, if it was parked there
         if self._model is None:
             self.check()
             from TTS.tts.configs.xtts_config import XttsConfig
@@ -227,17 +225,8 @@ class XttsEngine:
     def device(self) -> str:
         return resolve_device(self.device_setting)
 
-    def to_cpu(self) -> None:
-        """Park the model in CPU memory (a kept engine between stages, on a GPU); it goes
-        back to its device when it next speaks."""
-        if self._model is not None:
-            torch_to(self._model, "cpu")
-            self._parked = True
-
-    def to_device(self) -> None:
-        if self._parked:
-            torch_to(self._model, self.device)
-            self._parked = False
+    def _resident(self) -> tuple[Any, str]:
+        return self._model, self.device
 
     def close(self) -> None:
         self._model = None
