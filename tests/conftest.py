@@ -275,3 +275,16 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
         return code, captured.out, captured.err
 
     return invoke
+
+
+@pytest.fixture
+def fake_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Every runner built in this test gets the cheap engines of ``tests/fakes.py`` (for
+    tests of the plumbing around the engines, not of the engines). Returns them, so a test
+    can set the script, the speakers, or look at what they were asked."""
+    from octavia_cli.pipeline import runner
+    from fakes import FakeEngines
+
+    engines = FakeEngines()
+    monkeypatch.setattr(runner, "FACTORIES", engines.factories())
+    yield engines

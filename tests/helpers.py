@@ -47,3 +47,7 @@ def frame(path: Path, at_s: float) -> np.ndarray:
     raw = _ffmpeg("-ss", str(at_s), "-i", str(path), "-frames:v", "1",
                   "-f", "rawvideo", "-pix_fmt", "gray", "-")  # fmt: skip
     return np.frombuffer(raw, dtype=np.uint8).reshape(video["height"], video["width"])
+
+
+# The console program with the cheap engines of fakes.py (see fake_octavia.py).
+FAKE_OCTAVIA = [__import__("sys").executable, str(Path(__file__).with_name("fake_octavia.py"))]

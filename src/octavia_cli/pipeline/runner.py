@@ -23,6 +23,7 @@ dub never holds two speech engines, and a worker running two XTTS jobs builds XT
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -56,6 +57,24 @@ PER_RUN = {"mt": {"glossary", "length_control", "candidates"},
 PER_RUN_XTTS = {"voice"}
 
 
+@dataclass(frozen=True)
+class EngineFactories:
+    """How each kind of engine is built from the settings: the engine packages' factories.
+    A runner is given another set where a caller wants other engines for the same
+    Protocols (the tests of the plumbing use cheap fakes: ``tests/fakes.py``)."""
+
+    asr: Callable[[Settings], AsrEngine] = get_asr_engine
+    translator: Callable[[Settings], TranslationEngine] = get_translation_engine
+    separator: Callable[[Settings], SeparationEngine | None] = get_separation_engine
+    diarizer: Callable[[Settings], DiarizationEngine | None] = get_diarization_engine
+    speech: Callable[[Settings, str], SpeechEngine] = get_speech_engine
+    speech_name: Callable[[Settings, str], str] = speech_engine_name
+
+
+# What a runner builds unless it is given other factories.
+FACTORIES = EngineFactories()
+
+
 class Runner:
     """Builds engines, keeps them for as long as its owner wants them, and frees them.
 
@@ -63,8 +82,9 @@ class Runner:
     engine it holds.
     """
 
-    def __init__(self, *, keep: bool = False) -> None:
+    def __init__(self, *, keep: bool = False, factories: EngineFactories | None = None) -> None:
         self.keep = keep
+        self.factories = factories or FACTORIES
         self._engines: dict[str, tuple[str, Any]] = {}
         self.built: Counter[str] = Counter()  # engines built, by kind (tests, metrics)
 
@@ -78,32 +98,32 @@ class Runner:
 
     def asr(self, settings: Settings) -> AsrEngine:
 
-        return self._get("asr", settings, lambda: get_asr_engine(settings))
+        return self._get("asr", settings, lambda: self.factories.asr(settings))
 
     def translator(self, settings: Settings) -> TranslationEngine:
 
-        return self._get("mt", settings, lambda: get_translation_engine(settings))
+        return self._get("mt", settings, lambda: self.factories.translator(settings))
 
     def separator(self, settings: Settings) -> SeparationEngine | None:
         """demucs, or None with separation off."""
 
         if settings.separation.engine == "none":
             return None
-        return self._get("separation", settings, lambda: get_separation_engine(settings))
+        return self._get("separation", settings, lambda: self.factories.separator(settings))
 
     def diarizer(self, settings: Settings) -> DiarizationEngine | None:
         """The diarizer, or None when it is off or one speaker was asked for."""
 
         if settings.diarization.engine == "none" or settings.diarization.speakers == 1:
             return None
-        return self._get("diarization", settings, lambda: get_diarization_engine(settings))
+        return self._get("diarization", settings, lambda: self.factories.diarizer(settings))
 
     def speech(self, settings: Settings, language: str) -> SpeechEngine:
         """The engine that speaks ``language``: one for every language it speaks (XTTS), or
         the one the settings pick for this language (Piper where it has a voice)."""
 
-        name = speech_engine_name(settings, language)
-        return self._get("speech", settings, lambda: get_speech_engine(settings, language),
+        name = self.factories.speech_name(settings, language)
+        return self._get("speech", settings, lambda: self.factories.speech(settings, language),
                          extra=name)  # fmt: skip
 
     # -- lifetimes -----------------------------------------------------------------------

@@ -1,0 +1,19 @@
+"""The ``octavia`` console program with the fake engines of ``fakes.py``, for the tests of the
+plumbing that run the program in a subprocess (killing it, a server, a full disk):
+``[sys.executable, FAKE_OCTAVIA, "dub", ...]``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fakes import FakeEngines  # noqa: E402
+
+from octavia_cli.cli import main  # noqa: E402
+from octavia_cli.pipeline import runner  # noqa: E402
+
+if __name__ == "__main__":
+    runner.FACTORIES = FakeEngines().factories()
+    main()
