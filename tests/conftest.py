@@ -282,8 +282,8 @@ def fake_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Every runner built in this test gets the cheap engines of ``tests/fakes.py`` (for
     tests of the plumbing around the engines, not of the engines). Returns them, so a test
     can set the script, the speakers, or look at what they were asked."""
-    from octavia_cli.pipeline import runner
     from fakes import FakeEngines
+    from octavia_cli.pipeline import runner
 
     engines = FakeEngines()
     monkeypatch.setattr(runner, "FACTORIES", engines.factories())

@@ -9,10 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes import FakeEngines  # noqa: E402
-
-from octavia_cli.cli import main  # noqa: E402
-from octavia_cli.pipeline import runner  # noqa: E402
+from fakes import FakeEngines
+from octavia_cli.cli import main
+from octavia_cli.pipeline import runner
 
 if __name__ == "__main__":
     runner.FACTORIES = FakeEngines().factories()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import FAKE_OCTAVIA
+
 
 def assert_clean_failure(code: int, err: str, expected_code: int, *needles: str) -> None:
     assert code == expected_code, err
@@ -107,7 +109,7 @@ def test_offline_models_not_installed(cli, talk: Path, monkeypatch) -> None:
     )
 
 
-def test_output_exists_without_force(cli, talk: Path) -> None:
+def test_output_exists_without_force(cli, talk: Path, fake_engines) -> None:
     target = talk.with_name("talk.es.mp4")
     target.write_bytes(b"mine")
     code, _, err = cli("dub", str(talk), "--to", "es")
@@ -130,7 +132,7 @@ def _undo_read_only(folder: Path) -> None:
     folder.chmod(0o755)
 
 
-def test_read_only_output_folder(cli, talk: Path, tmp_path: Path) -> None:
+def test_read_only_output_folder(cli, talk: Path, tmp_path: Path, fake_engines) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     if not _make_read_only(locked):
@@ -143,8 +145,9 @@ def test_read_only_output_folder(cli, talk: Path, tmp_path: Path) -> None:
         _undo_read_only(locked)
 
 
-@pytest.mark.slow
-def test_read_only_input_folder_suggests_workdir(cli, talk: Path, tmp_path: Path) -> None:
+def test_read_only_input_folder_suggests_workdir(
+    cli, talk: Path, tmp_path: Path, fake_engines
+) -> None:
     folder = talk.parent
     if not _make_read_only(folder):
         pytest.skip("cannot make a folder read-only here")
@@ -251,11 +254,10 @@ def test_full_disk_says_so_and_the_rerun_resumes(talk: Path, tmp_path: Path, siz
     sentence saying the disk is full (exit 4, no traceback); with room made, the same
     command finishes, keeping the stages that had finished."""
     import shlex
-    import sys
 
     small = tmp_path / "small"
     small.mkdir()
-    dub = shlex.join([sys.executable, "-m", "octavia_cli", "--quiet", "dub", str(talk), "--to",
+    dub = shlex.join([*FAKE_OCTAVIA, "--quiet", "dub", str(talk), "--to",
                       "es", "--from", "en", "--workdir", str(small), "-o",
                       str(small / "talk.es.mp4")])  # fmt: skip
     manifest = shlex.quote(str(small / "talk.octavia" / "project.json"))
@@ -283,8 +285,7 @@ def test_full_disk_says_so_and_the_rerun_resumes(talk: Path, tmp_path: Path, siz
         assert {"extract", "transcribe", "synthesize:es"} <= set(finished)
 
 
-@pytest.mark.slow
-def test_language_codes_are_normalised_where_they_enter(cli, talk: Path) -> None:
+def test_language_codes_are_normalised_where_they_enter(cli, talk: Path, fake_engines) -> None:
     """``--to ES --to es-MX`` is one target, ``es``, in the plan and in the run alike (it
     crashed with KeyError: 'es' after the whole dub)."""
     code, out, err = cli("dub", str(talk), "--to", "ES", "--to", "es-MX", "--from", "EN",
@@ -299,8 +300,7 @@ def test_language_codes_are_normalised_where_they_enter(cli, talk: Path) -> None
     assert "regional variants are not supported yet; using es (Spanish)" in " ".join(err.split())
 
 
-@pytest.mark.slow
-def test_long_names_and_folders(cli, tmp_path: Path, sample_video: Path) -> None:
+def test_long_names_and_folders(cli, tmp_path: Path, sample_video: Path, fake_engines) -> None:
     """A 240-character file name in a 200-character folder dubs (espeak-ng once cut long
     paths at 199 bytes and wrote a stray file there); an output name over the file system's
     limit is refused before any work, with the limit."""
@@ -341,8 +341,9 @@ def test_temporaries_of_a_long_name_fit_the_name_limit(tmp_path: Path) -> None:
         writing.__exit__(None, None, None)
 
 
-@pytest.mark.slow
-def test_a_name_starting_with_a_dash(cli, tmp_path: Path, sample_video: Path, monkeypatch) -> None:
+def test_a_name_starting_with_a_dash(
+    cli, tmp_path: Path, sample_video: Path, monkeypatch, fake_engines
+) -> None:
     """``./-talk.mp4`` (and plain ``-- -talk.mp4``) is a file, never an ffmpeg option."""
     shutil.copy(sample_video, tmp_path / "-talk.mp4")
     monkeypatch.chdir(tmp_path)
@@ -366,9 +367,8 @@ def _stream_seconds(path: Path) -> dict[str, float]:
     return lengths
 
 
-@pytest.mark.slow
 def test_a_truncated_video_is_said_and_dubbed_as_far_as_it_decodes(
-    cli, tmp_path: Path, sample_video: Path
+    cli, tmp_path: Path, sample_video: Path, fake_engines
 ) -> None:
     """An MP4 with its index at the front and half its data gone probes as 10 s but
     decodes about 5: a warning, and a dub of what decodes with streams of one length."""
@@ -415,10 +415,7 @@ def _in_read_only_mount(folder: Path, command: list[str]) -> subprocess.Complete
 def test_an_unwritable_input_folder_names_workdir_and_output_the_first_time(
     talk: Path, tmp_path: Path
 ) -> None:
-    import sys
-
-    dub = [sys.executable, "-m", "octavia_cli", "--quiet", "dub", str(talk), "--to", "es",
-           "--from", "en"]  # fmt: skip
+    dub = [*FAKE_OCTAVIA, "--quiet", "dub", str(talk), "--to", "es", "--from", "en"]
     first = _in_read_only_mount(talk.parent, dub)
     assert first.returncode == 1, first.stderr
     flat = " ".join(first.stderr.split())

@@ -7,15 +7,14 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from octavia_cli.pipeline import expand_inputs
 
 LINES = ((0.3, "Hello and welcome."), (2.5, "This is the show."))
 
 
-@pytest.mark.slow
-def test_a_folder_with_a_corrupt_file_in_the_middle(cli, media_factory, tmp_path: Path) -> None:
+def test_a_folder_with_a_corrupt_file_in_the_middle(
+    cli, media_factory, tmp_path: Path, fake_engines
+) -> None:
     folder = tmp_path / "episodes"
     folder.mkdir()
     first = media_factory("ep1.mp3", lines=LINES, duration_s=5.0, video=False)
@@ -45,8 +44,9 @@ def test_a_folder_with_a_corrupt_file_in_the_middle(cli, media_factory, tmp_path
     assert failure["source"] == str(folder / "ep2.mp3") and failure["exit_code"] == 1
 
 
-@pytest.mark.slow
-def test_several_files_and_output_patterns(cli, media_factory, tmp_path: Path) -> None:
+def test_several_files_and_output_patterns(
+    cli, media_factory, tmp_path: Path, fake_engines
+) -> None:
     a = media_factory("a.wav", lines=LINES, duration_s=5.0, video=False)
     b = media_factory("b.wav", lines=LINES, duration_s=5.0, video=False)
     code, _, err = cli("dub", str(a), str(b), "--to", "es", "-o", str(tmp_path / "x.wav"))

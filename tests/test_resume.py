@@ -1,5 +1,7 @@
 """Killing `octavia dub` at any point and running it again finishes the job without redoing
-finished work. These run the real console program in a subprocess and SIGKILL it."""
+finished work. These run the console program in a subprocess and SIGKILL it; its engines
+are the cheap fakes of ``fakes.py`` (what is tested is what the pipeline writes, not what
+the engines say)."""
 
 from __future__ import annotations
 
@@ -7,17 +9,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import stream_md5
+from helpers import FAKE_OCTAVIA, stream_md5
 
 
 def _command(talk: Path) -> list[str]:
-    return [sys.executable, "-m", "octavia_cli", "--quiet", "dub", str(talk), "--to", "es"]
+    return [*FAKE_OCTAVIA, "--quiet", "dub", str(talk), "--to", "es"]
 
 
 def _stages(manifest: Path) -> dict:
@@ -108,7 +109,9 @@ def test_a_second_run_on_the_same_project_is_refused_while_one_runs(talk: Path) 
 
 
 @pytest.mark.slow
-def test_killed_between_writing_the_output_and_recording_the_stage(cli, talk: Path) -> None:
+def test_killed_between_writing_the_output_and_recording_the_stage(
+    cli, talk: Path, fake_engines
+) -> None:
     """The output is claimed in the manifest before it is renamed into place, so a run
     killed right after the rename re-runs without --force."""
     assert cli("dub", str(talk), "--to", "es")[0] == 0
@@ -126,7 +129,7 @@ def test_ctrl_c_says_how_to_resume(talk: Path) -> None:
     """Ctrl-C (SIGINT) mid-dub: exit 130 with one sentence saying how to resume, no
     traceback; the next run keeps the stages that had finished."""
     manifest = talk.parent / "talk.octavia" / "project.json"
-    command = [sys.executable, "-m", "octavia_cli", "dub", str(talk), "--to", "es"]
+    command = [*FAKE_OCTAVIA, "dub", str(talk), "--to", "es"]
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

@@ -31,8 +31,7 @@ def test_transcribe_prints_lines_and_json(cli, talk: Path, tmp_path: Path) -> No
     assert code == 1 and "already exists" in err
 
 
-@pytest.mark.slow
-def test_transcribe_then_dub_transcribes_once(cli, talk: Path) -> None:
+def test_transcribe_then_dub_transcribes_once(cli, talk: Path, fake_engines) -> None:
     assert cli("transcribe", str(talk), "--language", "en")[0] == 0
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en")
     assert code == 0, err
