@@ -8,7 +8,8 @@ get, so every stage still runs on real files:
 - the recogniser finds the speech with the product's own VAD and puts the next sentence of
   its script on each stretch of speech, the words spread over it;
 - the diarizer gives the stretches of speech to ``speakers`` speakers in turn;
-- the translator tags each text with its target language (and offers a shorter candidate);
+- the translator tags each text with its target language, passing its words through
+  (and offers a candidate a word shorter);
 - the speech engine writes a tone whose length follows the text, one burst per word (its
   pitch set by the voice and the word);
 - the separator writes the source as the voices and a quiet copy as the background.
@@ -117,6 +118,7 @@ class FakeDiarizer:
 @dataclass
 class FakeTranslator:
     name: str = "fake-mt"
+    keeps_unknown_words: bool = True  # every word is unknown to it: glossary terms pass
     pairs: frozenset[str] = frozenset(
         f"{a}-{b}" for a in LANGUAGES for b in LANGUAGES if a != b
     )  # fmt: skip
@@ -142,7 +144,7 @@ class FakeTranslator:
 
     def candidates(self, texts: list[str], source: str, target: str, count: int) -> list[list[str]]:
         best = self.translate(texts, source, target)
-        shorter = [" ".join(t.split()[:-1]) if len(t.split()) > 2 else t for t in best]
+        shorter = [" ".join(t.split()[:2] + t.split()[3:]) for t in best]  # a word less
         return [[b, s][:count] if s != b else [b] for b, s in zip(best, shorter, strict=True)]
 
     def close(self) -> None:

@@ -1,17 +1,16 @@
 """`octavia serve --broker` with real Celery workers over a real Redis (Debian's
 redis-server, started here on a free port): jobs spread over two `octavia worker`
 processes, progress reaches the SSE stream, a killed worker's job is finished by the other,
-and a job past its attempts ends failed with its reason."""
+and a job past its attempts ends failed with its reason. The server and the workers run the
+cheap engines of ``fakes.py``: what is tested is how jobs travel, not the engines."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,8 @@ pytest.importorskip("celery")
 pytest.importorskip("redis")
 import httpx
 from test_serve import Server, _free_port, _wait, server_env  # noqa: F401 (a fixture)
+
+from helpers import FAKE_OCTAVIA
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ class Cluster:
 
     def add_worker(self) -> subprocess.Popen:
         process = subprocess.Popen(
-            [sys.executable, "-m", "octavia_cli", "worker", "--broker", self.broker,
+            [*FAKE_OCTAVIA, "worker", "--broker", self.broker,
              "--data-dir", str(self.data_dir)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -127,7 +128,7 @@ def _taken_by(client: httpx.Client, job_id: str) -> str:
 
 @pytest.mark.slow
 def test_jobs_spread_over_two_workers_with_progress_over_sse(
-    cluster: Cluster, cli, talk: Path
+    cluster: Cluster, cli, talk: Path, fake_engines
 ) -> None:
     cluster.start(workers=2)
     with cluster.server.http() as client:
@@ -155,7 +156,7 @@ def test_jobs_spread_over_two_workers_with_progress_over_sse(
 
 @pytest.mark.slow
 def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
-    cluster: Cluster, cli, talk: Path, tmp_path: Path
+    cluster: Cluster, cli, talk: Path, tmp_path: Path, fake_engines
 ) -> None:
     cluster.start(workers=2)
     Path(os.environ["OCTAVIA_CONFIG"]).write_text(f'[remote]\nurl = "{cluster.server.url}"\n')
@@ -176,8 +177,7 @@ def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
     alone = json.loads((single_dir / "talk.octavia" / "report" / "timing.es.json").read_text())
     assert len(parallel["lines"]) == len(alone["lines"])
     for a, b in zip(parallel["lines"], alone["lines"], strict=True):
-        # The same words (Whisper may punctuate a short chunk's end differently).
-        assert re.sub(r"\W", "", a["source"].lower()) == re.sub(r"\W", "", b["source"].lower())
+        # (Not the same words: the fake recogniser starts its script again in each chunk.)
         for key in ("slot_start_s", "slot_end_s", "start_s", "end_s"):
             assert abs(a[key] - b[key]) <= 0.1, (key, a, b)  # no drift at the joins
     code, _, err = cli("dub", str(talk), "--to", "es", "--parallel")
@@ -189,7 +189,7 @@ def test_a_parallel_dub_times_its_lines_as_a_single_dub_does(
     jobs = cluster.data_dir / "jobs"
     extracted = sorted(jobs.glob("*/talk.octavia/audio"))
     code, _, err = cli("dub", str(talk), "--to", "ja", "--from", "en", "--remote", "--parallel")
-    assert code != 0 and "Apertium has no English→Japanese" in " ".join(err.split())
+    assert code != 0 and "The fake translator cannot translate en to ja" in err
     assert sorted(jobs.glob("*/talk.octavia/audio")) == extracted
     assert sorted(jobs.glob("*/talk.octavia/chunks/*.json")) == sorted(chunks + spoken)
 

@@ -1,5 +1,11 @@
-"""A real `octavia serve` (uvicorn on 127.0.0.1, a free port) driven by the real CLI client
-and by plain HTTP: remote dubs, restarts, credits, keys, concurrency and bad requests."""
+"""`octavia serve`: remote dubs, restarts, credits, keys, concurrency and bad requests.
+
+Where the test is about the program (starting, refusing to start, being killed and
+restarted, the CLI client against a real port, concurrent connections) it runs the real
+``octavia serve`` (uvicorn on 127.0.0.1, a free port) in a subprocess; where it is about the
+API's answers, the same app runs in this process through FastAPI's TestClient
+(:class:`InProcessServer`). Either way the jobs run on the cheap engines of ``fakes.py``:
+what is tested is the server, not the engines."""
 
 from __future__ import annotations
 
@@ -9,8 +15,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +26,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 import httpx
 
-from helpers import stream_md5, streams
+from helpers import FAKE_OCTAVIA, stream_md5, streams
 
 
 def _free_port() -> int:
@@ -38,13 +44,13 @@ class Server:
 
     def octavia(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "octavia_cli", *args], env=self.env, capture_output=True,
+            [*FAKE_OCTAVIA, *args], env=self.env, capture_output=True,
             text=True, check=False,
         )  # fmt: skip
 
     def start(self) -> Server:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "octavia_cli", "serve", "--port", str(self.port),
+            [*FAKE_OCTAVIA, "serve", "--port", str(self.port),
              "--data-dir", str(self.data_dir), *self.extra],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -77,6 +83,58 @@ class Server:
     def http(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=60)
+
+
+class InProcessServer:
+    """The server's app in this process, through FastAPI's TestClient: no port, no
+    subprocess, its workers threads of this process (so they run the engines the test chose:
+    use it with the ``fake_engines`` fixture). Requests carry the Host of a server on
+    127.0.0.1:8000, which the app's Host check expects."""
+
+    def __init__(self, data_dir: Path, **options: object) -> None:
+        from fastapi.testclient import TestClient
+
+        from octavia_cli.server.app import ServerOptions, create_app
+        from octavia_cli.server.store import Store
+
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.url = "http://127.0.0.1:8000"
+        self.app = create_app(ServerOptions(data_dir=data_dir, port=8000, **options))
+        self.store = Store(data_dir / "octavia.db")
+        self._lifespan = TestClient(self.app, base_url=self.url)
+
+    def __enter__(self) -> InProcessServer:
+        self._lifespan.__enter__()  # starts the worker pool and the cleaner
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lifespan.__exit__(*exc)
+
+    def key(self, name: str, credits: float) -> tuple[str, str]:
+        key, key_id = self.store.create_key(name, credits)
+        return key_id, key
+
+    def http(self, key: str | None = None):  # -> TestClient (an httpx.Client)
+        from fastapi.testclient import TestClient
+
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return TestClient(self.app, base_url=f"{self.url}/api/v1", headers=headers,
+                          raise_server_exceptions=False)  # fmt: skip
+
+
+@pytest.fixture
+def api(tmp_path: Path, fake_engines) -> Iterator[InProcessServer]:
+    """The API in this process, with keys (as ``server``'s upload limit of 2 MB)."""
+    with InProcessServer(tmp_path / "data", max_upload_bytes=2 * 2**20) as instance:
+        yield instance
+
+
+@pytest.fixture
+def open_api(tmp_path: Path, fake_engines) -> Iterator[InProcessServer]:
+    """The API in this process, open without keys (``serve --no-auth``)."""
+    with InProcessServer(tmp_path / "data", no_auth=True) as instance:
+        yield instance
 
 
 @pytest.fixture
@@ -115,7 +173,9 @@ def _wait(client: httpx.Client, job_id: str, timeout_s: float = 120) -> dict:
 
 
 @pytest.mark.slow
-def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: Path) -> None:
+def test_remote_dub_is_the_local_dub(
+    cli, server: Server, talk: Path, tmp_path: Path, fake_engines
+) -> None:
     _, key = server.key("alice", credits=5)
     server.start()
     code, _, err = cli("login", "--url", server.url, "--api-key", key)
@@ -173,7 +233,9 @@ def test_remote_dub_is_the_local_dub(cli, server: Server, talk: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_path: Path) -> None:
+def test_remote_dub_takes_the_mix_options(
+    cli, server: Server, talk: Path, tmp_path: Path, fake_engines
+) -> None:
     """--replace-audio, --loudness, --ducking and a glossary reach the server's job; options
     that name things on this machine (a device, a work folder) are refused, not dropped."""
     from helpers import decode
@@ -215,7 +277,7 @@ def test_remote_dub_takes_the_mix_options(cli, server: Server, talk: Path, tmp_p
 
 @pytest.mark.slow
 def test_a_remote_batch_goes_on_past_a_broken_file(
-    cli, server: Server, talk: Path, tmp_path: Path
+    cli, server: Server, talk: Path, tmp_path: Path, fake_engines
 ) -> None:
     """dub a.mp4 broken.mp4 c.mp4 --remote: all queued first, the broken one listed at the
     end with a non-zero exit; run again, the dubbed ones are skipped, not re-bought."""
@@ -258,7 +320,7 @@ def test_interrupting_a_remote_batch_cancels_its_jobs(
     files = [str(shutil.copy(talk, tmp_path / name)) for name in ("a.mp4", "b.mp4")]
     client = server.http(key)
     dub = subprocess.Popen(
-        [sys.executable, "-m", "octavia_cli", "dub", *files, "--to", "es", "--from", "en",
+        [*FAKE_OCTAVIA, "dub", *files, "--to", "es", "--from", "en",
          "--remote"], env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -360,9 +422,9 @@ def test_recovery_takes_up_only_jobs_whose_runner_is_gone(tmp_path: Path) -> Non
     assert "runner" not in store.job(ours.id).public()
 
 
-def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Path) -> None:
+def test_credits_keys_and_bad_requests(cli, api: InProcessServer, talk: Path) -> None:
+    server = api
     key_id, key = server.key("bob", credits=0.1)  # 6 s of media: less than the 10 s clip
-    server.start()
     client = server.http(key)
     upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
     assert upload.status_code == 201
@@ -370,8 +432,7 @@ def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Pat
     refused = client.post("/jobs", json={"kind": "dub", "upload_id": upload_id,
                                          "options": {"to": ["es"]}})  # fmt: skip
     assert refused.status_code == 402 and "short by 0.07 min" in refused.json()["detail"]
-    assert server.octavia("serve", "keys", "credit", key_id, "1",
-                          "--data-dir", str(server.data_dir)).returncode == 0  # fmt: skip
+    assert cli("serve", "keys", "credit", key_id, "1", "--data-dir", str(server.data_dir))[0] == 0
     ok = client.post("/jobs", json={"kind": "transcribe", "upload_id": upload_id,
                                     "options": {"from": "en"}})  # fmt: skip
     assert ok.status_code == 201, ok.text
@@ -403,19 +464,16 @@ def test_credits_keys_and_bad_requests(server: Server, talk: Path, tmp_path: Pat
         assert "Traceback" not in response.text
         if text:
             assert text in json.dumps(body)
-    assert server.octavia("serve", "keys", "revoke", key_id,
-                          "--data-dir", str(server.data_dir)).returncode == 0  # fmt: skip
+    assert cli("serve", "keys", "revoke", key_id, "--data-dir", str(server.data_dir))[0] == 0
     revoked = client.get("/account")
     assert revoked.status_code == 401 and revoked.json()["error"] == "revoked API key"
 
 
-@pytest.mark.slow
-def test_languages_are_normalised_where_a_job_enters(server: Server, talk: Path) -> None:
+def test_languages_are_normalised_where_a_job_enters(api: InProcessServer, talk: Path) -> None:
     """ "ES" and "es-MX" are "es": one translation, one charge, outputs named .es.; an
     unknown code is refused with the reason before anything is queued."""
-    _, key = server.key("gus", credits=5)
-    server.start()
-    client = server.http(key)
+    _, key = api.key("gus", credits=5)
+    client = api.http(key)
     quote = client.post("/estimate", json={"kind": "dub", "duration_s": 60,
                                            "options": {"to": ["es", "ES", "es-MX"]}})  # fmt: skip
     assert quote.status_code == 200 and quote.json()["cost_minutes"] == 1.0  # one target
@@ -447,10 +505,9 @@ def test_languages_are_normalised_where_a_job_enters(server: Server, talk: Path)
                                                                             abs=1e-3)  # fmt: skip
 
 
-def test_an_estimate_of_a_negative_duration_is_refused(server: Server) -> None:
-    _, key = server.key("hal", credits=1)
-    server.start()
-    response = server.http(key).post("/estimate", json={"kind": "dub", "duration_s": -600,
+def test_an_estimate_of_a_negative_duration_is_refused(api: InProcessServer) -> None:
+    _, key = api.key("hal", credits=1)
+    response = api.http(key).post("/estimate", json={"kind": "dub", "duration_s": -600,
                                                         "options": {"to": ["es"]}})  # fmt: skip
     assert response.status_code == 422, response.text
     assert response.json() == {
@@ -459,12 +516,11 @@ def test_an_estimate_of_a_negative_duration_is_refused(server: Server) -> None:
     }
 
 
-def test_voices_are_named_never_given_as_paths(server: Server, talk: Path) -> None:
+def test_voices_are_named_never_given_as_paths(api: InProcessServer, talk: Path) -> None:
     """A voice option that is a path is refused (422) before any job runs, with the same
     sentence whether the file exists or not: the option tells nothing about the disk."""
-    _, key = server.key("ivy", credits=5)
-    server.start()
-    client = server.http(key)
+    _, key = api.key("ivy", credits=5)
+    client = api.http(key)
     upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
     upload_id = upload.json()["id"]
     rule = "is not a voice name: a voice of the server's library is named with letters"
@@ -531,8 +587,10 @@ def test_voices_are_named_never_given_as_paths(server: Server, talk: Path) -> No
     client.post(f"/jobs/{named.json()['id']}/cancel")
 
 
-def test_job_errors_name_files_relative_to_the_data_dir(server: Server, talk: Path) -> None:
-    server.open().start()
+def test_job_errors_name_files_relative_to_the_data_dir(
+    open_api: InProcessServer, talk: Path
+) -> None:
+    server = open_api
     client = server.http()
     upload = client.put("/uploads", params={"filename": "talk.mp4"}, content=talk.read_bytes())
     assert upload.status_code == 201
@@ -564,11 +622,13 @@ def test_absolute_paths_are_cut_from_messages(tmp_path: Path) -> None:
     )
 
 
-def test_upload_names_are_checked_whole_and_stored_short(server: Server, talk: Path) -> None:
+def test_upload_names_are_checked_whole_and_stored_short(
+    open_api: InProcessServer, talk: Path
+) -> None:
     """A name with a final newline is refused (400); a 105-character Japanese name (over
     300 bytes, more than a file name takes) is accepted, stored as input.mp4, and its
     results are named from its stem, cut to fit."""
-    server.open().start()
+    server = open_api
     client = server.http()
     for name in ("jfk.flac\n", "jfk.flac\r\n", "a\nb.mp4", "sub/talk.mp4"):
         refused = client.put("/uploads", params={"filename": name}, content=talk.read_bytes())
@@ -597,13 +657,9 @@ def test_upload_names_are_checked_whole_and_stored_short(server: Server, talk: P
     assert download.status_code == 200 and len(download.json()["segments"]) == 4
 
 
-def test_a_keys_uploads_are_held_to_a_quota(
-    tmp_path: Path, server_env: dict[str, str], talk: Path
-) -> None:
-    server = Server(tmp_path / "data", server_env, "--upload-quota-mb", "1")  # talk: 0.6 MB
-    first, second = server.key("jo", credits=1)[1], server.key("kim", credits=1)[1]
-    server.start()
-    try:
+def test_a_keys_uploads_are_held_to_a_quota(tmp_path: Path, talk: Path, fake_engines) -> None:
+    with InProcessServer(tmp_path / "data", upload_quota_bytes=2**20) as server:  # talk: 0.6 MB
+        first, second = server.key("jo", credits=1)[1], server.key("kim", credits=1)[1]
         data = talk.read_bytes()
         assert server.http(first).put("/uploads", params={"filename": "a.mp4"},
                                       content=data).status_code == 201  # fmt: skip
@@ -625,11 +681,9 @@ def test_a_keys_uploads_are_held_to_a_quota(
         other = server.http(second).put("/uploads", params={"filename": "a.mp4"}, content=data)
         assert other.status_code == 201  # the quota is each key's own
         assert len(list((server.data_dir / "uploads").iterdir())) == 2  # nothing left over
-        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+        metrics = server.http().get(f"{server.url}/metrics").text
         [kept] = [line for line in metrics.splitlines() if line.startswith("octavia_uploads_b")]
         assert float(kept.split()[1]) == 2 * len(data)
-    finally:
-        server.kill(signal.SIGTERM)
 
 
 def test_expired_uploads_and_finished_jobs_are_deleted(tmp_path: Path) -> None:
@@ -838,7 +892,7 @@ def test_an_open_server_answers_only_requests_addressed_to_it(server: Server) ->
 
 @pytest.mark.slow
 def test_remote_subtitles_cancel_and_reattach(
-    cli, server: Server, talk: Path, tmp_path: Path
+    cli, server: Server, talk: Path, tmp_path: Path, fake_engines
 ) -> None:
     server.open().start()
     assert cli("login", "--url", server.url, "--api-key", "ignored-by-an-open-server")[0] == 1
@@ -850,7 +904,7 @@ def test_remote_subtitles_cancel_and_reattach(
                          "--max-cps", "15")  # fmt: skip
     assert code == 0, err
     remote_srt = talk.with_name("talk.es.srt")
-    assert out.strip() == str(remote_srt) and "biblioteca" in remote_srt.read_text()
+    assert out.strip() == str(remote_srt) and "[es] Welcome" in remote_srt.read_text()
 
     # A queued job is cancelled at once; a cancelled or failed job costs nothing.
     client = server.http(server_key)
@@ -912,9 +966,8 @@ def test_remote_subtitles_cancel_and_reattach(
     assert "remote.api_key" not in Path(os.environ["OCTAVIA_CONFIG"]).read_text()
 
 
-def test_a_full_queue_answers_503(tmp_path: Path, server_env: dict[str, str], talk: Path) -> None:
-    server = Server(tmp_path / "data", server_env, "--max-queued", "1").open().start()
-    try:
+def test_a_full_queue_answers_503(tmp_path: Path, talk: Path, fake_engines) -> None:
+    with InProcessServer(tmp_path / "data", max_queued=1, no_auth=True) as server:
         client = server.http()
         upload = client.put("/uploads", params={"filename": "talk.mp4"},
                             content=talk.read_bytes()).json()  # fmt: skip
@@ -924,8 +977,6 @@ def test_a_full_queue_answers_503(tmp_path: Path, server_env: dict[str, str], ta
         assert full and full[0].headers["Retry-After"] == "30"
         assert full[0].json()["error"] == "queue full"
         assert client.get("/openapi.json").json()["info"]["title"] == "Octavia"
-    finally:
-        server.kill(signal.SIGTERM)
 
 
 def test_each_worker_gets_its_own_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

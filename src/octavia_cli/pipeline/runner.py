@@ -23,11 +23,11 @@ dub never holds two speech engines, and a worker running two XTTS jobs builds XT
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from octavia_cli.config import Settings

@@ -63,7 +63,14 @@ def celery_app(broker: str, *, visibility_timeout_s: int | None = None) -> Any:
         task_acks_late=True,  # a job is done when it is done, not when it was handed out
         task_reject_on_worker_lost=True,  # a dead worker's job goes back to the queue
         worker_prefetch_multiplier=1,  # one job at a time per worker
-        broker_transport_options={"visibility_timeout": timeout},
+        # A dead worker's unacknowledged job is put back by a sweep of the unacked index;
+        # kombu sweeps every 10 s x 10 by default, which would keep a job lost for 100 s
+        # past its visibility timeout: sweep every tenth of it (at most every 10 s) instead.
+        broker_transport_options={
+            "visibility_timeout": timeout,
+            "unacked_restore_interval": max(1, min(10, timeout // 10)),
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"visibility_timeout": timeout},
         task_default_queue=DEFAULT_QUEUE,
         worker_hijack_root_logger=False,
