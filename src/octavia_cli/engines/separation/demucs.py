@@ -31,6 +31,7 @@ from octavia_cli.devices import release_memory, resolve_device
 from octavia_cli.engines.residency import TorchParking
 from octavia_cli.errors import MissingDependencyError, MissingModelError, StageError
 from octavia_cli.media.audio import dialogue_channels
+from octavia_cli.models.catalog import DEMUCS_MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,11 @@ class DemucsSeparator(TorchParking):
                 from demucs.states import load_model
 
                 model = load_model(path)
+            elif self.model_name in DEMUCS_MODELS:
+                # From the hub only: demucs falls back to its legacy download site when
+                # the hub fails, which without a network hangs for a connection timeout
+                # before failing (and bypasses --offline).
+                model = get_model(f"hf://{self.model_name}")
             else:
                 model = get_model(self.model_name)
         except Exception as exc:  # demucs raises bare exceptions for a missing download
