@@ -13,6 +13,8 @@ included; the stage assigns words with them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from collections.abc import Callable
@@ -101,9 +103,12 @@ class PyannoteDiarizer(TorchParking):
         from pyannote.audio import Pipeline
 
         try:
-            pipeline = Pipeline.from_pretrained(
-                self.model, token=self.token or None, cache_dir=self.cache_dir
-            )
+            # pyannote prints its own advice on a failed download to stdout, which belongs
+            # to the user's pipe (--json): the error below says it instead.
+            with contextlib.redirect_stdout(io.StringIO()):
+                pipeline = Pipeline.from_pretrained(
+                    self.model, token=self.token or None, cache_dir=self.cache_dir
+                )
         except Exception as exc:
             raise MissingModelError(
                 f"The pyannote pipeline {self.model} is not on this machine and could not be "
