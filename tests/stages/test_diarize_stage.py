@@ -57,12 +57,13 @@ def test_references_avoid_overlapping_speech_and_stay_within_twelve_seconds() ->
 
 @pytest.fixture(scope="module")
 def dialogue_dub(tmp_path_factory: pytest.TempPathFactory, isolated_module: None):
-    """A generated 2-minute two-speaker dialogue (video), dubbed once with the offline preset."""
+    """A generated one-minute two-speaker dialogue (video), dubbed once with the offline
+    preset: the whole product, real engines, on two voices."""
     from conftest import make_dialogue
     from octavia_cli.cli import run
 
     folder = tmp_path_factory.mktemp("dialogue")
-    video, reference = make_dialogue(folder / "dialogue.mp4", 120.0)
+    video, reference = make_dialogue(folder / "dialogue.mp4", 60.0)
     code = run(["--quiet", "dub", str(video), "--to", "es", "--from", "en"])
     assert code == 0
     return video, reference
