@@ -8,6 +8,7 @@ session into a shared cache, since that costs a second or two.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +16,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported: set it before any
+# test imports it, so that a test that takes the variable away (to see Octavia tell an
+# unreachable hub from downloads turned off) does not leave the library online for every
+# test after it (each then waited for a connection timeout).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 SAMPLE_LINES = (
     (0.5, "Welcome to the city library."),
@@ -61,7 +68,7 @@ def isolated_module(
 
 def isolate(home: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Path) -> None:
     home.mkdir(exist_ok=True)
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("OCTAVIA_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("OCTAVIA_CONFIG", str(home / "config.toml"))

@@ -1,12 +1,14 @@
 """The whisperx engine: word times from CTC emissions, the engine's real path on CPU with the
-bundled Whisper base and a tiny randomly initialised wav2vec2 CTC model built here, and the
-checks that run before any model loads."""
+bundled Whisper base and a tiny randomly initialised wav2vec2 CTC model built here, the
+checks that run before any model loads, and the alignment models loaded from where their
+real files live (torchaudio's bundles in torch's hub folder, the others in the hub cache)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,10 +17,17 @@ pytest.importorskip("whisperx", reason="the whisperx engine needs octavia-cli[qu
 torch = pytest.importorskip("torch")
 
 from helpers import decode_16k  # noqa: E402
+from hub_layout import no_network, write_folder  # noqa: E402, F401 (a fixture)
 from octavia_cli.config import load_settings  # noqa: E402
 from octavia_cli.engines.asr import get_asr_engine  # noqa: E402
-from octavia_cli.engines.asr.alignment import align_words, check_align_model  # noqa: E402
+from octavia_cli.engines.asr.alignment import (  # noqa: E402
+    align_words,
+    check_align_model,
+    load_align_model,
+)
 from octavia_cli.errors import InputError, MissingModelError  # noqa: E402
+from octavia_cli.models.bundled import hub_cache_dir  # noqa: E402
+from octavia_cli.models.catalog import TORCHAUDIO_ALIGN, find_model, torch_hub_dir  # noqa: E402
 
 DICTIONARY = {"<pad>": 0, "|": 1, "h": 2, "e": 3, "l": 4, "o": 5, "w": 6, "r": 7, "d": 8, "n": 9}
 
@@ -187,3 +196,86 @@ def test_engine_on_cuda_gives_the_memory_back(tiny_align_model: Path, talk: Path
     engine.close()
     assert torch.cuda.memory_allocated() <= before
     assert np.isfinite([w.start_s for w in recognition.words]).all()
+
+
+# A wav2vec2 of a torchaudio bundle's kind, small enough to build in a moment (the bundles fix
+# their architecture in ``_params``; the tests shrink it and keep everything else).
+TINY_WAV2VEC2 = {
+    "extractor_conv_layer_config": [(16, 10, 5)] + [(16, 3, 2)] * 4 + [(16, 2, 2)] * 2,
+    "encoder_embed_dim": 32,
+    "encoder_pos_conv_kernel": 16,
+    "encoder_pos_conv_groups": 2,
+    "encoder_num_layers": 1,
+    "encoder_num_heads": 2,
+    "encoder_ff_interm_features": 37,
+}
+
+
+def _tiny_bundle(language: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Path, dict]:
+    """whisperx's bundle for ``language`` (shrunk), the checkpoint the catalog and
+    ``octavia models pull`` name for it, and weights in the real file's format: a bare state
+    dict whose ``aux`` layer still has the rows torchaudio drops on loading (fairseq's
+    unused symbols)."""
+    import torchaudio
+    from torchaudio.models import wav2vec2_model
+
+    name, filename, _ = TORCHAUDIO_ALIGN[language]
+    bundle = getattr(torchaudio.pipelines, name)
+    assert Path(bundle._path).name == filename  # the catalog names the file torchaudio reads
+    assert find_model(f"align-{language}").filename == filename
+    monkeypatch.setattr(bundle, "_params", {**bundle._params, **TINY_WAV2VEC2})
+    torch.manual_seed(0)
+    removed = len(bundle._remove_aux_axis or ())
+    params = {**bundle._params, "aux_num_out": bundle._params["aux_num_out"] + removed}
+    return bundle, torch_hub_dir() / "checkpoints" / filename, wav2vec2_model(**params).state_dict()
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("language", ["en", "de"])  # de: torchaudio drops a fourth aux row
+def test_torchaudio_bundles_load_from_the_torch_hub_checkpoints(
+    language: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bundle is read from ``<torch hub>/checkpoints``, where ``models pull`` and the
+    catalog put it, offline and online alike; never fetched again, nothing in the hub cache;
+    offline and missing, it is named without any download being tried."""
+    bundle, checkpoint, weights = _tiny_bundle(language, monkeypatch)
+    name = TORCHAUDIO_ALIGN[language][0]
+    with pytest.raises(MissingModelError, match=name):
+        check_align_model("", language, hub_cache_dir(), offline=True)
+    with pytest.raises(MissingModelError, match=f"octavia models pull align-{language}"):
+        load_align_model("", language, "cpu", hub_cache_dir(), offline=True)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(weights, checkpoint)
+    check_align_model("", language, hub_cache_dir(), offline=True)
+    for offline in (True, False):
+        aligner = load_align_model("", language, "cpu", hub_cache_dir(), offline=offline)
+        assert aligner.kind == "torchaudio" and aligner.name == name
+        labels = bundle.get_labels()
+        assert len(aligner.dictionary) == len(labels)
+        emission = aligner.emissions(torch.zeros(1, 16_000))
+        assert emission.shape == (49, len(labels))  # 20 ms frames, one column per label
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == [checkpoint.name]
+    assert not hub_cache_dir().exists() or not any(hub_cache_dir().iterdir())
+
+
+@pytest.mark.usefixtures("no_network")
+def test_a_hub_alignment_model_loads_from_its_hub_layout(
+    tiny_align_model: Path, tmp_path: Path
+) -> None:
+    """whisperx's Dutch model, as its hub repository holds it (``pytorch_model.bin``, the
+    processor's files), from a hub cache with downloads off."""
+    from transformers import Wav2Vec2ForCTC
+
+    folder = tmp_path / "repo"
+    for item in tiny_align_model.iterdir():
+        if item.suffix != ".safetensors":
+            (folder / item.name).parent.mkdir(exist_ok=True)
+            (folder / item.name).write_bytes(item.read_bytes())
+    Wav2Vec2ForCTC.from_pretrained(tiny_align_model).save_pretrained(
+        folder, safe_serialization=False
+    )
+    write_folder(hub_cache_dir(), "jonatasgrosman/wav2vec2-large-xlsr-53-dutch", folder)
+    check_align_model("", "nl", hub_cache_dir(), offline=True)
+    aligner = load_align_model("", "nl", "cpu", hub_cache_dir(), offline=True)
+    assert aligner.kind == "huggingface" and aligner.dictionary["|"] == 4
+    assert aligner.emissions(torch.zeros(1, 16_000)).shape[1] == len(aligner.dictionary)

@@ -94,7 +94,8 @@ class InProcessServer:
     def __init__(self, data_dir: Path, **options: object) -> None:
         from fastapi.testclient import TestClient
 
-        from octavia_cli.server.app import ServerOptions, create_app
+        from octavia_cli.server.app import create_app
+        from octavia_cli.server.options import ServerOptions
         from octavia_cli.server.store import Store
 
         self.data_dir = data_dir

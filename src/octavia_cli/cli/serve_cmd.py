@@ -99,7 +99,8 @@ def serve(
     import uvicorn
 
     from octavia_cli.config import load_settings
-    from octavia_cli.server.app import ServerOptions, create_app, retention_of
+    from octavia_cli.server.app import create_app
+    from octavia_cli.server.options import ServerOptions, retention_of
     from octavia_cli.server.runner import lock_data_dir
 
     settings = load_settings({

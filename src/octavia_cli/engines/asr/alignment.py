@@ -7,6 +7,10 @@ not align without times. We use its trellis and backtracking (``get_trellis``,
 punctuation is not aligned (it is not spoken), digits and symbols match any character
 (whisperx's wildcard column), and every word that still has no time gets one interpolated
 between its neighbours by length. Sentences are the segmentation module's job anyway.
+
+The five torchaudio bundles (en, fr, de, es, it) keep their weights where torch's hub does,
+``<torch hub>/checkpoints/<file>``: the folder ``octavia models pull`` fills and the
+catalog looks in. The Hugging Face models are in the hub cache.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from octavia_cli.errors import InputError, MissingModelError
 from octavia_cli.languages import language_name
+from octavia_cli.models.catalog import torch_hub_dir
 from octavia_cli.project.records import Word
 
 LANGUAGES_WITHOUT_SPACES = frozenset({"ja", "zh", "th", "lo", "my", "km"})
@@ -80,12 +85,7 @@ def check_align_model(spec: str, language: str, cache_dir: Path, offline: bool) 
     if not offline:
         return  # downloaded on first use
     if _is_torchaudio_bundle(name):
-        import torch
-        import torchaudio
-
-        bundle = getattr(torchaudio.pipelines, name)
-        checkpoint = Path(torch.hub.get_dir()) / "checkpoints" / Path(bundle._path).name
-        cached = checkpoint.exists()
+        cached = bundle_checkpoint(name).exists()
     else:
         from huggingface_hub import try_to_load_from_cache
 
@@ -104,6 +104,19 @@ def _is_torchaudio_bundle(name: str) -> bool:
     return name.isupper() and "/" not in name
 
 
+def bundle_checkpoint(name: str) -> Path:
+    """Where torchaudio keeps (or would download) the weights of the bundle ``name``."""
+    import torchaudio
+
+    bundle = getattr(torchaudio.pipelines, name, None)
+    if bundle is None or not hasattr(bundle, "_path"):
+        raise InputError(
+            f"torchaudio has no pipeline called {name}.",
+            "Set asr.align_model to a torchaudio wav2vec2 ASR bundle or a Hugging Face model.",
+        )
+    return torch_hub_dir() / "checkpoints" / Path(bundle._path).name
+
+
 def load_align_model(
     spec: str, language: str, device: str, cache_dir: Path, offline: bool
 ) -> AlignModel:
@@ -111,12 +124,25 @@ def load_align_model(
     import whisperx
 
     name = resolve_align_model(spec, language)
+    model_dir = cache_dir
+    if _is_torchaudio_bundle(name):
+        # torchaudio downloads whatever is missing, offline or not: check first.
+        checkpoint = bundle_checkpoint(name)
+        if offline and not checkpoint.exists():
+            raise MissingModelError(
+                f"The alignment model {name} for {language_name(language)} is not in "
+                f"{checkpoint.parent} and downloads are off (offline).",
+                f"Fetch it where there is network: octavia models pull align-{language}"
+                if not spec
+                else "Run the same command once with network access.",
+            )
+        model_dir = checkpoint.parent
     try:
         model, metadata = whisperx.load_align_model(
             language,
             device,
             model_name=name,
-            model_dir=str(cache_dir),
+            model_dir=str(model_dir),
             model_cache_only=offline,
         )
     except Exception as exc:

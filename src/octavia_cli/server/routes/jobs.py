@@ -1,0 +1,158 @@
+"""Jobs: estimates, creating one (priced and paid for from the key's credits), listing,
+cancelling, results, and each job's progress as Server-Sent Events carrying the events the
+CLI renders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field, ValidationError
+from sse_starlette.sse import EventSourceResponse
+
+from octavia_cli.remote import protocol
+from octavia_cli.remote.protocol import Kind
+from octavia_cli.server.jobs import cost_minutes, parse_options
+from octavia_cli.server.routes.deps import LOCAL, Server, Services, Who, error, key_id, own_job
+from octavia_cli.server.store import QUEUED, RUNNING, TERMINAL, Job
+
+router = APIRouter(prefix="/api/v1")
+
+
+class JobRequest(BaseModel):
+    kind: Kind
+    upload_id: str | None = None
+    options: dict[str, Any] = {}
+
+
+class EstimateRequest(BaseModel):
+    kind: Kind
+    duration_s: float | None = Field(None, ge=0)
+    upload_id: str | None = None
+    options: dict[str, Any] = {}
+
+
+@router.post("/estimate")
+def estimate(body: EstimateRequest, server: Server, who: Who) -> dict[str, Any]:
+    record = _upload_for(server, body.upload_id, who, body.kind) if body.upload_id else None
+    duration = record["duration_s"] if record else (body.duration_s or 0.0)
+    _, cost = _price(body.kind, body.options, duration)
+    balance = None if who == LOCAL else server.store.balance(who)
+    return {"cost_minutes": cost, "balance_minutes": balance,
+            "enough": balance is None or balance >= cost}  # fmt: skip
+
+
+@router.post("/jobs", status_code=201)
+def create_job(body: JobRequest, server: Server, who: Who) -> dict[str, Any]:
+    store = server.store
+    record = _upload_for(server, body.upload_id, who, body.kind)
+    parsed, cost = _price(body.kind, body.options, record["duration_s"] if record else 0.0)
+    if who != LOCAL:
+        committed = sum(j.cost_minutes for j in store.jobs(who) if j.state in (QUEUED, RUNNING))
+        available = store.balance(who) - committed
+        if available < cost:
+            raise error(402, "not enough credits",
+                        f"the job costs {cost:.2f} min; {available:.2f} min are free "
+                        f"(short by {cost - available:.2f} min)")  # fmt: skip
+    upload_id = record["id"] if record else ""
+    try:
+        job = store.add_job(key_id(who), body.kind, parsed.stored(), upload_id, cost,
+                            server.options.max_queued)  # fmt: skip
+    except LookupError:
+        raise error(404, "unknown upload", body.upload_id or "") from None
+    if job is None:
+        raise error(503, "queue full", "Try again later.", {"Retry-After": "30"})
+    server.pool.wake()
+    return job.public()
+
+
+@router.get("/jobs")
+def list_jobs(server: Server, who: Who) -> list[dict[str, Any]]:
+    return [job.public() for job in server.store.jobs(key_id(who))]
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, server: Server, who: Who) -> dict[str, Any]:
+    return own_job(server.store, job_id, who).public()
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(job_id: str, server: Server, who: Who) -> dict[str, Any]:
+    own_job(server.store, job_id, who)
+    if server.store.cancel(job_id) == RUNNING:
+        server.pool.cancel(job_id)
+    job = server.store.job(job_id)
+    assert job is not None
+    return job.public()
+
+
+@router.get("/jobs/{job_id}/results/{name}")
+def result(job_id: str, name: str, server: Server, who: Who) -> FileResponse:
+    job = own_job(server.store, job_id, who)
+    if name not in {r["name"] for r in job.results}:
+        raise error(404, "unknown result", name)
+    path = server.options.data_dir / "jobs" / job_id / "out" / name
+    return FileResponse(path, filename=name)
+
+
+@router.get("/jobs/{job_id}/events")
+async def events(job_id: str, server: Server, who: Who) -> EventSourceResponse:
+    store = server.store
+    own_job(store, job_id, who)
+    queue = server.bus.subscribe(job_id)
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        try:
+            job = store.job(job_id)
+            assert job is not None
+            for stage in job.progress.get("stages", {}).values():
+                yield {"event": "progress", "data": json.dumps(protocol.progress_event(stage))}
+            if job.state in TERMINAL:
+                yield {"event": "state", "data": json.dumps(_final(job))}
+                return
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=2.0)
+                except TimeoutError:  # no event: look at the job (it may have ended)
+                    job = store.job(job_id)
+                    if job is not None and job.state in TERMINAL:
+                        yield {"event": "state", "data": json.dumps(_final(job))}
+                        return
+                    continue
+                yield {"event": event["type"], "data": json.dumps(event)}
+                if event["type"] == "state" and event["state"] in TERMINAL:
+                    return
+        finally:
+            server.bus.unsubscribe(job_id, queue)
+
+    return EventSourceResponse(stream(), ping=10)
+
+
+def _price(kind: str, raw: dict[str, Any], duration_s: float) -> tuple[Any, float]:
+    try:
+        parsed = parse_options(kind, raw)
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise error(422, "invalid options", detail) from None
+    return parsed, cost_minutes(kind, parsed, duration_s)
+
+
+def _upload_for(
+    server: Services, upload_id: str | None, who: str, kind: str
+) -> dict[str, Any] | None:
+    if kind == "synthesize":
+        return None
+    record = server.store.upload(upload_id or "")
+    if record is None or record["key_id"] != key_id(who):
+        raise error(404, "unknown upload", upload_id or "")
+    return record
+
+
+def _final(job: Job) -> dict[str, Any]:
+    return protocol.state_event(job.state, error=job.error, results=job.results)
