@@ -20,6 +20,7 @@ import hashlib
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -105,13 +106,18 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Any TCP/UDP connection (huggingface_hub, torch.hub, urllib, requests: they all end in
-    ``socket.connect``) or name lookup fails at once, and the test fails at its end even if
-    the code caught the error. Unix sockets stay allowed. Yields the attempts made."""
+    ``socket.connect``) or name lookup fails at once, and the test fails at its end if it, or
+    a thread started while it ran, tried one, even if the code caught the error. (Threads
+    older than the test, such as an exporter an earlier test's library started, are refused
+    too but not blamed on it.) Unix sockets stay allowed. Yields the attempts made."""
     attempts: list[str] = []
     connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+    older = set(threading.enumerate()) - {threading.main_thread()}
 
     def refuse(what: str) -> OSError:
-        attempts.append(what)
+        thread = threading.current_thread()
+        if thread not in older:
+            attempts.append(f"{what} from thread {thread.name}")
         return ConnectionRefusedError(f"the tests allow no network access ({what})")
 
     def guarded_connect(self: socket.socket, address: object) -> None:
