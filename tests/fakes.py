@@ -228,6 +228,9 @@ class FakeEngines:
     translator: FakeTranslator = field(default_factory=FakeTranslator)
     speech: FakeSpeech = field(default_factory=FakeSpeech)
     separator: FakeSeparator = field(default_factory=FakeSeparator)
+    # Kinds built by the real factories instead (an engine's own tests: "speech" for XTTS
+    # dubs whose recognising and diarizing are not what is tested).
+    real: set[str] = field(default_factory=set)
 
     def factories(self) -> EngineFactories:
         def diarizer(settings: Settings) -> FakeDiarizer | None:
@@ -237,11 +240,28 @@ class FakeEngines:
         def separator(settings: Settings) -> FakeSeparator | None:
             return None if settings.separation.engine == "none" else self.separator
 
-        return EngineFactories(
+        fakes = EngineFactories(
             asr=lambda settings: self.recognizer,
             translator=lambda settings: self.translator,
             separator=separator,
             diarizer=diarizer,
             speech=lambda settings, language: self.speech,
             speech_name=lambda settings, language: "fake",
+        )
+        real = EngineFactories()
+
+        def pick(kind: str, chosen_by: str | None = None) -> Callable:
+            """The real or the fake factory of ``kind``, as ``real`` says when it is called
+            (a test may change ``real`` after the fixture made the factories)."""
+            return lambda *args: getattr(real if (chosen_by or kind) in self.real else fakes, kind)(
+                *args
+            )
+
+        return EngineFactories(
+            asr=pick("asr"),
+            translator=pick("translator"),
+            separator=pick("separator"),
+            diarizer=pick("diarizer"),
+            speech=pick("speech"),
+            speech_name=pick("speech_name", "speech"),
         )

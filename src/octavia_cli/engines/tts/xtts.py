@@ -9,6 +9,13 @@ normalised by XTTS's own tokenizer (numbers, abbreviations and symbols read out 
 language); text longer than the model's limit for the language is split at sentence, then
 clause boundaries, and the pieces are joined with a short pause and no clicks. ``speed`` is
 XTTS's own rate control, used before any time-stretching.
+
+The weights are read, never written: the hub's ``model.pth`` pickles its ``XttsConfig``
+(with classes under the module path they had in 2023), which coqui-tts 0.28's loader reads
+only after failing once, and then saves the whole 1.87 GB file again in place, inside the
+hub cache's content-addressed blob (an interrupted save leaves a file that never loads; a
+read-only cache fails; two workers race). :func:`read_weights` unpickles it read-only with
+those classes allowed, and the model takes the weights from there.
 """
 
 from __future__ import annotations
@@ -86,6 +93,36 @@ def join_pieces(pieces: list[np.ndarray], sample_rate_hz: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def read_weights(path: Path) -> dict[str, Any]:
+    """The state dict in an XTTS ``model.pth``, read without writing anything: the hub's
+    original (a pickled ``XttsConfig`` beside the weights) or a converted one (a dict)."""
+    import torch
+    from TTS.config.shared_configs import BaseDatasetConfig
+    from TTS.tts.configs.xtts_config import XttsArgs, XttsAudioConfig, XttsConfig
+
+    allowed = [
+        BaseDatasetConfig, XttsConfig, XttsArgs, XttsAudioConfig,
+        # where the original checkpoint's pickle looks for them
+        (XttsArgs, "TTS.tts.models.xtts.XttsArgs"),
+        (XttsAudioConfig, "TTS.tts.models.xtts.XttsAudioConfig"),
+    ]  # fmt: skip
+    with torch.serialization.safe_globals(allowed):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    return checkpoint["model"]
+
+
+def _read_only_model(config: Any) -> Any:
+    """An ``Xtts`` whose checkpoint loading reads :func:`read_weights` (coqui's own loader
+    re-saves the original file; everything else of ``load_checkpoint`` is coqui's)."""
+    from TTS.tts.models.xtts import Xtts
+
+    class ReadOnlyXtts(Xtts):  # type: ignore[misc]
+        def _load_checkpoint(self, model_path: Path) -> dict[str, Any]:
+            return read_weights(Path(model_path))
+
+    return ReadOnlyXtts(config)
+
+
 class XttsEngine(TorchParking):
     name = "xtts"
 
@@ -148,12 +185,11 @@ class XttsEngine(TorchParking):
         if self._model is None:
             self.check()
             from TTS.tts.configs.xtts_config import XttsConfig
-            from TTS.tts.models.xtts import Xtts
 
             folder = self._location()
             config = XttsConfig()
             config.load_json(str(folder / "config.json"))
-            model = Xtts(config)
+            model = _read_only_model(config)
             model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True)
             device = resolve_device(self.device_setting)
             logger.info("loaded XTTS from %s on %s", folder, device)

@@ -1,0 +1,135 @@
+"""XTTS v2 from the hub cache as the hub holds it: a tiny randomly initialised model whose
+``model.pth`` is in the original format (the trainer's pickled ``XttsConfig`` beside the
+weights, its classes under their 2023 module path), in the hub cache's exact layout, loaded
+by the engine with downloads off: it speaks, and the cache is left exactly as it was."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("TTS", reason="the xtts engine needs octavia-cli[quality]")
+torch = pytest.importorskip("torch")
+
+from hub_layout import (  # noqa: E402
+    assert_blobs_intact,
+    no_network,  # noqa: F401 (a fixture)
+    tree_state,
+    write_hub_repo,
+)
+from octavia_cli.models.bundled import hub_cache_dir  # noqa: E402
+
+LEGACY_MODULE = "TTS.tts.models.xtts"  # where XttsArgs and XttsAudioConfig were defined
+
+
+def _save_original_checkpoint(config: object, weights: dict, path: Path) -> None:
+    """``torch.save`` as coqui's trainer wrote the hub's file: the config object itself, its
+    ``XttsArgs`` and ``XttsAudioConfig`` pickled under the module they lived in then."""
+    from TTS.tts.configs.xtts_config import XttsArgs, XttsAudioConfig
+
+    modules = {cls: cls.__module__ for cls in (XttsArgs, XttsAudioConfig)}
+    try:
+        for cls in modules:
+            cls.__module__ = LEGACY_MODULE
+        torch.save({"config": config, "model": weights}, path)
+    finally:
+        for cls, module in modules.items():
+            cls.__module__ = module
+    assert f"{LEGACY_MODULE}\nXttsArgs".encode() in path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def original_xtts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The files of a 2-layer XTTS with a character vocabulary (see test_xtts.py), named as
+    in the hub repository coqui/XTTS-v2 (``dvae.pth``, ``mel_stats.pth`` and the samples,
+    which inference never reads, left out)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+    from TTS.tts.models.xtts import Xtts, XttsArgs, XttsAudioConfig
+
+    folder = tmp_path_factory.mktemp("original-xtts")
+    specials = ["[STOP]", "[UNK]", "[SPACE]", "[START]", "[en]", "[es]", "[fr]", "[de]"]
+    vocab = {token: i for i, token in enumerate(
+        specials + list("abcdefghijklmnopqrstuvwxyzáéíóúñü0123456789.,!?'-"))}  # fmt: skip
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tokenizer.save(str(folder / "vocab.json"))
+    args = XttsArgs(
+        gpt_layers=2, gpt_n_model_channels=64, gpt_n_heads=2, gpt_num_audio_tokens=130,
+        gpt_start_audio_token=128, gpt_stop_audio_token=129, gpt_max_audio_tokens=40,
+        gpt_max_text_tokens=100, gpt_max_prompt_tokens=70, gpt_number_text_tokens=len(vocab),
+        tokenizer_file=str(folder / "vocab.json"), decoder_input_dim=64, d_vector_dim=512,
+        gpt_code_stride_len=1024, input_sample_rate=22050, output_sample_rate=24000,
+        output_hop_length=256,
+    )  # fmt: skip
+    config = XttsConfig(
+        model_args=args,
+        audio=XttsAudioConfig(sample_rate=22050, output_sample_rate=24000),
+        languages=["en", "es", "fr", "de"],
+    )
+    torch.manual_seed(0)
+    model = Xtts(config)
+    model.tokenizer = VoiceBpeTokenizer(vocab_file=str(folder / "vocab.json"))
+    model.init_models()
+    args.tokenizer_file = ""  # as in the hub's config.json: vocab.json sits beside it
+    _save_original_checkpoint(config, model.state_dict(), folder / "model.pth")
+    config.save_json(str(folder / "config.json"))
+    speakers = {"Ana Florence": {"gpt_cond_latent": torch.zeros(1, 32, 64),
+                                 "speaker_embedding": torch.zeros(1, 512, 1)}}  # fmt: skip
+    torch.save(speakers, folder / "speakers_xtts.pth")
+    files = {name: (folder / name).read_bytes() for name in
+             ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth")}  # fmt: skip
+    files["hash.md5"] = b"10f92b55c512af7a8d39d650547a15a7"
+    files["README.md"] = b"---\nlicense: other\nlicense_name: coqui-public-model-license\n---\n"
+    shutil.rmtree(folder)  # nothing may be read from where it was built
+    return files
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_network")
+def test_the_original_checkpoint_loads_from_the_hub_cache_without_writing_to_it(
+    original_xtts: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from octavia_cli.config import load_settings
+    from octavia_cli.engines.tts.xtts import HUB_ID, XttsEngine
+
+    snapshot = write_hub_repo(hub_cache_dir(), HUB_ID, original_xtts)
+    assert (snapshot / "model.pth").is_symlink()
+    before = tree_state(hub_cache_dir())
+    monkeypatch.setenv("OCTAVIA_TTS_ACCEPT_LICENSE", "true")
+    monkeypatch.setenv("OCTAVIA_DEVICE", "cpu")
+    settings = load_settings({})
+    assert settings.offline and settings.tts.model == ""  # the catalog's coqui/XTTS-v2
+    engine = XttsEngine(settings)
+    reference = tmp_path / "reference.wav"
+    subprocess.run(["espeak-ng", "-w", str(reference), "Hello, this is my voice, speaking "
+                    "clearly for the recording."], check=True, capture_output=True)  # fmt: skip
+    voice = tmp_path / "voice.pt"
+    torch.save(engine.clone([reference]), voice)
+    spoken = engine.synthesize("hola a todos", "es", str(voice), tmp_path / "hola.wav")
+    assert spoken.duration_s > 0.1 and spoken.sample_rate_hz == 24_000
+    assert engine._model.speaker_manager.speaker_names == ["Ana Florence"]
+    engine.close()
+    assert_blobs_intact(hub_cache_dir())
+    assert tree_state(hub_cache_dir()) == before  # nothing added, removed or rewritten
+
+
+def test_a_converted_checkpoint_reads_the_same(
+    original_xtts: dict[str, bytes], tmp_path: Path
+) -> None:
+    """What coqui's loader used to leave behind (the config as a dict) reads too."""
+    from octavia_cli.engines.tts.xtts import read_weights
+
+    original = tmp_path / "original.pth"
+    original.write_bytes(original_xtts["model.pth"])
+    weights = read_weights(original)
+    converted = tmp_path / "converted.pth"
+    torch.save({"config": {"model": "xtts"}, "model": weights}, converted)
+    again = read_weights(converted)
+    assert weights.keys() == again.keys()
+    assert all(torch.equal(weights[key], again[key]) for key in weights)
+    assert original.read_bytes() == original_xtts["model.pth"]
