@@ -32,6 +32,7 @@ from octavia_cli.devices import release_memory, resolve_device
 from octavia_cli.engines.residency import TorchParking
 from octavia_cli.engines.tts.base import SynthesisResult
 from octavia_cli.errors import ConfigError, InputError, MissingDependencyError, MissingModelError
+from octavia_cli.languages import language_name
 from octavia_cli.models import voices
 from octavia_cli.models.bundled import hub_cache_dir
 
@@ -47,6 +48,12 @@ CHAR_LIMITS = {"en": 250, "de": 253, "fr": 273, "es": 239, "it": 213, "pt": 203,
                "zh": 82, "ar": 166, "cs": 186, "ru": 182, "nl": 251, "tr": 226, "ja": 71,
                "hu": 224, "ko": 95, "hi": 150}  # fmt: skip
 MODEL_LANGUAGES = {"zh": "zh-cn"}  # ISO 639-1 -> XTTS's code where they differ
+# What XTTS's tokenizer imports to read a language's text (coqui-tts's extra of that name):
+# each group is one need, met by any of its modules (cutlet's MeCab wants a dictionary).
+LANGUAGE_EXTRAS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "zh": (("pypinyin",),),
+    "ja": (("cutlet",), ("fugashi",), ("unidic_lite", "unidic")),
+}
 SENTENCE = re.compile(r"(?<=[.!?。！？])\s+")
 CLAUSE = re.compile(r"(?<=[,;:，；：])\s+")
 
@@ -154,9 +161,24 @@ class XttsEngine(TorchParking):
 
     supports_speed = True
 
+    def check_language(self, language: str) -> None:
+        """Raise if the modules XTTS needs to read ``language`` are not installed (it would
+        fail on the first line, after recognition and translation)."""
+        from importlib.util import find_spec
+
+        missing = [group[0] for group in LANGUAGE_EXTRAS.get(language, ())
+                   if all(find_spec(module) is None for module in group)]  # fmt: skip
+        if missing:
+            raise MissingDependencyError(
+                f"XTTS reads {language_name(language)} with {' and '.join(missing)}, "
+                "which the coqui-tts install here lacks.",
+                f"pip install 'coqui-tts[{language}]==0.28.0' (octavia-cli[quality] has it).",
+            )
+
     def voice_for(self, language: str, requested: str = "") -> str:
         """A stored voice's name; "" when none is given (a dub then clones each speaker
-        from the source)."""
+        from the source). Raises if ``language`` needs a coqui-tts extra not installed."""
+        self.check_language(language)
         if not requested:
             return ""
 
