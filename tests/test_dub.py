@@ -231,6 +231,7 @@ def test_several_languages_need_lang_in_output(
     assert code == 1 and "{lang}" in err
 
 
+@pytest.mark.slow
 def test_input_is_never_modified(dubbed: Dubbed) -> None:
     import hashlib
 

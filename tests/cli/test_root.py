@@ -100,7 +100,7 @@ def test_debug_shows_the_traceback_but_keeps_the_exit_code(cli, monkeypatch) -> 
     assert "Unexpected error: RuntimeError: boom" in err
 
 
-def test_no_progress_output_off_a_terminal(capsys, talk) -> None:
+def test_no_progress_output_off_a_terminal(capsys, talk, fake_engines) -> None:
     from octavia_cli.cli import run
 
     assert run(["transcribe", str(talk), "--language", "en", "--json"]) == 0

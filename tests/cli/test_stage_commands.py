@@ -12,6 +12,7 @@ import soundfile
 from helpers import speech_onsets, streams
 
 
+@pytest.mark.slow
 def test_transcribe_prints_lines_and_json(cli, talk: Path, tmp_path: Path) -> None:
     code, out, err = cli("transcribe", str(talk), "--language", "en")
     assert code == 0, err

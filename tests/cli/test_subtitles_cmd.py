@@ -50,6 +50,7 @@ def _assert_rules(subs: pysubs2.SSAFile, *, max_chars: int = 42, max_lines: int 
         assert after.start - before.end >= 83
 
 
+@pytest.mark.slow
 def test_source_subtitles_keep_every_rule(cli, long_talk: Path, tmp_path: Path) -> None:
     video = _copy(long_talk, tmp_path / "a")
     code, out, err = cli("subtitles", str(video), "--from", "en")

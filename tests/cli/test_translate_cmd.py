@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pysubs2
+import pytest
 
 
 def test_subtitles_keep_their_timing_and_sentences_stay_whole(cli, tmp_path: Path) -> None:
@@ -28,6 +29,7 @@ def test_subtitles_keep_their_timing_and_sentences_stay_whole(cli, tmp_path: Pat
     assert code == 1 and "--from" in err
 
 
+@pytest.mark.slow
 def test_glossary_on_stdin_and_in_a_dub(cli, monkeypatch, talk: Path, tmp_path: Path) -> None:
     glossary = tmp_path / "terms.toml"
     glossary.write_text('[terms]\nlibrary = "mediateca"\n')

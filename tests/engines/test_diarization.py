@@ -50,6 +50,7 @@ def dialogue(
     return _to_16k(path), reference
 
 
+@pytest.mark.slow
 def test_offline_diarizer_finds_two_speakers_with_low_error(dialogue) -> None:
     pytest.importorskip("pyannote.metrics")
     audio, reference = dialogue

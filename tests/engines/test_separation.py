@@ -68,6 +68,7 @@ def test_writes_both_stems_at_the_source_rate_and_layout(
     assert progress == pytest.approx([10.0, 20.0, frames / rate])
 
 
+@pytest.mark.slow
 def test_block_joins_are_cross_faded_without_clicks(tmp_path: Path, tiny_htdemucs) -> None:
     rate = 48_000
     source = _music_and_speech(tmp_path / "mix.wav", rate, 2, 25.0)

@@ -133,6 +133,7 @@ def _settings(align_model: Path | str, **extra: str):
     )
 
 
+@pytest.mark.slow
 def test_engine_recognises_and_aligns_every_word(tiny_align_model: Path, talk: Path) -> None:
     engine = get_asr_engine(_settings(tiny_align_model))
     engine.check("en")
@@ -152,6 +153,7 @@ def test_engine_recognises_and_aligns_every_word(tiny_align_model: Path, talk: P
     assert engine.describe().startswith("whisperx:bundled:whisper-base+align:")
 
 
+@pytest.mark.slow
 def test_transcribe_command_with_whisperx(
     cli, tiny_align_model: Path, talk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

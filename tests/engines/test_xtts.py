@@ -161,6 +161,7 @@ def test_clone_voice_bad_input(
     assert code == 1 and "Coqui Public Model Licence" in err
 
 
+@pytest.mark.slow
 def test_references_of_two_voices_are_warned_about(
     cli, xtts_settings: Path, tmp_path: Path
 ) -> None:
