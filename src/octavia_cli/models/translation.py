@@ -25,6 +25,11 @@ OPUS_MT_PAIRS: frozenset[tuple[str, str]] = frozenset(
 )
 # Revisions we have checked; the rest follow ``main``.
 OPUS_MT_REVISIONS = {("en", "es"): "5bc4493d463cf000c1f0b50f8d56886a392ed4ab"}
+# A multi-target OPUS-MT model (its vocabulary has ``>>id<<`` labels) translates into the
+# language whose label starts the text, and into any of them without one. The label for a
+# language, where it is not the language's own or ISO 639-3 code (the model cards: en-zh
+# wants >>cmn_Hans<< for simplified Mandarin; en-ar >>ara<< for Standard Arabic).
+OPUS_MT_TARGET_LABELS = {"zh": "cmn_Hans", "ar": "ara"}
 
 # The 100 languages of M2M100 (ISO 639-1, as its tokenizer names them).
 M2M100_LANGUAGES = frozenset(
@@ -123,6 +128,24 @@ def choose(setting: str, source: str, target: str) -> MtModel | None:
         return MANY_TO_MANY[DEFAULT_MANY_TO_MANY]
     model = find(setting)
     return model if model is not None and model.supports(source, target) else None
+
+
+def marian_target_label(labels: list[str], target: str) -> str | None:
+    """The label (``>>cmn_Hans<<``) a Marian model with target ``labels`` needs at the start
+    of a text to translate into ``target``: "" when it has no labels (one target), None
+    when it has labels and none is ``target``'s."""
+    if not labels:
+        return ""
+    import langcodes
+
+    try:
+        alpha3 = langcodes.Language.get(target).to_alpha3()
+    except (LookupError, ValueError):
+        alpha3 = ""
+    for code in (OPUS_MT_TARGET_LABELS.get(target), target, alpha3):
+        if code and f">>{code}<<" in labels:
+            return f">>{code}<<"
+    return labels[0] if len(labels) == 1 else None
 
 
 def nllb_code(language: str) -> str | None:

@@ -2,9 +2,11 @@
 have a model, M2M100 or NLLB-200 for the rest (see ``catalog``).
 
 Batched beam search, in float16 on CUDA; ``candidates`` returns the n best beams per text
-(best first) for length control and glossary checks. ``mt.model`` is ``auto``, a catalog
-name (``nllb-600m``), a hub id, or a local folder saved with ``save_pretrained``; the model
-family (marian, m2m_100, nllb) is read from the folder's config and tokenizer.
+(best first) for length control and glossary checks. A multi-target OPUS-MT model (en-zh,
+en-ar) gets its target label (``>>cmn_Hans<<``) at the start of every text. ``mt.model`` is
+``auto``, a catalog name (``nllb-600m``), a hub id, or a local folder saved with
+``save_pretrained``; the model family (marian, m2m_100, nllb) is read from the folder's
+config and tokenizer.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from octavia_cli.models.translation import (
     OPUS_MT_PAIRS,
     MtModel,
     choose,
+    marian_target_label,
     nllb_code,
 )
 
@@ -155,12 +158,24 @@ class TransformersEngine:
         elif family == "nllb":
             tokenizer.src_lang = nllb_code(source)
             generate["forced_bos_token_id"] = tokenizer.convert_tokens_to_ids(nllb_code(target))
+        label = ""
+        if family == "marian":
+            labels = list(getattr(tokenizer, "supported_language_codes", None) or [])
+            found = marian_target_label(labels, target)
+            if found is None:
+                shown = " ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
+                raise InputError(
+                    f"The translation model {model.hub_id} translates into several languages "
+                    f"({shown}) and has no label for {language_name(target)} ({target}).",
+                    "Choose another --model, or --model auto.",
+                )
+            label = found
         beams = max(self.beams, count)
         results: list[list[str]] = []
         for first in range(0, len(texts), self.batch_size):
             batch = texts[first : first + self.batch_size]
             encoded = tokenizer(
-                batch,
+                [f"{label} {text}" for text in batch] if label else batch,
                 return_tensors="pt",
                 padding=True,
                 truncation=True,

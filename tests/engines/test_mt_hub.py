@@ -1,0 +1,152 @@
+"""The transformers translation engine on tiny randomly initialised models laid out as their
+hub repositories hold them (OPUS-MT's 2020 files: ``pytorch_model.bin`` and no safetensors,
+two sentencepiece models, a 40-byte ``tokenizer_config.json``), loaded through the engine
+from a hub cache with downloads off and every connection refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("sentencepiece")
+torch = pytest.importorskip("torch")
+
+from hub_layout import no_network, write_folder  # noqa: E402, F401 (a fixture)
+from octavia_cli.config import load_settings  # noqa: E402
+from octavia_cli.engines.mt import get_translation_engine  # noqa: E402
+from octavia_cli.errors import InputError  # noqa: E402
+from octavia_cli.models.bundled import hub_cache_dir  # noqa: E402
+from octavia_cli.models.translation import marian_target_label  # noqa: E402
+
+ENGLISH = [
+    "Welcome to the city library.",
+    "Today we talk about old books.",
+    "The new room opens next week.",
+    "Thank you for watching.",
+]
+CHINESE = ["欢迎来到城市图书馆。", "今天我们谈谈旧书。", "新房间下周开放。", "谢谢收看。"]
+# Some of opus-mt-en-zh's target labels (its vocabulary has them as ordinary pieces).
+EN_ZH_LABELS = [">>cmn<<", ">>cmn_Hans<<", ">>cmn_Hant<<", ">>yue<<", ">>yue_Hant<<", ">>zho<<"]
+
+
+def _train_spm(folder: Path, name: str, lines: list[str]) -> Path:
+    import sentencepiece
+
+    (folder / f"{name}.txt").write_text("\n".join(lines))
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(folder / f"{name}.txt"), model_prefix=str(folder / name), vocab_size=60,
+        hard_vocab_limit=False, character_coverage=1.0, minloglevel=2,
+    )  # fmt: skip
+    (folder / f"{name}.txt").unlink()
+    (folder / f"{name}.vocab").unlink()
+    return folder / f"{name}.model"
+
+
+def tiny_opus_mt(
+    folder: Path, source: str, target: str, targets: list[str], labels: list[str] | None = None
+) -> Path:
+    """The files of Helsinki-NLP/opus-mt-{source}-{target}, tiny: ``source.spm`` and
+    ``target.spm``, a shared ``vocab.json`` (with ``labels`` where the model has several
+    targets), ``config.json``, ``pytorch_model.bin`` and the 2020 ``tokenizer_config.json``."""
+    import sentencepiece
+    from transformers import MarianConfig, MarianMTModel
+
+    folder.mkdir(parents=True)
+    models = [_train_spm(folder, "source", ENGLISH), _train_spm(folder, "target", targets)]
+    vocab = {"</s>": 0, "<unk>": 1, **{label: 2 + i for i, label in enumerate(labels or [])}}
+    for model in models:
+        processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
+        for index in range(processor.get_piece_size()):
+            vocab.setdefault(processor.id_to_piece(index), len(vocab))
+    vocab["<pad>"] = len(vocab)  # last, as in the real vocabularies
+    for model, name in zip(models, ("source.spm", "target.spm"), strict=True):
+        model.rename(folder / name)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"target_lang": target, "source_lang": source})
+    )
+    torch.manual_seed(0)
+    pad = vocab["<pad>"]
+    config = MarianConfig(
+        vocab_size=len(vocab), d_model=32, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+        decoder_ffn_dim=64, max_position_embeddings=128, pad_token_id=pad, eos_token_id=0,
+        decoder_start_token_id=pad,
+    )  # fmt: skip
+    MarianMTModel(config).save_pretrained(folder, safe_serialization=False)
+    (folder / "generation_config.json").unlink()  # the 2020 repositories have none
+    return folder
+
+
+def _first_tokens(engine: Any, source: str, target: str, monkeypatch: pytest.MonkeyPatch):
+    """The engine's model for the pair, loaded, with a record of the first input token of
+    every text it is given to translate."""
+    network, tokenizer, _ = engine._load(engine._model_for(source, target))
+    seen: list[int] = []
+    generate = network.generate
+
+    def recording(**inputs: Any) -> Any:
+        seen.extend(int(row[0]) for row in inputs["input_ids"])
+        return generate(**inputs)
+
+    monkeypatch.setattr(network, "generate", recording)
+    return tokenizer, seen
+
+
+@pytest.mark.usefixtures("no_network")
+def test_opus_mt_en_zh_is_given_its_target_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model card: "a sentence initial language token is required" (>>cmn_Hans<< for
+    simplified Mandarin); without one the model picks a variety itself."""
+    folder = tiny_opus_mt(tmp_path / "en-zh", "en", "zh", CHINESE, EN_ZH_LABELS)
+    snapshot = write_folder(hub_cache_dir(), "Helsinki-NLP/opus-mt-en-zh", folder)
+    engine = get_translation_engine(load_settings({"mt.engine": "transformers"}))
+    engine.check_pair("en", "zh")
+    tokenizer, seen = _first_tokens(engine, "en", "zh", monkeypatch)
+    assert tokenizer.supported_language_codes == EN_ZH_LABELS
+    groups = engine.candidates(ENGLISH, "en", "zh", 2)
+    assert len(groups) == 4 and all(len(group) == 2 for group in groups)
+    assert seen == [tokenizer.convert_tokens_to_ids(">>cmn_Hans<<")] * 4
+    assert not any(">>" in text for group in groups for text in group)
+    engine.close()
+    # The same files as a local model: a target it has no label for is refused by name.
+    local = get_translation_engine(
+        load_settings({"mt.engine": "transformers", "mt.model": str(snapshot)})
+    )
+    with pytest.raises(InputError, match=r"several languages \(>>cmn<< .*no label for Spanish"):
+        local.translate(ENGLISH, "en", "es")
+
+
+@pytest.mark.usefixtures("no_network")
+def test_a_one_target_opus_mt_model_gets_no_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from octavia_cli.models.translation import OPUS_MT_REVISIONS
+
+    spanish = ["Bienvenidos a la biblioteca.", "Hoy hablamos de libros.", "Gracias."]
+    folder = tiny_opus_mt(tmp_path / "en-es", "en", "es", spanish)
+    write_folder(hub_cache_dir(), "Helsinki-NLP/opus-mt-en-es", folder,
+                 commit=OPUS_MT_REVISIONS[("en", "es")])  # the catalog's pin  # fmt: skip
+    engine = get_translation_engine(load_settings({"mt.engine": "transformers"}))
+    engine.check_pair("en", "es")
+    tokenizer, seen = _first_tokens(engine, "en", "es", monkeypatch)
+    assert tokenizer.supported_language_codes == []
+    assert len(engine.translate(ENGLISH, "en", "es")) == 4
+    assert seen == [tokenizer(text)["input_ids"][0] for text in ENGLISH]  # the text's own
+    engine.close()
+
+
+def test_target_labels() -> None:
+    arabic = [">>afb<<", ">>apc<<", ">>ara<<", ">>arq<<", ">>arz<<"]  # opus-mt-en-ar's
+    assert marian_target_label(arabic, "ar") == ">>ara<<"
+    assert marian_target_label(EN_ZH_LABELS, "zh") == ">>cmn_Hans<<"
+    assert marian_target_label([">>vie<<", ">>vie_Hani<<"], "vi") == ">>vie<<"  # ISO 639-3
+    assert marian_target_label([">>es<<", ">>fr<<"], "fr") == ">>fr<<"
+    assert marian_target_label([">>es<<"], "es") == ">>es<<"
+    assert marian_target_label([], "es") == ""
+    assert marian_target_label(arabic, "es") is None
