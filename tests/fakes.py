@@ -123,6 +123,7 @@ class FakeTranslator:
         f"{a}-{b}" for a in LANGUAGES for b in LANGUAGES if a != b
     )  # fmt: skip
     translated: list[str] = field(default_factory=list)
+    replies: dict[str, str] = field(default_factory=dict)  # a text's translation, when set
 
     def describe(self) -> str:
         return "fake-mt"
@@ -140,11 +141,14 @@ class FakeTranslator:
     def translate(self, texts: list[str], source: str, target: str) -> list[str]:
         self.check_pair(source, target)
         self.translated.extend(texts)
-        return [f"[{target}] {text}" if text.strip() else "" for text in texts]
+        return [
+            self.replies.get(text, f"[{target}] {text}" if text.strip() else "") for text in texts
+        ]
 
     def candidates(self, texts: list[str], source: str, target: str, count: int) -> list[list[str]]:
         best = self.translate(texts, source, target)
-        shorter = [" ".join(t.split()[:2] + t.split()[3:]) for t in best]  # a word less
+        shorter = [" ".join(t.split()[:2] + t.split()[3:]) if len(t.split()) > 3 else t
+                   for t in best]  # a word less  # fmt: skip
         return [[b, s][:count] if s != b else [b] for b, s in zip(best, shorter, strict=True)]
 
     def close(self) -> None:

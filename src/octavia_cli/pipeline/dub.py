@@ -22,6 +22,7 @@ from octavia_cli.config import Settings
 from octavia_cli.devices import resolve_device
 from octavia_cli.engines.diarization.base import SpeakerCount
 from octavia_cli.errors import InputError, OctaviaError
+from octavia_cli.languages import language_name
 from octavia_cli.media.ffmpeg import AUDIO_FORMATS, VIDEO_AUDIO_CODECS, MediaInfo, probe
 from octavia_cli.models.catalog import installed_path, preflight, required_models
 from octavia_cli.pipeline.runner import Runner, runner_for
@@ -36,6 +37,7 @@ from octavia_cli.progress import ProgressHook, no_progress
 from octavia_cli.project.layout import timing_report_path as fit_report_path
 from octavia_cli.project.manifest import Project, check_project_place, default_project_folder
 from octavia_cli.project.outputs import check_output, check_output_format, default_output
+from octavia_cli.project.records import Transcript
 from octavia_cli.project.report import write_report
 from octavia_cli.stages.extract import MAX_CHANNELS
 from octavia_cli.stages.fit import fit
@@ -166,6 +168,36 @@ def prepare(
     return plan
 
 
+def _check_detected(
+    checked: DubPlan, transcript: Transcript, settings: Settings, runner: Runner
+) -> None:
+    """The checks that needed the spoken language, once it is detected; a failure says what
+    was detected, how sure the recogniser was, and how to say what it is.
+
+    Raises:
+        OctaviaError: the first check that fails, of the same kind, its message prefixed by
+            the detected language.
+    """
+    language = transcript.language
+    try:
+        translator = runner.translator(settings)
+        for target in checked.targets:
+            if target == language:
+                _same_language(target)()
+            translator.check_pair(language, target)
+    except OctaviaError as exc:
+        heard = (
+            f"The spoken language was detected as {language_name(language)} ('{language}', "
+            f"probability {transcript.language_probability:.2f}, heard in the first "
+            f"{min(checked.media.duration_s, 30.0):.0f} s)"
+        )
+        raise type(exc)(
+            f"{heard}, and then: {exc.message}",
+            f"If it is another language, say which with --from (e.g. --from en). "
+            f"{exc.hint or ''}".strip(),
+        ) from None
+
+
 def _placed(folder: Path, outputs: tuple[Path, ...]) -> bool:
     check_project_place(folder, outputs)
     return True
@@ -268,6 +300,8 @@ def _run(
             project, source, settings, checked.source_language, hook, runner, speakers=True
         )
         result.source_language = transcript.language
+        if checked.source_language is None:  # detected: what prepare could not check
+            _check_detected(checked, transcript, settings, runner)
         result.speakers = len(project.speakers)
         if settings.separation.engine == "none":
             result.notes.append(

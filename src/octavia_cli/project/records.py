@@ -93,6 +93,11 @@ class Translation(_Record):
     candidate: int = 0
     candidates: int = 1
     condensed: bool = False
+    # When the translation was unusable (empty, or no word in it): "source", the line is
+    # spoken in its source words (names, numbers, a word the engine dropped); "merged", its
+    # words are spoken by the neighbouring line of its sentence, which carries the whole
+    # translation. "" for a translation used as it came.
+    fallback: str = ""
 
 
 @dataclass
@@ -291,6 +296,8 @@ class TranslateInfo(_Record):
     over_max_speed: int
     chars_per_s: float | None = None
     glossary_misses: dict[str, int] = field(default_factory=dict)
+    from_source: int = 0  # lines spoken in their source words (their translation was empty)
+    merged: int = 0  # lines whose words a neighbour of their sentence speaks
 
 
 @dataclass

@@ -167,4 +167,6 @@ def timing_summary(report: dict) -> str:
             if t.get("video_stretched")
             else ""
         )
+        + (f", {t['from_source']} in their source words" if t.get("from_source") else "")
+        + (f", {t['merged']} said by a neighbouring line" if t.get("merged") else "")
     )

@@ -293,6 +293,7 @@ def timing_report(
                 "violations": violations,
                 "source": segment.text,
                 "text": translation.text if translation else "",
+                "fallback": translation.fallback if translation else "",
             }
         )
     spoken = [line for line in lines if line["dub_s"] > 0]
@@ -310,6 +311,10 @@ def timing_report(
         "violations": sum(bool(line["violations"]) for line in lines),
         "video_stretched": sum(line["video_stretch"] > 1.0 for line in lines),
         "video_added_s": round(timeline.added_s, 3),
+        # Lines whose translation was unusable: spoken in their source words, or said by a
+        # neighbouring line of their sentence (none is silently dropped).
+        "from_source": sum(line["fallback"] == "source" for line in lines),
+        "merged": sum(line["fallback"] == "merged" for line in lines),
     }
     return {"language": target, "max_speed_allowed": options.max_speed, "totals": totals,
             "video_stretches": timeline.to_list(), "lines": lines}  # fmt: skip

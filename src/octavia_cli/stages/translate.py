@@ -56,6 +56,8 @@ class TranslationReport:
     over: int = 0  # units still estimated over the allowed speed-up
     missing_terms: dict[str, int] = field(default_factory=dict)
     chars_per_s: float | None = None
+    from_source: int = 0  # lines whose translation was unusable, spoken in their own words
+    merged: int = 0  # lines whose words a neighbour of their sentence speaks
 
 
 def stage_name(target: str) -> str:
@@ -251,12 +253,24 @@ def translate_segments(
             text, condensed = pool[0]
             chosen = candidates.index(pool[0])
         text = options.glossary.post_edit(texts[index], text)
+        if not _usable(text) and _usable(texts[index]):
+            # Nothing to speak came back (a name, a number, a word the engine dropped): the
+            # line keeps its source words rather than going silent.
+            text = next((c for c, _ in candidates if _usable(c)), texts[index])
+            fallback = "" if text != texts[index] else "source"
+        else:
+            fallback = ""
         for term in options.glossary.missing(texts[index], text):
             report.missing_terms[term.source] = report.missing_terms.get(term.source, 0) + 1
         pieces = split_translation(text, [len(s.text.strip()) for s in unit], no_spaces)
         for segment, piece in zip(unit, pieces, strict=True):
             if segment.id not in todo:
                 continue
+            line_fallback = fallback
+            if not _usable(piece) and _usable(segment.text) and _usable(text):
+                line_fallback = "merged"  # the sentence's other lines say the whole of it
+            report.from_source += line_fallback == "source"
+            report.merged += line_fallback == "merged"
             estimated = round(estimate_s(piece, rate), 3) if rate else None
             span = max(segment.end_s - segment.start_s, 0.1)
             segment.translations[target] = Translation(
@@ -268,6 +282,7 @@ def translate_segments(
                 candidate=chosen,
                 candidates=len(candidates),
                 condensed=condensed,
+                fallback=line_fallback,
             )
             report.translated += 1
     if report.missing_terms:
@@ -279,6 +294,11 @@ def translate_segments(
             listed,
         )
     return report
+
+
+def _usable(text: str) -> bool:
+    """Whether ``text`` has something to say: a letter or a digit, in any script."""
+    return any(character.isalnum() for character in text)
 
 
 def translate(
@@ -310,10 +330,16 @@ def translate(
             over_max_speed=report.over,
             chars_per_s=report.chars_per_s,
             glossary_misses=report.missing_terms,
+            from_source=report.from_source,
+            merged=report.merged,
         ),
     )
     summary = f"{report.translated} lines"
     if report.shortened:
         summary += f", {report.shortened} shortened to fit"
+    if report.from_source:
+        summary += f", {report.from_source} kept in their own words (empty translation)"
+    if report.merged:
+        summary += f", {report.merged} said by a neighbouring line of their sentence"
     reporter.done(summary)
     return report
