@@ -1,124 +1,140 @@
-"""Separation and diarization on a generated input: real-time factor and peak memory.
+"""Who speaks when, on real speech: the offline diarizer on every shared dialogue and on
+their concatenation, against the ground truth.
 
-    python bench/speakers_bench.py [--minutes 5] [--only separation|diarization]
+    python bench/speakers_bench.py [--data ../shared/data/dialogues] [--only NAME ...]
+                                   [--no-concat] [--speakers-given]
 
-The input is a generated two-speaker dialogue (espeak-ng voices, turns with pauses) over a
-chord, N minutes long (made once and cached in the temp folder). Each engine runs in a
-child process of its own, so the peak resident memory printed is that engine's alone.
+For each recording: the diarization error rate with a collar of 0 and of 0.25 s, and its
+parts (speaker confusion, missed speech, false alarm, as shares of the reference speech),
+the speakers found against the true count, and the diarizer's time and real-time factor.
+The concatenation of all the dialogues (one after another, the ground truth offset) has
+as many people as distinct LibriSpeech speakers: the same speaker in two dialogues is one
+person, as a long episode with the same guest would be.
 
-- separation: demucs with the full-size HTDemucs architecture (htdemucs's configuration)
-  and random weights, since the trained weights come from the hub, which cannot be reached
-  here. The compute, and so the time and memory, are those of the real model; the output
-  is not. Blocks of 60 s, as the product uses.
-- diarization: the offline diarizer (Silero VAD + resemblyzer + spectral clustering), with
-  its diarization error rate against the generated turns.
+The speaker count is estimated (no --speakers) unless --speakers-given. The figures are
+measured on this machine's CPU; run it on a quiet machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import soundfile
+
 HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "dialogues"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--only", choices=("separation", "diarization"))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--only", nargs="*", help="dialogue names (default: all)")
+    parser.add_argument("--no-concat", action="store_true")
+    parser.add_argument("--speakers-given", action="store_true")
     args = parser.parse_args()
-    source, reference = generate(args.minutes)
-    if args.only:
-        result = {"separation": separation, "diarization": diarization}[args.only](
-            source, reference
-        )
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(result))
-        return 0
-    seconds = args.minutes * 60
-    print(f"input: generated two-speaker dialogue, {seconds:.0f} s, 48 kHz stereo")
-    for engine in ("separation", "diarization"):
-        child = subprocess.run(
-            [sys.executable, __file__, "--minutes", str(args.minutes), "--only", engine],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        result = json.loads(child.stdout.strip().splitlines()[-1])
-        extra = (
-            f", DER {result['der']:.3f}, {result['speakers']} speakers" if "der" in result else ""
-        )
-        print(
-            f"  {engine:<12} {result['seconds']:7.1f} s   real-time factor "
-            f"{result['seconds'] / seconds:.3f}   peak RSS {result['peak_rss_mib']:.0f} MiB{extra}"
-        )
+    names = args.only or sorted(p.stem for p in args.data.glob("*.rttm"))
+    if not names:
+        print(f"no dialogues (NAME.flac + NAME.rttm) in {args.data}", file=sys.stderr)
+        return 1
+    rows = [measure(name, args.data / f"{name}.flac", read_rttm(args.data / f"{name}.rttm"),
+                    args.speakers_given) for name in names]  # fmt: skip
+    if not args.no_concat and len(names) > 1:
+        with tempfile.TemporaryDirectory(prefix="octavia-speakers-") as scratch:
+            audio, turns = concatenate(args.data, names, Path(scratch) / "all.flac")
+            rows.append(measure("concatenation", audio, turns, args.speakers_given))
+    print_table(rows)
     return 0
 
 
-def generate(minutes: float) -> tuple[Path, list]:
-    import os
-
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from conftest import make_dialogue  # the tests' espeak-ng + ffmpeg dialogue maker
-
-    folder = Path(tempfile.gettempdir()) / "octavia-bench-media"
-    folder.mkdir(exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(folder))
-    path = folder / f"dialogue-{minutes:g}min.wav"
-    turns = folder / f"dialogue-{minutes:g}min.json"
-    if not path.exists() or not turns.exists():
-        _, reference = make_dialogue(path, minutes * 60, video=False)
-        turns.write_text(json.dumps(reference))
-    return path, json.loads(turns.read_text())
+def read_rttm(path: Path) -> list[tuple[float, float, str]]:
+    turns = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "SPEAKER":
+            start, duration = float(fields[3]), float(fields[4])
+            turns.append((start, start + duration, fields[7]))
+    return turns
 
 
-def separation(source: Path, reference: list) -> dict:
-    import torch
-    from demucs.htdemucs import HTDemucs
+def concatenate(
+    folder: Path, names: list[str], destination: Path
+) -> tuple[Path, list[tuple[float, float, str]]]:
+    """The dialogues one after another (a second of silence between), and their turns on
+    the concatenation's timeline."""
+    pieces, turns, offset = [], [], 0.0
+    for name in names:
+        audio, rate = soundfile.read(str(folder / f"{name}.flac"), dtype="float32")
+        assert rate == 16_000, f"{name}: {rate} Hz"
+        turns += [(a + offset, b + offset, s) for a, b, s in read_rttm(folder / f"{name}.rttm")]
+        pieces += [audio, np.zeros(rate, np.float32)]
+        offset += len(audio) / rate + 1.0
+    soundfile.write(str(destination), np.concatenate(pieces), 16_000)
+    return destination, turns
 
-    from octavia_cli.engines.separation.demucs import DemucsSeparator
 
-    torch.manual_seed(0)
-    model = HTDemucs(sources=["drums", "bass", "other", "vocals"]).eval()  # htdemucs's shape
-    separator = DemucsSeparator(model=model, block_s=60.0)
-    with tempfile.TemporaryDirectory() as scratch:
-        began = time.perf_counter()
-        separator.separate(
-            source, Path(scratch) / "v.wav", Path(scratch) / "b.wav", lambda *_: None
-        )
-        return {"seconds": time.perf_counter() - began}
-
-
-def diarization(source: Path, reference: list) -> dict:
-    from pyannote.core import Annotation, Segment
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
+def measure(name: str, audio: Path, reference: list, speakers_given: bool) -> dict:
     from octavia_cli.engines.diarization.base import SpeakerCount
     from octavia_cli.engines.diarization.offline import OfflineDiarizer
 
-    with tempfile.TemporaryDirectory() as scratch:
-        speech = Path(scratch) / "speech-16k.wav"
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-i", str(source), "-ar", "16000", "-ac", "1", str(speech)],
-            check=True,
-        )
-        began = time.perf_counter()
-        turns = OfflineDiarizer().diarize(speech, SpeakerCount(), lambda *_: None)
-        seconds = time.perf_counter() - began
-    truth, found = Annotation(), Annotation()
-    for start, end, speaker in reference:
-        truth[Segment(start, end)] = speaker
-    for turn in turns:
-        found[Segment(turn.start_s, turn.end_s)] = turn.speaker
+    true_count = len({s for *_, s in reference})
+    count = SpeakerCount(exactly=true_count) if speakers_given else SpeakerCount()
+    duration = soundfile.info(str(audio)).duration
+    began = time.perf_counter()
+    turns = OfflineDiarizer().diarize(audio, count, lambda done, total: None)
+    seconds = time.perf_counter() - began
+    found = [(t.start_s, t.end_s, t.speaker) for t in turns]
     return {
+        "name": name,
+        "minutes": duration / 60,
+        "true": true_count,
+        "found": len({s for *_, s in found}),
+        "der0": der(reference, found, 0.0),
+        "der25": der(reference, found, 0.25),
         "seconds": seconds,
-        "der": float(DiarizationErrorRate()(truth, found)),
-        "speakers": len({t.speaker for t in turns}),
+        "rtf": seconds / duration,
     }
+
+
+def der(reference: list, hypothesis: list, collar: float) -> dict[str, float]:
+    """DER and its parts (shares of the reference speech), pyannote.metrics' definitions;
+    ``collar`` is the total width ignored around each reference boundary."""
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    def annotation(turns: list) -> Annotation:
+        result = Annotation()
+        for index, (start, end, speaker) in enumerate(turns):
+            result[Segment(start, end), index] = speaker
+        return result
+
+    metric = DiarizationErrorRate(collar=collar, skip_overlap=False)
+    parts = metric(annotation(reference), annotation(hypothesis), detailed=True)
+    total = parts["total"] or 1.0
+    return {
+        "der": parts["diarization error rate"],
+        "confusion": parts["confusion"] / total,
+        "missed": parts["missed detection"] / total,
+        "false_alarm": parts["false alarm"] / total,
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    print("| recording | min | speakers (found/true) | DER c=0 | DER c=0.25 "
+          "(confusion / missed / false alarm) | time s | RTF |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        d0, d = r["der0"], r["der25"]
+        print(
+            f"| {r['name']} | {r['minutes']:.1f} | {r['found']}/{r['true']} | "
+            f"{100 * d0['der']:.1f}% | {100 * d['der']:.1f}% ({100 * d['confusion']:.1f} / "
+            f"{100 * d['missed']:.1f} / {100 * d['false_alarm']:.1f}) | {r['seconds']:.1f} | "
+            f"{r['rtf']:.3f} |"
+        )
 
 
 if __name__ == "__main__":
