@@ -345,6 +345,11 @@ class ServeSettings:
 class ModelSettings:
     cache_dir: str = _setting("", "Where models are cached (default: the user cache dir).")
     offline: bool = _setting(False, "Never download models.")
+    telemetry: bool = _setting(
+        False,
+        "Let the model libraries send their usage metrics to their makers (pyannote's: "
+        "audio duration and speaker counts, also for whisperx's VAD); off unless set.",
+    )
 
 
 @dataclass(frozen=True)
@@ -617,6 +622,44 @@ def auto_preset() -> str:
 
 def load_settings(flags: dict[str, Any] | None = None) -> Settings:
     return resolve(flags)[0]
+
+
+def model_settings() -> ModelSettings:
+    """The ``models`` section from the config file and the environment alone: no preset
+    sets it, so none is resolved (cheap enough for every command).
+
+    Raises:
+        ConfigError: the config file is not valid.
+    """
+    explicit = read_config_file() | read_environment()
+    prefix = "models."
+    return ModelSettings(
+        **{key.removeprefix(prefix): value for key, value in explicit.items()
+           if key.startswith(prefix)}
+    )  # fmt: skip
+
+
+def library_environment(models: ModelSettings) -> dict[str, str]:
+    """The variables the model libraries read, for ``models``: downloads off while offline
+    (huggingface_hub, transformers); no conversion of a ``pytorch_model.bin``-only model to
+    safetensors (transformers would start a thread that fetches the converted weights from
+    a pull request, gigabytes, or asks the conversion service for one, keeping the process
+    alive until it ends); pyannote's usage metrics only if ``models.telemetry``."""
+    environment = {
+        "DISABLE_SAFETENSORS_CONVERSION": "true",
+        "PYANNOTE_METRICS_ENABLED": "true" if models.telemetry else "false",
+    }
+    if models.offline:
+        environment |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return environment
+
+
+def apply_library_environment(models: ModelSettings | None = None) -> None:
+    """Set :func:`library_environment` in this process (``models``: the config file's and
+    environment's, by default). Every entry point calls it first (huggingface_hub and
+    transformers read HF_HUB_OFFLINE once, when first imported), and each engine again
+    before it loads its library (pyannote reads its variable at every model it loads)."""
+    os.environ.update(library_environment(models or model_settings()))
 
 
 def set_config_value(key: str, raw_value: str, path: Path | None = None) -> Any:

@@ -6,6 +6,7 @@ from a hub cache with downloads off and every connection refused."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,57 @@ def test_target_labels() -> None:
     assert marian_target_label([">>es<<"], "es") == ">>es<<"
     assert marian_target_label([], "es") == ""
     assert marian_target_label(arabic, "es") is None
+
+
+@pytest.mark.usefixtures("no_network")
+def test_a_pytorch_model_bin_starts_no_safetensors_conversion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online, transformers meets a model with only ``pytorch_model.bin`` (m2m100, the
+    2020 OPUS-MT repositories) by starting a thread that fetches a converted
+    ``model.safetensors`` from a pull request (or asks the conversion service for one),
+    which the process then waits for at exit. The engine loads with
+    DISABLE_SAFETENSORS_CONVERSION=true, whichever entry point built it."""
+    import transformers.modeling_utils
+
+    from octavia_cli.models.translation import OPUS_MT_REVISIONS
+
+    spanish = ["Bienvenidos a la biblioteca.", "Hoy hablamos de libros.", "Gracias."]
+    folder = tiny_opus_mt(tmp_path / "en-es", "en", "es", spanish)
+    snapshot = write_folder(hub_cache_dir(), "Helsinki-NLP/opus-mt-en-es", folder,
+                            commit=OPUS_MT_REVISIONS[("en", "es")])  # fmt: skip
+    assert sorted(p.name for p in snapshot.iterdir()) == [
+        "config.json", "pytorch_model.bin", "source.spm", "target.spm", "tokenizer_config.json",
+        "vocab.json",
+    ]  # fmt: skip
+    started: list[str] = []
+
+    class RecordedThread:
+        def __init__(self, *args: Any, name: str = "", **kwargs: Any) -> None:
+            started.append(name)
+
+        def start(self) -> None:
+            pass
+
+    # Online as far as transformers can tell (huggingface_hub stays offline underneath, so
+    # its lookups end in the cache, not on a socket).
+    monkeypatch.setattr(transformers.modeling_utils, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(transformers.modeling_utils, "Thread", RecordedThread)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DISABLE_SAFETENSORS_CONVERSION"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    settings = load_settings({"mt.engine": "transformers"})
+    assert not settings.offline
+    engine = get_translation_engine(settings)
+    assert len(engine.translate(ENGLISH, "en", "es")) == 4
+    assert started == [] and os.environ["DISABLE_SAFETENSORS_CONVERSION"] == "true"
+    engine.close()
+    # The gate this depends on: without the variable, the same load starts the thread.
+    monkeypatch.delenv("DISABLE_SAFETENSORS_CONVERSION")
+    from transformers import AutoModelForSeq2SeqLM
+
+    AutoModelForSeq2SeqLM.from_pretrained(
+        "Helsinki-NLP/opus-mt-en-es", revision=OPUS_MT_REVISIONS[("en", "es")],
+        cache_dir=str(hub_cache_dir()),
+    )  # fmt: skip
+    assert started == ["Thread-auto_conversion"]

@@ -61,17 +61,32 @@ def root(
         "plain (a line per finished stage) or none.",
     ),
     offline: bool = typer.Option(
-        False, "--offline", help="Never download a model (as HF_HUB_OFFLINE=1)."
+        False, "--offline", help="Never download a model (as models.offline = true)."
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
     ctx.obj = State(debug=debug, quiet=quiet, progress=progress.value)
-    if offline:  # read by Settings.offline and by the hub libraries when they load
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    _apply_library_environment(offline)
     _configure_logging(debug, quiet)
+
+
+def _apply_library_environment(offline: bool) -> None:
+    """What the model libraries must know (downloads off, no telemetry, no background
+    conversions), set before any of them is imported: ``serve`` and ``worker`` run every
+    job in this process."""
+    import dataclasses
+
+    from octavia_cli.config import ModelSettings, apply_library_environment, model_settings
+
+    try:
+        models = model_settings()
+    except OctaviaError:  # a broken config file: the command reports it, if it reads it
+        models = ModelSettings()
+    if offline:  # read by Settings.offline too
+        models = dataclasses.replace(models, offline=True)
+    apply_library_environment(models)
 
 
 def _configure_logging(debug: bool, quiet: bool) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from octavia_cli.config import Settings
+from octavia_cli.config import Settings, apply_library_environment
 from octavia_cli.devices import release_memory, resolve_device, split_device
 from octavia_cli.engines.asr.alignment import (
     AlignModel,
@@ -68,6 +68,7 @@ class WhisperXEngine:
         self.align_model_spec = settings.asr.align_model
         self.cache_dir = settings.models.cache_dir
         self.offline = settings.offline
+        self.models = settings.models
         self._pipeline: Any = None
         self._aligner: AlignModel | None = None
         self._parked = False  # the models are in CPU memory until it next listens
@@ -96,6 +97,7 @@ class WhisperXEngine:
         if self._pipeline is not None:
             self.to_device()  # back from CPU memory, if it was parked there
             return self._pipeline
+        apply_library_environment(self.models)  # its VAD is a pyannote model: no metrics
         import whisperx
 
         quiet_loggers()
@@ -161,6 +163,7 @@ class WhisperXEngine:
         if self._aligner is None or self._aligner.language != language:
             self._aligner = None
             logger.info("loading the alignment model for '%s' on %s", language, self.device)
+            apply_library_environment(self.models)  # a pytorch_model.bin: no conversion
             self._aligner = load_align_model(
                 self.align_model_spec, language, self.device, hub_cache_dir(), self.offline
             )

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from octavia_cli.config import Settings
+from octavia_cli.config import ModelSettings, Settings, apply_library_environment
 from octavia_cli.devices import release_memory, resolve_device
 from octavia_cli.engines.diarization.base import SpeakerCount, Turn
 from octavia_cli.engines.residency import TorchParking
@@ -56,6 +56,7 @@ class PyannoteDiarizer(TorchParking):
         accept_terms: bool = False,
         cache_dir: str | None = None,
         pipeline: Any = None,
+        models: ModelSettings | None = None,
     ) -> None:
         self.model = model
         self.device = device
@@ -63,6 +64,7 @@ class PyannoteDiarizer(TorchParking):
         self.accept_terms = accept_terms
         self.cache_dir = cache_dir
         self._pipeline = pipeline  # given: a pipeline built in memory (tests, or a caller's own)
+        self.models = models  # None: the config file's and environment's
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PyannoteDiarizer:
@@ -73,6 +75,7 @@ class PyannoteDiarizer(TorchParking):
             resolve_device(settings.general.device),
             token=d.hf_token,
             accept_terms=d.accept_terms,
+            models=settings.models,
         )
 
     def describe(self) -> str:
@@ -93,6 +96,7 @@ class PyannoteDiarizer(TorchParking):
     # -- the pipeline ------------------------------------------------------------------
 
     def pipeline(self) -> Any:
+        apply_library_environment(self.models)  # pyannote asks at every run: metrics off
         self.to_device()  # back from CPU memory, if it was parked there
         if self._pipeline is None:
             self._pipeline = self._load()

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from octavia_cli.config import Settings
+from octavia_cli.config import Settings, apply_library_environment
 from octavia_cli.devices import release_memory, resolve_device
 from octavia_cli.engines.residency import torch_to
 from octavia_cli.errors import InputError, MissingDependencyError, MissingModelError
@@ -47,6 +47,7 @@ class TransformersEngine:
         self.batch_size = settings.mt.batch_size
         self.beams = settings.mt.beams
         self.offline = settings.offline
+        self.models = settings.models
         self._loaded: dict[str, tuple[Any, Any, str]] = {}
 
     # -- which model ---------------------------------------------------------------------
@@ -112,6 +113,7 @@ class TransformersEngine:
             self.to_device()
         if model.hub_id in self._loaded:
             return self._loaded[model.hub_id]
+        apply_library_environment(self.models)  # no background safetensors conversion
         import torch
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
