@@ -205,3 +205,40 @@ def test_a_pytorch_model_bin_starts_no_safetensors_conversion(
         cache_dir=str(hub_cache_dir()),
     )  # fmt: skip
     assert started == ["Thread-auto_conversion"]
+
+
+@pytest.mark.usefixtures("no_network")
+def test_m2m100_loads_from_its_hub_layout(tmp_path: Path) -> None:
+    """facebook/m2m100_418M as its repository holds it (``pytorch_model.bin``,
+    ``sentencepiece.bpe.model``, ``vocab.json``): the default for a pair OPUS-MT lacks."""
+    import sentencepiece
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+
+    work = tmp_path / "build"
+    work.mkdir()
+    model = _train_spm(work, "spm", [*ENGLISH, "Karibu kwenye maktaba.", "Asante sana."])
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model))
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for index in range(processor.get_piece_size()):
+        vocab.setdefault(processor.id_to_piece(index), len(vocab))
+    (work / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = M2M100Tokenizer(vocab_file=str(work / "vocab.json"), spm_file=str(model))
+    folder = tmp_path / "m2m100"
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = M2M100Config(
+        vocab_size=max(tokenizer.lang_code_to_id.values()) + 1 + 8, d_model=32,
+        encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        max_position_embeddings=128, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        decoder_start_token_id=2,
+    )  # fmt: skip
+    M2M100ForConditionalGeneration(config).save_pretrained(folder, safe_serialization=False)
+    snapshot = write_folder(hub_cache_dir(), "facebook/m2m100_418M", folder)
+    assert {"pytorch_model.bin", "sentencepiece.bpe.model", "vocab.json"} <= {
+        p.name for p in snapshot.iterdir()
+    }
+    engine = get_translation_engine(load_settings({"mt.engine": "transformers"}))
+    engine.check_pair("en", "sw")  # no OPUS-MT model: M2M100
+    assert len(engine.translate(ENGLISH[:2], "en", "sw")) == 2
+    engine.close()
