@@ -199,7 +199,7 @@ class DiarizationSettings:
         1, "Fewest speakers to consider.", minimum=1, maximum=50, option="min_speakers"
     )
     max_speakers: int = _setting(
-        8, "Most speakers to consider.", minimum=1, maximum=50, option="max_speakers"
+        20, "Most speakers to consider.", minimum=1, maximum=50, option="max_speakers"
     )
 
 

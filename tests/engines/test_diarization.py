@@ -174,3 +174,36 @@ def test_pyannote_offline_without_the_pipeline_says_how_to_fetch_it(capsys) -> N
     with pytest.raises(MissingModelError, match="octavia models pull"):
         PyannoteDiarizer(accept_terms=True).pipeline()
     assert capsys.readouterr().out == ""  # pyannote's own advice kept off the user's pipe
+
+
+SHARED_DIALOGUES = Path(__file__).resolve().parents[3] / "shared" / "data" / "dialogues"
+
+
+@pytest.mark.parametrize(
+    ("name", "most_confusion"),
+    [("monologue-with-interjections", 0.02), ("two-in-noise", 0.05)],
+)
+def test_real_speech_speakers_counted_and_told_apart(name: str, most_confusion: float) -> None:
+    """Real recordings (LibriSpeech voices, ../shared/data): one long speaker with two short
+    interjections (one speaker was found), and two people in pink noise at 12 dB SNR (three
+    were found, 44% DER). The count is estimated, not given."""
+    pytest.importorskip("pyannote.metrics")
+    if not SHARED_DIALOGUES.is_dir():
+        pytest.skip(f"no shared real speech at {SHARED_DIALOGUES}")
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    truth = Annotation()
+    for index, line in enumerate((SHARED_DIALOGUES / f"{name}.rttm").read_text().splitlines()):
+        fields = line.split()
+        start, duration = float(fields[3]), float(fields[4])
+        truth[Segment(start, start + duration), index] = fields[7]
+    turns = OfflineDiarizer().diarize(
+        SHARED_DIALOGUES / f"{name}.flac", SpeakerCount(), lambda done, total: None
+    )
+    found = Annotation()
+    for index, turn in enumerate(turns):
+        found[Segment(turn.start_s, turn.end_s), index] = turn.speaker
+    assert len(found.labels()) == len(truth.labels()) == 2
+    parts = DiarizationErrorRate(collar=0.25)(truth, found, detailed=True)
+    assert parts["confusion"] / parts["total"] <= most_confusion, parts

@@ -24,20 +24,50 @@ class SnapOptions:
     pad_s: float = 0.03  # speech padding the VAD adds on each side
 
 
+# Silero's speech probability falls with the level and the bandwidth of the recording: at
+# its default threshold (0.5) it missed 23% of the speech of a dialogue in noise and 75% of
+# a phone call (../shared/data/dialogues), against 3-6% of clean speech. The audio is first
+# brought to one level (its loud frames at LEVEL_DBFS), which alone brings noise to 4%.
+# Who speaks needs every stretch of speech (RECALL: 2% missed in noise, 34% on the phone,
+# for 1-3% more false alarm on clean speech); a line's edges need where speech clearly is
+# (EDGES: the default, whose regions end where the voice does).
+EDGES = 0.5
+RECALL = 0.35
+LEVEL_DBFS = -12.0
+
+
 def detect_speech(
-    audio_16k: np.ndarray, pad_s: float = SnapOptions.pad_s
+    audio_16k: np.ndarray, pad_s: float = SnapOptions.pad_s, threshold: float = EDGES
 ) -> list[tuple[float, float]]:
-    """Speech regions ``(start_s, end_s)`` in 16 kHz mono float audio."""
+    """Speech regions ``(start_s, end_s)`` in 16 kHz mono float audio: ``threshold`` is
+    Silero's speech probability (:data:`EDGES` for line edges, :data:`RECALL` to miss less
+    speech)."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     options = VadOptions(
-        threshold=0.5,
+        threshold=threshold,
         min_speech_duration_ms=100,
         min_silence_duration_ms=150,
         speech_pad_ms=int(pad_s * 1000),
     )
-    stamps = get_speech_timestamps(np.ascontiguousarray(audio_16k, dtype=np.float32), options)
+    stamps = get_speech_timestamps(_levelled(audio_16k), options)
     return [(s["start"] / SAMPLE_RATE_HZ, s["end"] / SAMPLE_RATE_HZ) for s in stamps]
+
+
+def _levelled(audio_16k: np.ndarray) -> np.ndarray:
+    """``audio_16k`` with its loud frames (the 95th percentile of 30 ms RMS) at
+    ``LEVEL_DBFS``, clipped to full scale; silence stays silence."""
+    audio = np.ascontiguousarray(audio_16k, dtype=np.float32)
+    frame = 480
+    usable = len(audio) // frame * frame
+    if usable == 0:
+        return audio
+    rms = np.sqrt(np.mean(audio[:usable].reshape(-1, frame) ** 2, axis=1))
+    level = float(np.percentile(rms, 95))
+    if level < 1e-5:  # digital silence, or next to it: nothing to bring up
+        return audio
+    gain = 10 ** (LEVEL_DBFS / 20) / level
+    return np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
 
 
 def snap_to_speech(

@@ -31,7 +31,7 @@ class Turn:
 class SpeakerCount:
     exactly: int = 0  # 0: unknown, estimate it within [minimum, maximum]
     minimum: int = 1
-    maximum: int = 8
+    maximum: int = 20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SpeakerCount:
