@@ -188,3 +188,23 @@ def test_overlapping_lines_of_two_speakers_are_both_kept(dialogue_dub, tmp_path:
     assert fa["end_s"] - fa["start_s"] > 0 and fb["end_s"] - fb["start_s"] > 0  # both kept
     assert fb["start_s"] < fa["end_s"]  # and they overlap, as the speech did
     assert abs(fb["shift_s"]) <= 0.3  # the second was not pushed behind the first
+
+
+def test_a_boundary_inside_a_sentence_does_not_split_it() -> None:
+    """A diarization boundary that falls inside a word or a short gap (the meeting's
+    "Okay, well, I think we're ready" / "to begin") leaves the line whole; another speaker
+    who really talks (a second or more, or set off by pauses) still gets a line."""
+    turns = [Turn(0.0, 1.62, "S1"), Turn(1.62, 2.1, "S2"), Turn(2.1, 3.0, "S1"),
+             Turn(4.0, 5.2, "S2")]  # fmt: skip
+    lines = [
+        _line("s0001", [("Okay,", 0.1, 0.4), (" well,", 0.45, 0.8), (" I", 0.85, 0.95),
+                        (" think", 1.0, 1.3), (" we're", 1.35, 1.6), (" ready", 1.65, 2.0),
+                        (" to", 2.05, 2.2), (" begin.", 2.25, 2.8)]),
+        _line("s0002", [("Sure,", 2.9, 2.98), (" go", 4.1, 4.5), (" ahead.", 4.55, 5.1)]),
+    ]  # fmt: skip
+    result = split_by_speaker(lines, turns)
+    assert [(s.id, s.speaker, s.text) for s in result] == [
+        ("s0001", "S1", "Okay, well, I think we're ready to begin."),
+        ("s0002", "S1", "Sure,"),
+        ("s0002b", "S2", "go ahead."),  # over a second, after a pause: a real turn
+    ]

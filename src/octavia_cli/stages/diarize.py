@@ -37,6 +37,10 @@ TURNS_JSON = "speakers/turns.json"
 REFERENCE_S = 12.0  # speech gathered per speaker for cloning their voice
 MIN_REFERENCE_PIECE_S = 1.0
 EDGE_MARGIN_S = 0.15  # trimmed off each reference span (turn edges are approximate)
+# A line is split between speakers only where another speaker really talks in it: a run of
+# their words this long, or one set off by pauses at least this long.
+MIN_SPLIT_S = 1.0
+MIN_SPLIT_PAUSE_S = 0.3
 
 
 def diarize(
@@ -120,7 +124,10 @@ def speaker_at(start_s: float, end_s: float, turns: list[Turn]) -> str | None:
 
 
 def split_by_speaker(segments: list[Segment], turns: list[Turn]) -> list[Segment]:
-    """Each line's words given to speakers; a line whose words change speaker is split."""
+    """Each line's words given to speakers (a word to the speaker whose turns cover it
+    most: where two talk at once, the line goes to the one who holds it longest, and the
+    other's words stay in the original audio, ducked under the dub); a line is split where
+    another speaker really talks in it (see :func:`_steady`), not where a boundary flickers."""
     result: list[Segment] = []
     for segment in segments:
         if not segment.words:
@@ -139,6 +146,7 @@ def split_by_speaker(segments: list[Segment], turns: list[Turn]) -> list[Segment
                 pieces[-1][1].append(word)
             else:
                 pieces.append((label, [word]))
+        pieces = _steady(pieces)
         if len(pieces) == 1:
             segment.speaker = pieces[0][0]
             result.append(segment)
@@ -156,6 +164,46 @@ def split_by_speaker(segments: list[Segment], turns: list[Turn]) -> list[Segment
                 )
             )
     return result
+
+
+def _steady(pieces: list[tuple[str, list[Word]]]) -> list[tuple[str, list[Word]]]:
+    """A line's runs of words by speaker, without flicker: a run is another speaker's only
+    if it lasts ``MIN_SPLIT_S`` or is set off from its neighbours by pauses of at least
+    ``MIN_SPLIT_PAUSE_S``; otherwise a diarization boundary fell inside a word or a short
+    gap, and the run joins the neighbour it is closest to (the sentence stays whole)."""
+
+    def pause(left: list[Word], right: list[Word]) -> float:
+        return right[0].start_s - left[-1].end_s
+
+    pieces = [(label, list(words)) for label, words in pieces]
+    while len(pieces) > 1:
+        weakest = None
+        for index, (_, words) in enumerate(pieces):
+            length = words[-1].end_s - words[0].start_s
+            pauses = [pause(pieces[index - 1][1], words)] if index else []
+            pauses += [pause(words, pieces[index + 1][1])] if index + 1 < len(pieces) else []
+            flickers = length < MIN_SPLIT_S and min(pauses) < MIN_SPLIT_PAUSE_S
+            if flickers and (weakest is None or length < weakest[1]):
+                weakest = (index, length)
+        if weakest is None:
+            break
+        index = weakest[0]
+        words = pieces[index][1]
+        before = pause(pieces[index - 1][1], words) if index else float("inf")
+        after = pause(words, pieces[index + 1][1]) if index + 1 < len(pieces) else float("inf")
+        into = index - 1 if before <= after else index + 1
+        label = pieces[into][0]
+        joined = pieces[into][1] + words if into < index else words + pieces[into][1]
+        pieces[min(index, into)] = (label, joined)
+        del pieces[max(index, into)]
+        merged: list[tuple[str, list[Word]]] = []  # neighbours of one speaker join
+        for label, run in pieces:
+            if merged and merged[-1][0] == label:
+                merged[-1][1].extend(run)
+            else:
+                merged.append((label, run))
+        pieces = merged
+    return pieces
 
 
 def describe_speakers(
