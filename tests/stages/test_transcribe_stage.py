@@ -96,3 +96,31 @@ def test_long_file_needs_no_more_memory_than_a_window(tmp_path: Path) -> None:
     write_wav(tmp_path / "minute.wav", audio[None, :], rate)
     sizes = [len(chunk) for _, chunk in iter_chunks(tmp_path / "minute.wav", 10.0, 2.0)]
     assert sum(sizes) == len(audio) and max(sizes) <= 10 * rate and len(sizes) >= 6
+
+
+def test_words_that_swallow_a_pause_are_put_back_on_the_speech() -> None:
+    """The talking-head clip of the real-speech issue: three phrases with pauses of 1.3 s
+    and 1.1 s, and Whisper's times put the second phrase's first word at the pause before it
+    (4.39 s, speech at 5.25 s) and stretch "and" over the second pause (6.27-7.79 s). Put
+    back on the speech the VAD found, the words fall into three lines, each starting where
+    its phrase does."""
+    from octavia_cli.engines.vad import refine_words, snap_to_speech
+    from octavia_cli.text.segmentation import split_into_lines
+
+    regions = [(0.5, 3.1), (5.25, 6.55), (7.65, 9.2)]  # speech, as the VAD hears it
+    words = [Word(t, a, b) for t, a, b in (
+        ("Welcome", 0.5, 0.9), (" to", 0.95, 1.1), (" the", 1.1, 1.3), (" show", 1.35, 3.1),
+        (" Today", 4.39, 5.6), (" we", 5.65, 5.8), (" talk", 5.85, 6.2), (" and", 6.27, 7.79),
+        (" laugh", 7.8, 8.3), (" together", 8.35, 9.2),
+    )]  # fmt: skip
+    refined = refine_words(words, regions)
+    assert (refined[4].start_s, refined[4].end_s) == (5.25, 5.6)  # onto the onset
+    assert (refined[7].start_s, refined[7].end_s) == (6.27, 6.55)  # the side that holds it
+    assert refined[:4] == words[:4] and refined[8:] == words[8:]  # no silence in them
+    lines = split_into_lines(refined)
+    snap_to_speech(lines, regions)
+    assert [(line.start_s, line.text) for line in lines] == [
+        (0.5, "Welcome to the show"),
+        (5.25, "Today we talk and"),
+        (7.65, "laugh together"),
+    ]

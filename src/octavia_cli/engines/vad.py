@@ -9,11 +9,12 @@ recognition we snap each line's edges to the nearest VAD speech boundary nearby.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from octavia_cli.project.records import Segment
+from octavia_cli.project.records import Segment, Word
 
 SAMPLE_RATE_HZ = 16_000
 
@@ -68,6 +69,39 @@ def _levelled(audio_16k: np.ndarray) -> np.ndarray:
         return audio
     gain = 10 ** (LEVEL_DBFS / 20) / level
     return np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
+
+
+def refine_words(
+    words: list[Word], regions: list[tuple[float, float]], min_gap_s: float = 0.3
+) -> list[Word]:
+    """Words whose span holds a silence of ``min_gap_s`` or more (Whisper's word times
+    swallow pauses: a line's first word starting at the pause before it, an "and" lasting
+    across a second of silence) shrunk to the stretch of speech that holds most of them.
+    Words the VAD heard no speech in are left as they are (it can miss speech)."""
+    if not regions:
+        return list(words)
+    starts = np.array([r[0] for r in regions])
+    result = []
+    for word in words:
+        first = max(int(np.searchsorted(starts, word.start_s, side="right")) - 1, 0)
+        pieces = []
+        for start, end in regions[first:]:
+            if start >= word.end_s:
+                break
+            a, b = max(start, word.start_s), min(end, word.end_s)
+            if b > a:
+                pieces.append((a, b))
+        if not pieces:
+            result.append(word)
+            continue
+        edges = [word.start_s, *[x for piece in pieces for x in piece], word.end_s]
+        silences = [edges[i + 1] - edges[i] for i in range(0, len(edges), 2)]
+        if max(silences) < min_gap_s:
+            result.append(word)
+            continue
+        a, b = max(pieces, key=lambda piece: piece[1] - piece[0])
+        result.append(dataclasses.replace(word, start_s=round(a, 3), end_s=round(b, 3)))
+    return result
 
 
 def snap_to_speech(

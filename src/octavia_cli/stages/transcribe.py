@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from octavia_cli.engines.asr.base import AsrEngine
-from octavia_cli.engines.vad import detect_speech, snap_to_speech
+from octavia_cli.engines.vad import detect_speech, refine_words, snap_to_speech
 from octavia_cli.errors import NoSpeechError
 from octavia_cli.languages import language_name
 from octavia_cli.media.audio import iter_chunks, peak_dbfs
@@ -109,7 +109,7 @@ def assemble(
         )
     words = [w for piece in pieces for w in piece["words"]]
     regions = [tuple(r) for piece in pieces for r in piece["regions"]]
-    lines = split_into_lines(words)
+    lines = split_into_lines(refine_words(words, regions))
     snap_to_speech(lines, regions)
     if not lines:
         raise NoSpeechError(
