@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("demucs")
 soundfile = pytest.importorskip("soundfile")
 
+from hub_layout import no_network  # noqa: E402, F401 (a fixture)
 from octavia_cli.engines.separation.demucs import DemucsSeparator  # noqa: E402
 
 
@@ -92,12 +93,15 @@ def test_block_joins_are_cross_faded_without_clicks(tmp_path: Path, tiny_htdemuc
         assert 0.5 < ratio < 2.0
 
 
-@pytest.mark.slow
-def test_a_missing_model_names_the_pull_command(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_model_names_the_pull_command(no_network: list[str]) -> None:  # noqa: F811
+    """Offline with an empty cache: the pull command, at once, without demucs falling back
+    to its own download site (it did, waiting for a connection timeout, and would have put
+    the model where the catalog never looks)."""
     from octavia_cli.errors import MissingModelError
 
     with pytest.raises(MissingModelError, match="octavia models pull htdemucs"):
         DemucsSeparator("htdemucs").model()  # HF_HUB_OFFLINE=1 and an empty cache
+    assert no_network == []
 
 
 def test_surround_separates_the_centre_and_keeps_the_rest(tmp_path: Path, tiny_htdemucs) -> None:

@@ -89,7 +89,7 @@ def transcribe_window(
     finally:
         runner.release(engine)  # parked or closed: the next task may be another stage
     data = {"words": [asdict(w) for w in piece["words"]], "regions": piece["regions"],
-            "sound": piece["sound"]}  # fmt: skip
+            "speech": piece["speech"], "sound": piece["sound"]}  # fmt: skip
     atomic_write_bytes(project.path(chunk_name(index)), json.dumps(data).encode())
     return chunk_name(index)
 

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from octavia_cli.engines.asr.base import AsrEngine
-from octavia_cli.engines.vad import detect_speech, refine_words, snap_to_speech
+from octavia_cli.engines.vad import RECALL, detect_speech, refine_words, snap_to_speech
 from octavia_cli.errors import NoSpeechError
 from octavia_cli.languages import language_name
 from octavia_cli.media.audio import iter_chunks, peak_dbfs
@@ -69,14 +69,17 @@ def recognize_window(
     """Words (on the file's timeline) and speech regions of one window; nothing for a
     silent one."""
     if peak_dbfs(chunk[None, :]) < SILENCE_DBFS:
-        return {"words": [], "regions": [], "sound": False}
+        return {"words": [], "regions": [], "speech": [], "sound": False}
     recognition = engine.recognize(chunk, language, on_progress or (lambda s: None))
     words = [
         Word(w.text, round(w.start_s + offset, 3), round(w.end_s + offset, 3), w.probability)
         for w in recognition.words
     ]
+    # Where speech clearly is (line edges snap to it), and every stretch of it (the words
+    # are put back on it: a phone line's speech is mostly below the clear threshold).
     regions = [(a + offset, b + offset) for a, b in detect_speech(chunk)]
-    return {"words": words, "regions": regions, "sound": True}
+    speech = [(a + offset, b + offset) for a, b in detect_speech(chunk, threshold=RECALL)]
+    return {"words": words, "regions": regions, "speech": speech, "sound": True}
 
 
 def read_window(project: Project, start_s: float, end_s: float) -> Any:
@@ -109,7 +112,8 @@ def assemble(
         )
     words = [w for piece in pieces for w in piece["words"]]
     regions = [tuple(r) for piece in pieces for r in piece["regions"]]
-    lines = split_into_lines(refine_words(words, regions))
+    speech = [tuple(r) for piece in pieces for r in piece.get("speech", piece["regions"])]
+    lines = split_into_lines(refine_words(words, speech))
     snap_to_speech(lines, regions)
     if not lines:
         raise NoSpeechError(
