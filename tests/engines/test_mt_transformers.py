@@ -220,8 +220,9 @@ def test_checks_before_loading(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_languages_in_one_run_share_everything_up_to_translation(
-    cli, tiny_marian: Path, talk: Path, monkeypatch: pytest.MonkeyPatch
+    cli, tiny_marian: Path, talk: Path, monkeypatch: pytest.MonkeyPatch, fake_engines
 ) -> None:
+    fake_engines.real.update({"translator", "speech"})  # heard by the fakes, the rest real
     code, out, err = cli(
         "dub", str(talk), "--to", "es", "--to", "fr", "--from", "en",
         "-o", str(talk.with_name("talk.{lang}.mp4")),
