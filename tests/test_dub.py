@@ -355,6 +355,7 @@ def test_allow_video_stretch_slows_the_picture_and_keeps_sync(cli, media_factory
     assert "picture slowed under" in err
 
 
+@pytest.mark.slow
 def test_voice_per_speaker_on_the_command_line(cli, talk: Path, fake_engines) -> None:
     # A voice for another speaker than the one speaking leaves the speaker's own voice.
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--voice", "S2=es-3")
@@ -370,6 +371,7 @@ def test_voice_per_speaker_on_the_command_line(cli, talk: Path, fake_engines) ->
     assert {s["clips"]["es"]["voice"] for s in project["transcript"]["segments"]} == {"es-3"}
 
 
+@pytest.mark.slow
 def test_surround_keeps_its_layout_with_the_dub_in_the_centre(
     cli, talk: Path, fake_engines
 ) -> None:

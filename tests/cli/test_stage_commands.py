@@ -32,6 +32,7 @@ def test_transcribe_prints_lines_and_json(cli, talk: Path, tmp_path: Path) -> No
     assert code == 1 and "already exists" in err
 
 
+@pytest.mark.slow
 def test_transcribe_then_dub_transcribes_once(cli, talk: Path, fake_engines) -> None:
     assert cli("transcribe", str(talk), "--language", "en")[0] == 0
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en")
@@ -52,6 +53,7 @@ def test_translate_stdin_needs_source_language(cli, monkeypatch) -> None:
     assert code == 1 and "Plain text needs its language" in err
 
 
+@pytest.mark.slow
 def test_translate_transcript_json_keeps_timing(cli, talk: Path, tmp_path: Path) -> None:
     transcript = tmp_path / "t.json"
     assert cli("transcribe", str(talk), "-l", "en", "-o", str(transcript))[0] == 0
@@ -109,6 +111,7 @@ def test_synthesize_piper_voice_to_mp3(cli, tmp_path: Path) -> None:
     assert audio["codec_name"] == "mp3"
 
 
+@pytest.mark.slow
 def test_synthesize_translation_json_on_its_timeline(cli, talk: Path, tmp_path: Path) -> None:
     transcript, translation = tmp_path / "t.json", tmp_path / "es.json"
     assert cli("transcribe", str(talk), "-l", "en", "-o", str(transcript))[0] == 0

@@ -104,6 +104,7 @@ def _stdout_bytes(cli, video: Path) -> bytes:
     return out.encode("utf-8")
 
 
+@pytest.mark.slow
 def test_subtitles_then_dub_transcribes_once(cli, talk: Path, fake_engines) -> None:
     code, _, err = cli("subtitles", str(talk), "--to", "es")
     assert code == 0, err

@@ -53,6 +53,7 @@ def test_glossary_on_stdin_and_in_a_dub(cli, monkeypatch, talk: Path, tmp_path: 
     assert code == 1 and "does not exist" in err
 
 
+@pytest.mark.slow
 def test_engine_and_model_flags_are_checked_first(cli, talk: Path) -> None:
     assert cli("transcribe", str(talk), "-l", "en")[0] == 0
     project = talk.with_name("talk.octavia")

@@ -50,6 +50,7 @@ def _music_and_speech(path: Path, rate: int, channels: int, seconds: float) -> P
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("rate", "channels"), [(48_000, 2), (22_050, 1)])
 def test_writes_both_stems_at_the_source_rate_and_layout(
     tmp_path: Path, tiny_htdemucs, rate: int, channels: int

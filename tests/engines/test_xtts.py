@@ -294,6 +294,7 @@ def test_a_dub_with_a_stored_voice_holds_one_speech_engine(
     assert counted_xtts == {"built": 1, "alive": 0, "most_alive": 1}
 
 
+@pytest.mark.slow
 def test_a_worker_running_two_xtts_jobs_builds_the_engine_once(
     cli, xtts_settings: Path, tmp_path: Path, counted_xtts: dict[str, int]
 ) -> None:
