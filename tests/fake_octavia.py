@@ -4,6 +4,7 @@ plumbing that run the program in a subprocess (killing it, a server, a full disk
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,5 +15,8 @@ from octavia_cli.cli import main
 from octavia_cli.pipeline import runner
 
 if __name__ == "__main__":
-    runner.FACTORIES = FakeEngines().factories()
+    engines = FakeEngines()
+    # A test of queueing can make speaking take time, so that jobs wait for workers.
+    engines.speech.delay_s = float(os.environ.get("FAKE_OCTAVIA_SPEECH_DELAY_S", "0"))
+    runner.FACTORIES = engines.factories()
     main()

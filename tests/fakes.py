@@ -22,6 +22,7 @@ gives every runner built during the test these factories. The real engines are t
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,6 +162,7 @@ class FakeSpeech:
     supports_speed: bool = True
     cheap: bool = True
     seconds_per_char: float = 0.06
+    delay_s: float = 0.0  # time each synthesis takes (a slow engine, for queueing tests)
     spoken: list[tuple[str, str]] = field(default_factory=list)  # (voice, text)
 
     def languages(self) -> set[str]:
@@ -180,6 +182,8 @@ class FakeSpeech:
         self, text: str, language: str, voice: str, destination: Path, speed: float = 1.0
     ) -> SynthesisResult:
         self.spoken.append((voice, text))
+        if self.delay_s:
+            time.sleep(self.delay_s)
         number = int(voice.partition("-")[2] or 1)
         words = text.split() or [""]
         pieces = [np.zeros(int(0.05 * SAMPLE_RATE_HZ), dtype=np.float32)]

@@ -61,7 +61,9 @@ class Cluster:
     def __init__(self, data_dir: Path, env: dict[str, str], broker: str) -> None:
         self.env = {
             **env,
-            "OCTAVIA_VISIBILITY_TIMEOUT_S": "5",
+            # Longer than any job here: a job still running past it is handed out again
+            # (Celery over Redis), and its second run finds the project locked.
+            "OCTAVIA_VISIBILITY_TIMEOUT_S": "120",
             "OCTAVIA_PARALLEL_CHUNK_S": "4",
             "OCTAVIA_PARALLEL_LINES": "2",
         }
@@ -130,6 +132,9 @@ def _taken_by(client: httpx.Client, job_id: str) -> str:
 def test_jobs_spread_over_two_workers_with_progress_over_sse(
     cluster: Cluster, cli, talk: Path, fake_engines
 ) -> None:
+    # The fake speech engine takes no time: made to take some, the jobs wait in the queue
+    # and both workers take some (else one could take all eight before the other polls).
+    cluster.env["FAKE_OCTAVIA_SPEECH_DELAY_S"] = "0.3"
     cluster.start(workers=2)
     with cluster.server.http() as client:
         text = " ".join(f"Esta es la frase número {i}, dicha con calma." for i in range(12))
@@ -204,6 +209,7 @@ def _dub_taken_by_a_worker(client: httpx.Client, talk: Path) -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
+    cluster.env["OCTAVIA_VISIBILITY_TIMEOUT_S"] = "5"  # the dead worker's job back soon
     cluster.start(workers=2)
     with cluster.server.http() as client:
         job_id, taken = _dub_taken_by_a_worker(client, talk)
