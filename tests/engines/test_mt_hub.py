@@ -16,6 +16,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
 torch = pytest.importorskip("torch")
 
+from test_mt_transformers import ENGLISH  # noqa: E402
+
 from hub_layout import no_network, write_folder  # noqa: E402, F401 (a fixture)
 from octavia_cli.config import load_settings  # noqa: E402
 from octavia_cli.engines.mt import get_translation_engine  # noqa: E402
@@ -23,12 +25,6 @@ from octavia_cli.errors import InputError  # noqa: E402
 from octavia_cli.models.bundled import hub_cache_dir  # noqa: E402
 from octavia_cli.models.translation import marian_target_label  # noqa: E402
 
-ENGLISH = [
-    "Welcome to the city library.",
-    "Today we talk about old books.",
-    "The new room opens next week.",
-    "Thank you for watching.",
-]
 CHINESE = ["欢迎来到城市图书馆。", "今天我们谈谈旧书。", "新房间下周开放。", "谢谢收看。"]
 # Some of opus-mt-en-zh's target labels (its vocabulary has them as ordinary pieces).
 EN_ZH_LABELS = [">>cmn<<", ">>cmn_Hans<<", ">>cmn_Hant<<", ">>yue<<", ">>yue_Hant<<", ">>zho<<"]

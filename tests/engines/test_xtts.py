@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,12 +23,21 @@ def tiny_xtts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """config.json, model.pth and vocab.json of a 2-layer XTTS with a character vocabulary
     (generation is bounded by gpt_max_audio_tokens: random weights never stop by
     themselves)."""
+    folder = tmp_path_factory.mktemp("tiny-xtts")
+    config, model = build_tiny_xtts(folder)
+    torch.save({"model": model.state_dict()}, folder / "model.pth")
+    config.save_json(str(folder / "config.json"))
+    return folder
+
+
+def build_tiny_xtts(folder: Path) -> tuple[Any, Any]:
+    """A 2-layer XTTS with a character vocabulary (``folder/vocab.json``, written here):
+    its config and its model, randomly initialised (seed 0), not saved."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
     from TTS.tts.models.xtts import Xtts, XttsArgs, XttsAudioConfig
 
-    folder = tmp_path_factory.mktemp("tiny-xtts")
     specials = ["[STOP]", "[UNK]", "[SPACE]", "[START]", "[en]", "[es]", "[fr]", "[de]"]
     vocab = {token: i for i, token in enumerate(
         specials + list("abcdefghijklmnopqrstuvwxyzáéíóúñü0123456789.,!?'-"))}  # fmt: skip
@@ -51,9 +61,7 @@ def tiny_xtts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = Xtts(config)
     model.tokenizer = VoiceBpeTokenizer(vocab_file=str(folder / "vocab.json"))
     model.init_models()
-    torch.save({"model": model.state_dict()}, folder / "model.pth")
-    config.save_json(str(folder / "config.json"))
-    return folder
+    return config, model
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("TTS", reason="the xtts engine needs octavia-cli[quality]")
 torch = pytest.importorskip("torch")
 
+from test_xtts import build_tiny_xtts  # noqa: E402
+
 from hub_layout import (  # noqa: E402
     assert_blobs_intact,
     no_network,  # noqa: F401 (a fixture)
@@ -46,36 +48,9 @@ def original_xtts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """The files of a 2-layer XTTS with a character vocabulary (see test_xtts.py), named as
     in the hub repository coqui/XTTS-v2 (``dvae.pth``, ``mel_stats.pth`` and the samples,
     which inference never reads, left out)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from TTS.tts.configs.xtts_config import XttsConfig
-    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
-    from TTS.tts.models.xtts import Xtts, XttsArgs, XttsAudioConfig
-
     folder = tmp_path_factory.mktemp("original-xtts")
-    specials = ["[STOP]", "[UNK]", "[SPACE]", "[START]", "[en]", "[es]", "[fr]", "[de]"]
-    vocab = {token: i for i, token in enumerate(
-        specials + list("abcdefghijklmnopqrstuvwxyzáéíóúñü0123456789.,!?'-"))}  # fmt: skip
-    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    tokenizer.save(str(folder / "vocab.json"))
-    args = XttsArgs(
-        gpt_layers=2, gpt_n_model_channels=64, gpt_n_heads=2, gpt_num_audio_tokens=130,
-        gpt_start_audio_token=128, gpt_stop_audio_token=129, gpt_max_audio_tokens=40,
-        gpt_max_text_tokens=100, gpt_max_prompt_tokens=70, gpt_number_text_tokens=len(vocab),
-        tokenizer_file=str(folder / "vocab.json"), decoder_input_dim=64, d_vector_dim=512,
-        gpt_code_stride_len=1024, input_sample_rate=22050, output_sample_rate=24000,
-        output_hop_length=256,
-    )  # fmt: skip
-    config = XttsConfig(
-        model_args=args,
-        audio=XttsAudioConfig(sample_rate=22050, output_sample_rate=24000),
-        languages=["en", "es", "fr", "de"],
-    )
-    torch.manual_seed(0)
-    model = Xtts(config)
-    model.tokenizer = VoiceBpeTokenizer(vocab_file=str(folder / "vocab.json"))
-    model.init_models()
-    args.tokenizer_file = ""  # as in the hub's config.json: vocab.json sits beside it
+    config, model = build_tiny_xtts(folder)
+    config.model_args.tokenizer_file = ""  # as in the hub's config.json: vocab.json sits beside it
     _save_original_checkpoint(config, model.state_dict(), folder / "model.pth")
     config.save_json(str(folder / "config.json"))
     speakers = {"Ana Florence": {"gpt_cond_latent": torch.zeros(1, 32, 64),
