@@ -105,12 +105,21 @@ def check_whisper_language(location: str, spec: str, language: str | None) -> No
 
 def english_only(folder: Path) -> bool:
     """English-only Whisper models (``*.en``) have a vocabulary of 51,864 tokens; the
-    multilingual ones have 51,865 (51,866 for large-v3). Read it without loading weights."""
+    multilingual ones have 51,865 (51,866 for large-v3). Read it without loading weights:
+    CTranslate2 writes ``vocabulary.json`` (a list; the Systran large-v3 and later
+    conversions), older conversions ``vocabulary.txt`` (a token a line)."""
+    import json
+
     try:
         with open(folder / "vocabulary.txt", "rb") as handle:
             return sum(1 for _ in handle) < 51865
     except OSError:
+        pass
+    try:
+        tokens = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return False
+    return isinstance(tokens, list) and len(tokens) < 51865
 
 
 def load_options(location: str, offline: bool) -> dict[str, object]:
