@@ -13,7 +13,10 @@ centre channel separated (where film mixes carry dialogue); the other channels a
 background as they are.
 
 Weights come from the Hugging Face hub (``adefossez/HTDemucs``), cached like every other
-hub model; ``octavia models pull htdemucs`` fetches them.
+hub model; ``octavia models pull htdemucs`` fetches them. A repository holds, as demucs 4.1
+exports it, the bag's ``{name}.yaml`` (its models' signatures, weights and segment) and a
+``{signature}.safetensors`` per model (the class and its arguments in the metadata); the
+engine reads them from the hub cache the catalog names, with downloads off when offline.
 """
 
 from __future__ import annotations
@@ -63,12 +66,14 @@ class DemucsSeparator(TorchParking):
         shifts: int = 0,
         overlap: float = 0.25,
         model: Any = None,
+        offline: bool = False,
     ) -> None:
         self.model_name = model_name
         self.device = device
         self.block_s = block_s
         self.shifts = shifts
         self.overlap = overlap
+        self.offline = offline
         self._model = model  # given: a model built in memory (tests, or a caller's own)
 
     @classmethod
@@ -80,6 +85,7 @@ class DemucsSeparator(TorchParking):
             device,
             block_s=settings.separation.block_s,
             shifts=settings.separation.shifts,
+            offline=settings.offline,
         )
 
     def describe(self) -> str:
@@ -107,7 +113,7 @@ class DemucsSeparator(TorchParking):
                 # From the hub only: demucs falls back to its legacy download site when
                 # the hub fails, which without a network hangs for a connection timeout
                 # before failing (and bypasses --offline).
-                model = get_model(f"hf://{self.model_name}")
+                model = hub_bag(self.model_name, self.offline)
             else:
                 model = get_model(self.model_name)
         except Exception as exc:  # demucs raises bare exceptions for a missing download
@@ -237,6 +243,30 @@ class DemucsSeparator(TorchParking):
         if mix.shape[0] == 1:
             stacked = stacked.mean(axis=1, keepdims=True)
         return stacked[0], stacked[1]
+
+
+def hub_bag(name: str, offline: bool) -> Any:
+    """The bag of models ``name`` (``htdemucs``) from its hub repository, as
+    ``demucs.pretrained.get_model("hf://NAME")`` loads it, but from the hub cache the catalog
+    and ``octavia models pull`` use (demucs asks huggingface_hub for its default cache,
+    fixed when that library was first imported) and without a download when ``offline``."""
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.hf import load_safetensors_model
+    from huggingface_hub import hf_hub_download
+
+    from octavia_cli.models.bundled import hub_cache_dir
+
+    repo_id, _ = DEMUCS_MODELS[name]
+
+    def fetch(filename: str) -> str:
+        return hf_hub_download(repo_id, filename, cache_dir=str(hub_cache_dir()),
+                               local_files_only=offline)  # fmt: skip
+
+    with open(fetch(f"{name}.yaml"), encoding="utf-8") as handle:
+        bag = yaml.safe_load(handle)
+    models = [load_safetensors_model(fetch(f"{sig}.safetensors")) for sig in bag["models"]]
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
 
 
 def _fix_length(audio: np.ndarray, length: int) -> np.ndarray:
