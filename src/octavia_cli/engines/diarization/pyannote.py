@@ -111,7 +111,7 @@ class PyannoteDiarizer(TorchParking):
             # to the user's pipe (--json): the error below says it instead.
             with contextlib.redirect_stdout(io.StringIO()):
                 pipeline = Pipeline.from_pretrained(
-                    self.model, token=self.token or None, cache_dir=self.cache_dir
+                    self.model, token=self.token or None, cache_dir=self._cache_dir()
                 )
         except Exception as exc:
             raise MissingModelError(
@@ -129,6 +129,14 @@ class PyannoteDiarizer(TorchParking):
         if self.device.startswith("cuda"):
             pipeline.to(torch.device(self.device))
         return pipeline
+
+    def _cache_dir(self) -> str:
+        """Where the hub pipeline is read from: the hub cache the catalog and ``octavia
+        models pull`` use (left to itself, pyannote takes huggingface_hub's default, fixed
+        when that library was first imported)."""
+        from octavia_cli.models.bundled import hub_cache_dir
+
+        return self.cache_dir or str(hub_cache_dir())
 
     def _resident(self) -> tuple[Any, str]:
         return self._pipeline, self.device
@@ -165,9 +173,12 @@ class PyannoteDiarizer(TorchParking):
         total_s = total
         output = pipeline({"waveform": waveform, "sample_rate": rate}, hook=hook, **kwargs)
         annotation = getattr(output, "speaker_diarization", output)
+        # Clipped to the audio: a file shorter than the segmentation window (10 s) is
+        # padded to it, and pyannote reports turns over the whole window.
         turns = [
-            Turn(round(segment.start, 3), round(segment.end, 3), str(label))
+            Turn(round(max(segment.start, 0.0), 3), round(min(segment.end, total), 3), str(label))
             for segment, _, label in annotation.itertracks(yield_label=True)
+            if min(segment.end, total) > max(segment.start, 0.0)
         ]
         on_progress(total, total)
         return sorted(turns, key=lambda t: (t.start_s, t.end_s))
