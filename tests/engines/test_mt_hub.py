@@ -149,17 +149,39 @@ def test_target_labels() -> None:
     assert marian_target_label(arabic, "es") is None
 
 
+@pytest.fixture
+def conversion_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Online as far as transformers can tell (huggingface_hub stays offline underneath, so
+    its lookups end in the cache, not on a socket), none of the variables set, and the
+    threads transformers' loading starts recorded instead of run."""
+    import transformers.modeling_utils
+
+    started: list[str] = []
+
+    class RecordedThread:
+        def __init__(self, *args: Any, name: str = "", **kwargs: Any) -> None:
+            started.append(name)
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr(transformers.modeling_utils, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(transformers.modeling_utils, "Thread", RecordedThread)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DISABLE_SAFETENSORS_CONVERSION"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    return started
+
+
 @pytest.mark.usefixtures("no_network")
 def test_a_pytorch_model_bin_starts_no_safetensors_conversion(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conversion_threads: list[str]
 ) -> None:
     """Online, transformers meets a model with only ``pytorch_model.bin`` (m2m100, the
     2020 OPUS-MT repositories) by starting a thread that fetches a converted
     ``model.safetensors`` from a pull request (or asks the conversion service for one),
     which the process then waits for at exit. The engine loads with
     DISABLE_SAFETENSORS_CONVERSION=true, whichever entry point built it."""
-    import transformers.modeling_utils
-
     from octavia_cli.models.translation import OPUS_MT_REVISIONS
 
     spanish = ["Bienvenidos a la biblioteca.", "Hoy hablamos de libros.", "Gracias."]
@@ -170,22 +192,7 @@ def test_a_pytorch_model_bin_starts_no_safetensors_conversion(
         "config.json", "pytorch_model.bin", "source.spm", "target.spm", "tokenizer_config.json",
         "vocab.json",
     ]  # fmt: skip
-    started: list[str] = []
-
-    class RecordedThread:
-        def __init__(self, *args: Any, name: str = "", **kwargs: Any) -> None:
-            started.append(name)
-
-        def start(self) -> None:
-            pass
-
-    # Online as far as transformers can tell (huggingface_hub stays offline underneath, so
-    # its lookups end in the cache, not on a socket).
-    monkeypatch.setattr(transformers.modeling_utils, "is_offline_mode", lambda: False)
-    monkeypatch.setattr(transformers.modeling_utils, "Thread", RecordedThread)
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DISABLE_SAFETENSORS_CONVERSION"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
+    started = conversion_threads
     settings = load_settings({"mt.engine": "transformers"})
     assert not settings.offline
     engine = get_translation_engine(settings)
@@ -237,4 +244,61 @@ def test_m2m100_loads_from_its_hub_layout(tmp_path: Path) -> None:
     engine = get_translation_engine(load_settings({"mt.engine": "transformers"}))
     engine.check_pair("en", "sw")  # no OPUS-MT model: M2M100
     assert len(engine.translate(ENGLISH[:2], "en", "sw")) == 2
+    engine.close()
+
+
+@pytest.mark.usefixtures("no_network")
+def test_nllb_loads_from_its_hub_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conversion_threads: list[str]
+) -> None:
+    """facebook/nllb-200-distilled-600M as its repository holds it (``pytorch_model.bin``
+    and no safetensors, ``sentencepiece.bpe.model`` and ``tokenizer.json``, the 202
+    language codes as added tokens, ``generation_config.json``), chosen by its catalog
+    name: the source language set on the tokenizer, the target's code forced as the
+    first token, and no conversion thread started."""
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizerFast
+
+    from octavia_cli.models.translation import MANY_TO_MANY
+
+    work = tmp_path / "build"
+    work.mkdir()
+    spanish = ["Bienvenidos a la biblioteca.", "Hoy hablamos de libros viejos."]
+    model = _train_spm(work, "spm", [*ENGLISH, *spanish])
+    tokenizer = NllbTokenizerFast(vocab_file=str(model))
+    folder = tmp_path / "nllb"
+    tokenizer.save_pretrained(folder)
+    (folder / "added_tokens.json").unlink()  # the repository has them in tokenizer.json only
+    torch.manual_seed(0)
+    config = M2M100Config(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+        decoder_ffn_dim=64, max_position_embeddings=128, pad_token_id=1, bos_token_id=0,
+        eos_token_id=2, decoder_start_token_id=2, scale_embedding=True,
+    )  # fmt: skip
+    M2M100ForConditionalGeneration(config).save_pretrained(folder, safe_serialization=False)
+    nllb = MANY_TO_MANY["nllb-600m"]
+    snapshot = write_folder(hub_cache_dir(), nllb.hub_id, folder)
+    assert sorted(p.name for p in snapshot.iterdir()) == [
+        "config.json", "generation_config.json", "pytorch_model.bin", "sentencepiece.bpe.model",
+        "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
+    ]  # fmt: skip
+    engine = get_translation_engine(load_settings({"mt.engine": "transformers",
+                                                   "mt.model": "nllb-600m"}))  # fmt: skip
+    engine.check_pair("en", "es")
+    network, loaded, family = engine._load(engine._model_for("en", "es"))
+    assert family == "nllb" and type(loaded).__name__ == "NllbTokenizerFast"
+    outputs: list[Any] = []
+    generate = network.generate
+
+    def recording(**inputs: Any) -> Any:
+        outputs.append((inputs["input_ids"], generate(**inputs)))
+        return outputs[-1][1]
+
+    monkeypatch.setattr(network, "generate", recording)
+    assert len(engine.translate(ENGLISH[:2], "en", "es")) == 2
+    [(inputs, generated)] = outputs
+    english, spanish_code = loaded.convert_tokens_to_ids(["eng_Latn", "spa_Latn"])
+    assert (inputs[:, 0] == english).all()  # the source's code starts every text
+    assert (generated[:, 1] == spanish_code).all()  # after </s>, the target's code
+    assert conversion_threads == []
     engine.close()
