@@ -18,6 +18,7 @@ pytest.importorskip("demucs")
 soundfile = pytest.importorskip("soundfile")
 torch = pytest.importorskip("torch")
 
+from fake_hub import install_fake_hub  # noqa: E402
 from hub_layout import (  # noqa: E402
     assert_blobs_intact,
     no_network,  # noqa: F401 (a fixture)
@@ -115,3 +116,17 @@ def test_htdemucs_separates_from_its_hub_layout(
     separator.close()
     assert_blobs_intact(hub_cache_dir())
     assert tree_state(hub_cache_dir()) == before  # nothing added, removed or rewritten
+
+
+@pytest.mark.usefixtures("no_network")
+def test_what_models_pull_fetches_is_what_the_engine_loads(
+    cli, htdemucs_files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo_id, _ = DEMUCS_MODELS["htdemucs"]
+    hub = install_fake_hub(monkeypatch, {repo_id: htdemucs_files})
+    code, _, err = cli("models", "pull", "htdemucs")
+    assert code == 0, err
+    assert hub.fetched(repo_id) == ["955717e8.safetensors", "htdemucs.yaml"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = load_settings({"separation.engine": "demucs", "general.device": "cpu"})
+    assert list(get_separation_engine(settings).model().sources) == SOURCES

@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 
 from test_mt_transformers import ENGLISH  # noqa: E402
 
+from fake_hub import install_fake_hub  # noqa: E402
 from hub_layout import no_network, write_folder  # noqa: E402, F401 (a fixture)
 from octavia_cli.config import load_settings  # noqa: E402
 from octavia_cli.engines.mt import get_translation_engine  # noqa: E402
@@ -302,3 +303,28 @@ def test_nllb_loads_from_its_hub_layout(
     assert (generated[:, 1] == spanish_code).all()  # after </s>, the target's code
     assert conversion_threads == []
     engine.close()
+
+
+@pytest.mark.usefixtures("no_network")
+def test_what_models_pull_fetches_is_what_the_engine_loads(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pinned opus-mt-en-es, its repository also holding the TensorFlow and Rust copies
+    of the weights: the pull takes the PyTorch weights, the tokenizer's files and config."""
+    spanish = ["Bienvenidos a la biblioteca.", "Hoy hablamos de libros.", "Gracias."]
+    folder = tiny_opus_mt(tmp_path / "en-es", "en", "es", spanish)
+    repository = {p.name: p.read_bytes() for p in folder.iterdir()}
+    repository |= {"tf_model.h5": b"tf", "rust_model.ot": b"rust", "README.md": b"cc-by-4.0"}
+    hub = install_fake_hub(monkeypatch, {"Helsinki-NLP/opus-mt-en-es": repository})
+    code, _, err = cli("models", "pull", "opus-mt-en-es")
+    assert code == 0, err
+    assert hub.fetched("Helsinki-NLP/opus-mt-en-es") == sorted(folder_files(folder))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    engine = get_translation_engine(load_settings({"mt.engine": "transformers"}))
+    engine.check_pair("en", "es")
+    assert len(engine.translate(ENGLISH, "en", "es")) == 4
+    engine.close()
+
+
+def folder_files(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir()]

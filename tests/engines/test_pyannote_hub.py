@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("pyannote.audio", reason="the pyannote engine needs octavia-cli[quality]")
 torch = pytest.importorskip("torch")
 
+from fake_hub import install_fake_hub  # noqa: E402
 from hub_layout import (  # noqa: E402
     assert_blobs_intact,
     no_network,  # noqa: F401 (a fixture)
@@ -172,3 +173,20 @@ def test_community_1_diarizes_from_its_hub_layout(
     engine.close()
     assert_blobs_intact(hub_cache_dir())
     assert tree_state(hub_cache_dir()) == before  # nothing added, removed or rewritten
+
+
+@pytest.mark.usefixtures("no_network")
+def test_what_models_pull_fetches_is_what_the_engine_loads(
+    cli, community_files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = install_fake_hub(monkeypatch, {PYANNOTE_PIPELINE: community_files})
+    monkeypatch.setenv("HF_TOKEN", TOKEN)  # the gated repository wants the user's token
+    code, _, err = cli("models", "pull", "pyannote-community-1")
+    assert code == 0, err
+    assert hub.fetched(PYANNOTE_PIPELINE) == sorted(READ)
+    assert hub.downloads[0]["token"] == TOKEN
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = load_settings({"diarization.engine": "pyannote", "diarization.accept_terms": True,
+                              "general.device": "cpu"})  # fmt: skip
+    pipeline = get_diarization_engine(settings).pipeline()
+    assert type(pipeline).__name__ == "SpeakerDiarization"

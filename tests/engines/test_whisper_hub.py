@@ -19,6 +19,7 @@ pytest.importorskip("ctranslate2")
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
+from fake_hub import install_fake_hub  # noqa: E402
 from helpers import decode_16k  # noqa: E402
 from hub_layout import (  # noqa: E402
     assert_blobs_intact,
@@ -177,6 +178,22 @@ def test_large_v3_loads_from_the_pinned_commit_in_the_hub_cache(
     engine.close()
     assert_blobs_intact(hub_cache_dir())
     assert tree_state(hub_cache_dir()) == before  # nothing added, removed or rewritten
+
+
+@pytest.mark.usefixtures("no_network")
+def test_what_models_pull_fetches_is_what_the_engine_loads(
+    cli, large_v3_files: dict[str, bytes], talk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = {**large_v3_files, ".gitattributes": b"*.bin filter=lfs\n", "README.md": b"MIT"}
+    hub = install_fake_hub(monkeypatch, {HUB_ID: repository})
+    code, _, err = cli("models", "pull", "whisper-large-v3")
+    assert code == 0, err
+    assert hub.fetched(HUB_ID) == sorted(LARGE_V3_FILES)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    engine = get_asr_engine(_settings())
+    engine.check("en")
+    assert engine.detect_language(decode_16k(talk))[0] == "en"
+    engine.close()
 
 
 def test_english_only_models_are_told_by_either_vocabulary_file(tmp_path: Path) -> None:

@@ -16,11 +16,11 @@ torch = pytest.importorskip("torch")
 
 from test_xtts import build_tiny_xtts  # noqa: E402
 
+from fake_hub import install_fake_hub  # noqa: E402
 from hub_layout import (  # noqa: E402
     assert_blobs_intact,
     no_network,  # noqa: F401 (a fixture)
     tree_state,
-    write_hub_repo,
 )
 from octavia_cli.models.bundled import hub_cache_dir  # noqa: E402
 
@@ -67,15 +67,25 @@ def original_xtts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_network")
 def test_the_original_checkpoint_loads_from_the_hub_cache_without_writing_to_it(
-    original_xtts: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli, original_xtts: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The cache as ``octavia models pull xtts-v2`` leaves it (the repository's training
+    files and samples left on the hub), at the catalog's pinned commit."""
     from octavia_cli.config import load_settings
     from octavia_cli.engines.tts.xtts import HUB_ID, XttsEngine
+    from octavia_cli.models.catalog import XTTS_FILES, XTTS_REVISION
 
-    snapshot = write_hub_repo(hub_cache_dir(), HUB_ID, original_xtts)
-    assert (snapshot / "model.pth").is_symlink()
-    before = tree_state(hub_cache_dir())
+    repository = {**original_xtts, "dvae.pth": b"training only", "mel_stats.pth": b"training",
+                  "samples/en_sample.wav": b"RIFF"}  # fmt: skip
+    hub = install_fake_hub(monkeypatch, {HUB_ID: repository})
     monkeypatch.setenv("OCTAVIA_TTS_ACCEPT_LICENSE", "true")
+    code, out, err = cli("models", "pull", "xtts-v2")
+    assert code == 0, err
+    assert hub.fetched(HUB_ID) == sorted(XTTS_FILES)
+    snapshot = hub_cache_dir() / "models--coqui--XTTS-v2" / "snapshots" / XTTS_REVISION
+    assert out == f"xtts-v2\t{snapshot}\n" and (snapshot / "model.pth").is_symlink()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = tree_state(hub_cache_dir())
     monkeypatch.setenv("OCTAVIA_DEVICE", "cpu")
     settings = load_settings({})
     assert settings.offline and settings.tts.model == ""  # the catalog's coqui/XTTS-v2

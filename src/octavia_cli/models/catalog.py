@@ -71,6 +71,30 @@ DEMUCS_MODELS = {
     "htdemucs_ft": ("adefossez/HTDemucs-ft", 336),
 }
 PYANNOTE_PIPELINE = "pyannote/speaker-diarization-community-1"
+# coqui/XTTS-v2 at its last commit (December 2023), the one independent public projects pin.
+XTTS_REPO, XTTS_REVISION = "coqui/XTTS-v2", "6c2b0d75eae4b7047358e3b6bd9325f857d43f77"
+
+# -- which files of a hub repository a family's loader reads ---------------------------------
+# ``octavia models pull`` (and the XTTS engine's own download) fetch only these: a whole
+# repository also holds copies for other frameworks (TensorFlow, Flax, Rust, ONNX), samples,
+# training files and cards. Patterns as huggingface_hub's ``allow_patterns`` (fnmatch: ``*``
+# crosses ``/``).
+# faster-whisper's own list (faster_whisper.utils.download_model): the CTranslate2 files.
+WHISPER_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json",
+                 "vocabulary.*"]  # fmt: skip
+# coqui-tts 0.28's Xtts.load_checkpoint: the weights (mel_stats is a buffer in them), the BPE
+# vocabulary and the speakers; the engine reads config.json. dvae.pth and mel_stats.pth are
+# for training, samples/ are demos (coqui-tts itself skips samples/ and dvae.pth).
+XTTS_FILES = ["config.json", "model.pth", "vocab.json", "speakers_xtts.pth"]
+# pyannote.audio 4: config.yaml, then what its $model/ entries name in subfolders (each
+# model's pytorch_model.bin, the PLDA's .npz; a calibration.safetensors where one is named);
+# not the cards or the gif.
+PYANNOTE_FILES = ["*.yaml", "*.bin", "*.npz", "*.safetensors"]
+# transformers (translation and whisperx's wav2vec2 alignment models): the configs and
+# tokenizer files, sentencepiece models, and one copy of the weights (see weight_files).
+TRANSFORMERS_FILES = ["*.json", "*.spm", "*.model"]
+# An alignment model's n-gram language model (pyctcdecode's); whisperx's processor reads none.
+ALIGN_IGNORED = ["language_model/*"]
 
 
 @dataclass(frozen=True)
@@ -130,7 +154,7 @@ def all_models() -> list[ModelEntry]:
         )  # fmt: skip
     entries.append(
         ModelEntry(
-            "xtts-v2", "tts", HUB, "coqui/XTTS-v2", "main", 1870,
+            "xtts-v2", "tts", HUB, XTTS_REPO, XTTS_REVISION, 1870,
             "CPML (non-commercial)", False, ("xtts",), "17 languages",
         )
     )  # fmt: skip
@@ -305,6 +329,47 @@ def preset_models(settings: Settings, languages: tuple[str, ...]) -> list[ModelE
 # -- fetching ------------------------------------------------------------------------------
 
 
+def weight_files(repo_files: list[str]) -> list[str]:
+    """The one copy of a transformers model's weights its loader reads: safetensors where
+    the repository has them (transformers prefers them), else ``pytorch_model.bin``
+    (or its shards)."""
+    if any(name.endswith(".safetensors") for name in repo_files):
+        return ["*.safetensors"]
+    return ["pytorch_model*.bin"]
+
+
+def needs_file_list(entry: ModelEntry) -> bool:
+    """Whether :func:`download_patterns` needs the repository's file list (which copy of
+    the weights to take)."""
+    return entry.source == HUB and entry.kind in ("mt", "align")
+
+
+def download_patterns(
+    entry: ModelEntry, repo_files: list[str] | None = None
+) -> tuple[list[str] | None, list[str] | None]:
+    """``(allow_patterns, ignore_patterns)`` for fetching ``entry``'s hub repository: only
+    what its family's loader reads. ``repo_files``: the repository's files, for the
+    families where :func:`needs_file_list`."""
+    if entry.kind == "asr":
+        return list(WHISPER_FILES), None
+    if entry.kind == "tts":
+        return list(XTTS_FILES), None
+    if entry.kind == "separation":  # demucs 4.1's export: the bag's yaml, a file per model
+        return [f"{entry.name}.yaml", "*.safetensors"], None
+    if entry.kind == "diarization":
+        return list(PYANNOTE_FILES), None
+    if entry.kind in ("mt", "align"):
+        allow = [*TRANSFORMERS_FILES, *weight_files(repo_files or [])]
+        return allow, list(ALIGN_IGNORED) if entry.kind == "align" else None
+    return None, None
+
+
+def _repo_files(entry: ModelEntry, token: str | None) -> list[str]:
+    from huggingface_hub import HfApi
+
+    return HfApi().list_repo_files(entry.location, revision=entry.revision, token=token)
+
+
 def pull(entry: ModelEntry, settings: Settings, console: Any) -> Path:
     """Download ``entry`` into its cache (with progress on stderr) and return its path; the
     revision downloaded is checked against a pinned one.
@@ -347,12 +412,16 @@ def pull(entry: ModelEntry, settings: Settings, console: Any) -> Path:
         token = None
         if entry.gated:
             token = settings.diarization.hf_token or os.environ.get("HF_TOKEN") or None
+        files = _repo_files(entry, token) if needs_file_list(entry) else None
+        allow, ignore = download_patterns(entry, files)
         path = Path(
             snapshot_download(
                 entry.location,
                 revision=entry.revision,
                 cache_dir=str(hub_cache_dir()),
                 token=token,
+                allow_patterns=allow,
+                ignore_patterns=ignore,
             )
         )
     except Exception as exc:

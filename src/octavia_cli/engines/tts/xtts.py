@@ -35,10 +35,11 @@ from octavia_cli.errors import ConfigError, InputError, MissingDependencyError, 
 from octavia_cli.languages import language_name
 from octavia_cli.models import voices
 from octavia_cli.models.bundled import hub_cache_dir
+from octavia_cli.models.catalog import XTTS_FILES, XTTS_REPO, XTTS_REVISION
 
 logger = logging.getLogger(__name__)
 
-HUB_ID = "coqui/XTTS-v2"
+HUB_ID = XTTS_REPO  # coqui/XTTS-v2, the catalog's xtts-v2
 LICENSE = "Coqui Public Model Licence (non-commercial use only)"
 SAMPLE_RATE_HZ = 24_000
 PAUSE_S = 0.12  # between the pieces of a split text
@@ -193,9 +194,14 @@ class XttsEngine(TorchParking):
             return local
         from huggingface_hub import snapshot_download
 
+        # The catalog's model: its pinned commit, and only the files the model reads.
+        catalog = self.model_spec == HUB_ID
         try:
-            return Path(snapshot_download(self.model_spec, cache_dir=str(hub_cache_dir()),
-                                          local_files_only=self.offline))  # fmt: skip
+            return Path(snapshot_download(
+                self.model_spec, revision=XTTS_REVISION if catalog else None,
+                allow_patterns=XTTS_FILES if catalog else None,
+                cache_dir=str(hub_cache_dir()), local_files_only=self.offline,
+            ))  # fmt: skip
         except Exception as exc:
             raise MissingModelError(
                 f"The XTTS model {self.model_spec} is not available ({exc}).",
