@@ -6,6 +6,9 @@ tests in ``tests/engines/test_*_hub.py``, which load each engine from what a pul
 
 from __future__ import annotations
 
+import io
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,7 +110,7 @@ def test_pull_fetches_only_what_the_loader_reads(
     repository, fetched = REPOSITORIES[name]
     entry = find_model(name)
     hub = install_fake_hub(monkeypatch, {entry.location: {f: b"x" for f in repository}})
-    code, out, err = cli("models", "pull", name)
+    code, out, err = cli("models", "pull", name, "--yes")  # xtts-v2: its licence accepted
     assert code == 0, err
     assert hub.fetched(entry.location) == sorted(fetched)
     (call,) = hub.downloads
@@ -157,3 +160,81 @@ def test_the_fake_hub_writes_the_cache_layout(monkeypatch: pytest.MonkeyPatch) -
                                                   allow_patterns=["*.bin"]))  # fmt: skip
     assert (path / "b" / "c.bin").is_symlink() and not (path / "a.json").exists()
     assert hub.fetched("org/model") == ["b/c.bin"]
+
+
+# -- licences ---------------------------------------------------------------------------
+
+XTTS_REPOSITORY = {name: b"x" for name in REPOSITORIES["xtts-v2"][0]}
+
+
+class Terminal(io.StringIO):
+    """A keyboard at a terminal, typing ``answer``."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _accepted() -> object:
+    from octavia_cli.config import read_config_file
+
+    return read_config_file(Path(os.environ["OCTAVIA_CONFIG"])).get("tts.accept_license")
+
+
+@pytest.mark.usefixtures("no_network")
+def test_xtts_is_fetched_only_once_its_licence_is_accepted(
+    cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = install_fake_hub(monkeypatch, {"coqui/XTTS-v2": XTTS_REPOSITORY})
+    monkeypatch.delenv("COQUI_TOS_AGREED", raising=False)
+    code, _, err = cli("models", "pull", "xtts-v2")  # no terminal to ask on
+    assert code == 1 and "CPML (non-commercial)" in err and "https://coqui.ai/cpml" in err
+    assert "--yes" in err and "COQUI_TOS_AGREED=1" in err and "tts.accept_license" in err
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, _, err = cli("models", "pull", "xtts-v2")
+    assert code == 1 and "not accepted" in err and "Do you accept its terms? [y/N]" in err
+    # A licence asked for comes before any other model is fetched.
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, _, _ = cli("models", "pull", "whisper-small", "xtts-v2")
+    assert code == 1 and hub.downloads == [] and _accepted() is None
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    code, out, err = cli("models", "pull", "xtts-v2")
+    assert code == 0, err
+    assert hub.fetched("coqui/XTTS-v2") and out.startswith("xtts-v2\t")
+    assert _accepted() is True and "tts.accept_license = true" in err  # recorded
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize("how", ["--yes", "COQUI_TOS_AGREED=1", "accepted before"])
+def test_the_licence_can_be_accepted_without_a_prompt(
+    cli, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = install_fake_hub(monkeypatch, {"coqui/XTTS-v2": XTTS_REPOSITORY})
+    monkeypatch.delenv("COQUI_TOS_AGREED", raising=False)
+    arguments = ["models", "pull", "xtts-v2"]
+    if how == "--yes":
+        arguments.append("--yes")
+    elif how == "COQUI_TOS_AGREED=1":  # coqui-tts's own variable
+        monkeypatch.setenv("COQUI_TOS_AGREED", "1")
+    else:
+        assert cli("config", "set", "tts.accept_license", "true")[0] == 0
+    code, _, err = cli(*arguments)
+    assert code == 0, err
+    assert hub.fetched("coqui/XTTS-v2") == ["config.json", "model.pth", "speakers_xtts.pth",
+                                            "vocab.json"]  # fmt: skip
+    assert _accepted() is (None if how == "COQUI_TOS_AGREED=1" else True)
+
+
+def test_opus_mt_licences_follow_their_model_cards() -> None:
+    """Most OPUS-MT cards on the hub say Apache-2.0, some CC-BY-4.0; the project itself
+    releases its models under CC-BY-4.0, which a pair whose card was not checked gets."""
+    from octavia_cli.models.translation import OPUS_MT_CARD_LICENSES, OPUS_MT_PAIRS
+
+    assert set(OPUS_MT_CARD_LICENSES) <= OPUS_MT_PAIRS
+    licences = {entry.name: entry.license for entry in all_models() if entry.kind == "mt"}
+    assert licences["opus-mt-en-es"] == "Apache-2.0 (card) / CC-BY-4.0 (OPUS-MT)"
+    assert licences["opus-mt-en-zh"].startswith("Apache-2.0")
+    assert licences["opus-mt-en-de"] == licences["opus-mt-zh-en"] == "CC-BY-4.0"
+    assert licences["opus-mt-en-sv"] == "CC-BY-4.0 (OPUS-MT; card not checked)"
+    assert licences["nllb-600m"] == "CC-BY-NC-4.0" and licences["m2m100-418m"] == "MIT"
+    apache = [name for name, licence in licences.items() if licence.startswith("Apache-2.0")]
+    assert len(apache) == 14

@@ -19,6 +19,13 @@ LanguagesOption = Annotated[
 SourceOption = Annotated[
     str | None, typer.Option("--from", "-f", help="Spoken language to plan for.")
 ]
+YesOption = Annotated[
+    bool,
+    typer.Option(
+        "--yes", "-y",
+        help="Accept the licences of the models fetched (XTTS v2's CPML) without asking.",
+    ),
+]  # fmt: skip
 
 
 def _entries(names: list[str]):  # -> list[ModelEntry]
@@ -104,10 +111,13 @@ def pull_command(
     preset: PresetOption = None,
     to: LanguagesOption = None,
     source: SourceOption = None,
+    yes: YesOption = False,
 ) -> None:
-    """Fetch models ahead of time: by name, or all a preset needs for --from/--to."""
+    """Fetch models ahead of time: by name, or all a preset needs for --from/--to. A model
+    whose licence must be accepted (XTTS v2) is fetched once you have accepted it: at the
+    prompt, with --yes, COQUI_TOS_AGREED=1, or tts.accept_license."""
     from octavia_cli.languages import normalize_language
-    from octavia_cli.models.catalog import preset_models, pull
+    from octavia_cli.models.catalog import installed_path, preset_models, pull
 
     settings = load_settings_for(preset=preset)
     if names:
@@ -123,9 +133,46 @@ def pull_command(
             "E.g. octavia models pull whisper-large-v3, or --preset quality --from en --to es.",
         )
     console = state(ctx).stderr
+    for entry in entries:  # every licence asked for before anything is fetched
+        if entry.terms and not settings.offline and installed_path(entry, settings) is None:
+            _accept_terms(entry, settings.tts.accept_license, yes, console)
     for entry in entries:
         path = pull(entry, settings, console)
         typer.echo(f"{entry.name}\t{path}")
+
+
+def _accept_terms(entry, accepted: bool, yes: bool, console) -> None:  # entry: ModelEntry
+    """Go ahead once the user accepts ``entry``'s licence: accepted before
+    (``tts.accept_license``), with ``--yes``, with coqui-tts's own ``COQUI_TOS_AGREED=1``, or
+    at a prompt on a terminal. ``--yes`` and the prompt's yes are recorded as
+    ``tts.accept_license``, which the engine asks for.
+
+    Raises:
+        ConfigError: not accepted (declined, or no terminal to ask on).
+    """
+    import os
+    import sys
+
+    from octavia_cli.config import set_config_value
+    from octavia_cli.errors import ConfigError
+
+    if accepted or os.environ.get("COQUI_TOS_AGREED") == "1":
+        return
+    terms = (f"{entry.name} ({entry.location}) is under the {entry.license} licence: "
+             f"{entry.terms}")  # fmt: skip
+    how = ("Accept it with --yes, COQUI_TOS_AGREED=1, or: octavia config set "
+           "tts.accept_license true")  # fmt: skip
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"{terms}; it is fetched only once you accept it.", how)
+        console.print(terms)
+        # Asked on stderr and read from stdin here (typer's prompt writes to stdout, which
+        # holds the command's output).
+        console.print("Do you accept its terms? [y/N] ", end="", markup=False)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise ConfigError(f"{entry.name} was not fetched: its licence was not accepted.", how)
+    set_config_value("tts.accept_license", "true")
+    console.print(f"licence accepted: tts.accept_license = true (for {entry.name})")
 
 
 @app.command("path")

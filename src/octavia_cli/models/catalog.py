@@ -73,6 +73,7 @@ DEMUCS_MODELS = {
 PYANNOTE_PIPELINE = "pyannote/speaker-diarization-community-1"
 # coqui/XTTS-v2 at its last commit (December 2023), the one independent public projects pin.
 XTTS_REPO, XTTS_REVISION = "coqui/XTTS-v2", "6c2b0d75eae4b7047358e3b6bd9325f857d43f77"
+CPML_URL = "https://coqui.ai/cpml"  # the Coqui Public Model Licence, as coqui-tts cites it
 
 # -- which files of a hub repository a family's loader reads ---------------------------------
 # ``octavia models pull`` (and the XTTS engine's own download) fetch only these: a whole
@@ -110,6 +111,7 @@ class ModelEntry:
     engines: tuple[str, ...]
     languages: str  # "all", "en", "en→es", ...
     filename: str = ""  # torchaudio: the checkpoint file
+    terms: str = ""  # the licence a user accepts before it is fetched (its address)
 
     @property
     def pinned(self) -> bool:
@@ -155,7 +157,7 @@ def all_models() -> list[ModelEntry]:
     entries.append(
         ModelEntry(
             "xtts-v2", "tts", HUB, XTTS_REPO, XTTS_REVISION, 1870,
-            "CPML (non-commercial)", False, ("xtts",), "17 languages",
+            "CPML (non-commercial)", False, ("xtts",), "17 languages", terms=CPML_URL,
         )
     )  # fmt: skip
     for name, (hub_id, size) in DEMUCS_MODELS.items():

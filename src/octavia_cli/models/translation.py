@@ -25,6 +25,23 @@ OPUS_MT_PAIRS: frozenset[tuple[str, str]] = frozenset(
 )
 # Revisions we have checked; the rest follow ``main``.
 OPUS_MT_REVISIONS = {("en", "es"): "5bc4493d463cf000c1f0b50f8d56886a392ed4ab"}
+# Licences. The OPUS-MT project distributes its models under CC-BY-4.0 (the README of
+# github.com/Helsinki-NLP/OPUS-MT-train, and the Tatoeba-Challenge's); on the hub most
+# model cards say Apache-2.0 (the hub's staff added that metadata to every Helsinki-NLP
+# card in September 2021), and some were set to CC-BY-4.0 since (the rewritten cards; the
+# author's own change on zh-en). Read from the cards' licence metadata on huggingface.co
+# (model pages found with the search tool, corpus docs, in 2025), for these pairs; the
+# others were not checked and are given the project's CC-BY-4.0. Either way: attribute.
+OPUS_MT_CARD_LICENSES = {
+    **dict.fromkeys(
+        [("en", "es"), ("es", "en"), ("en", "fr"), ("fr", "en"), ("en", "it"), ("it", "en"),
+         ("en", "nl"), ("nl", "en"), ("en", "ru"), ("en", "zh"), ("en", "ar"), ("ar", "en"),
+         ("de", "en"), ("ja", "en")],
+        "Apache-2.0",
+    ),
+    **dict.fromkeys([("en", "de"), ("ru", "en"), ("zh", "en")], "CC-BY-4.0"),
+}  # fmt: skip
+OPUS_MT_LICENSE = "CC-BY-4.0"  # the project's, where the card was not checked
 # A multi-target OPUS-MT model (its vocabulary has ``>>id<<`` labels) translates into the
 # language whose label starts the text, and into any of them without one. The label for a
 # language, where it is not the language's own or ISO 639-3 code (the model cards: en-zh
@@ -89,9 +106,17 @@ def opus_mt(source: str, target: str) -> MtModel:
         hub_id=f"Helsinki-NLP/opus-mt-{source}-{target}",
         revision=OPUS_MT_REVISIONS.get((source, target), MAIN),
         family="marian",
-        license="CC-BY-4.0",
+        license=opus_mt_license(source, target),
         size_mb=300,
     )
+
+
+def opus_mt_license(source: str, target: str) -> str:
+    """What the pair's model card says, with the project's licence where they differ."""
+    card = OPUS_MT_CARD_LICENSES.get((source, target))
+    if card is None:
+        return f"{OPUS_MT_LICENSE} (OPUS-MT; card not checked)"
+    return card if card == OPUS_MT_LICENSE else f"{card} (card) / {OPUS_MT_LICENSE} (OPUS-MT)"
 
 
 MANY_TO_MANY: dict[str, MtModel] = {
