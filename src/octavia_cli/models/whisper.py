@@ -146,11 +146,26 @@ def download_errors(location: str, name: str) -> Iterator[None]:
         ) from None
 
 
-def compute_type_for(setting: str, device: str) -> str:
-    """``auto`` is float16 on CUDA and int8 on CPU (the fast choice on each)."""
-    if setting == "auto":
-        return "float16" if device.startswith("cuda") else "int8"
-    return setting
+# ``auto`` on a GPU: the first of these the GPU runs (CTranslate2 refuses float16 on cards
+# without fast half precision, compute capability below 7.0: a GTX 10x0 gets int8_float32,
+# older cards float32).
+CUDA_COMPUTE_TYPES = ("float16", "int8_float32", "float32")
+
+
+def compute_type_for(setting: str, device: str, index: int = 0) -> str:
+    """``auto`` is int8 on the CPU and, on CUDA GPU ``index``, float16 where CTranslate2
+    supports it there, else int8_float32, else float32."""
+    if setting != "auto":
+        return setting
+    if not device.startswith("cuda"):
+        return "int8"
+    try:
+        import ctranslate2
+
+        supported = set(ctranslate2.get_supported_compute_types("cuda", index))
+    except Exception:  # no CUDA runtime for CTranslate2: loading will say so
+        return "float16"
+    return next((c for c in CUDA_COMPUTE_TYPES if c in supported), "float32")
 
 
 def detect_language(model: object, audio_16k: object) -> tuple[str, float]:

@@ -61,7 +61,7 @@ class FasterWhisperEngine:
             from faster_whisper import WhisperModel
 
             device, index = split_device(resolve_device(self.device_setting))
-            compute_type = compute_type_for(self.compute_type, device)
+            compute_type = compute_type_for(self.compute_type, device, index)
             location = locate_whisper_model(self.model_spec, self.cache_dir, self.offline)
             logger.info("loading Whisper %s on %s (%s)", location, device, compute_type)
             with download_errors(location, self.model_spec):

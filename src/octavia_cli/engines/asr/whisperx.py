@@ -103,7 +103,7 @@ class WhisperXEngine:
         quiet_loggers()
         location = locate_whisper_model(self.model_name, self.cache_dir, self.offline)
         kind, index = split_device(self.device)
-        compute_type = compute_type_for(self.compute_type, kind)
+        compute_type = compute_type_for(self.compute_type, kind, index)
         logger.info("loading Whisper %s on %s (%s) for whisperx", location, self.device,
                     compute_type)  # fmt: skip
         with download_errors(location, self.model_name):
