@@ -79,3 +79,30 @@ def test_models_offline_in_the_config_opens_no_connection(cli, talk: Path) -> No
     assert code == 3 and "downloads are off" in err
     code, _, err = cli("doctor", "--json")
     assert code in (0, 1), err
+
+
+@pytest.mark.usefixtures("unset", "no_network")
+@pytest.mark.parametrize("how", ["--offline", "models.offline = true"])
+def test_offline_dub_pull_and_doctor_open_no_connection(
+    cli, talk: Path, fake_engines, how: str
+) -> None:
+    """Downloads off by the flag or by the config: a whole dub (the cheap engines), a dub of
+    the quality preset with nothing cached (refused before any stage), pulls (refused, and
+    the licence is not asked for a model that cannot be fetched), and the doctor's checks;
+    none opens a connection (the fixture fails the test on any attempt)."""
+    flags: tuple[str, ...] = ("--offline",) if how == "--offline" else ()
+    if not flags:
+        assert cli("config", "set", "models.offline", "true")[0] == 0
+    code, out, err = cli(*flags, "dub", str(talk), "--to", "es", "--from", "en")
+    assert code == 0, err
+    assert Path(out.strip()).exists() and _seen()["HF_HUB_OFFLINE"] == "1"
+    code, _, err = cli(*flags, "dub", str(talk), "--to", "fr", "--from", "en",
+                       "--preset", "quality", "--device", "cpu")  # fmt: skip
+    assert code == 3 and "downloads are off" in err
+    for name in ("opus-mt-en-es", "whisper-large-v3", "xtts-v2", "pyannote-community-1"):
+        code, _, err = cli(*flags, "models", "pull", name)
+        assert code == 3 and "downloads are off" in err, (name, err)
+    assert cli(*flags, "models", "pull", "bundled:whisper-base")[0] == 0
+    for preset in ("offline", "quality"):
+        code, out, err = cli(*flags, "doctor", "--json", "--preset", preset)
+        assert code in (0, 1) and out.startswith(("{", "[")), err
