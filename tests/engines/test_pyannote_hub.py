@@ -132,7 +132,6 @@ def speech_16k(tmp_path: Path) -> Path:
     return target
 
 
-@pytest.mark.slow
 @pytest.mark.usefixtures("no_network")
 def test_community_1_diarizes_from_its_hub_layout(
     community_files: dict[str, bytes], speech_16k: Path, monkeypatch: pytest.MonkeyPatch
