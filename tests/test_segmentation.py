@@ -37,6 +37,27 @@ def test_a_short_fragment_stays_with_the_rest_of_its_sentence() -> None:
     assert [line.text for line in lines] == ["Yes,", "we will."]
 
 
+def test_a_pause_of_six_tenths_splits_the_line_and_shares_its_translation() -> None:
+    """A listener hears a pause of 0.6 s: the dub pauses there too, even after a short
+    phrase, and the sentence is still translated whole and shared out over its parts."""
+    from octavia_cli.engines.mt.apertium import ApertiumEngine
+    from octavia_cli.stages.translate import translate_segments
+
+    sentence = words((" Well,", 0.0, 0.4), (" the", 1.0, 1.2), (" library", 1.2, 1.7),
+                     (" opens", 1.7, 2.1), (" today.", 2.1, 2.6))  # fmt: skip
+    lines = split_into_lines(sentence)
+    assert [(line.text, line.start_s) for line in lines] == [
+        ("Well,", 0.0),
+        ("the library opens today.", 1.0),
+    ]
+    assert len(split_into_lines(words((" Well,", 0.0, 0.4), (" the", 0.95, 1.2)))) == 1
+    engine = ApertiumEngine()
+    translate_segments(lines, "en", "es", engine)
+    whole = engine.translate(["Well, the library opens today."], "en", "es")[0]
+    pieces = [line.translations["es"].text for line in lines]
+    assert all(pieces) and " ".join(pieces) == whole
+
+
 def test_short_pause_does_not_split() -> None:
     lines = split_into_lines(words((" a", 0.0, 0.2), (" b", 0.45, 0.6)))
     assert len(lines) == 1

@@ -20,8 +20,10 @@ class LineOptions:
     max_line_s: float = 12.0  # lines longer than this are cut at their longest inner pause
     # A phrase shorter than this ("Yes," "Good morning,") is not a line of its own when the
     # sentence goes on after a pause shorter than ``join_pause_s``: too short to dub alone.
+    # A longer pause is heard as one, and the dub must keep it: the line is split there
+    # even after a short phrase (its translation is shared out over the parts).
     min_line_s: float = 1.0
-    join_pause_s: float = 0.8
+    join_pause_s: float = 0.6
 
 
 def split_into_lines(words: list[Word], options: LineOptions | None = None) -> list[Segment]:
@@ -39,7 +41,7 @@ def split_into_lines(words: list[Word], options: LineOptions | None = None) -> l
             paused = gap > options.pause_s
             fragment = (
                 previous.end_s - current[0].start_s < options.min_line_s
-                and gap <= options.join_pause_s
+                and gap < options.join_pause_s
             )
             if ends_sentence or (paused and not fragment):
                 groups.append(current)
