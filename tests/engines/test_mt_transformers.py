@@ -235,3 +235,14 @@ def test_two_languages_in_one_run_share_everything_up_to_translation(
     assert out.split() == [str(talk.with_name("talk.es.mp4")), str(talk.with_name("talk.fr.mp4"))]
     assert err.count("extract: done") == 1 and err.count("transcribe: done") == 1
     assert err.count("mux:es: done") == 1 and err.count("mux:fr: done") == 1
+
+
+def test_marian_normalises_punctuation_as_opus_mt_was_trained(tiny_marian: Path) -> None:
+    """OPUS-MT's training text went through Moses' punctuation normaliser; without
+    sacremoses (issue 16, defect 12) the tokenizer passes typographic quotes and dashes on
+    unchanged, which the model rarely saw."""
+    engine = _engine(tiny_marian)
+    _, tokenizer, family = engine._load(engine._model_for("en", "es"))
+    assert family == "marian"
+    assert tokenizer.punc_normalizer("«Hello» – „world“") == '"Hello" - "world"'
+    engine.close()
