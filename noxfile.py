@@ -21,10 +21,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Types (mypy, where every library the code uses is installed), then the tests."""
+    """Types (mypy, where every library the code uses is installed), then the tests, on as
+    many workers as the machine has cores (pytest-xdist; the tests of a module that share
+    an expensive fixture are kept on one worker by their ``xdist_group``)."""
     session.install("-e", ".[dev,quality]")
     session.run("mypy")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "auto", "--dist", "loadgroup", *session.posargs)
 
 
 @nox.session
