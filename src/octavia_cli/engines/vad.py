@@ -39,13 +39,19 @@ LEVEL_DBFS = -12.0
 # probability (a median of 0.31 over a call's speech, where clean speech has 0.98), so no
 # fixed threshold serves both: 0.35 missed 61% of the call. Each recording's probabilities
 # fall in two classes, speech and the rest; where they split best (Otsu's criterion on the
-# log-odds) was 0.07 on the call (10% missed, 4% false alarm) and 0.36-0.64 on every clean,
-# noisy or reverberant dialogue. The threshold comes down to that split, never below
-# LOWEST, and only when the upper class sounds like speech at all (its median probability at
-# least SPEECH_LIKE: 0.32 on the call; at most 0.06 for noise, tones, melody or silence).
+# log-odds) was 0.06 on the call (10% missed, 4% false alarm) and 0.36-0.64 on every clean,
+# noisy or reverberant dialogue. A recording whose split is below FAINT is heard faintly:
+# its threshold comes down to the split (never below LOWEST), when the upper class sounds
+# like speech at all (its median probability at least SPEECH_LIKE: 0.32 on the call; at
+# most 0.06 for noise, tones, melody or silence). Other recordings keep the thresholds above.
+# A long recording can change (a phone-in guest on a podcast, a concatenation): this is
+# decided per block of about BLOCK_S, cut where the speech probability is lowest, so no
+# stretch of speech is cut in two.
+FAINT = 0.25
 LOWEST = 0.05
 SPEECH_LIKE = 0.2
 WINDOW = 512  # samples per Silero probability
+BLOCK_S = 30.0
 
 
 def detect_speech(
@@ -53,37 +59,72 @@ def detect_speech(
 ) -> list[tuple[float, float]]:
     """Speech regions ``(start_s, end_s)`` in 16 kHz mono float audio: ``threshold`` is
     Silero's speech probability (:data:`EDGES` for line edges, :data:`RECALL` to miss less
-    speech), lowered for a recording whose speech Silero hears faintly
-    (:func:`faint_speech_threshold`)."""
+    speech), lowered where a recording's speech is heard faintly (:func:`faint_threshold`)."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     audio = _levelled(audio_16k)
-    threshold = min(threshold, faint_speech_threshold(audio))
-    options = VadOptions(
-        threshold=threshold,
-        min_speech_duration_ms=100,
-        min_silence_duration_ms=150,
-        speech_pad_ms=int(pad_s * 1000),
-    )
-    stamps = get_speech_timestamps(audio, options)
-    return [(s["start"] / SAMPLE_RATE_HZ, s["end"] / SAMPLE_RATE_HZ) for s in stamps]
+    probabilities = speech_probabilities(audio)
+    blocks = [(first, last, faint_threshold(probabilities[first:last]))
+              for first, last in _blocks(probabilities)]  # fmt: skip
+    if all(faint >= threshold for *_, faint in blocks):  # nothing heard faintly: one pass
+        blocks = [(0, len(probabilities), 1.0)]
+    regions: list[tuple[float, float]] = []
+    for first, last, faint in blocks:
+        options = VadOptions(
+            threshold=min(threshold, faint),
+            # Speech ends below half a faint threshold (the library's own is 0.15 lower,
+            # nearly 0 there: a call's pauses were heard as speech).
+            neg_threshold=faint / 2 if faint < threshold else None,
+            min_speech_duration_ms=100,
+            min_silence_duration_ms=150,
+            speech_pad_ms=int(pad_s * 1000),
+        )
+        offset = first * WINDOW
+        stamps = get_speech_timestamps(audio[offset : last * WINDOW], options)
+        regions += [
+            ((offset + s["start"]) / SAMPLE_RATE_HZ, (offset + s["end"]) / SAMPLE_RATE_HZ)
+            for s in stamps
+        ]
+    return regions
 
 
-def faint_speech_threshold(audio_16k: np.ndarray) -> float:
-    """The speech probability that splits this recording's Silero probabilities best into
-    two classes, when the upper one sounds like speech; 1.0 (no limit) otherwise."""
+def speech_probabilities(audio_16k: np.ndarray) -> np.ndarray:
+    """Silero's speech probability for each :data:`WINDOW` samples of ``audio_16k``."""
     from faster_whisper.vad import get_vad_model
 
-    if len(audio_16k) < 2 * SAMPLE_RATE_HZ:  # too few frames to tell two classes apart
-        return 1.0
     padded = np.pad(audio_16k, (0, WINDOW - len(audio_16k) % WINDOW))
-    probabilities = np.clip(np.asarray(get_vad_model()(padded)).reshape(-1), 1e-4, 1 - 1e-4)
-    log_odds = np.log(probabilities / (1 - probabilities))
-    split = _otsu(log_odds)
-    upper = probabilities[log_odds >= split]
-    if not len(upper) or float(np.median(upper)) < SPEECH_LIKE:
+    return np.asarray(get_vad_model()(padded), dtype=np.float64).reshape(-1)
+
+
+def faint_threshold(probabilities: np.ndarray) -> float:
+    """For speech heard faintly, the probability that splits ``probabilities`` best into two
+    classes (the upper one speech); 1.0 (no limit) for any other recording."""
+    if len(probabilities) < 2 * SAMPLE_RATE_HZ / WINDOW:  # too few to tell two classes
         return 1.0
-    return max(LOWEST, float(1 / (1 + np.exp(-split))))
+    clipped = np.clip(probabilities, 1e-4, 1 - 1e-4)
+    log_odds = np.log(clipped / (1 - clipped))
+    split = _otsu(log_odds)
+    upper = clipped[log_odds >= split]
+    threshold = float(1 / (1 + np.exp(-split)))
+    if threshold >= FAINT or not len(upper) or float(np.median(upper)) < SPEECH_LIKE:
+        return 1.0
+    return max(LOWEST, threshold)
+
+
+def _blocks(probabilities: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, last)`` window indices of blocks of about :data:`BLOCK_S`, each cut at the
+    quietest half second between two thirds and four thirds of a block from its start."""
+    size = round(BLOCK_S * SAMPLE_RATE_HZ / WINDOW)
+    count = len(probabilities)
+    smooth = np.convolve(probabilities, np.ones(16) / 16, mode="same")
+    blocks, first = [], 0
+    while count - first > size * 4 // 3:
+        low, high = first + size * 2 // 3, first + size * 4 // 3
+        cut = low + int(np.argmin(smooth[low:high]))
+        blocks.append((first, cut))
+        first = cut
+    blocks.append((first, count))
+    return blocks
 
 
 def _otsu(values: np.ndarray, bins: int = 100) -> float:
