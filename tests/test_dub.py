@@ -15,9 +15,6 @@ import pytest
 
 from helpers import decode, decode_16k, speech_onsets, stream_md5, streams
 
-# One test worker takes every test of this module (pytest-xdist), so talk.mp4 is dubbed once,
-# not once per worker.
-pytestmark = pytest.mark.xdist_group("dubbed")
 
 
 @dataclass(frozen=True)

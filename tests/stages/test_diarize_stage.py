@@ -14,9 +14,6 @@ from octavia_cli.engines.diarization.base import Turn
 from octavia_cli.project.records import Segment, Word
 from octavia_cli.stages.diarize import reference_spans, rename_by_appearance, split_by_speaker
 
-# One test worker takes every test of this module (pytest-xdist), so the dialogue is dubbed
-# once, not once per worker.
-pytestmark = pytest.mark.xdist_group("dialogue-dub")
 
 
 def _line(id_: str, words: list[tuple[str, float, float]]) -> Segment:
