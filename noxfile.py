@@ -21,14 +21,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Types (mypy, where every library the code uses is installed), then the tests, on as
-    many workers as the machine has cores (pytest-xdist), a module to a worker, so that a
-    module's shared fixtures (a dub made once, a tiny model) are made once. (``--dist
-    loadgroup`` and ``xdist_group`` marks would be finer, but pytest 9.2 silently ignores
-    them: pytest-xdist issue 1386.)"""
+    """Types (mypy, where every library the code uses is installed), then the tests (on
+    every core: pytest's options in pyproject.toml)."""
     session.install("-e", ".[dev,quality]")
     session.run("mypy")
-    session.run("pytest", "-n", "auto", "--dist", "loadscope", *session.posargs)
+    session.run("pytest", *session.posargs)
 
 
 @nox.session

@@ -16,7 +16,6 @@ import pytest
 from helpers import decode, decode_16k, speech_onsets, stream_md5, streams
 
 
-
 @dataclass(frozen=True)
 class Dubbed:
     talk: Path

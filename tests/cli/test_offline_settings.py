@@ -81,6 +81,7 @@ def test_models_offline_in_the_config_opens_no_connection(cli, talk: Path) -> No
     assert code in (0, 1), err
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("unset", "no_network")
 @pytest.mark.parametrize("how", ["--offline", "models.offline = true"])
 def test_offline_dub_pull_and_doctor_open_no_connection(

@@ -15,7 +15,6 @@ from octavia_cli.project.records import Segment, Word
 from octavia_cli.stages.diarize import reference_spans, rename_by_appearance, split_by_speaker
 
 
-
 def _line(id_: str, words: list[tuple[str, float, float]]) -> Segment:
     ws = [Word(t, a, b) for t, a, b in words]
     return Segment(id_, ws[0].start_s, ws[-1].end_s, "".join(t for t, _, _ in words), ws)
