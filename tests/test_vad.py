@@ -102,3 +102,35 @@ def test_no_speech_is_found_where_nobody_speaks(kind: str) -> None:
     # Loud hiss has a blip or two at the usual threshold (too short for a voice or a line).
     found = detect_speech(audio, threshold=RECALL)
     assert sum(b - a for a, b in found) < 0.5
+
+
+@pytest.mark.slow
+def test_whisper_hears_the_whole_of_a_phone_call() -> None:
+    """The shared phone dialogue: faster-whisper's own VAD filter (0.5 on the raw audio)
+    dropped most of its speech before Whisper heard it, and with it whole lines of the dub;
+    the engine's chunks come from this module and keep it all, and the words come back on
+    the call's timeline, in every stretch of its speech."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from octavia_cli.config import load_settings
+    from octavia_cli.engines.asr import get_asr_engine
+    from octavia_cli.engines.vad import recognition_chunks
+
+    dialogues = SHARED.parent / "dialogues"
+    if not dialogues.is_dir():
+        pytest.skip(f"no shared real speech at {dialogues}")
+    call, _ = soundfile.read(str(dialogues / "two-on-the-phone.flac"), dtype="float32")
+    reference = []
+    for line in (dialogues / "two-on-the-phone.rttm").read_text().splitlines():
+        fields = line.split()
+        reference.append((float(fields[3]), float(fields[3]) + float(fields[4])))
+    library = get_speech_timestamps(call, VadOptions(min_silence_duration_ms=2000))
+    assert _covered(reference, [(c["start"] / RATE, c["end"] / RATE) for c in library]) < 0.5
+    chunks = [(c["start"] / RATE, c["end"] / RATE) for c in recognition_chunks(call)]
+    assert _covered(reference, chunks) >= 0.95
+    engine = get_asr_engine(load_settings())
+    words = engine.recognize(call, "en", lambda done: None).words
+    engine.close()
+    for a, b in reference:
+        if b - a >= 1.0:  # every second or more of speech has words heard in it
+            assert any(w.start_s < b and w.end_s > a for w in words), (a, b)

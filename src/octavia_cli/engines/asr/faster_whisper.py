@@ -1,4 +1,5 @@
-"""faster-whisper (CTranslate2 Whisper) with word timestamps and the Silero VAD filter.
+"""faster-whisper (CTranslate2 Whisper) with word timestamps and the Silero VAD filter
+(the speech chosen by :mod:`octavia_cli.engines.vad`).
 
 It needs no alignment model, so it is the engine of the offline preset (with the bundled
 multilingual base model) and a fast choice on CPU.
@@ -17,6 +18,7 @@ from octavia_cli.config import Settings
 from octavia_cli.devices import resolve_device, split_device
 from octavia_cli.engines.asr.base import Recognition
 from octavia_cli.engines.residency import ctranslate2_back, ctranslate2_to_cpu
+from octavia_cli.engines.vad import SAMPLE_RATE_HZ, recognition_chunks
 from octavia_cli.models.whisper import (
     check_whisper_language,
     compute_type_for,
@@ -80,14 +82,26 @@ class FasterWhisperEngine:
     def recognize(
         self, audio_16k: np.ndarray, language: str, on_progress: Callable[[float], None]
     ) -> Recognition:
-        segments, info = self._load().transcribe(
+        model = self._load()
+        chunks = None
+        if self.vad_filter:  # faster-whisper's filter, with Octavia's VAD deciding the speech
+            from faster_whisper.transcribe import restore_speech_timestamps
+            from faster_whisper.vad import collect_chunks
+
+            chunks = recognition_chunks(audio_16k)
+            if not chunks:
+                return Recognition(language, 1.0, [])
+            audio_16k = np.concatenate(collect_chunks(audio_16k, chunks)[0])
+        segments, info = model.transcribe(
             audio_16k,
             language=language,
             beam_size=self.beam_size,
             word_timestamps=True,
-            vad_filter=self.vad_filter,
+            vad_filter=False,
             condition_on_previous_text=False,
         )
+        if chunks:
+            segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE_HZ)
         words: list[Word] = []
         for segment in segments:  # a generator: decoding happens as we iterate
             for word in segment.words or []:
