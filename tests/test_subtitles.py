@@ -79,6 +79,18 @@ def test_fast_lines_borrow_the_gap_but_keep_two_frames() -> None:
     assert cues[1].start_s - cues[0].end_s >= options.min_gap_s - 1e-6  # ...not up to it
 
 
+def test_reading_speed_holds_where_speech_outruns_the_lead_and_delay() -> None:
+    """Narrow one-line cues on speech at 25 characters a second: no plan within the 0.5 s
+    delay can show every cue long enough to read, and reading speed wins (a cue was cut to
+    1.75 s for 30 characters)."""
+    options = SubtitleOptions(max_line_chars=30, max_lines=1)
+    text = "This is a rather long sentence that we speak here, so that the subtitle has to be "
+    cues = source_cues([_segment(0, text * 2, 1.0, 0.2)], "en", options)
+    _check_rules(cues, options)
+    assert len(cues) >= 6
+    assert all(cue.cps <= options.max_cps + 1e-6 for cue in cues), [c.cps for c in cues]
+
+
 def test_a_long_silence_always_ends_a_cue() -> None:
     segment = _segment(0, "one two three", 1.0)
     later = [Word("four", 5.0, 5.3), Word("five", 5.3, 5.6)]

@@ -213,7 +213,9 @@ def _time_cues(groups: list[list[_Token]], options: SubtitleOptions, cjk: bool) 
         end = min(end, start + options.max_duration_s, latest_start[index + 1] - gap)
         if index + 1 < len(cues):  # never over the next cue's speech by more than allowed
             end = min(end, cues[index + 1].start_s + options.max_delay_s - gap)
-        end = max(end, start + 0.001)
+        # Where speech outruns reading by more than the lead and delay allow, reading speed
+        # wins: the cue keeps its time, and the next starts later than its delay allows.
+        end = max(end, start + needed[index])
         cue.start_s, cue.end_s = round(start, 3), round(end, 3)
         previous_end = cue.end_s
     return cues
