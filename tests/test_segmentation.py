@@ -97,3 +97,21 @@ def test_snap_ignores_far_boundaries_and_never_overlaps() -> None:
     far = [segment(5.0, 6.0)]
     snap_to_speech(far, [(0.0, 1.0)])
     assert (far[0].start_s, far[0].end_s) == (5.0, 6.0)
+
+
+def test_a_line_starting_in_a_pause_moves_to_the_speech_however_far() -> None:
+    """Whisper put "and" 0.64 s before the speaker said it, in the pause after the line
+    before (two-male-female): further than any snap, so the dub spoke through the pause."""
+    before = split_into_lines(words((" There's", 1.03, 1.5), (" iron.", 1.6, 3.5)))[0]
+    line = split_into_lines(words((" and", 3.86, 4.2), (" a", 4.6, 4.7), (" grain.", 4.8, 6.3)))
+    lines = [before, *line]
+    snap_to_speech(lines, [(1.02, 3.57), (4.47, 6.4)])
+    assert lines[1].start_s == 4.47 and lines[1].end_s == 6.4
+    # A start inside speech keeps to the nearby rule, and an onset after the second word
+    # is another phrase's, not this line's.
+    inside = split_into_lines(words((" so", 2.0, 2.3), (" it", 2.4, 2.6), (" goes.", 4.0, 4.5)))
+    snap_to_speech(inside, [(1.9, 2.7), (3.2, 4.6)])
+    assert inside[0].start_s == 1.9
+    early = split_into_lines(words((" Hm", 0.2, 0.4), (" yes.", 0.5, 0.9)))
+    snap_to_speech(early, [(1.5, 2.0)])
+    assert early[0].start_s == 0.2

@@ -209,7 +209,11 @@ def snap_to_speech(
     segments: list[Segment], regions: list[tuple[float, float]], options: SnapOptions | None = None
 ) -> None:
     """Move each line's start to a speech onset and its end to a speech offset, in place,
-    when one lies within ``max_shift_s``; lines never overlap or get shorter than 0.1 s."""
+    when one lies within ``max_shift_s``; lines never overlap or get shorter than 0.1 s.
+
+    A line that starts in a pause (Whisper put its first word there, up to a second before
+    the speaker speaks) starts at the first onset after it, however far, before its second
+    word (or its end)."""
     options = options or SnapOptions()
     if not regions:
         return
@@ -220,11 +224,21 @@ def snap_to_speech(
         floor = ordered[index - 1].end_s if index else 0.0
         ceiling = ordered[index + 1].start_s if index + 1 < len(ordered) else float("inf")
         start = _nearest(onsets, segment.start_s, options.max_shift_s)
+        if not _in_speech(onsets, offsets, segment.start_s):
+            horizon = segment.words[1].start_s if len(segment.words) > 1 else segment.end_s
+            later = onsets[(onsets > segment.start_s) & (onsets < horizon)]
+            if len(later):
+                start = float(later[0])
         end = _nearest(offsets, segment.end_s, options.max_shift_s)
         new_start = segment.start_s if start is None else max(start, floor)
         new_end = segment.end_s if end is None else min(end, ceiling)
         if new_end - new_start >= 0.1:
             segment.start_s, segment.end_s = round(new_start, 3), round(new_end, 3)
+
+
+def _in_speech(onsets: np.ndarray, offsets: np.ndarray, time_s: float) -> bool:
+    index = int(np.searchsorted(onsets, time_s, side="right")) - 1
+    return index >= 0 and time_s < offsets[index]
 
 
 def _nearest(values: np.ndarray, target: float, limit: float) -> float | None:
