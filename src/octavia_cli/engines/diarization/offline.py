@@ -1,5 +1,6 @@
 """Diarization from parts whose weights ship on PyPI: the Silero VAD (in faster-whisper)
-finds speech, resemblyzer's GE2E encoder embeds it in 1.6 s windows every 0.4 s, and
+finds speech, resemblyzer's GE2E encoder (:mod:`octavia_cli.engines.speaker_encoder`)
+embeds it in 1.6 s windows every 0.4 s, and
 spectral clustering groups the windows by speaker, with the number of speakers estimated
 from the eigengap of the affinity's Laplacian unless it is given; how many neighbours each
 window keeps in the affinity graph is searched for as NME-SC does (see
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from octavia_cli.engines.diarization.base import SpeakerCount, Turn
-from octavia_cli.engines.similarity import encoder, import_resemblyzer
+from octavia_cli.engines.speaker_encoder import speaker_encoder, weights_path
 from octavia_cli.engines.vad import RECALL, detect_speech
 from octavia_cli.errors import MissingDependencyError
 from octavia_cli.media.audio import iter_chunks
@@ -55,18 +56,19 @@ MIN_NEIGHBOURS = 5
 def _require() -> None:
 
     try:
-        import_resemblyzer()
+        weights_path()
         import sklearn  # noqa: F401
-    except Exception as exc:  # ImportError, or webrtcvad's missing pkg_resources
+        import torch  # noqa: F401
+    except (ImportError, MissingDependencyError) as exc:
         raise MissingDependencyError(
-            f"The offline diarizer needs resemblyzer and scikit-learn ({exc}).",
+            f"The offline diarizer needs resemblyzer's encoder, torch and scikit-learn ({exc}).",
             "Install them with: pip install 'octavia-cli[offline]', or give --speakers 1.",
         ) from None
 
 
 def _encoder() -> Any:
 
-    return encoder()
+    return speaker_encoder()
 
 
 class OfflineDiarizer:
@@ -118,9 +120,7 @@ def _speech_windows(encoder: Any, audio: np.ndarray) -> Iterator[tuple[float, fl
         if end - start < MIN_REGION_S:
             continue
         wav = audio[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
-        _, partials, slices = encoder.embed_utterance(
-            wav, return_partials=True, rate=WINDOWS_PER_S, min_coverage=0.5
-        )
+        partials, slices = encoder.embed_partials(wav, rate=WINDOWS_PER_S, min_coverage=0.5)
         spans = [
             (start + piece.start / SAMPLE_RATE_HZ, min(start + piece.stop / SAMPLE_RATE_HZ, end))
             for piece in slices

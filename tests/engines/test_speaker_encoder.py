@@ -1,0 +1,60 @@
+"""The speaker encoder without resemblyzer's module: the same spectrogram and embeddings as
+resemblyzer's own, and neither librosa nor webrtcvad imported for them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from octavia_cli.engines.speaker_encoder import mel_spectrogram, partial_slices, speaker_encoder
+
+
+def _speech_like(seconds: float = 7.3) -> np.ndarray:
+    """A voiced-sounding signal (a gliding harmonic tone with noise bursts): the encoder's
+    arithmetic, not its judgement, is under test."""
+    rng = np.random.default_rng(3)
+    t = np.arange(int(seconds * 16_000)) / 16_000
+    pitch = 120 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / 16_000
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = (np.sin(2 * np.pi * 2.1 * t) > -0.3).astype(float)
+    return (0.1 * voiced * envelope + 0.01 * rng.normal(size=len(t))).astype(np.float32)
+
+
+def test_the_spectrogram_and_embeddings_are_resemblyzers() -> None:
+    resemblyzer = pytest.importorskip("resemblyzer")
+    from resemblyzer import audio
+
+    wav = _speech_like()
+    ours, theirs = mel_spectrogram(wav), audio.wav_to_mel_spectrogram(wav)
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    assert np.allclose(ours, theirs, rtol=1e-4, atol=1e-6 * float(theirs.max()))
+    for length, rate, coverage in ((len(wav), 2.5, 0.5), (9_000, 2.5, 0.5), (40_000, 1.3, 0.75)):
+        expected = resemblyzer.VoiceEncoder.compute_partial_slices(length, rate, coverage)
+        assert partial_slices(length, rate, coverage) == expected
+    reference = resemblyzer.VoiceEncoder("cpu", verbose=False)
+    _, expected, expected_slices = reference.embed_utterance(
+        wav, return_partials=True, rate=2.5, min_coverage=0.5
+    )
+    embeddings, slices = speaker_encoder().embed_partials(wav, rate=2.5, min_coverage=0.5)
+    assert slices == expected_slices
+    assert np.allclose(embeddings, expected, atol=1e-5)
+    assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_embedding_imports_neither_librosa_nor_webrtcvad() -> None:
+    pytest.importorskip("resemblyzer")
+    program = (
+        "import sys, numpy as np\n"
+        "from octavia_cli.engines.speaker_encoder import speaker_encoder\n"
+        "e, _ = speaker_encoder().embed_partials(np.zeros(32000, np.float32) + 0.01, 2.5, 0.5)\n"
+        "assert e.shape == (3, 256), e.shape\n"
+        "print(sorted(m for m in ('librosa', 'webrtcvad', 'resemblyzer') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stderr
