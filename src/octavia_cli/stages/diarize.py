@@ -24,6 +24,7 @@ import numpy as np
 
 from octavia_cli.engines.diarization.base import DiarizationEngine, SpeakerCount, Turn
 from octavia_cli.files import atomic_write_bytes
+from octavia_cli.media.pitch import yin
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project.layout import speech_16k
 from octavia_cli.project.manifest import Project
@@ -253,14 +254,10 @@ def reference_spans(own: list[Turn], others: list[Turn]) -> list[list[float]]:
 
 
 def _measure_pitch(project: Project, speakers: list[Speaker]) -> None:
-    """Median fundamental frequency of each speaker's reference speech (librosa's YIN),
-    used to give each speaker a fitting voice offline; left empty without librosa."""
+    """Median fundamental frequency of each speaker's reference speech (YIN), used to give
+    each speaker a fitting voice offline."""
     import soundfile
 
-    try:
-        import librosa
-    except ImportError:
-        return
     path = str(speech_16k(project))
     rate = soundfile.info(path).samplerate
     for speaker in speakers:
@@ -272,7 +269,7 @@ def _measure_pitch(project: Project, speakers: list[Speaker]) -> None:
         pieces = [p for p in pieces if len(p) > rate // 4]
         if not pieces:
             continue
-        f0 = librosa.yin(np.concatenate(pieces), fmin=60, fmax=400, sr=rate)
+        f0 = yin(np.concatenate(pieces), fmin=60, fmax=400, sample_rate=rate)
         voiced = f0[(f0 > 61) & (f0 < 399)]
         if len(voiced):
             speaker.pitch_hz = round(float(np.median(voiced)), 1)
