@@ -91,6 +91,27 @@ def test_clustering_honours_a_given_count_and_bounds() -> None:
     assert (labels[:20] == labels[0]).all() and (labels[40:] == labels[40]).all()
 
 
+def test_spectral_labels_are_scikit_learns() -> None:
+    """The clustering written with scipy gives scikit-learn's SpectralClustering
+    (precomputed affinity, cluster_qr) labels, on connected and on pruned graphs."""
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    from octavia_cli.engines.diarization.offline import refined_affinity, spectral_labels
+
+    rng = np.random.default_rng(5)
+    for k in (2, 3, 4):
+        centres = rng.normal(size=(k, 24))
+        points = np.concatenate([c + 0.35 * rng.normal(size=(30, 24)) for c in centres])
+        unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+        for affinity in (np.exp(unit @ unit.T - 1), refined_affinity(unit)):
+            expected = sklearn_cluster.SpectralClustering(
+                n_clusters=k, affinity="precomputed", random_state=0, assign_labels="cluster_qr"
+            ).fit_predict(affinity)
+            found = spectral_labels(affinity, k)
+            assert len(set(found.tolist())) == k
+            # The same partition (label numbers may differ).
+            assert len(set(zip(found.tolist(), expected.tolist(), strict=True))) == k
+
+
 # -- pyannote ----------------------------------------------------------------------------
 
 
