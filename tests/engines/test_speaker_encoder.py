@@ -1,5 +1,6 @@
-"""The speaker encoder without resemblyzer's module: the same spectrogram and embeddings as
-resemblyzer's own, and neither librosa nor webrtcvad imported for them."""
+"""The speaker encoder without resemblyzer's module or torch: the same weights, spectrogram
+and embeddings as resemblyzer's own, and neither torch, librosa nor webrtcvad imported for
+them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import sys
 import numpy as np
 import pytest
 
-from octavia_cli.engines.speaker_encoder import mel_spectrogram, partial_slices, speaker_encoder
+from octavia_cli.engines.speaker_encoder import (
+    mel_spectrogram,
+    partial_slices,
+    read_checkpoint,
+    speaker_encoder,
+    weights_path,
+)
 
 
 def _speech_like(seconds: float = 7.3) -> np.ndarray:
@@ -45,14 +52,26 @@ def test_the_spectrogram_and_embeddings_are_resemblyzers() -> None:
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
 
 
-def test_embedding_imports_neither_librosa_nor_webrtcvad() -> None:
+def test_the_checkpoint_reads_as_torch_reads_it() -> None:
+    torch = pytest.importorskip("torch")
+    ours = read_checkpoint(weights_path())
+    theirs = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    assert ours["step"] == theirs["step"]
+    assert ours["model_state"].keys() == theirs["model_state"].keys()
+    for name, tensor in theirs["model_state"].items():
+        assert ours["model_state"][name].dtype == np.float32
+        assert np.array_equal(ours["model_state"][name], tensor.numpy()), name
+
+
+def test_embedding_imports_neither_torch_librosa_nor_webrtcvad() -> None:
     pytest.importorskip("resemblyzer")
     program = (
         "import sys, numpy as np\n"
         "from octavia_cli.engines.speaker_encoder import speaker_encoder\n"
         "e, _ = speaker_encoder().embed_partials(np.zeros(32000, np.float32) + 0.01, 2.5, 0.5)\n"
         "assert e.shape == (3, 256), e.shape\n"
-        "print(sorted(m for m in ('librosa', 'webrtcvad', 'resemblyzer') if m in sys.modules))\n"
+        "heavy = ('torch', 'librosa', 'webrtcvad', 'resemblyzer')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, check=True

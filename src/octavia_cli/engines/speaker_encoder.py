@@ -1,12 +1,14 @@
 """resemblyzer's GE2E speaker encoder (its pretrained weights, read from the installed
-package) with the mel spectrogram computed in numpy.
+package), run in numpy.
 
 Importing ``resemblyzer`` imports librosa (for one mel spectrogram: about 3 s of a 10 s
 dub's diarization on 2 cores) and webrtcvad (for a silence trimmer the diarizer does not
-use). Here the network is the same three-layer LSTM with its ``pretrained.pt``, and the
-spectrogram is librosa's ``melspectrogram`` with resemblyzer's settings (16 kHz, 25 ms Hann
-windows every 10 ms, centred with zero padding, 40 Slaney mel bands, power 2), written out:
-the tests hold both equal to resemblyzer's own to float32 precision.
+use), and the encoder is a torch module (2.4 s to import torch, and 250 MB, for a
+three-layer LSTM of 1.4M weights). Here the same LSTM runs in numpy on the weights of its
+``pretrained.pt`` (read by :func:`read_checkpoint`, torch's legacy format, without torch),
+and the spectrogram is librosa's ``melspectrogram`` with resemblyzer's settings (16 kHz,
+25 ms Hann windows every 10 ms, centred with zero padding, 40 Slaney mel bands, power 2),
+written out: the tests hold both equal to resemblyzer's own to float32 precision.
 """
 
 from __future__ import annotations
@@ -55,17 +57,16 @@ def speaker_encoder() -> SpeakerEncoder:
 
 class SpeakerEncoder:
     def __init__(self) -> None:
-        import torch
-        from torch import nn
-
-        self._torch = torch
-        self.lstm = nn.LSTM(N_MELS, HIDDEN, LAYERS, batch_first=True)
-        self.linear = nn.Linear(HIDDEN, HIDDEN)
-        state = torch.load(weights_path(), map_location="cpu", weights_only=True)["model_state"]
-        self.lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})
-        self.linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
-        self.lstm.eval()
-        self.linear.eval()
+        state = read_checkpoint(weights_path())["model_state"]
+        self.layers = [
+            (
+                state[f"lstm.weight_ih_l{n}"].T.copy(),
+                state[f"lstm.weight_hh_l{n}"].T.copy(),
+                state[f"lstm.bias_ih_l{n}"] + state[f"lstm.bias_hh_l{n}"],
+            )
+            for n in range(LAYERS)
+        ]
+        self.linear = (state["linear.weight"].T.copy(), state["linear.bias"])
 
     def embed_partials(
         self, wav: np.ndarray, rate: float, min_coverage: float
@@ -73,18 +74,95 @@ class SpeakerEncoder:
         """Unit embeddings of the 1.6 s partial utterances of ``wav`` (16 kHz mono), ``rate``
         a second, and their sample slices: resemblyzer's ``embed_utterance(...,
         return_partials=True)``."""
-        wav_slices, mel_slices = partial_slices(len(wav), rate, min_coverage)
-        needed = wav_slices[-1].stop
-        if needed >= len(wav):
-            wav = np.pad(wav, (0, needed - len(wav)))
-        mel = mel_spectrogram(wav)
-        batch = np.stack([mel[s] for s in mel_slices])
-        torch = self._torch
-        with torch.inference_mode():
-            _, (hidden, _) = self.lstm(torch.from_numpy(batch))
-            raw = torch.relu(self.linear(hidden[-1]))
-            embeddings = raw / torch.norm(raw, dim=1, keepdim=True)
-        return embeddings.numpy(), wav_slices
+        mels, wav_slices = partial_mels(wav, rate, min_coverage)
+        return self.embed(mels), wav_slices
+
+    def embed(self, mels: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Unit embeddings of ``(count, frames, 40)`` spectrograms: the last hidden state of
+        the LSTM's top layer through the linear layer and a ReLU."""
+        if len(mels) > batch:
+            pieces = [self.embed(mels[i : i + batch]) for i in range(0, len(mels), batch)]
+            return np.concatenate(pieces)
+        from scipy.special import expit
+
+        sequence = mels.astype(np.float32)
+        for w_input, w_hidden, bias in self.layers:
+            inputs = sequence @ w_input + bias  # every step's input projection at once
+            batch, steps = inputs.shape[:2]
+            hidden = np.zeros((batch, HIDDEN), np.float32)
+            cell = np.zeros((batch, HIDDEN), np.float32)
+            outputs = np.empty((batch, steps, HIDDEN), np.float32)
+            for t in range(steps):
+                gates = inputs[:, t] + hidden @ w_hidden
+                i, f, g, o = np.split(gates, 4, axis=1)  # torch's order
+                cell = expit(f) * cell + expit(i) * np.tanh(g)
+                hidden = expit(o) * np.tanh(cell)
+                outputs[:, t] = hidden
+            sequence = outputs
+        weight, bias = self.linear
+        raw = np.maximum(hidden @ weight + bias, 0.0)
+        return raw / np.linalg.norm(raw, axis=1, keepdims=True)
+
+
+def read_checkpoint(path: Path) -> Any:
+    """A checkpoint in torch's legacy (pre-1.6, not zip) format, its tensors as numpy
+    arrays, read without torch (``torch.serialization._legacy_load``): a pickle whose
+    tensors refer to storages by key, then the storages' keys, then each storage's bytes
+    (an int64 count of elements, then the elements). Only the classes such a file needs
+    are loaded; anything else in it is refused."""
+    import pickle
+
+    dtypes = {"FloatStorage": np.float32, "DoubleStorage": np.float64,
+              "LongStorage": np.int64, "IntStorage": np.int32}  # fmt: skip
+    kinds: dict[str, Any] = {}  # storage key -> dtype
+    tensors: list[tuple[np.ndarray, str, int, tuple, tuple]] = []
+
+    def rebuild(storage: str, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
+        tensor = np.empty(size, dtype=kinds[storage])
+        tensors.append((tensor, storage, offset, tuple(size), tuple(stride)))
+        return tensor
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+                return rebuild
+            if (module, name) == ("collections", "OrderedDict"):
+                import collections
+
+                return collections.OrderedDict
+            if module == "torch" and name in dtypes:
+                return name
+            raise pickle.UnpicklingError(f"{path}: unexpected {module}.{name}")
+
+        def persistent_load(self, saved_id: Any) -> Any:
+            _, kind, key, *_ = saved_id
+            kinds[key] = dtypes[kind]
+            return key
+
+    storages: dict[str, np.ndarray] = {}
+    with open(path, "rb") as file:
+        for _ in range(3):  # magic number, protocol version, system info
+            pickle.load(file)  # plain values, before any object
+        result = Unpickler(file).load()
+        for key in pickle.load(file):  # the storages' keys, in the order of their bytes
+            count = int(np.frombuffer(file.read(8), "<i8")[0])
+            dtype = np.dtype(kinds[key])
+            storages[key] = np.frombuffer(file.read(count * dtype.itemsize), dtype=dtype)
+    for tensor, key, offset, size, stride in tensors:
+        source = storages[key]
+        strides = tuple(step * source.itemsize for step in stride)
+        tensor[...] = np.lib.stride_tricks.as_strided(source[offset:], size, strides)
+    return result
+
+
+def partial_mels(wav: np.ndarray, rate: float, min_coverage: float) -> tuple[np.ndarray, list]:
+    """The spectrograms of the partial utterances of ``wav`` and their sample slices."""
+    wav_slices, mel_slices = partial_slices(len(wav), rate, min_coverage)
+    needed = wav_slices[-1].stop
+    if needed >= len(wav):
+        wav = np.pad(wav, (0, needed - len(wav)))
+    mel = mel_spectrogram(wav)
+    return np.stack([mel[s] for s in mel_slices]), wav_slices
 
 
 def partial_slices(n_samples: int, rate: float, min_coverage: float) -> tuple[list, list]:

@@ -316,7 +316,7 @@ def _speakers(settings: Settings) -> list[Check]:
         checks.append(Check("separation", Status.OK, "off: the original is ducked deeply"))
     engine = settings.diarization.engine
     if engine == "offline":
-        missing = [p for p in ("resemblyzer", "torch") if not _version(p)]
+        missing = [p for p in ("resemblyzer",) if not _version(p)]
         checks.append(
             Check("diarization", Status.ERROR, f"offline diarizer: {', '.join(missing)} missing",
                   "pip install 'octavia-cli[offline]', or give --speakers 1")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from octavia_cli.engines.diarization.base import SpeakerCount, Turn
-from octavia_cli.engines.speaker_encoder import speaker_encoder, weights_path
+from octavia_cli.engines.speaker_encoder import partial_mels, speaker_encoder, weights_path
 from octavia_cli.engines.vad import RECALL, detect_speech
 from octavia_cli.errors import MissingDependencyError
 from octavia_cli.media.audio import iter_chunks
@@ -57,11 +57,11 @@ def _require() -> None:
 
     try:
         weights_path()
-        import torch  # noqa: F401
-    except (ImportError, MissingDependencyError) as exc:
+    except MissingDependencyError:
         raise MissingDependencyError(
-            f"The offline diarizer needs resemblyzer's encoder and torch ({exc}).",
-            "Install them with: pip install 'octavia-cli[offline]', or give --speakers 1.",
+            "The offline diarizer needs resemblyzer (the weights of its speaker encoder), "
+            "which is not installed.",
+            "Install it with: pip install 'octavia-cli[offline]', or give --speakers 1.",
         ) from None
 
 
@@ -81,7 +81,7 @@ class OfflineDiarizer:
         the stage that needs it)."""
         from importlib.util import find_spec
 
-        if find_spec("resemblyzer") is None or find_spec("torch") is None:
+        if find_spec("resemblyzer") is None:
             _require()  # raises the full message
 
     def close(self) -> None:
@@ -113,18 +113,26 @@ class OfflineDiarizer:
 
 def _speech_windows(encoder: Any, audio: np.ndarray) -> Iterator[tuple[float, float, list]]:
     """For each stretch of speech in ``audio`` (16 kHz mono) long enough to tell a voice:
-    its start and end, and its windows' embeddings with their ``(start_s, end_s)``."""
+    its start and end, and its windows' embeddings with their ``(start_s, end_s)`` (every
+    window of ``audio`` embedded in one batch)."""
 
+    regions, mels = [], []
     for start, end in detect_speech(audio, threshold=RECALL):
         if end - start < MIN_REGION_S:
             continue
         wav = audio[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
-        partials, slices = encoder.embed_partials(wav, rate=WINDOWS_PER_S, min_coverage=0.5)
+        partial, slices = partial_mels(wav, rate=WINDOWS_PER_S, min_coverage=0.5)
         spans = [
             (start + piece.start / SAMPLE_RATE_HZ, min(start + piece.stop / SAMPLE_RATE_HZ, end))
             for piece in slices
         ]
-        yield start, end, list(zip(partials, spans, strict=True))
+        regions.append((start, end, spans))
+        mels.append(partial)
+    if not regions:
+        return
+    embeddings = iter(encoder.embed(np.concatenate(mels)))
+    for start, end, spans in regions:
+        yield start, end, [(next(embeddings), span) for span in spans]
 
 
 def count_speakers(recordings_16k: list[np.ndarray]) -> int:
