@@ -210,6 +210,7 @@ def _dub_taken_by_a_worker(client: httpx.Client, talk: Path) -> tuple[str, str]:
 @pytest.mark.slow
 def test_a_killed_worker_loses_no_job(cluster: Cluster, talk: Path) -> None:
     cluster.env["OCTAVIA_VISIBILITY_TIMEOUT_S"] = "5"  # the dead worker's job back soon
+    cluster.env["OCTAVIA_JOB_LEASE_S"] = "6"  # and its claim on the job lapses soon
     cluster.start(workers=2)
     with cluster.server.http() as client:
         job_id, taken = _dub_taken_by_a_worker(client, talk)
@@ -231,6 +232,62 @@ def test_sigterm_lets_the_running_job_finish(cluster: Cluster, talk: Path) -> No
         job = _wait(client, job_id, timeout_s=120)
         assert worker.wait(60) == 0
     assert job["state"] == "succeeded", job["error"]
+
+
+@pytest.mark.slow
+def test_a_job_running_past_the_visibility_timeout_runs_once(cluster: Cluster, talk: Path) -> None:
+    """Redis hands a job still running past its visibility timeout to the other worker; that
+    copy waits on the first run's lease instead of failing on the project's lock."""
+    cluster.env["OCTAVIA_VISIBILITY_TIMEOUT_S"] = "2"
+    cluster.env["FAKE_OCTAVIA_SPEECH_DELAY_S"] = "1.5"  # four lines: a dub of 6 s or more
+    cluster.start(workers=2)
+    with cluster.server.http() as client:
+        job_id, _ = _dub_taken_by_a_worker(client, talk)
+        job = _wait(client, job_id, timeout_s=120)
+        assert job["state"] == "succeeded", job["error"]
+        time.sleep(3)  # the copy's return: it must not turn the job into a failure
+        job = client.get(f"/jobs/{job_id}").json()
+    assert job["state"] == "succeeded", job["error"]
+    assert [r["name"] for r in job["results"]] == ["talk.es.mp4"]
+
+
+def test_a_copy_of_a_running_or_finished_job_does_not_run(redis_url: str, tmp_path) -> None:
+    import redis
+
+    from octavia_cli.server.distributed import CHANNEL, _run_task, celery_app
+
+    app = celery_app(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(CHANNEL)
+
+    class Retry(Exception):
+        pass
+
+    class Task:  # what Celery's bound task gives the function
+        def __init__(self) -> None:
+            self.app, self.max_retries, self.retried = app, 5, {}
+            self.request = type("Request", (), {"retries": 0})()
+
+        def retry(self, **options: object) -> Exception:
+            self.retried = options
+            return Retry()
+
+    job = {"id": "copy1", "key_id": None, "kind": "synthesize", "state": "running",
+           "options": {"text": "hola", "to": "es"}, "upload_id": "",
+           "cost_minutes": 0.0}  # fmt: skip
+    os.environ["OCTAVIA_DATA_DIR"] = str(tmp_path)
+    client.set("octavia:running:copy1", "elsewhere:1", ex=60)  # another worker runs it
+    task = Task()
+    with pytest.raises(Retry):
+        _run_task(task, {"job": job, "upload": None, "max_attempts": 3})
+    assert task.retried["max_retries"] is None and 1 <= task.retried["countdown"] <= 60
+    assert client.get("octavia:attempts:copy1") is None  # a copy is not an attempt
+    client.delete("octavia:running:copy1")
+    client.set("octavia:finished:copy1", 1)
+    assert _run_task(Task(), {"job": job, "upload": None, "max_attempts": 3}) is None
+    assert listener.get_message(timeout=0.5) is None  # nothing said about the job
+    assert not (tmp_path / "jobs" / "copy1").exists()  # and it did not run
 
 
 def test_a_job_past_its_attempts_ends_failed_with_its_reason(redis_url: str, tmp_path) -> None:

@@ -12,7 +12,10 @@ Delivery: tasks are acknowledged late and rejected when their worker dies, so Re
 them out again after the visibility timeout. Each delivery counts an attempt in Redis; past
 ``max_attempts`` (a job that kills its worker every time, or keeps crashing) the job ends
 failed with that reason instead of running again. Bad input (an Octavia error) fails at
-once; an unexpected error is retried with exponential backoff.
+once; an unexpected error is retried with exponential backoff. A job running longer than
+the visibility timeout is handed out again while it runs: its worker holds a lease on it in
+Redis (renewed while it runs), and a copy that finds the lease held waits and comes back,
+then ends quietly once the job has finished, or runs it if the lease lapsed (a dead worker).
 
 Events: workers publish every progress event and the job's end on a Redis channel; serve
 listens, updates its store and feeds the same SSE streams as its own threads would, so
@@ -51,6 +54,10 @@ FINISH_TASK = "octavia.finish_dub"
 SYNTH_TASK = "octavia.synthesize_lines"
 FINAL_TASK = "octavia.finish_synthesis"
 DEFAULT_QUEUE = "octavia"
+# A running job's claim in Redis lasts this long (OCTAVIA_JOB_LEASE_S) unless its worker
+# renews it: a copy of the job delivered again meanwhile (past the visibility timeout) waits
+# instead of failing on the project's lock; a dead worker's job waits this long at most.
+LEASE_S = 60
 KINDS = protocol.KINDS
 
 
@@ -146,6 +153,51 @@ def _run_task(task: Any, payload: dict[str, Any]) -> list[dict[str, Any]] | None
     def publish(event: dict[str, Any]) -> None:
         client.publish(CHANNEL, json.dumps({"job": job.id, "worker": worker, **_scrubbed(event)}))
 
+    if client.exists(f"octavia:finished:{job.id}"):  # a late copy of a finished job
+        return None
+    lease, lease_s = f"octavia:running:{job.id}", _lease_s()
+    if not client.set(lease, worker, nx=True, ex=lease_s):
+        # Another worker runs this job now: Redis handed it out again because it ran past
+        # the visibility timeout. Come back when that run may have ended (sooner than the
+        # visibility timeout, or Redis hands the waiting copy out again too); if its worker
+        # dies meanwhile, the lease lapses and the copy then runs (and resumes).
+        logger.info("job %s: running on %s; this copy waits", job.id, client.get(lease))
+        visibility = task.app.conf.broker_transport_options.get("visibility_timeout", 3600)
+        raise task.retry(countdown=max(1, min(lease_s, visibility // 2)), max_retries=None)
+    with _holding(client, lease, worker, lease_s):
+        results = _run_leased(task, payload, job, storage, worker, max_attempts, client, publish)
+    client.set(f"octavia:finished:{job.id}", 1, ex=7 * 24 * 3600)
+    return results
+
+
+@contextlib.contextmanager
+def _holding(client: Any, lease: str, worker: str, lease_s: int) -> Any:
+    """Keep ``lease`` (this worker's claim on a job) alive while the job runs: renewed every
+    third of ``lease_s`` by a thread, given up at the end."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease_s / 3):
+            client.set(lease, worker, ex=lease_s)
+
+    thread = threading.Thread(target=renew, name="octavia-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        client.delete(lease)
+
+
+def _lease_s() -> int:
+    return max(3, int(os.environ.get("OCTAVIA_JOB_LEASE_S", LEASE_S)))
+
+
+def _run_leased(
+    task: Any, payload: dict[str, Any], job: Job, storage: LocalStorage, worker: str,
+    max_attempts: int, client: Any, publish: Any,
+) -> list[dict[str, Any]] | None:  # fmt: skip
     attempts = client.incr(f"octavia:attempts:{job.id}")
     client.expire(f"octavia:attempts:{job.id}", 7 * 24 * 3600)
     if attempts > max_attempts:
