@@ -61,8 +61,8 @@ class Cluster:
     def __init__(self, data_dir: Path, env: dict[str, str], broker: str) -> None:
         self.env = {
             **env,
-            # Longer than any job here: a job still running past it is handed out again
-            # (Celery over Redis), and its second run finds the project locked.
+            # Longer than any job here, so that a copy handed out again waits on its lease
+            # only in the test of that (and in the killed-worker test, which sets it lower).
             "OCTAVIA_VISIBILITY_TIMEOUT_S": "120",
             "OCTAVIA_PARALLEL_CHUNK_S": "4",
             "OCTAVIA_PARALLEL_LINES": "2",
