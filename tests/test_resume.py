@@ -69,19 +69,26 @@ def test_killed_dub_resumes_without_redoing_finished_stages(talk: Path, kill_aft
 def test_kill_at_random_moments_always_resumes(talk: Path) -> None:
     """Kill several times at arbitrary points (mid-stage included), then finish. Each kill
     is checked to have landed on a running dub, and several after some stage had finished
-    and before the last: mid-run, not before it started or after it ended."""
+    and before the last: mid-run, not before it started or after it ended. The kills follow
+    the dub's own pace (a moment after each further stage is recorded), not the clock: with
+    fixed delays, a dub that got faster finished before the later ones."""
     manifest = talk.parent / "talk.octavia" / "project.json"
-    mid_run = 0
-    for delay in (0.05, 0.2, 0.5, 1.0, 1.8, 2.6, 3.4, 4.2):
+    mid_run, finished = 0, 0
+    for extra in (0.0, 0.05, 0.15, 0.3, 0.02, 0.1, 0.25, 0.4):  # into the next stage
         process = subprocess.Popen(
             _command(talk), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and len(_stages(manifest)) <= finished:
+            assert time.monotonic() < deadline, "no stage finished in a minute"
+            time.sleep(0.005)
+        time.sleep(extra)
         if process.poll() is not None:  # it finished before this kill: nothing to interrupt
             break
         process.send_signal(signal.SIGKILL)
         process.wait()
         stages = _stages(manifest)
+        finished = len(stages)
         if stages and "mux:es" not in stages:
             mid_run += 1
     assert mid_run >= 2, f"only {mid_run} kill(s) landed mid-run"
