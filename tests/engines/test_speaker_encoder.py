@@ -77,3 +77,50 @@ def test_embedding_imports_neither_torch_librosa_nor_webrtcvad() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_resemblyzer_without_its_weights_is_said_before_any_stage(
+    cli, talk, tmp_path, monkeypatch
+) -> None:
+    import importlib.machinery
+    import importlib.util
+
+    empty = importlib.machinery.ModuleSpec("resemblyzer", None, is_package=True)
+    empty.submodule_search_locations = [str(tmp_path)]  # a package folder, no pretrained.pt
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec",
+        lambda name, *args: empty if name == "resemblyzer" else find_spec(name, *args),
+    )  # fmt: skip
+    from octavia_cli.errors import MissingDependencyError
+
+    with pytest.raises(MissingDependencyError, match="without its weights") as raised:
+        weights_path()
+    assert raised.value.hint == "Reinstall it with: pip install --force-reinstall resemblyzer"
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert code == 3
+    assert "offline diarizer needs resemblyzer" in err and "--speakers 1" in err
+    assert "Traceback" not in err
+    assert not talk.with_name("talk.octavia").exists()  # refused before any stage
+
+
+def test_a_checkpoint_holding_anything_but_tensors_is_refused(tmp_path) -> None:
+    """The restricted unpickler loads tensors, dicts and storages, nothing else: a pickled
+    call (what a tampered file would carry) is refused, not made."""
+    import os
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "tampered.pt"
+    with open(path, "wb") as file:
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001}):
+            pickle.dump(header, file, protocol=2)
+        pickle.dump({"model_state": Payload()}, file, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match="unexpected"):
+        read_checkpoint(path)
+    assert not marker.exists()

@@ -77,12 +77,8 @@ class OfflineDiarizer:
         return "offline:silero-vad+resemblyzer+spectral"
 
     def check(self) -> None:
-        """Both packages are installed (found, not imported: torch is heavy to load before
-        the stage that needs it)."""
-        from importlib.util import find_spec
-
-        if find_spec("resemblyzer") is None:
-            _require()  # raises the full message
+        """The speaker encoder's weights are installed (found, nothing imported)."""
+        _require()
 
     def close(self) -> None:
         pass
