@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
 
-pytest.importorskip("resemblyzer")
-pytest.importorskip("sklearn")
+pytest.importorskip("resemblyzer")  # the speaker encoder's weights
 
 from octavia_cli.engines.diarization.base import SpeakerCount, Turn
 from octavia_cli.engines.diarization.offline import OfflineDiarizer, cluster
@@ -115,17 +115,12 @@ def test_spectral_labels_are_scikit_learns() -> None:
 # -- pyannote ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_community_pipeline(tmp_path_factory: pytest.TempPathFactory):
-    """community-1's pipeline class and clustering with tiny random models: PyanNet
-    powerset segmentation, a WeSpeaker ResNet34 embedding and a random PLDA."""
-    pytest.importorskip("pyannote.audio")
+def tiny_segmentation(duration_s: float) -> Any:
+    """A tiny random PyanNet with community-1's powerset output (three speakers, two at a
+    time), over windows of ``duration_s`` (seed 0)."""
     import torch
-    from pyannote.audio.core.plda import PLDA
     from pyannote.audio.core.task import Problem, Resolution, Specifications
-    from pyannote.audio.models.embedding import WeSpeakerResNet34
     from pyannote.audio.models.segmentation import PyanNet
-    from pyannote.audio.pipelines import SpeakerDiarization
 
     torch.manual_seed(0)
     segmentation = PyanNet(
@@ -134,11 +129,24 @@ def tiny_community_pipeline(tmp_path_factory: pytest.TempPathFactory):
         linear={"hidden_size": 16, "num_layers": 1},
     )
     segmentation.specifications = Specifications(
-        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME, duration=5.0,
-        classes=["speaker#1", "speaker#2", "speaker#3"], powerset_max_classes=2,
-        permutation_invariant=True,
+        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME,
+        duration=duration_s, classes=["speaker#1", "speaker#2", "speaker#3"],
+        powerset_max_classes=2, permutation_invariant=True,
     )  # fmt: skip
     segmentation.build()
+    return segmentation
+
+
+@pytest.fixture(scope="module")
+def tiny_community_pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """community-1's pipeline class and clustering with tiny random models: PyanNet
+    powerset segmentation, a WeSpeaker ResNet34 embedding and a random PLDA."""
+    pytest.importorskip("pyannote.audio")
+    from pyannote.audio.core.plda import PLDA
+    from pyannote.audio.models.embedding import WeSpeakerResNet34
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    segmentation = tiny_segmentation(duration_s=5.0)
     folder = tmp_path_factory.mktemp("plda")
     rng, dim, lda = np.random.default_rng(0), 256, 16
     np.savez(folder / "xvec_transform.npz", mean1=rng.normal(size=dim) * 0.01,

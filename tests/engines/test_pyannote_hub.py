@@ -19,6 +19,8 @@ import pytest
 pytest.importorskip("pyannote.audio", reason="the pyannote engine needs octavia-cli[quality]")
 torch = pytest.importorskip("torch")
 
+from test_diarization import tiny_segmentation  # noqa: E402
+
 from fake_hub import install_fake_hub  # noqa: E402
 from hub_layout import (  # noqa: E402
     assert_blobs_intact,
@@ -84,20 +86,8 @@ def _npz(**arrays: np.ndarray) -> bytes:
 def community_files() -> dict[str, bytes]:
     from pyannote.audio.core.task import Problem, Resolution, Specifications
     from pyannote.audio.models.embedding import WeSpeakerResNet34
-    from pyannote.audio.models.segmentation import PyanNet
 
-    torch.manual_seed(0)
-    segmentation = PyanNet(
-        sincnet={"stride": 10},
-        lstm={"hidden_size": 16, "num_layers": 1, "bidirectional": True},
-        linear={"hidden_size": 16, "num_layers": 1},
-    )
-    segmentation.specifications = Specifications(
-        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME, duration=10.0,
-        classes=["speaker#1", "speaker#2", "speaker#3"], powerset_max_classes=2,
-        permutation_invariant=True,
-    )  # fmt: skip
-    segmentation.build()
+    segmentation = tiny_segmentation(duration_s=10.0)
     embedding = WeSpeakerResNet34()
     embedding.specifications = Specifications(  # pyannote's convert.py: "whatever"
         problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=5.0
