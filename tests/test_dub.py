@@ -129,6 +129,34 @@ def test_audio_only_input_gives_same_format(cli, media_factory, fake_engines) ->
     assert abs(len(decode_16k(output)) / 16000 - 10.0) < 0.1
 
 
+def test_a_dub_reads_the_input_once(cli, talk: Path, fake_engines, monkeypatch) -> None:
+    """Each ffmpeg run costs a program start (about 0.15 s on a small CPU): a dub of a video
+    probes it once, decodes it once (both tracks and the source's loudness), mixes in two
+    runs and muxes in one. The loudness the decoding measured is the source's."""
+    import subprocess
+
+    from octavia_cli.media.ffmpeg import measure_file
+
+    programs: list[str] = []
+    run = subprocess.run
+
+    def counted(args, *rest, **options):
+        programs.append(Path(args[0]).name)
+        return run(args, *rest, **options)
+
+    monkeypatch.setattr(subprocess, "run", counted)
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en")
+    assert code == 0, err
+    assert programs.count("ffprobe") == 1, programs
+    assert programs.count("ffmpeg") == 4, programs
+    monkeypatch.setattr(subprocess, "run", run)
+
+    folder = talk.with_name("talk.octavia")
+    info = json.loads((folder / "project.json").read_text())["stages"]["extract"]["info"]
+    expected, _ = measure_file(folder / "audio" / "source.wav", seconds=10.0)
+    assert info["source_lufs"] == pytest.approx(expected, abs=0.1)
+
+
 def test_rerun_skips_every_stage(cli, talk: Path, fake_engines) -> None:
     assert cli("dub", str(talk), "--to", "es")[0] == 0
     output = talk.with_name("talk.es.mp4")

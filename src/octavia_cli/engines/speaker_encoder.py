@@ -83,8 +83,10 @@ class SpeakerEncoder:
         if len(mels) > batch:
             pieces = [self.embed(mels[i : i + batch]) for i in range(0, len(mels), batch)]
             return np.concatenate(pieces)
-        from scipy.special import expit
-
+        # One tanh for all four gates: sigmoid(x) = (1 + tanh(x / 2)) / 2 for the input,
+        # forget and output gates, tanh itself for the cell's candidate.
+        scale = np.full(4 * HIDDEN, 0.5, np.float32)
+        scale[2 * HIDDEN : 3 * HIDDEN] = 1.0
         sequence = mels.astype(np.float32)
         for w_input, w_hidden, bias in self.layers:
             inputs = sequence @ w_input + bias  # every step's input projection at once
@@ -93,10 +95,10 @@ class SpeakerEncoder:
             cell = np.zeros((batch, HIDDEN), np.float32)
             outputs = np.empty((batch, steps, HIDDEN), np.float32)
             for t in range(steps):
-                gates = inputs[:, t] + hidden @ w_hidden
-                i, f, g, o = np.split(gates, 4, axis=1)  # torch's order
-                cell = expit(f) * cell + expit(i) * np.tanh(g)
-                hidden = expit(o) * np.tanh(cell)
+                squashed = np.tanh((inputs[:, t] + hidden @ w_hidden) * scale)
+                i, f, g, o = np.split(squashed, 4, axis=1)  # torch's order
+                cell = (0.5 + 0.5 * f) * cell + (0.5 + 0.5 * i) * g
+                hidden = (0.5 + 0.5 * o) * np.tanh(cell)
                 outputs[:, t] = hidden
             sequence = outputs
         weight, bias = self.linear

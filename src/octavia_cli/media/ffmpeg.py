@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,8 @@ class MediaInfo:
     video_width: int = 0
     video_height: int = 0
     audio_duration_s: float | None = None  # the first audio stream's, as the container says
+    audio_streams: int = 0
+    subtitle_codecs: tuple[str, ...] = ()  # one per subtitle stream
     # Less decodes than the container says (a cut download): the durations above are then
     # what decodes, and the output is cut to them.
     truncated: bool = False
@@ -100,7 +102,8 @@ def _run(args: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def _failure(args: list[str], what: str, stderr: bytes) -> StageError:
-    """ffmpeg's failure as one sentence (a full disk said as such)."""
+    """ffmpeg's failure as one sentence (a full disk said as such, naming the file ffmpeg
+    was writing: the last of ``args``)."""
 
     message = stderr.decode("utf-8", "replace").strip()
     if is_disk_full(message):
@@ -113,8 +116,14 @@ def _failure(args: list[str], what: str, stderr: bytes) -> StageError:
     return StageError(f"ffmpeg could not {what}: {' / '.join(tail) or 'no message'}.")
 
 
+_PROBED: dict[tuple[str, int, int, int], MediaInfo] = {}
+_PROBED_MAX = 64
+
+
 def probe(path: Path) -> MediaInfo:
-    """Read duration and streams of ``path``.
+    """Read duration and streams of ``path``. A file is probed once while it is unchanged
+    (same inode, size and modification time): the checks, the extraction and the mux of a
+    dub ask about the same input.
 
     Raises:
         InputError: the file is missing, or not media ffmpeg can read.
@@ -124,21 +133,25 @@ def probe(path: Path) -> MediaInfo:
         raise InputError(f"{path} does not exist.", "Check the file name.")
     if path.is_dir():
         raise InputError(f"{path} is a folder, not a media file.", "Give a video or audio file.")
+    stat = path.stat()
+    key = (os.path.abspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    known = _PROBED.get(key)
+    if known is not None:
+        return known if known.path == str(path) else replace(known, path=str(path))
+    info = _probe(path)
+    if len(_PROBED) >= _PROBED_MAX:
+        _PROBED.clear()
+    _PROBED[key] = info
+    return info
+
+
+def _probe(path: Path) -> MediaInfo:
     ffprobe = require_program("ffprobe")
     result = subprocess.run(
-        [
-            ffprobe,
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-            ff(path),
-        ],
-        capture_output=True,
-        check=False,
-    )
+        [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+         ff(path)],
+        capture_output=True, check=False,
+    )  # fmt: skip
     data = json.loads(result.stdout or b"{}") if result.returncode == 0 else {}
     streams = data.get("streams", [])
     # Cover art in mp3/m4a shows up as a one-frame video stream: it is not a picture to keep.
@@ -170,6 +183,10 @@ def probe(path: Path) -> MediaInfo:
         video_width=int(video[0].get("width", 0) or 0) if video else 0,
         video_height=int(video[0].get("height", 0) or 0) if video else 0,
         audio_duration_s=_float(first_audio.get("duration")),
+        audio_streams=len(audio),
+        subtitle_codecs=tuple(
+            str(s.get("codec_name", "")) for s in streams if s.get("codec_type") == "subtitle"
+        ),
     )
 
 
@@ -198,36 +215,60 @@ def _float(value: object) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class AudioTrack:
+    """One WAV that :func:`decode_audio` writes: where, at what rate and channel count."""
+
+    destination: Path
+    sample_rate_hz: int
+    channels: int
+
+
 def extract_audio(source: Path, destination: Path, *, sample_rate_hz: int, channels: int) -> None:
     """Decode the first audio stream of ``source`` to 16-bit WAV at the given rate/channels
     (RF64 when it would pass 4 GiB)."""
+    decode_audio(source, [AudioTrack(destination, sample_rate_hz, channels)])
+
+
+def decode_audio(
+    source: Path, tracks: list[AudioTrack], *, measure_s: float | None = None
+) -> float | None:
+    """Decode the first audio stream of ``source`` once into each of ``tracks`` (16-bit
+    WAV, RF64 when one would pass 4 GiB), in one ffmpeg run.
+
+    With ``measure_s`` the same run measures the stream's integrated loudness (ITU-R
+    BS.1770, ffmpeg ``ebur128``) over its first ``measure_s`` seconds (padded with silence
+    if it is shorter) and returns it in LUFS (-inf for silence); else it returns None.
+    """
     ffmpeg = require_program("ffmpeg")
-    _run(
-        [
-            ffmpeg,
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            ff(source),
-            "-map",
-            "0:a:0",
-            "-vn",
-            "-ac",
-            str(channels),
-            "-ar",
-            str(sample_rate_hz),
-            "-c:a",
-            "pcm_s16le",
-            "-rf64",
-            "auto",  # RF64 past WAV's 4 GiB limit (about 6 h of 48 kHz stereo)
-            "-f",
-            "wav",
-            ff(destination),
-        ],
-        "extract the audio",
-    )
+    args = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", ff(source)]
+    for track in tracks:
+        args += ["-map", "0:a:0", "-vn", "-ac", str(track.channels),
+                 "-ar", str(track.sample_rate_hz), "-c:a", "pcm_s16le",
+                 "-rf64", "auto",  # RF64 past WAV's 4 GiB limit (about 6 h of 48 kHz stereo)
+                 "-f", "wav", ff(track.destination)]  # fmt: skip
+    if measure_s is not None:
+        meter = f"apad,atrim=end={measure_s:.6f},ebur128=peak=true"
+        args += ["-map", "0:a:0", "-vn", "-af", meter, "-f", "null", "-"]
+    result = subprocess.run(args, capture_output=True, check=False)
+    if result.returncode != 0:
+        written = [ff(tracks[0].destination)]  # the folder that is full holds them all
+        raise _failure(written, "extract the audio", result.stderr)
+    if measure_s is None:
+        return None
+    return _summary(result.stderr, "the audio")[0]
+
+
+def _summary(stderr: bytes, what: str) -> tuple[float, float]:
+    """Integrated loudness (LUFS, -inf below the -70 LUFS gate) and true peak (dBTP) from
+    the last summary ``ebur128`` printed: it prints one each time ffmpeg configures the
+    graph."""
+    text = stderr.decode("utf-8", "replace")
+    loudness, peak = _LOUDNESS.findall(text), _TRUE_PEAK.findall(text)
+    if not loudness or not peak:
+        raise StageError(f"ffmpeg could not measure the loudness of {what}.")
+    lufs = float(loudness[-1])
+    return (lufs if lufs > -70.0 else float("-inf")), float(peak[-1])
 
 
 def mux_video(
@@ -242,8 +283,9 @@ def mux_video(
     suffix = destination.suffix.lower()
     codec = VIDEO_AUDIO_CODECS.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
     dub_codec = [arg + ":0" if arg in ("-c:a", "-b:a") else arg for arg in codec]
-    originals = count_streams(video, "audio") if keep_original_audio else 0
-    keep_subtitles = count_streams(video, "subtitle") and _subtitles_fit(video, suffix)
+    media = probe(video)
+    originals = media.audio_streams if keep_original_audio else 0
+    keep_subtitles = bool(media.subtitle_codecs) and _subtitles_fit(media, suffix)
     args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", ff(video), "-i", ff(audio),
             "-map", "1:a:0", "-map", "0:v"]  # fmt: skip
     if keep_original_audio:
@@ -277,7 +319,7 @@ def mux_stretched_video(
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
     codec = VIDEO_AUDIO_CODECS.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
-    originals = count_streams(video, "audio") if keep_original_audio else 0
+    originals = probe(video).audio_streams if keep_original_audio else 0
     graphs = [video_graph("0:v:0", "vout", pieces, _frame_rate(video))]
     graphs += [audio_graph(f"0:a:{i}", f"orig{i}", pieces) for i in range(originals)]
     args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", ff(video), "-i", ff(audio),
@@ -306,15 +348,9 @@ def _frame_rate(video: Path) -> str:
     return rate if rate and rate != "0/0" else "25"
 
 
-def _subtitles_fit(video: Path, suffix: str) -> bool:
-    """Subtitle streams can be copied as they are into the output's container."""
-    ffprobe = require_program("ffprobe")
-    result = subprocess.run(
-        [ffprobe, "-v", "error", "-select_streams", "s", "-show_entries", "stream=codec_name",
-         "-of", "csv=p=0", ff(video)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    codecs = {line.strip() for line in result.stdout.splitlines() if line.strip()}
+def _subtitles_fit(media: MediaInfo, suffix: str) -> bool:
+    """The subtitle streams can be copied as they are into the output's container."""
+    codecs = set(media.subtitle_codecs)
     if suffix in (".mp4", ".m4v", ".mov"):
         return codecs <= {"mov_text"}
     if suffix == ".webm":
@@ -469,62 +505,80 @@ def measure_file(
 def render_mix(
     under: Path,
     voice: Path,
-    outputs: dict[str, Path] | None,
+    outputs: dict[str, Path],
     *,
     seconds: float,
     voice_gain_db: float,
     ducking: str,
-    final_gain_db: float = 0.0,
-    ceiling_db: float = -1.0,
     under_pieces: list[tuple[float, float, float]] | None = None,
-) -> tuple[float, float] | None:
-    """Mix ``voice`` over ``under`` ducked by a sidechain compressor keyed by the voice, in
-    one streaming ffmpeg graph, so memory does not grow with the length.
-
-    With ``outputs`` None the mix is only measured: its integrated loudness and true peak are
-    returned. Else it is brought up or down by ``final_gain_db``, limited (look-ahead
-    ``alimiter``) to ``ceiling_db`` and written to ``outputs["mix"]``, with the ducked
-    background and the voice at the same gain (``"background"``, ``"voice"``) for checking.
-    """
+) -> tuple[float, float]:
+    """Mix ``voice`` (brought up or down by ``voice_gain_db``) over ``under`` ducked by a
+    sidechain compressor keyed by it, in one streaming ffmpeg graph, so memory does not
+    grow with the length. Writes the mix (``outputs["mix"]``, not yet limited) and the
+    ducked background (``"background"``) as float WAV, each ``seconds`` long; returns the
+    mix's integrated loudness and true peak, for :func:`finish_mix`."""
     ffmpeg = require_program("ffmpeg")
     trim = f"apad,atrim=end={seconds:.6f},asetpts=N/SR/TB"
     duck = f"sidechaincompress={DUCKING_PRESETS[ducking]}:level_sc=1:mix=1"
-    mixing = "amix=inputs=2:normalize=0"
     under_graph = f"[0:a]{trim}[u];"
     if under_pieces:
         under_graph = f"{audio_graph('0:a', 'us', under_pieces)};[us]{trim}[u];"
-    if outputs is None:
-        graph = (
-            f"{under_graph}[1:a]{trim},volume={voice_gain_db:.4f}dB,asplit=2[vk][vm];"
-            f"[u][vk]{duck}[bg];[bg][vm]{mixing},ebur128=peak=true[mix]"
-        )
-        tail = ["-map", "[mix]", "-f", "null", "-"]
-    else:
-        ceiling = 10 ** (ceiling_db / 20)
-        gain = f"volume={final_gain_db:.4f}dB"
-        graph = (
-            f"{under_graph}[1:a]{trim},volume={voice_gain_db:.4f}dB,asplit=3[vk][vm][vo];"
-            f"[u][vk]{duck},asplit=2[bg][bo];"
-            f"[bg][vm]{mixing},{gain},"
-            f"alimiter=limit={ceiling:.5f}:attack=5:release=80:level=false:latency=true[mix];"
-            f"[bo]{gain}[bgout];[vo]{gain}[vout]"
-        )
-        tail = []
-        for label, key in (("mix", "mix"), ("bgout", "background"), ("vout", "voice")):
-            tail += ["-map", f"[{label}]", "-c:a", "pcm_f32le", ff(outputs[key])]
+    graph = (
+        f"{under_graph}[1:a]{trim},volume={voice_gain_db:.4f}dB,asplit=2[vk][vm];"
+        f"[u][vk]{duck},asplit=2[bg][bo];"
+        f"[bg][vm]amix=inputs=2:normalize=0,asplit=2[mix][mm];"
+        f"[mm]ebur128=peak=true,anullsink"
+    )
+    tail = _wav_outputs({"mix": outputs["mix"], "bo": outputs["background"]})
     command = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", ff(under),
                "-i", ff(voice), "-filter_complex", graph, *tail]  # fmt: skip
     result = subprocess.run(command, capture_output=True, check=False)
-    text = result.stderr.decode("utf-8", "replace")
     if result.returncode != 0:
         raise _failure(command, "mix the dub", result.stderr)
-    if outputs is not None:
-        return None
-    loudness, peak = _LOUDNESS.findall(text), _TRUE_PEAK.findall(text)  # the last summary
-    if not loudness or not peak:
-        raise StageError("ffmpeg could not measure the loudness of the mix.")
-    lufs = float(loudness[-1])
-    return (lufs if lufs > -70.0 else float("-inf")), float(peak[-1])
+    return _summary(result.stderr, "the mix")
+
+
+def finish_mix(
+    mix: Path,
+    background: Path,
+    voice: Path,
+    outputs: dict[str, Path],
+    *,
+    final_gain_db: float,
+    voice_gain_db: float,
+    ceiling_db: float = -1.0,
+) -> tuple[float, float]:
+    """The mix that :func:`render_mix` wrote, brought up or down by ``final_gain_db`` and
+    limited (look-ahead ``alimiter``) to ``ceiling_db``, into ``outputs["mix"]``; the ducked
+    background and the voice at the same gain into ``"background"`` and ``"voice"``, for
+    checking. Returns the finished mix's integrated loudness and true peak."""
+    ffmpeg = require_program("ffmpeg")
+    ceiling = 10 ** (ceiling_db / 20)
+    gain = f"volume={final_gain_db:.4f}dB"
+    graph = (
+        f"[0:a]{gain},"
+        f"alimiter=limit={ceiling:.5f}:attack=5:release=80:level=false:latency=true,"
+        f"asplit=2[mix][mm];[mm]ebur128=peak=true,anullsink;"
+        f"[1:a]{gain}[bo];[2:a]volume={voice_gain_db + final_gain_db:.4f}dB[vo]"
+    )
+    labels = {"mix": outputs["mix"], "bo": outputs["background"], "vo": outputs["voice"]}
+    command = [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", ff(mix),
+               "-i", ff(background), "-i", ff(voice), "-filter_complex", graph,
+               *_wav_outputs(labels)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise _failure(command, "mix the dub", result.stderr)
+    return _summary(result.stderr, "the mix")
+
+
+def _wav_outputs(labels: dict[str, Path]) -> list[str]:
+    """ffmpeg output arguments writing each labelled pad of a graph as float WAV (RF64
+    past 4 GiB: 46 minutes of 7.1)."""
+    args: list[str] = []
+    for label, path in labels.items():
+        args += ["-map", f"[{label}]", "-c:a", "pcm_f32le", "-rf64", "auto", "-f", "wav",
+                 ff(path)]  # fmt: skip
+    return args
 
 
 def measure_true_peak(audio: np.ndarray, sample_rate_hz: int) -> float:
@@ -606,35 +660,12 @@ DEFAULT_BURN_IN_CODEC = ["-c:v", "libx264", "-crf", "18", "-preset", "medium"]
 BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
 
 
-def count_streams(path: Path, kind: str) -> int:
-    """How many streams of ``kind`` (``video``, ``audio``, ``subtitle``) ``path`` has."""
-    ffprobe = require_program("ffprobe")
-    result = subprocess.run(
-        [
-            ffprobe,
-            "-v",
-            "error",
-            "-select_streams",
-            kind[0],
-            "-show_entries",
-            "stream=index",
-            "-of",
-            "csv=p=0",
-            ff(path),
-        ],
-        capture_output=True,
-        check=False,
-        text=True,
-    )
-    return len([line for line in result.stdout.splitlines() if line.strip()])
-
-
 def embed_subtitles(video: Path, tracks: list[tuple[Path, str, str]], destination: Path) -> None:
     """Copy every stream of ``video`` and add each ``(subtitle file, ISO 639-2 code, title)``
     as a soft subtitle track, in the codec the container of ``destination`` holds."""
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
-    existing = count_streams(video, "subtitle")
+    existing = len(probe(video).subtitle_codecs)
     args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", ff(video)]
     for path, _, _ in tracks:
         args += ["-i", ff(path)]

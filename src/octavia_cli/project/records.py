@@ -269,6 +269,9 @@ class ExtractInfo(_Record):
     channels: int
     duration_s: float  # as the container says
     decoded_s: float | None = None  # what decoded (less in a truncated file)
+    # The source's integrated loudness over the output's length (-70: silence); None
+    # when it was not measured then (a project from an earlier version, a truncated file).
+    source_lufs: float | None = None
 
 
 @dataclass

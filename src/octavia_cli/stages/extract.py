@@ -1,10 +1,13 @@
-"""Probe the input and decode its audio: once at the source's own rate and layout (for the
-mix; surround stays surround), once at 16 kHz mono (for speech recognition)."""
+"""Probe the input and decode its audio, in one ffmpeg run, twice: at the source's own rate
+and layout (for the mix; surround stays surround) and at 16 kHz mono (for speech
+recognition). The same run measures the source's loudness, which the mix matches."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +15,14 @@ import soundfile
 
 from octavia_cli.errors import InputError
 from octavia_cli.files import atomic_path
-from octavia_cli.media.ffmpeg import MediaInfo, decodable_video_s, extract_audio, probe
+from octavia_cli.media.ffmpeg import (
+    AudioTrack,
+    MediaInfo,
+    decodable_video_s,
+    decode_audio,
+    probe,
+)
+from octavia_cli.media.loudness import ABSOLUTE_GATE_LUFS
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project.layout import ASR_SAMPLE_RATE_HZ, ASR_WAV, SOURCE_WAV
 from octavia_cli.project.manifest import Project
@@ -43,22 +53,35 @@ def extract(project: Project, source: Path, hook: ProgressHook) -> None:
         reporter.skipped()
         return
     began = time.monotonic()
-    reporter.started(total=2, message="decoding audio")
+    reporter.started(total=1, message="decoding audio")
     sample_rate = media.audio_sample_rate_hz or 48_000
     channels = min(max(media.audio_channels, 1), MAX_CHANNELS)
-
-    with atomic_path(project.path(SOURCE_WAV)) as tmp:
-        extract_audio(source, tmp, sample_rate_hz=sample_rate, channels=channels)
-    reporter.advance(1, 2)
-    with atomic_path(project.path(ASR_WAV)) as tmp:
-        extract_audio(source, tmp, sample_rate_hz=ASR_SAMPLE_RATE_HZ, channels=1)
+    measure_s = media.output_duration_s
+    with ExitStack() as stack:
+        source_wav = stack.enter_context(atomic_path(project.path(SOURCE_WAV)))
+        asr_wav = stack.enter_context(atomic_path(project.path(ASR_WAV)))
+        lufs = decode_audio(
+            source,
+            [
+                AudioTrack(source_wav, sample_rate, channels),
+                AudioTrack(asr_wav, ASR_SAMPLE_RATE_HZ, 1),
+            ],
+            measure_s=measure_s,
+        )
     decoded = soundfile.info(str(project.path(SOURCE_WAV))).duration
     project.media = as_decoded(media, decoded, source, warn=True)
+    measured = project.media.output_duration_s == measure_s  # not if it was cut short
     project.mark_done(
         STAGE,
         inputs,
         time.monotonic() - began,
-        ExtractInfo(sample_rate, channels, media.duration_s, round(decoded, 3)),
+        ExtractInfo(
+            sample_rate,
+            channels,
+            media.duration_s,
+            round(decoded, 3),
+            source_lufs=_round(lufs) if measured and lufs is not None else None,
+        ),
     )
     reporter.done()
 
@@ -89,3 +112,8 @@ def as_decoded(media: MediaInfo, decoded_s: float, source: Path, *, warn: bool =
         audio_duration_s=decoded_s,
         truncated=True,
     )
+
+
+def _round(lufs: float) -> float:
+    """LUFS for the manifest (JSON has no infinity): silence is the -70 LUFS gate."""
+    return round(lufs, 2) if math.isfinite(lufs) else ABSOLUTE_GATE_LUFS

@@ -29,9 +29,11 @@ from octavia_cli.media.audio import dialogue_channels, read_audio
 from octavia_cli.media.ffmpeg import (
     DUCKING_PRESETS,
     NO_SEPARATION_DUCKING,
+    finish_mix,
     measure_file,
     render_mix,
 )
+from octavia_cli.media.loudness import ABSOLUTE_GATE_LUFS, LoudnessMeter
 from octavia_cli.media.timeline import TimeMap
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project.layout import (
@@ -113,28 +115,29 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
     under = project.path(BACKGROUND_WAV if separated else SOURCE_WAV)
     if options.ducking not in DUCKING_PRESETS:
         raise ConfigError(f"Unknown ducking preset '{options.ducking}'.")
-    raw_voice = project.path(f"mix/.voice-raw.{target}.tmp.wav")  # swept up if killed
+    # Intermediates, swept up if a run is killed: the voice track at the clips' own level,
+    # the mix before its final gain and limiter, and the ducked background.
+    raw_voice, premix, ducked = (
+        project.path(f"mix/.{name}.{target}.tmp.wav") for name in ("voice-raw", "premix", "ducked")
+    )
     raw_voice.parent.mkdir(parents=True, exist_ok=True)
     try:
         with writing(raw_voice):
-            write_voice_track(
+            voice_lufs = write_voice_track(
                 raw_voice,
                 [(round(f.start_s * rate), project.path(f.path)) for f in fits if f.path],
                 rate, channels, length,
             )  # fmt: skip
         reporter.advance(1, 4)
-        source_lufs, _ = measure_file(project.path(SOURCE_WAV), seconds=source_duration)
+        source_lufs = _source_loudness(project, source_duration)
         pieces = timeline.pieces(source_duration) if timeline.stretches else None
-        voice_lufs, _ = measure_file(raw_voice)
         gain_db = 0.0
         if math.isfinite(source_lufs) and math.isfinite(voice_lufs):
             gain_db = float(np.clip(source_lufs - voice_lufs, -MAX_GAIN_DB, MAX_GAIN_DB))
-        measured = render_mix(
-            under, raw_voice, None, seconds=seconds, voice_gain_db=gain_db, ducking=ducking,
-            under_pieces=pieces,
+        mixed_lufs, _ = render_mix(
+            under, raw_voice, {"mix": premix, "background": ducked}, seconds=seconds,
+            voice_gain_db=gain_db, ducking=ducking, under_pieces=pieces,
         )  # fmt: skip
-        assert measured is not None
-        mixed_lufs = measured[0]
         reporter.advance(2, 4)
         target_lufs = options.target_lufs(source_lufs)
         final_gain_db = 0.0
@@ -147,19 +150,19 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
                 atomic_path(project.path(background_path(target))) as background,
                 atomic_path(project.path(voice_path(target))) as voice,
             ):
-                render_mix(
-                    under, raw_voice, {"mix": mixed, "background": background, "voice": voice},
-                    seconds=seconds, voice_gain_db=gain_db, ducking=ducking,
-                    final_gain_db=final_gain_db, ceiling_db=TRUE_PEAK_DB - 0.5,
-                    under_pieces=pieces,
+                output_lufs, true_peak = finish_mix(
+                    premix, ducked, raw_voice,
+                    {"mix": mixed, "background": background, "voice": voice},
+                    final_gain_db=final_gain_db, voice_gain_db=gain_db,
+                    ceiling_db=TRUE_PEAK_DB - 0.5,
                 )  # fmt: skip
-                output_lufs, true_peak = measure_file(mixed)
             if true_peak <= TRUE_PEAK_DB:
                 break
             final_gain_db -= true_peak - (TRUE_PEAK_DB - 0.2)
         reporter.advance(3, 4)
     finally:
-        raw_voice.unlink(missing_ok=True)
+        for path in (raw_voice, premix, ducked):
+            path.unlink(missing_ok=True)
     project.mark_done(
         stage_name(target),
         inputs,
@@ -181,14 +184,26 @@ def mix(project: Project, target: str, options: MixOptions, hook: ProgressHook) 
 BLOCK_S = 60.0
 
 
+def _source_loudness(project: Project, seconds: float) -> float:
+    """The source's integrated loudness over ``seconds``: as the extraction measured it,
+    or measured now (a project from an earlier version, a truncated file)."""
+    measured = project.stages["extract"].info.source_lufs
+    if measured is not None:
+        return float(measured) if measured > ABSOLUTE_GATE_LUFS else float("-inf")
+    return measure_file(project.path(SOURCE_WAV), seconds=seconds)[0]
+
+
 def write_voice_track(
     path: Path, clips: list[tuple[int, Path]], rate: int, channels: int, length: int
-) -> None:
+) -> float:
     """Lay the fitted clips (mono, at ``rate``) at their start samples on a track of
     ``length`` samples and ``channels`` channels, written a block at a time; clips of
     different speakers that overlap are summed. The voice goes where dialogue goes in the
-    source's layout (:func:`dialogue_channels`)."""
+    source's layout (:func:`dialogue_channels`). Returns the track's integrated loudness
+    (LUFS; -inf for silence), measured as it is written."""
     import soundfile
+
+    meter = LoudnessMeter(rate)
 
     ordered = sorted((start, clip, soundfile.info(str(clip)).frames) for start, clip in clips)
     block = round(BLOCK_S * rate)
@@ -209,9 +224,11 @@ def write_voice_track(
                 a, b = max(start, begin), min(start + len(audio), end)
                 if b > a:
                     buffer[a - begin : b - begin] += audio[a - start : b - start]
+            meter.add(buffer)
             frame = np.zeros((end - begin, channels), dtype=np.float32)
             frame[:, dialogue_channels(channels)] = buffer[:, None]
             out.write(frame)
+    return meter.integrated(len(dialogue_channels(channels)))
 
 
 def _round(value: float) -> float | None:
