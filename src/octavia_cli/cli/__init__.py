@@ -13,26 +13,64 @@ from collections.abc import Sequence
 
 import typer
 import typer.exceptions
+import typer.main
+from typer import _click as click
+from typer.core import TyperGroup
 
 from octavia_cli import __version__
-from octavia_cli.cli import (
-    account_cmd,
-    config_cmd,
-    doctor_cmd,
-    dub_cmd,
-    models_cmd,
-    serve_cmd,
-    subtitles_cmd,
-    synthesize_cmd,
-    transcribe_cmd,
-    translate_cmd,
-    voices_cmd,
-)
 from octavia_cli.cli.common import State
 from octavia_cli.errors import ExitCode, OctaviaError
 from octavia_cli.progress import ProgressMode
 
+# Each command's module and object (a function, or a Typer of subcommands), in the order
+# of ``octavia --help``. A module is imported when its command runs, or when the root's
+# help lists them all: ``octavia dub`` does not pay for building the other commands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "transcribe": ("transcribe_cmd", "transcribe_command"),
+    "translate": ("translate_cmd", "translate_command"),
+    "synthesize": ("synthesize_cmd", "synthesize_command"),
+    "dub": ("dub_cmd", "dub_command"),
+    "clone-voice": ("voices_cmd", "clone_voice_command"),
+    "voices": ("voices_cmd", "app"),
+    "subtitles": ("subtitles_cmd", "subtitles_command"),
+    "config": ("config_cmd", "app"),
+    "models": ("models_cmd", "app"),
+    "doctor": ("doctor_cmd", "doctor_command"),
+    "serve": ("serve_cmd", "app"),
+    "worker": ("serve_cmd", "worker_command"),
+    "login": ("account_cmd", "login_command"),
+    "logout": ("account_cmd", "logout_command"),
+    "account": ("account_cmd", "account_command"),
+}
+
+
+class LazyCommands(TyperGroup):
+    """The root group: builds a command (imports its module, lets Typer read its
+    signature) the first time it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = _build(cmd_name, *COMMANDS[cmd_name])
+        return self.commands.get(cmd_name)
+
+
+def _build(name: str, module: str, attribute: str) -> click.Command:
+    import importlib
+
+    found = getattr(importlib.import_module(f"octavia_cli.cli.{module}"), attribute)
+    if not isinstance(found, typer.Typer):
+        found, function = typer.Typer(), found
+        found.command(name)(function)
+    command = typer.main.get_command(found)
+    command.name = name
+    return command
+
+
 app = typer.Typer(
+    cls=LazyCommands,
     name="octavia",
     help="Dub video and audio into other languages, on your own machine.",
     no_args_is_help=True,
@@ -108,23 +146,6 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
     logging.basicConfig(level=root_level, handlers=[handler], force=True)
     own_level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.getLogger("octavia_cli").setLevel(own_level)
-
-
-app.command("transcribe")(transcribe_cmd.transcribe_command)
-app.command("translate")(translate_cmd.translate_command)
-app.command("synthesize")(synthesize_cmd.synthesize_command)
-app.command("dub")(dub_cmd.dub_command)
-app.command("clone-voice")(voices_cmd.clone_voice_command)
-app.add_typer(voices_cmd.app, name="voices")
-app.command("subtitles")(subtitles_cmd.subtitles_command)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(models_cmd.app, name="models")
-app.command("doctor")(doctor_cmd.doctor_command)
-app.add_typer(serve_cmd.app, name="serve")
-app.command("worker")(serve_cmd.worker_command)
-app.command("login")(account_cmd.login_command)
-app.command("logout")(account_cmd.logout_command)
-app.command("account")(account_cmd.account_command)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
