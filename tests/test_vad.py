@@ -134,3 +134,41 @@ def test_whisper_hears_the_whole_of_a_phone_call() -> None:
     for a, b in reference:
         if b - a >= 1.0:  # every second or more of speech has words heard in it
             assert any(w.start_s < b and w.end_s > a for w in words), (a, b)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"min_silence_duration_ms": 2000, "speech_pad_ms": 400},
+        {"threshold": 0.35, "neg_threshold": 0.1, "min_speech_duration_ms": 100,
+         "min_silence_duration_ms": 150, "speech_pad_ms": 30, "max_speech_duration_s": 4.0},
+    ],
+)  # fmt: skip
+def test_speech_found_from_the_probabilities_as_the_library_finds_it(options: dict) -> None:
+    """The regions drawn from one run of the model are the library's, which runs it again."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from octavia_cli.engines.vad import speech_timestamps
+
+    for audio in (_utterances(), _phone_line(_utterances())[: RATE * 7 + 123]):
+        vad = VadOptions(**options)
+        ours = speech_timestamps(speech_probabilities(audio), len(audio), vad)
+        assert ours == get_speech_timestamps(audio, vad)
+        assert ours
+
+
+def test_the_model_hears_an_array_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Edges, recognition and language detection ask about the same window: one model run;
+    another array (or the same samples in a new array) is heard afresh."""
+    import octavia_cli.engines.vad as vad
+
+    runs = []
+    real = vad.speech_probabilities
+    monkeypatch.setattr(vad, "speech_probabilities", lambda a: runs.append(1) or real(a))
+    audio = _utterances()
+    first = detect_speech(audio)
+    assert vad.recognition_chunks(audio) and detect_speech(audio, threshold=RECALL)
+    assert detect_speech(audio) == first and len(runs) == 1
+    detect_speech(audio.copy())
+    assert len(runs) == 2

@@ -10,7 +10,9 @@ recognition we snap each line's edges to the nearest VAD speech boundary nearby.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,10 +66,9 @@ def detect_speech(
     Silero's speech probability (:data:`EDGES` for line edges, :data:`RECALL` to miss less
     speech), lowered where a recording's speech is heard faintly (:func:`faint_threshold`);
     a silence shorter than ``min_silence_s`` does not end a region."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from faster_whisper.vad import VadOptions
 
-    audio = _levelled(audio_16k)
-    probabilities = speech_probabilities(audio)
+    audio, probabilities = heard(audio_16k)
     blocks = [(first, last, faint_threshold(probabilities[first:last]))
               for first, last in _blocks(probabilities)]  # fmt: skip
     if all(faint >= threshold for *_, faint in blocks):  # nothing heard faintly: one pass
@@ -84,7 +85,8 @@ def detect_speech(
             speech_pad_ms=round(pad_s * 1000),
         )
         offset = first * WINDOW
-        stamps = get_speech_timestamps(audio[offset : last * WINDOW], options)
+        length = min(last * WINDOW, len(audio)) - offset
+        stamps = speech_timestamps(probabilities[first:last], length, options)
         regions += [
             ((offset + s["start"]) / SAMPLE_RATE_HZ, (offset + s["end"]) / SAMPLE_RATE_HZ)
             for s in stamps
@@ -101,6 +103,101 @@ def recognition_chunks(audio_16k: np.ndarray) -> list[dict[str, int]]:
         {"start": round(a * SAMPLE_RATE_HZ), "end": round(b * SAMPLE_RATE_HZ)}
         for a, b in detect_speech(audio_16k, pad_s=0.4, min_silence_s=2.0)
     ]
+
+
+_HEARD: list[Any] = []  # the last audio heard: (a weak reference to it, levelled, probabilities)
+
+
+def heard(audio_16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``audio_16k`` levelled (:func:`_levelled`) and Silero's probabilities for it. The
+    model runs once for an array however many times it is asked about (the recognition
+    window, the line edges and the language detection all ask about the same window)."""
+    if _HEARD:
+        reference, levelled, probabilities = _HEARD[0]
+        if reference() is audio_16k and len(levelled) == len(audio_16k):
+            return levelled, probabilities
+    levelled = _levelled(audio_16k)
+    probabilities = speech_probabilities(levelled)
+    _HEARD[:] = [(weakref.ref(audio_16k), levelled, probabilities)]
+    return levelled, probabilities
+
+
+def speech_timestamps(probabilities: np.ndarray, length: int, options: Any) -> list[dict]:
+    """Speech regions (in samples) of audio of ``length`` samples from its Silero
+    ``probabilities``: faster-whisper's ``get_speech_timestamps`` (MIT, from Silero's
+    reference code) after its model call, so the model need not run again."""
+    rate = SAMPLE_RATE_HZ
+    min_speech = rate * options.min_speech_duration_ms / 1000
+    pad = rate * options.speech_pad_ms / 1000
+    max_speech = rate * options.max_speech_duration_s - WINDOW - 2 * pad
+    min_silence = rate * options.min_silence_duration_ms / 1000
+    min_silence_at_max_speech = rate * 98 / 1000
+    threshold = options.threshold
+    neg_threshold = options.neg_threshold
+    if neg_threshold is None:
+        neg_threshold = max(threshold - 0.15, 0.01)
+    triggered = False
+    speeches: list[dict] = []
+    current: dict = {}
+    temp_end = prev_end = next_start = 0
+    for i, probability in enumerate(probabilities):
+        here = WINDOW * i
+        if probability >= threshold and temp_end:
+            temp_end = 0
+            if next_start < prev_end:
+                next_start = here
+        if probability >= threshold and not triggered:
+            triggered = True
+            current["start"] = here
+            continue
+        if triggered and here - current["start"] > max_speech:
+            if prev_end:
+                current["end"] = prev_end
+                speeches.append(current)
+                current = {}
+                if next_start < prev_end:  # silence reached and still no speech
+                    triggered = False
+                else:
+                    current["start"] = next_start
+                prev_end = next_start = temp_end = 0
+            else:
+                current["end"] = here
+                speeches.append(current)
+                current = {}
+                prev_end = next_start = temp_end = 0
+                triggered = False
+                continue
+        if probability < neg_threshold and triggered:
+            if not temp_end:
+                temp_end = here
+            if here - temp_end > min_silence_at_max_speech:  # do not cut a short silence
+                prev_end = temp_end
+            if here - temp_end < min_silence:
+                continue
+            current["end"] = temp_end
+            if current["end"] - current["start"] > min_speech:
+                speeches.append(current)
+            current = {}
+            prev_end = next_start = temp_end = 0
+            triggered = False
+            continue
+    if current and length - current["start"] > min_speech:
+        current["end"] = length
+        speeches.append(current)
+    for i, speech in enumerate(speeches):
+        if i == 0:
+            speech["start"] = int(max(0, speech["start"] - pad))
+        if i != len(speeches) - 1:
+            silence = speeches[i + 1]["start"] - speech["end"]
+            if silence < 2 * pad:
+                speech["end"] += int(silence // 2)
+                speeches[i + 1]["start"] = int(max(0, speeches[i + 1]["start"] - silence // 2))
+            else:
+                speech["end"] = int(min(length, speech["end"] + pad))
+                speeches[i + 1]["start"] = int(max(0, speeches[i + 1]["start"] - pad))
+        else:
+            speech["end"] = int(min(length, speech["end"] + pad))
+    return speeches
 
 
 def speech_probabilities(audio_16k: np.ndarray) -> np.ndarray:

@@ -168,9 +168,12 @@ def compute_type_for(setting: str, device: str, index: int = 0) -> str:
     return next((c for c in CUDA_COMPUTE_TYPES if c in supported), "float32")
 
 
-def detect_language(model: object, audio_16k: object) -> tuple[str, float]:
-    """Language of the first speech in ``audio_16k`` with a faster-whisper ``WhisperModel``."""
+def detect_language(
+    model: object, audio_16k: object, *, vad_filter: bool = True
+) -> tuple[str, float]:
+    """Language of the first speech in ``audio_16k`` with a faster-whisper ``WhisperModel``
+    (``vad_filter``: its own VAD finds the speech first)."""
     language, probability, _ = model.detect_language(  # type: ignore[attr-defined]
-        audio_16k, vad_filter=True
+        audio_16k, vad_filter=vad_filter
     )
     return language, float(probability)

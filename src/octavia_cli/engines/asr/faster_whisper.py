@@ -77,7 +77,13 @@ class FasterWhisperEngine:
         return self._model
 
     def detect_language(self, audio_16k: np.ndarray) -> tuple[str, float]:
-        return detect_language(self._load(), audio_16k)
+        """From the speech that :meth:`recognize` will hear (Octavia's VAD, which has
+        already listened to this window by then), not from faster-whisper's own pass."""
+        from faster_whisper.vad import collect_chunks
+
+        chunks = recognition_chunks(audio_16k)
+        speech = np.concatenate(collect_chunks(audio_16k, chunks)[0]) if chunks else audio_16k
+        return detect_language(self._load(), speech, vad_filter=False)
 
     def recognize(
         self, audio_16k: np.ndarray, language: str, on_progress: Callable[[float], None]
