@@ -238,3 +238,18 @@ def test_real_speech_speakers_counted_and_told_apart(name: str, most_confusion: 
     assert len(found.labels()) == len(truth.labels()) == 2
     parts = DiarizationErrorRate(collar=0.25)(truth, found, detailed=True)
     assert parts["confusion"] / parts["total"] <= most_confusion, parts
+
+
+def test_small_and_large_graphs_get_the_same_eigenvalues(monkeypatch) -> None:
+    """numpy's full solver (small graphs) and LAPACK's subset solver give one answer."""
+    import octavia_cli.engines.diarization.offline as offline
+
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(120, 8))
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    affinity = np.clip(unit @ unit.T, 0, 1)
+    small = offline._laplacian_eigenvalues(affinity, 9)
+    monkeypatch.setattr(offline, "SMALL_GRAPH", 10)
+    large = offline._laplacian_eigenvalues(affinity, 9)
+    assert small.shape == large.shape == (9,)
+    assert np.allclose(small, large, atol=1e-9)

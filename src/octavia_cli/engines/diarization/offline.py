@@ -51,6 +51,7 @@ CHUNK_S = 600.0
 # found of 2 in a 40 s phone call's 24 windows).
 PRUNING_SHARES = (0.03, 0.05, 0.08, 0.11, 0.15, 0.2, 0.25)
 MIN_NEIGHBOURS = 5
+SMALL_GRAPH = 256  # windows: below this numpy's full eigensolver is as fast as a subset
 
 
 def _require() -> None:
@@ -224,13 +225,17 @@ def refined_affinity(unit: np.ndarray, high: int = 8) -> np.ndarray:
 
 
 def _laplacian_eigenvalues(affinity: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` smallest eigenvalues of the normalised Laplacian of ``affinity``."""
-    from scipy.linalg import eigh
-
+    """The ``count`` smallest eigenvalues of the normalised Laplacian of ``affinity``: all of
+    them by numpy for a small graph (a short clip then imports no scipy), the few asked for
+    by LAPACK's subset solver for a large one."""
     degree = affinity.sum(axis=1)
     scale = 1 / np.sqrt(np.maximum(degree, 1e-9))
     laplacian = np.eye(len(affinity)) - scale[:, None] * affinity * scale[None, :]
     top = min(count, len(affinity)) - 1
+    if len(affinity) <= SMALL_GRAPH:
+        return np.linalg.eigvalsh(laplacian)[: top + 1]
+    from scipy.linalg import eigh
+
     return np.sort(eigh(laplacian, eigvals_only=True, subset_by_index=[0, top]))
 
 
