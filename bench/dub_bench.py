@@ -1,6 +1,7 @@
 """How fast a whole ``octavia dub`` is, as a user runs it: the figures of issue 18 (Speed).
 
     python bench/dub_bench.py [--set NAME ...] [--runs 3] [--quality] [--save-baseline]
+    python bench/dub_bench.py --set quality [--save-baseline]   # transcripts only, no dub
 
 Every measurement is one whole process, ``python -m octavia_cli dub INPUT... --to es
 --preset offline [--from en] --workdir W -o OUT`` (OCTAVIA_PRESET=offline in its
@@ -13,8 +14,17 @@ seconds (``stages[NAME]["seconds"]`` of the project's ``project.json``), each fi
 its target from the issue with PASS or MISS. "outside stages" is the wall time no stage
 accounts for: interpreter start, imports, model loading, probing, writing the report.
 
-Sets (``--set`` repeats; default: all, run in this order):
+Sets (``--set`` repeats; default: all but ``quality``, run in this order):
 
+- ``quality`` (with ``--set quality``, ``--quality`` or ``--save-baseline``; no dub): each
+  of the seven concatenated dialogues (see ``concat``) transcribed alone, one whole
+  process each, ``python -m octavia_cli transcribe FILE --language en --preset offline
+  --workdir W --output T.json``, from an empty folder. One line per dialogue: its words,
+  the word error rate against bench/baselines/dialogues/NAME.txt and "same" (the text is
+  identical) or "changed"; all same is the target ("Quality must not move"). When
+  bench/baselines/concat-transcript.txt exists, the WER of that first run of the
+  concatenation against the joined per-dialogue reference (below) is printed too.
+  ``--save-baseline`` writes the NAME.txt files (after comparing).
 - ``help``: ``octavia dub --help``, median of 5 (``--runs`` does not apply); <= 0.2 s.
 - ``talk``: examples/talk.mp4 (10 s video), ``--from en``; wall <= 5 s, CPU <= 6 s,
   peak <= 700 MiB.
@@ -35,9 +45,16 @@ Sets (``--set`` repeats; default: all, run in this order):
   another with a second of silence between (speakers_bench's ``concatenate()``, 8.2 min),
   ``--from en``;
   RTF (wall / media seconds) <= 0.15, peak <= 800 MiB. With ``--quality`` the transcript
-  (the text of project.json's transcript segments) is kept and, when
-  bench/baselines/concat-transcript.txt exists, its word error rate against that file is
-  printed (jiwer if installed, else a word edit distance); ``--save-baseline`` writes it.
+  (the text of project.json's transcript segments) is kept and compared with the
+  per-dialogue reference: the seven dialogues' transcripts, each made alone, joined in
+  order (from their baselines when all seven exist, else from this run's ``quality``
+  set): what the recogniser hears in each dialogue alone, so what the long file's windows
+  should give. It prints "concat vs per-dialogue reference: X% (first run: Y%)", Y being
+  the WER of bench/baselines/concat-transcript.txt (the first run) against the same
+  reference; PASS when X <= Y + 0.5 points. The WER against the first run itself is
+  printed for information only: window cut points legitimately move, so it is not a
+  quality measure. ``--save-baseline`` writes concat-transcript.txt (after comparing).
+  WERs: jiwer if installed, else a word edit distance, on lower-cased words.
 - ``long``: 20 minutes exactly of the concatenation's audio repeated; its RTF and peak
   within 10% of the concat's (ratios <= 1.10, printed when ``concat`` ran too).
 
@@ -74,7 +91,15 @@ CONCATENATED = ("two-male-female", "two-male", "two-female", "three-with-overlap
                 "four-panel", "monologue-with-interjections", "two-in-noise")  # fmt: skip
 MEDIA = Path(tempfile.gettempdir()) / "octavia-bench-media"
 BASELINE = HERE / "baselines" / "concat-transcript.txt"
-SETS = ("help", "talk", "dialogue", "detect", "batch", "concat", "long")
+DIALOGUE_BASELINES = HERE / "baselines" / "dialogues"  # NAME.txt, one per CONCATENATED
+# "quality" (the per-dialogue transcripts) runs first, before any timing, so that the
+# concat set has its reference; it is not in the default (speed) sets: --set quality or
+# --quality (or --save-baseline) selects it.
+SETS = ("quality", "help", "talk", "dialogue", "detect", "batch", "concat", "long")
+SPEED_SETS = SETS[1:]
+# The concat's WER against the joined per-dialogue reference may exceed the first run's
+# by this many points.
+CONCAT_WER_SLACK = 0.5
 TARGET = "es"
 LONG_S = 20 * 60
 RATE = 16_000
@@ -137,26 +162,30 @@ def main() -> int:
         dest="sets",
         action="append",
         choices=SETS,
-        help="a set to run (repeat; default: all)",
+        help="a set to run (repeat; default: all but quality)",
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per set (default 3)")
     parser.add_argument(
         "--quality",
         action="store_true",
-        help="concat: keep the transcript, WER against the baseline",
+        help="transcribe each dialogue alone (WER against its baseline); concat: WER against "
+        "the joined per-dialogue reference and against the first run",
     )
     parser.add_argument(
         "--save-baseline",
         action="store_true",
-        help=f"concat: write the transcript to {display(BASELINE)}",
+        help=f"write the dialogues' transcripts to {display(DIALOGUE_BASELINES)}/NAME.txt and "
+        f"concat's to {display(BASELINE)} (implies --quality)",
     )
     parser.add_argument("--batch-size", type=int, default=len(BATCH_CUTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    selected = [name for name in SETS if name in (args.sets or SETS)]
+    wanted = set(args.sets or SPEED_SETS)
+    args.quality = args.quality or args.save_baseline or "quality" in wanted
+    if args.quality:
+        wanted.add("quality")
+    selected = [name for name in SETS if name in wanted]
     if not 2 <= args.batch_size <= len(BATCH_CUTS):
         parser.error(f"--batch-size: 2 to {len(BATCH_CUTS)}")
-    if (args.quality or args.save_baseline) and "concat" not in selected:
-        print("note: --quality and --save-baseline apply to the concat set only")
     if any(name not in ("help", "talk") for name in selected) and not DIALOGUES.is_dir():
         print(f"no shared dialogues in {DIALOGUES}", file=sys.stderr)
         return 1
@@ -166,9 +195,12 @@ def main() -> int:
         prepare_model()
     targets = Targets()
     results: dict[str, Summary] = {}
+    dialogues: dict[str, str] = {}  # the quality set's fresh per-dialogue transcripts
     for name in selected:
         print()
-        if name == "help":
+        if name == "quality":
+            dialogues = bench_quality(args.save_baseline, targets)
+        elif name == "help":
             bench_help(targets)
         elif name in ("talk", "dialogue"):
             results[name] = bench_clip(name, clip_of(name), "en", args.runs, targets)
@@ -177,7 +209,7 @@ def main() -> int:
         elif name == "batch":
             bench_batch(args.batch_size, args.runs, targets)
         elif name == "concat":
-            results[name] = bench_concat(args, targets)
+            results[name] = bench_concat(args, dialogues, targets)
         elif name == "long":
             bench_long(results.get("concat"), args.runs, targets)
 
@@ -297,7 +329,7 @@ def bench_batch(size: int, runs: int, targets: Targets) -> None:
     print_stages(measured, per=size)
 
 
-def bench_concat(args: argparse.Namespace, targets: Targets) -> Summary:
+def bench_concat(args: argparse.Namespace, dialogues: dict[str, str], targets: Targets) -> Summary:
     source = concatenation()
     minutes = soundfile.info(str(source)).duration / 60
     print(
@@ -317,8 +349,8 @@ def bench_concat(args: argparse.Namespace, targets: Targets) -> Summary:
         "concat peak", f"peak RSS {summary.peak_mib:.0f} MiB", summary.peak_mib, 800, "<= 800 MiB"
     )
     print_stages(measured)
-    if args.quality or args.save_baseline:
-        report_quality(measured, args.save_baseline)
+    if args.quality:
+        report_quality(measured, dialogues, args.save_baseline, targets)
     return summary
 
 
@@ -352,24 +384,112 @@ def print_long_figures(measured: list[Run]) -> Summary:
     return summary
 
 
-def report_quality(measured: list[Run], save: bool) -> None:
+def report_quality(
+    measured: list[Run], dialogues: dict[str, str], save: bool, targets: Targets
+) -> None:
+    """The concat's transcript against the joined per-dialogue reference, beside the first
+    run's (the saved concat baseline) against the same reference; and against that first
+    run itself, for information only (window cut points legitimately move)."""
     texts = [transcript(r.projects[0]) for r in measured]
     text = texts[-1]
     if len(set(texts)) > 1:
         print(f"  note: the runs' transcripts differ ({len(set(texts))} versions): the last one")
+    first = BASELINE.read_text().strip() if BASELINE.exists() else None
+    if first is None:
+        print(f"  no {display(BASELINE)} (the first run): --save-baseline writes it")
+    else:
+        rate, how = word_error_rate(first, text)
+        print(
+            f"  WER against {display(BASELINE)} (the first run) {100 * rate:.1f}% ({how}; "
+            f"{len(normalize(first))} words; cut points move: not a quality measure)"
+        )
+    reference = joined_reference(dialogues)
+    if reference is None:
+        print("  no per-dialogue reference: --set quality --save-baseline writes it")
+    else:
+        joined, origin = reference
+        rate, _ = word_error_rate(joined, text)
+        if first is None:
+            print(f"  concat vs per-dialogue reference: {100 * rate:.1f}% (no first run)")
+        else:
+            first_rate, _ = word_error_rate(joined, first)
+            targets.check(
+                "concat WER",
+                f"concat vs per-dialogue reference: {100 * rate:.1f}% "
+                f"(first run: {100 * first_rate:.1f}%)",
+                round(100 * rate, 1),
+                round(100 * first_rate, 1) + CONCAT_WER_SLACK,
+                f"<= first run + {CONCAT_WER_SLACK} points",
+            )
+        print(f"    (reference: {origin}, {len(normalize(joined))} words)")
     if save:
         BASELINE.parent.mkdir(parents=True, exist_ok=True)
         BASELINE.write_text(text + "\n")
         print(f"  transcript saved as {display(BASELINE)} ({len(text.split())} words)")
-    elif BASELINE.exists():
-        reference = BASELINE.read_text()
-        rate, how = word_error_rate(reference, text)
-        print(
-            f"  WER against {display(BASELINE)} {100 * rate:.1f}% ({how}; "
-            f"{len(normalize(reference))} reference words)"
+
+
+def bench_quality(save: bool, targets: Targets) -> dict[str, str]:
+    """Each concatenated dialogue transcribed alone, against its baseline: the reference
+    for what the concatenation's windows should give. Returns the fresh transcripts."""
+    print(
+        f"quality: the {len(CONCATENATED)} concatenated dialogues, each alone: octavia "
+        f"transcribe --language en --preset offline, against {display(DIALOGUE_BASELINES)}"
+    )
+    fresh: dict[str, str] = {}
+    compared = changed = 0
+    for name in CONCATENATED:
+        text, wall = transcribe_once(DIALOGUES / f"{name}.flac", "en")
+        fresh[name] = text
+        path = dialogue_baseline(name)
+        if path.exists():
+            baseline = path.read_text().strip()
+            rate, _ = word_error_rate(baseline, text)
+            same = baseline == text
+            compared += 1
+            changed += not same
+            verdict = f"WER vs baseline {100 * rate:5.1f}%  {'same' if same else 'changed'}"
+        else:
+            verdict = "no baseline"
+        if save:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n")
+            verdict += ", saved"
+        print(f"  {name:<29} {len(normalize(text)):4d} words  {verdict}  ({wall:.1f} s)")
+    if compared == len(CONCATENATED):
+        targets.check(
+            "dialogue transcripts",
+            f"{compared - changed} of {compared} dialogues same",
+            changed,
+            0,
+            "all same",
         )
-    else:
-        print(f"  no {display(BASELINE)}: --save-baseline writes it")
+    elif not save:
+        print(f"  {len(CONCATENATED) - compared} without a baseline: --save-baseline writes them")
+    reference = joined_reference(fresh)
+    if reference is not None and BASELINE.exists():
+        joined, origin = reference
+        rate, how = word_error_rate(joined, BASELINE.read_text())
+        print(
+            f"  first run's concat ({display(BASELINE)}) vs per-dialogue reference: "
+            f"{100 * rate:.1f}% ({how}; reference: {origin}, {len(normalize(joined))} words)"
+        )
+    return fresh
+
+
+def dialogue_baseline(name: str) -> Path:
+    return DIALOGUE_BASELINES / f"{name}.txt"
+
+
+def joined_reference(fresh: dict[str, str]) -> tuple[str, str] | None:
+    """The concatenated dialogues' transcripts, each made alone, joined in order: from the
+    per-dialogue baselines when all are there, else this run's; with where it came from."""
+    paths = [dialogue_baseline(name) for name in CONCATENATED]
+    if all(path.exists() for path in paths):
+        text = " ".join(path.read_text().strip() for path in paths)
+        return text, f"the {len(paths)} baselines in {display(DIALOGUE_BASELINES)}"
+    if all(name in fresh for name in CONCATENATED):
+        return " ".join(fresh[name] for name in CONCATENATED), "this run's per-dialogue transcripts"
+    return None
 
 
 # -- one process ---------------------------------------------------------------------------
@@ -416,6 +536,33 @@ def dub_once(sources: list[Path], language: str | None, batch: bool = False) -> 
             written = (scratch / "work" / f"{inputs[0].stem}.octavia" / "project.json").stat()
             run.first_written_s = written.st_mtime - run.started_epoch
     return run
+
+
+def transcribe_once(source: Path, language: str) -> tuple[str, float]:
+    """``octavia transcribe SOURCE --language LANGUAGE --preset offline``, from an empty
+    project folder: the transcript's text (its segments' joined) and the wall time."""
+    with tempfile.TemporaryDirectory(prefix="octavia-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        place(source, scratch / source.name)
+        output = scratch / "transcript.json"
+        argv = [
+            sys.executable,
+            "-m",
+            "octavia_cli",
+            "transcribe",
+            source.name,
+            "--language",
+            language,
+            "--preset",
+            "offline",
+            "--workdir",
+            str(scratch / "work"),
+            "--output",
+            str(output),
+        ]
+        run = measure(argv, scratch)
+        data = json.loads(output.read_text(encoding="utf-8"))
+    return joined_text(data["segments"]), run.wall_s
 
 
 def measure(argv: list[str], cwd: Path, announce: bool = False) -> Run:
@@ -506,7 +653,11 @@ def stage_total(project: dict) -> float:
 
 
 def transcript(project: dict) -> str:
-    return " ".join(s["text"].strip() for s in project["transcript"]["segments"])
+    return joined_text(project["transcript"]["segments"])
+
+
+def joined_text(segments: list[dict]) -> str:
+    return " ".join(s["text"].strip() for s in segments)
 
 
 def normalize(text: str) -> list[str]:

@@ -172,3 +172,15 @@ def test_the_model_hears_an_array_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert detect_speech(audio) == first and len(runs) == 1
     detect_speech(audio.copy())
     assert len(runs) == 2
+
+
+def test_probabilities_in_small_batches_are_the_libraries() -> None:
+    """Batches of 1000 windows, the state carried between them: the library's numbers."""
+    from faster_whisper.vad import get_vad_model
+
+    from octavia_cli.engines.vad import VAD_BATCH, WINDOW
+
+    audio = np.tile(_utterances(), 2)[: WINDOW * (2 * VAD_BATCH + 77) + 100]
+    padded = np.pad(audio, (0, WINDOW - len(audio) % WINDOW))
+    library = np.asarray(get_vad_model()(padded), dtype=np.float64).reshape(-1)
+    assert np.array_equal(speech_probabilities(audio), library)

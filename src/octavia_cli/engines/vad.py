@@ -10,6 +10,7 @@ recognition we snap each line's edges to the nearest VAD speech boundary nearby.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,8 @@ FAINT = 0.25
 LOWEST = 0.05
 SPEECH_LIKE = 0.2
 WINDOW = 512  # samples per Silero probability
+CONTEXT = 64  # samples of the window before that Silero hears with each window
+VAD_BATCH = 1000  # windows per model call (32 s)
 BLOCK_S = 30.0
 
 
@@ -105,20 +108,22 @@ def recognition_chunks(audio_16k: np.ndarray) -> list[dict[str, int]]:
     ]
 
 
-_HEARD: list[Any] = []  # the last audio heard: (a weak reference to it, levelled, probabilities)
+_HEARD = threading.local()  # per thread, the last audio heard: (its weak reference, levelled,
+# probabilities); windows recognised in parallel each have their own
 
 
 def heard(audio_16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``audio_16k`` levelled (:func:`_levelled`) and Silero's probabilities for it. The
     model runs once for an array however many times it is asked about (the recognition
     window, the line edges and the language detection all ask about the same window)."""
-    if _HEARD:
-        reference, levelled, probabilities = _HEARD[0]
+    last = getattr(_HEARD, "last", None)
+    if last is not None:
+        reference, levelled, probabilities = last
         if reference() is audio_16k and len(levelled) == len(audio_16k):
             return levelled, probabilities
     levelled = _levelled(audio_16k)
     probabilities = speech_probabilities(levelled)
-    _HEARD[:] = [(weakref.ref(audio_16k), levelled, probabilities)]
+    _HEARD.last = (weakref.ref(audio_16k), levelled, probabilities)
     return levelled, probabilities
 
 
@@ -201,11 +206,30 @@ def speech_timestamps(probabilities: np.ndarray, length: int, options: Any) -> l
 
 
 def speech_probabilities(audio_16k: np.ndarray) -> np.ndarray:
-    """Silero's speech probability for each :data:`WINDOW` samples of ``audio_16k``."""
+    """Silero's speech probability for each :data:`WINDOW` samples of ``audio_16k``: the
+    library's model call (each window with the 64 samples before it, the recurrent state
+    carried from window to window), in batches of :data:`VAD_BATCH` windows rather than
+    its 10 000, whose activations took 100 MB for two and a half minutes of audio."""
     from faster_whisper.vad import get_vad_model
 
-    padded = np.pad(audio_16k, (0, WINDOW - len(audio_16k) % WINDOW))
-    return np.asarray(get_vad_model()(padded), dtype=np.float64).reshape(-1)
+    padded = np.pad(audio_16k, (0, WINDOW - len(audio_16k) % WINDOW)).astype(np.float32)
+    model = get_vad_model()
+    session = getattr(model, "session", None)
+    if session is None:  # another version of the library: its own call
+        return np.asarray(model(padded), dtype=np.float64).reshape(-1)
+    windows = padded.reshape(-1, WINDOW)
+    context = np.roll(windows[:, -CONTEXT:], 1, axis=0)
+    context[0] = 0.0
+    framed = np.concatenate([context, windows], axis=1)
+    h = np.zeros((1, 1, 128), np.float32)
+    c = np.zeros((1, 1, 128), np.float32)
+    outputs = []
+    for first in range(0, len(framed), VAD_BATCH):
+        output, h, c = session.run(
+            None, {"input": framed[first : first + VAD_BATCH], "h": h, "c": c}
+        )
+        outputs.append(output)
+    return np.concatenate(outputs, axis=0).astype(np.float64).reshape(-1)
 
 
 def faint_threshold(probabilities: np.ndarray) -> float:

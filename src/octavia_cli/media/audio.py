@@ -28,6 +28,21 @@ def read_audio(path: Path, sample_rate_hz: int | None = None) -> tuple[np.ndarra
         return handle.read(handle.frames).astype(np.float32), int(handle.samplerate)
 
 
+def resample(audio: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
+    """``(channels, samples)`` audio at another rate: pedalboard's resampler, the one
+    :func:`read_audio` reads through (windowed sinc)."""
+    if from_hz == to_hz:
+        return audio
+    from pedalboard.io import StreamResampler
+
+    resampler = StreamResampler(from_hz, to_hz, audio.shape[0])
+    out = np.concatenate(
+        [resampler.process(np.ascontiguousarray(audio, dtype=np.float32)), resampler.process()],
+        axis=1,
+    )
+    return out[:, : round(audio.shape[1] * to_hz / from_hz)].astype(np.float32)
+
+
 def iter_chunks(path: Path, window_s: float, search_s: float) -> Iterator[tuple[float, np.ndarray]]:
     """Read a mono file in windows of about ``window_s`` seconds, each ending at the
     quietest moment of its last ``search_s`` seconds, so a long file is processed in bounded

@@ -24,6 +24,7 @@ from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project.layout import speech_audio, speech_inputs
 from octavia_cli.project.manifest import Project
 from octavia_cli.project.records import Clip, SynthesizeInfo, stable_hash
+from octavia_cli.workers import in_order
 
 SAVE_EVERY_S = 2.0  # how often progress is written to the manifest during the stage
 
@@ -269,26 +270,38 @@ def _speaker_paces(
     if not (getattr(engine, "cheap", False) and getattr(engine, "supports_speed", False)):
         return {}
     ratios: dict[str, list[float]] = {}
-    measured = 0
+    wanted = []
+    for segment, text, _, voice, label, base in lines:
+        slot = segment.end_s - segment.start_s
+        if not text.strip() or slot < 0.3:
+            continue
+        clip = segment.clips.get(target)
+        natural = clip.natural_s if clip is not None and clip.base == base else None
+        wanted.append((segment, text, voice, label, base, natural))
+    if any(natural is None for *_, natural in wanted):
+        reporter.started(message="measuring each speaker's pace")
     with tempfile.TemporaryDirectory(prefix="octavia-pace-") as scratch:
-        for segment, text, _, voice, label, base in lines:
-            slot = segment.end_s - segment.start_s
-            if not text.strip() or slot < 0.3:
-                continue
-            clip = segment.clips.get(target)
-            natural = clip.natural_s if clip is not None and clip.base == base else None
-            if natural is None:
-                if measured == 0:
-                    reporter.started(message="measuring each speaker's pace")
-                path = Path(scratch) / f"{segment.id}.wav"
-                engine.synthesize(text, target, voice, path)
-                natural = _spoken_seconds(path)
-                measured += 1
+
+        def measure(line: tuple) -> float:
+            segment, text, voice, *_, natural = line
+            if natural is not None:
+                return float(natural)
+            path = Path(scratch) / f"{segment.id}.wav"
+            engine.synthesize(text, target, voice, path)
+            return _spoken_seconds(path)
+
+        workers = max(1, int(getattr(engine, "parallel_lines", 1)))
+        for line, natural in zip(wanted, in_order(measure, wanted, workers), strict=True):
+            segment, _, _, label, base, known = line
+            if known is None:
+                clip = segment.clips.get(target)
                 if clip is None:  # a placeholder until the line is synthesized
                     clip = Clip("", "", engine.name, label, 0.0, 0)
                     segment.clips[target] = clip
                 clip.natural_s, clip.base = round(natural, 3), base
-            ratios.setdefault(segment.speaker, []).append(natural / slot)
+            ratios.setdefault(segment.speaker, []).append(
+                natural / (segment.end_s - segment.start_s)
+            )
     # The pace at which most of a speaker's lines can land within ±10% of their slot
     # inside the speed band; ties go to the pace nearest their median line.
     low, high = 0.9 * settings.fit.min_speed, 1.1 * settings.fit.max_speed
@@ -356,34 +369,40 @@ def _synthesize(
     reporter.started(total=len(jobs))
     supports_speed = getattr(engine, "supports_speed", False)
     limit = MAX_TTS_SPEED if not getattr(engine, "cheap", False) else settings.fit.max_speed
-    for done, (segment, text, key, voice, label, pace, speaker, base) in enumerate(jobs, 1):
+
+    def speak(job: tuple) -> Clip:
+        segment, text, key, voice, label, pace, speaker, base = job
         relative = f"clips/{target}/{segment.id}.wav"
         speed, score, attempts = pace, None, 1
         natural = _natural_seconds(segment, target, key)
-        if text.strip():
-            with atomic_path(project.path(relative)) as tmp:
+        if not text.strip():  # a line emptied by hand: nothing to say
+            return Clip("", key, engine.name, label, 0.0, 0, tts_speed=speed, pace=pace,
+                        natural_s=round(natural, 3) if natural else None, base=base)  # fmt: skip
+        with atomic_path(project.path(relative)) as tmp:
+            result = _speak(engine, text, target, voice, tmp, speed)
+            slot = segment.end_s - segment.start_s
+            spoken = _spoken_seconds(tmp)
+            natural = natural or spoken * speed
+            if supports_speed and spoken > slot * 1.05:
+                # The engine's own rate first: it sounds better than time-stretching.
+                factor = min(spoken / max(slot, 0.1), limit)
+                speed = round(pace * factor, 3)
                 result = _speak(engine, text, target, voice, tmp, speed)
-                slot = segment.end_s - segment.start_s
-                spoken = _spoken_seconds(tmp)
-                natural = natural or spoken * speed
-                if supports_speed and spoken > slot * 1.05:
-                    # The engine's own rate first: it sounds better than time-stretching.
-                    factor = min(spoken / max(slot, 0.1), limit)
-                    speed = round(pace * factor, 3)
-                    result = _speak(engine, text, target, voice, tmp, speed)
-                reference = checks.get(speaker)
-                if reference is not None:
-                    result, score, attempts = _keep_the_voice(
-                        engine, text, target, voice, tmp, speed, result, reference, settings
-                    )
-            duration, rate = result.duration_s, result.sample_rate_hz
-        else:  # a line emptied by hand: nothing to say
-            relative, duration, rate = "", 0.0, 0
-        segment.clips[target] = Clip(
-            relative, key, engine.name, label, round(duration, 3), rate, tts_speed=speed,
-            similarity=score, attempts=attempts, pace=pace,
-            natural_s=round(natural, 3) if natural else None, base=base,
+            reference = checks.get(speaker)
+            if reference is not None:
+                result, score, attempts = _keep_the_voice(
+                    engine, text, target, voice, tmp, speed, result, reference, settings
+                )
+        return Clip(
+            relative, key, engine.name, label, round(result.duration_s, 3),
+            result.sample_rate_hz, tts_speed=speed, similarity=score, attempts=attempts,
+            pace=pace, natural_s=round(natural, 3) if natural else None, base=base,
         )  # fmt: skip
+
+    workers = max(1, int(getattr(engine, "parallel_lines", 1)))
+    spoken = zip(jobs, in_order(speak, jobs, workers), strict=True)
+    for done, (job, clip) in enumerate(spoken, 1):
+        job[0].clips[target] = clip
         reporter.advance(done, len(jobs))
         if only is None and time.monotonic() - last_save > SAVE_EVERY_S:
             project.save()

@@ -13,6 +13,7 @@ import soundfile
 from octavia_cli.engines.tts.base import SynthesisResult
 from octavia_cli.errors import InputError, MissingDependencyError, StageError
 from octavia_cli.files import disk_full, is_disk_full
+from octavia_cli.workers import cores
 
 
 def _program() -> str:
@@ -59,6 +60,11 @@ class EspeakEngine:
     name = "espeak-ng"
     supports_speed = True  # its own rate (-s), cheaper and cleaner than time-stretching
     cheap = True  # synthesizing a line twice costs next to nothing
+
+    @property
+    def parallel_lines(self) -> int:
+        """Lines the synthesize stage may speak at once: each is a program of its own."""
+        return min(4, cores())
 
     def voices_by_pitch(self, language: str, pitches: list[float | None]) -> list[str]:
         """A distinct voice for each speaker: the language's voice with a male variant for
