@@ -124,3 +124,59 @@ def test_words_that_swallow_a_pause_are_put_back_on_the_speech() -> None:
         (5.25, "Today we talk and"),
         (7.65, "laugh together"),
     ]
+
+
+class ParallelRecogniser(LoudnessRecogniser):
+    """Two windows at once, the first one slowest: the stage must keep the file's order."""
+
+    parallel_windows = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.threads: set[str] = set()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def recognize(self, audio_16k, language, on_progress) -> Recognition:
+        import threading
+        import time
+
+        with self._lock:
+            self.calls += 1
+            first = self.calls == 1
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.3 if first else 0.0)
+        return super().recognize(audio_16k, language, on_progress)
+
+
+def test_windows_recognised_in_parallel_give_the_same_lines(media_factory, monkeypatch) -> None:
+    source = media_factory("three.wav", lines=LINES, duration_s=24.0, video=False, bed=False)
+    monkeypatch.setattr(stage, "PARALLEL_CHUNK_S", 8.0)
+    monkeypatch.setattr(stage, "MIN_WINDOW_S", 4.0)
+    monkeypatch.setattr(stage, "CHUNK_SEARCH_S", 3.0)
+    transcripts = []
+    engines = (LoudnessRecogniser(), ParallelRecogniser())
+    for engine in engines:
+        if not isinstance(engine, ParallelRecogniser):
+            monkeypatch.setattr(stage, "CHUNK_S", 8.0)
+        project = Project.open(default_project_folder(source), source)
+        with project.locked():
+            extract(project, source, no_progress)
+            project.transcript = None
+            project.stages.pop(stage.STAGE, None)
+            transcripts.append(stage.transcribe(project, engine, "en", no_progress))
+    serial, parallel = transcripts
+    assert len(engines[1].windows) == 3 and len(engines[1].threads) == 2
+    assert len(parallel.segments) == 3
+    assert [(s.start_s, s.text) for s in parallel.segments] == [
+        (s.start_s, s.text) for s in serial.segments
+    ]
+
+
+def test_window_length() -> None:
+    assert stage.window_length(3600.0, 1) == stage.CHUNK_S
+    assert stage.window_length(100.0, 2) == stage.CHUNK_S  # under two minutes: not cut
+    assert stage.window_length(200.0, 2) == pytest.approx(130.0)  # 100 s each, and the search
+    assert stage.window_length(3600.0, 2) == stage.PARALLEL_CHUNK_S

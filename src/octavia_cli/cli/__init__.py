@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from octavia_cli import __version__
 from octavia_cli.cli.common import State
+from octavia_cli.devices import map_large_blocks
 from octavia_cli.errors import ExitCode, OctaviaError
 from octavia_cli.progress import ProgressMode
 
@@ -151,6 +152,7 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code: the one error boundary of the program."""
     args = list(sys.argv[1:] if argv is None else argv)
+    map_large_blocks()
     debug = "--debug" in args or os.environ.get("OCTAVIA_DEBUG", "") in ("1", "true")
     try:
         result = app(args=args, prog_name="octavia", standalone_mode=False)

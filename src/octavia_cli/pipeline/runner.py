@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from octavia_cli.config import Settings
-from octavia_cli.devices import resolve_device
+from octavia_cli.devices import release_memory, resolve_device
 from octavia_cli.engines.asr import get_asr_engine
 from octavia_cli.engines.asr.base import AsrEngine
 from octavia_cli.engines.diarization import get_diarization_engine
@@ -139,6 +139,7 @@ class Runner:
         if not self.keep:
             del self._engines[kind]
             _close(engine)
+            release_memory()
             return
         if _on_gpu(engine):
             if hasattr(engine, "to_cpu"):

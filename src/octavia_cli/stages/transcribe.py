@@ -39,6 +39,7 @@ SHORT_CLIP_S = 30.0  # Whisper detects the language from the first 30 s
 CHUNK_S = 300.0  # audio is recognised in windows of at most about this length...
 CHUNK_SEARCH_S = 30.0  # ...cut at the quietest moment of their last seconds
 MIN_WINDOW_S = 60.0  # shorter audio is not split for parallel workers
+PARALLEL_CHUNK_S = 150.0  # the longest window when several are recognised at once
 
 
 def inputs_hash(
@@ -93,9 +94,9 @@ def window_length(duration_s: float, workers: int) -> float:
     """Windows of :data:`CHUNK_S` for one worker; for several, the audio shared among them
     (at least :data:`MIN_WINDOW_S` each), a cut's search span longer so that the last
     window is not a short remainder."""
-    if workers <= 1:
+    if workers <= 1 or duration_s < 2 * MIN_WINDOW_S:  # a clip of a minute is not cut
         return CHUNK_S
-    return min(CHUNK_S, max(MIN_WINDOW_S, duration_s / workers + CHUNK_SEARCH_S))
+    return min(PARALLEL_CHUNK_S, max(MIN_WINDOW_S, duration_s / workers + CHUNK_SEARCH_S))
 
 
 class WindowProgress:

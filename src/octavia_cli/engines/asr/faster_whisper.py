@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from octavia_cli.config import Settings
-from octavia_cli.devices import resolve_device, split_device
+from octavia_cli.devices import release_memory, resolve_device, split_device
 from octavia_cli.engines.asr.base import Recognition
 from octavia_cli.engines.residency import ctranslate2_back, ctranslate2_to_cpu
 from octavia_cli.engines.vad import SAMPLE_RATE_HZ, recognition_chunks
@@ -96,6 +96,7 @@ class FasterWhisperEngine:
                     **threads,
                     **load_options(location, self.offline),
                 )
+            release_memory()  # the load's buffers, before the windows' threads allocate
         return self._model
 
     def detect_language(self, audio_16k: np.ndarray) -> tuple[str, float]:

@@ -182,7 +182,7 @@ def spectral_labels(affinity: np.ndarray, k: int) -> np.ndarray:
     from scipy.linalg import eigh, qr, svd
     from scipy.sparse.csgraph import laplacian
 
-    normalised, degrees = laplacian(affinity, normed=True, return_diag=True)
+    normalised, degrees = laplacian(affinity.astype(np.float64), normed=True, return_diag=True)
     np.fill_diagonal(normalised, 1.0)
     _, vectors = eigh(normalised, subset_by_index=[0, k - 1])
     embedding = vectors / degrees[:, None]
@@ -203,14 +203,18 @@ def refined_affinity(unit: np.ndarray, high: int = 8) -> np.ndarray:
     A fixed ``p`` (20% of the windows) joined the speakers of a long file into one graph
     (one speaker found of ten in 10 minutes) and cut short interjections off from nobody."""
     n = len(unit)
-    similarity = np.clip(unit @ unit.T, 0.0, 1.0)
-    order = -np.sort(-similarity, axis=1)
+    # float32 and few copies: a 20-minute file has 1500 windows, so each n-by-n array is
+    # 9 MB (they were float64 with temporaries: 200 MB at the diarizer's peak).
+    similarity = np.clip(unit @ unit.T, 0.0, 1.0).astype(np.float32)
+    ascending = np.sort(similarity, axis=1)
     best: tuple[float, np.ndarray] | None = None
     for share in PRUNING_SHARES:
         keep = max(MIN_NEIGHBOURS, min(n - 1, int(np.ceil(share * n))))
-        threshold = order[:, keep - 1 : keep]
-        pruned = np.where(similarity >= threshold, similarity, 0.0)
-        affinity = (pruned + pruned.T) / 2
+        threshold = ascending[:, n - keep : n - keep + 1]  # each row's keep-th largest
+        pruned = np.where(similarity >= threshold, similarity, np.float32(0.0))
+        affinity = pruned + pruned.T
+        del pruned
+        affinity *= np.float32(0.5)
         np.fill_diagonal(affinity, 1.0)
         gaps = np.diff(_laplacian_eigenvalues(affinity, high + 1))
         candidates = range(2, min(high, len(gaps)) + 1)
@@ -228,9 +232,13 @@ def _laplacian_eigenvalues(affinity: np.ndarray, count: int) -> np.ndarray:
     """The ``count`` smallest eigenvalues of the normalised Laplacian of ``affinity``: all of
     them by numpy for a small graph (a short clip then imports no scipy), the few asked for
     by LAPACK's subset solver for a large one."""
-    degree = affinity.sum(axis=1)
+    degree = affinity.sum(axis=1, dtype=np.float64)
     scale = 1 / np.sqrt(np.maximum(degree, 1e-9))
-    laplacian = np.eye(len(affinity)) - scale[:, None] * affinity * scale[None, :]
+    laplacian = affinity.astype(np.float64)  # I - D^-1/2 A D^-1/2, in one array
+    laplacian *= scale[:, None]
+    laplacian *= scale[None, :]
+    np.negative(laplacian, out=laplacian)
+    laplacian.flat[:: len(affinity) + 1] += 1.0
     top = min(count, len(affinity)) - 1
     if len(affinity) <= SMALL_GRAPH:
         return np.linalg.eigvalsh(laplacian)[: top + 1]
