@@ -97,6 +97,23 @@ def detect_speech(
     return regions
 
 
+def pause_point(audio_16k: np.ndarray, rate: int = SAMPLE_RATE_HZ) -> int:
+    """Where to cut ``audio_16k`` between two windows: the middle of its longest pause as
+    Silero hears it (the quietest moment of a noisy recording can be inside a word); its
+    quietest moment if it has no pause."""
+    from octavia_cli.media.audio import quietest_point
+
+    assert rate == SAMPLE_RATE_HZ
+    quiet = speech_probabilities(_levelled(audio_16k)) < RECALL
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    if not len(edges):
+        return quietest_point(audio_16k, rate)
+    starts, ends = edges[::2], edges[1::2]
+    longest = int(np.argmax(ends - starts))
+    middle = (starts[longest] + ends[longest]) // 2 * WINDOW
+    return int(min(middle, len(audio_16k)))
+
+
 def recognition_chunks(audio_16k: np.ndarray) -> list[dict[str, int]]:
     """The speech to give Whisper, as faster-whisper's own VAD filter cuts it (silences of
     2 s or more left out, 0.4 s of padding, in samples), but heard by this module: levelled,

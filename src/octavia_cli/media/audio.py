@@ -8,7 +8,7 @@ signal work. Loudness is measured by ffmpeg (``media.measure_loudness``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +43,16 @@ def resample(audio: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     return out[:, : round(audio.shape[1] * to_hz / from_hz)].astype(np.float32)
 
 
-def iter_chunks(path: Path, window_s: float, search_s: float) -> Iterator[tuple[float, np.ndarray]]:
+def iter_chunks(
+    path: Path,
+    window_s: float,
+    search_s: float,
+    cut_at: Callable[[np.ndarray, int], int] | None = None,
+) -> Iterator[tuple[float, np.ndarray]]:
     """Read a mono file in windows of about ``window_s`` seconds, each ending at the
-    quietest moment of its last ``search_s`` seconds, so a long file is processed in bounded
-    memory without cutting through a word. Yields ``(offset_s, samples)``."""
+    quietest moment of its last ``search_s`` seconds (or where ``cut_at(samples, rate)``
+    says, in them), so a long file is processed in bounded memory without cutting through
+    a word. Yields ``(offset_s, samples)``."""
     import soundfile
 
     with soundfile.SoundFile(str(path)) as handle:
@@ -63,12 +69,12 @@ def iter_chunks(path: Path, window_s: float, search_s: float) -> Iterator[tuple[
                 yield offset / rate, data
                 return
             tail = len(data) - min(search, len(data) // 2)
-            cut = tail + _quietest_point(data[tail:], rate)
+            cut = tail + (cut_at or quietest_point)(data[tail:], rate)
             yield offset / rate, data[:cut]
             carry, offset = data[cut:], offset + cut
 
 
-def _quietest_point(audio: np.ndarray, sample_rate_hz: int, span_s: float = 0.3) -> int:
+def quietest_point(audio: np.ndarray, sample_rate_hz: int, span_s: float = 0.3) -> int:
     hop = max(1, int(0.025 * sample_rate_hz))
     frames = len(audio) // hop
     if frames < 2:

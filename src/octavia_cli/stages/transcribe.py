@@ -20,7 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from octavia_cli.engines.asr.base import AsrEngine
-from octavia_cli.engines.vad import RECALL, detect_speech, refine_words, snap_to_speech
+from octavia_cli.engines.vad import (
+    RECALL,
+    detect_speech,
+    pause_point,
+    refine_words,
+    snap_to_speech,
+)
 from octavia_cli.errors import NoSpeechError
 from octavia_cli.languages import language_name
 from octavia_cli.media.audio import iter_chunks, peak_dbfs
@@ -58,11 +64,11 @@ def inputs_hash(
 
 def windows(project: Project, window_s: float = CHUNK_S) -> list[tuple[float, float]]:
     """``(start_s, end_s)`` of the windows the speech audio is recognised in: about
-    ``window_s`` long, cut at quiet moments (the same cuts a whole run makes)."""
+    ``window_s`` long, cut in pauses (as a whole run cuts them)."""
 
     spans = []
     search = min(CHUNK_SEARCH_S, window_s / 2)
-    for offset, chunk in iter_chunks(speech_16k(project), window_s, search):
+    for offset, chunk in iter_chunks(speech_16k(project), window_s, search, pause_point):
         spans.append((offset, offset + len(chunk) / ASR_SAMPLE_RATE_HZ))
     return spans
 
@@ -216,7 +222,8 @@ def transcribe(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recognise")
     try:
         window_s = window_length(total, workers)
-        for offset, chunk in iter_chunks(speech_16k(project), window_s, CHUNK_SEARCH_S):
+        chunks = iter_chunks(speech_16k(project), window_s, CHUNK_SEARCH_S, pause_point)
+        for offset, chunk in chunks:
             sound = peak_dbfs(chunk[None, :]) >= SILENCE_DBFS
             if language is None and detected is None and sound:
                 detected = engine.detect_language(chunk)  # before any window is recognised
