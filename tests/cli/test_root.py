@@ -110,3 +110,41 @@ def test_no_progress_output_off_a_terminal(capsys, talk, fake_engines) -> None:
     )
     assert run(["--quiet", "transcribe", str(talk), "--language", "en"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_help_is_kept_and_printed_again_without_typer(tmp_path) -> None:
+    """The first ``dub --help`` renders and keeps its text; the next prints the same text
+    without importing Typer; another width is another text."""
+    import os
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "COLUMNS": "90"}
+    code = (
+        "import sys\n"
+        "sys.argv = ['octavia', 'dub', '--help']\n"
+        "from octavia_cli.__main__ import main\n"
+        "try:\n    main()\n"
+        "except SystemExit:\n    pass\n"
+        "print('TYPER', 'typer' in sys.modules, file=sys.stderr)\n"
+    )
+
+    def run(columns: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**env, "COLUMNS": columns}, check=True)  # fmt: skip
+
+    first, second = run("90"), run("90")
+    assert "Usage: octavia dub" in first.stdout and "--to" in first.stdout
+    assert second.stdout == first.stdout
+    assert "TYPER True" in first.stderr and "TYPER False" in second.stderr
+    assert len(list((tmp_path / "octavia" / "help").iterdir())) == 1
+    narrow = run("60")
+    assert "TYPER True" in narrow.stderr and narrow.stdout != first.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 60
+
+
+def test_only_help_requests_use_the_cache() -> None:
+    from octavia_cli.help_cache import help_request
+
+    assert help_request(["--help"]) and help_request(["dub", "-h"])
+    assert help_request(["models", "pull", "--help"])
+    assert not help_request(["dub", "talk.mp4", "--to", "es", "--help"])
+    assert not help_request(["--debug", "dub", "--help"]) and not help_request(["dub"])

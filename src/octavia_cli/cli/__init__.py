@@ -6,10 +6,12 @@ Command modules import the pipeline inside their functions, so ``octavia --help`
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 import typer.exceptions
@@ -17,7 +19,7 @@ import typer.main
 from typer import _click as click
 from typer.core import TyperGroup
 
-from octavia_cli import __version__
+from octavia_cli import __version__, help_cache
 from octavia_cli.cli.common import State
 from octavia_cli.devices import map_large_blocks
 from octavia_cli.errors import ExitCode, OctaviaError
@@ -155,6 +157,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     map_large_blocks()
     debug = "--debug" in args or os.environ.get("OCTAVIA_DEBUG", "") in ("1", "true")
     try:
+        if help_cache.help_request(args):
+            return _help(args)
         result = app(args=args, prog_name="octavia", standalone_mode=False)
     except typer.Abort:
         return _fail("Interrupted. Run the same command again to resume.", INTERRUPTED)
@@ -188,6 +192,35 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 INTERRUPTED = 130  # 128 + SIGINT
+
+
+class _Tee:
+    """stdout, and a copy of what is written to it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, flush...
+        return getattr(self._stream, name)
+
+
+def _help(args: list[str]) -> int:
+    """Render the help Typer prints for ``args`` and keep it for next time
+    (:mod:`octavia_cli.help_cache`)."""
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee
+    try:
+        result = app(args=args, prog_name="octavia", standalone_mode=False)
+    finally:
+        sys.stdout = tee._stream
+    if not result:
+        help_cache.keep(args, tee.copy.getvalue().encode(getattr(tee, "encoding", None) or "utf-8"))
+    return int(result or 0)
 
 
 def _fail(message: str, code: int) -> int:
