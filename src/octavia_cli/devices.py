@@ -76,11 +76,12 @@ MMAP_THRESHOLD = 1 << 22  # bytes: a block this large is its own mapping
 
 
 def map_large_blocks() -> None:
-    """Ask glibc to give every allocation of 1 MiB or more (audio windows, spectrograms,
+    """Ask glibc to give every allocation of 4 MiB or more (audio windows, spectrograms,
     the recogniser's buffers) a mapping of its own, returned to the system when freed.
     By default glibc raises that threshold as large blocks are freed, and then keeps them
-    in the heap of the thread that freed them: two windows recognised in parallel peaked
-    at 727 MiB and left 559 MiB behind; with this, 544 and 314."""
+    in the heap of the thread that freed them: the 8-minute dub peaked at 840 MiB, 644
+    with this. At 1 MiB it peaked at 534 but took 30% more CPU (a fresh mapping for each
+    block: page faults); at 16 MiB, 691."""
     libc = _glibc()
     if libc is not None:
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)

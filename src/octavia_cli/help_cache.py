@@ -65,8 +65,12 @@ def print_cached(args: Sequence[str]) -> bool:
         return False
     if not text:
         return False
-    sys.stdout.buffer.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `octavia dub --help | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush does not fail too
     return True
 
 

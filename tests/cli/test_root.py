@@ -148,3 +148,18 @@ def test_only_help_requests_use_the_cache() -> None:
     assert help_request(["models", "pull", "--help"])
     assert not help_request(["dub", "talk.mp4", "--to", "es", "--help"])
     assert not help_request(["--debug", "dub", "--help"]) and not help_request(["dub"])
+
+
+def test_kept_help_into_a_closed_pipe_is_no_traceback(tmp_path) -> None:
+    """``octavia dub --help | head -1``: the reader leaves; no traceback, exit 0."""
+    import os
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "octavia_cli", "dub", "--help"]
+    subprocess.run(command, env=env, capture_output=True, check=True)  # renders, keeps
+    assert list((tmp_path / "octavia" / "help").iterdir())
+    closed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert closed.stdout is not None and closed.stderr is not None
+    closed.stdout.close()
+    assert closed.wait() == 0
+    assert b"Traceback" not in closed.stderr.read()

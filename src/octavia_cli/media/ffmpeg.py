@@ -493,13 +493,9 @@ def measure_file(
          "-af", chain + "ebur128=peak=true", "-f", "null", "-"],
         capture_output=True, check=False,
     )  # fmt: skip
-    text = result.stderr.decode("utf-8", "replace")
-    # The last summary: ffmpeg prints one for each time it configures the graph.
-    loudness, peak = _LOUDNESS.findall(text), _TRUE_PEAK.findall(text)
-    if result.returncode != 0 or not loudness or not peak:
+    if result.returncode != 0:
         raise StageError(f"ffmpeg could not measure the loudness of {path.name}.")
-    lufs = float(loudness[-1])
-    return (lufs if lufs > -70.0 else float("-inf")), float(peak[-1])
+    return _summary(result.stderr, path.name)
 
 
 def render_mix(

@@ -14,9 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from octavia_cli.engines.asr.base import AsrEngine
@@ -35,6 +33,7 @@ from octavia_cli.project.layout import ASR_SAMPLE_RATE_HZ, speech_16k, speech_in
 from octavia_cli.project.manifest import Project
 from octavia_cli.project.records import TranscribeInfo, Transcript, Word, stable_hash
 from octavia_cli.text.segmentation import split_into_lines
+from octavia_cli.workers import in_order
 
 logger = logging.getLogger(__name__)
 
@@ -217,28 +216,20 @@ def transcribe(
     detected: tuple[str, float] | None = None
     workers = max(1, int(getattr(engine, "parallel_windows", 1)))
     progress = WindowProgress(lambda seconds: reporter.advance(min(seconds, total), total))
-    pending: deque[Future[dict[str, Any]]] = deque()
-    pieces: list[dict[str, Any]] = []
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recognise")
-    try:
+
+    def windows_to_hear() -> Iterator[tuple]:
+        nonlocal detected
         window_s = window_length(total, workers)
-        chunks = iter_chunks(speech_16k(project), window_s, CHUNK_SEARCH_S, pause_point)
-        for offset, chunk in chunks:
+        for offset, chunk in iter_chunks(speech_16k(project), window_s, CHUNK_SEARCH_S,
+                                         pause_point):  # fmt: skip
             sound = peak_dbfs(chunk[None, :]) >= SILENCE_DBFS
             if language is None and detected is None and sound:
                 detected = engine.detect_language(chunk)  # before any window is recognised
             chunk_language = language or (detected[0] if detected else "en")
-            work = (offset, len(chunk) / ASR_SAMPLE_RATE_HZ, recognize_window, engine, chunk,
-                    offset, chunk_language, progress.callback(offset))  # fmt: skip
-            if workers == 1:  # in this thread: Ctrl-C stops it at once
-                pieces.append(progress.track(*work))
-                continue
-            if len(pending) >= workers:  # at most one window read ahead per worker
-                pieces.append(pending.popleft().result())
-            pending.append(pool.submit(progress.track, *work))
-        pieces += [future.result() for future in pending]
-    finally:
-        pool.shutdown(cancel_futures=True)  # a failure: the windows not begun are not begun
+            yield (offset, len(chunk) / ASR_SAMPLE_RATE_HZ, recognize_window, engine, chunk,
+                   offset, chunk_language, progress.callback(offset))  # fmt: skip
+
+    pieces = list(in_order(lambda work: progress.track(*work), windows_to_hear(), workers))
     spoken = (language, 1.0) if language else (detected or ("en", 0.0))
     transcript = assemble(
         project, engine, inputs, pieces, spoken, language is not None, total,
