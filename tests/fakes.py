@@ -179,7 +179,13 @@ class FakeSpeech:
         return [f"{language}-{index + 1}" for index in range(len(pitches))]
 
     def synthesize(
-        self, text: str, language: str, voice: str, destination: Path, speed: float = 1.0
+        self,
+        text: str,
+        language: str,
+        voice: str,
+        destination: Path,
+        speed: float = 1.0,
+        take: int = 0,
     ) -> SynthesisResult:
         self.spoken.append((voice, text))
         if self.delay_s:
@@ -271,5 +277,6 @@ class FakeEngines:
             separator=pick("separator"),
             diarizer=pick("diarizer"),
             speech=pick("speech"),
+            checker=lambda settings: real.checker(settings),  # the real recogniser
             speech_name=pick("speech_name", "speech"),
         )

@@ -30,11 +30,14 @@ ENV_PREFIX = "OCTAVIA_"
 
 class Preset(StrEnum):
     """Named sets of engines. ``offline`` needs nothing from a model hub; ``quality`` takes
-    the best models of each stage from the hub (once, then from the cache) and wants a GPU."""
+    good models of each stage from the hub (once, then from the cache) and wants a GPU;
+    ``ultra`` takes the largest model of each stage the catalog has, eight takes of a line
+    that fails its check and tighter checks (some of its models are non-commercial)."""
 
     AUTO = "auto"
     OFFLINE = "offline"
     QUALITY = "quality"
+    ULTRA = "ultra"
 
 
 def _setting(
@@ -60,7 +63,7 @@ class GeneralSettings:
     preset: str = _setting(
         Preset.AUTO.value,
         "Engine set: auto (quality on a CUDA GPU with octavia-cli[quality] installed, else "
-        "offline), offline, or quality.",
+        "offline), offline, quality, or ultra (the largest models, best of 8 takes).",
         choices=tuple(p.value for p in Preset),
         option="preset",
     )
@@ -136,6 +139,10 @@ class MtSettings:
     )
     glossary: str = _setting(
         "", "Glossary file (CSV source,target or TOML [terms]).", option="glossary"
+    )
+    accept_license: bool = _setting(
+        False,
+        "Accept the CC-BY-NC 4.0 licence of the NLLB-200 models (non-commercial use only).",
     )
 
 
@@ -224,16 +231,42 @@ class TtsSettings:
     )
     min_similarity: float = _setting(
         0.75,
-        "xtts: a line whose speaker similarity to its voice's reference is lower is "
-        "synthesized again (resemblyzer; 0 turns the check off).",
+        "xtts: a take whose speaker similarity to its voice's reference is lower fails its "
+        "check (resemblyzer; 0 leaves similarity out of the check).",
         minimum=0.0,
         maximum=1.0,
     )
     max_attempts: int = _setting(
         3,
-        "xtts: most syntheses of one line while it sounds unlike its voice.",
+        "Most takes of one line, for every engine: a take that fails its check (qa.mode) is "
+        "spoken again, differently, and the best take is kept.",
         minimum=1,
         maximum=10,
+        option="max_attempts",
+    )
+
+
+@dataclass(frozen=True)
+class QaSettings:
+    mode: str = _setting(
+        "all",
+        "Check every dubbed line after fitting (what it says, heard by a recogniser; its "
+        "length; its voice) and speak a failing one again: all, or off.",
+        choices=("off", "all"),
+        option="qa",
+    )
+    model: str = _setting(
+        "auto",
+        "The Whisper model that hears the dubbed lines (always through faster-whisper, "
+        "with its word times): auto (the transcription's model), a name such as small, a "
+        "local CTranslate2 folder or bundled:whisper-base.",
+    )
+    tolerance: float = _setting(
+        1.0,
+        "How far above the engine's calibrated error rate a line may be heard before it "
+        "fails (docs/checks.md): 1 standard, less is stricter.",
+        minimum=0.1,
+        maximum=5.0,
     )
 
 
@@ -361,6 +394,7 @@ class Settings:
     diarization: DiarizationSettings = field(default_factory=DiarizationSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
     fit: FitSettings = field(default_factory=FitSettings)
+    qa: QaSettings = field(default_factory=QaSettings)
     mix: MixSettings = field(default_factory=MixSettings)
     subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
@@ -393,6 +427,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "separation.engine": "demucs",
         "diarization.engine": "pyannote",
         "tts.engine": "xtts",
+    },
+    # The largest model of each stage in the catalog (models/catalog.py; the README's
+    # table gives their sizes and licences), best of 8 takes and stricter checks.
+    Preset.ULTRA.value: {
+        "asr.engine": "whisperx",
+        "asr.model": "large-v3",
+        "mt.engine": "transformers",
+        "mt.model": "nllb-1.3b",
+        "separation.engine": "demucs",
+        "separation.model": "htdemucs_ft",
+        "diarization.engine": "pyannote",
+        "tts.engine": "xtts",
+        "tts.max_attempts": 8,
+        "qa.model": "large-v3",
+        "qa.tolerance": 0.5,
     },
 }
 

@@ -91,6 +91,16 @@ def test_clustering_honours_a_given_count_and_bounds() -> None:
     assert (labels[:20] == labels[0]).all() and (labels[40:] == labels[40]).all()
 
 
+def test_a_clip_of_a_few_windows_is_clustered() -> None:
+    """Four windows (a five-second clip of two lines) are fewer than the neighbours kept
+    per window: the graph keeps all but the window itself (it raised a broadcast error)."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(2, 32))
+    embeddings = np.concatenate([c + 0.1 * rng.normal(size=(2, 32)) for c in centres])
+    labels = cluster(embeddings, SpeakerCount())
+    assert len(labels) == 4 and labels[0] == labels[1]
+
+
 def test_spectral_labels_are_scikit_learns() -> None:
     """The clustering written with scipy gives scikit-learn's SpectralClustering
     (precomputed affinity, cluster_qr) labels, on connected and on pruned graphs."""

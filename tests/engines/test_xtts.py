@@ -236,23 +236,34 @@ def test_dub_clones_the_speaker_from_the_source(
 
 
 @pytest.mark.slow
-def test_a_line_unlike_its_voice_is_synthesized_again(
+def test_xtts_lines_go_through_the_retake_loop(
     cli, xtts_settings: Path, talk: Path, monkeypatch: pytest.MonkeyPatch, fake_hearing
 ) -> None:
-    """A random model never sounds like the speaker: with the check demanding a similarity
-    of 0.99 every line is re-synthesized up to the limit and its best score recorded; with
-    the check off, each line is synthesized once."""
+    """A random model says nothing a recogniser can hear and sounds like nobody: with the
+    checks on (the real Whisper base hearing, the similarity check demanding 0.99), every
+    line is spoken again up to the limit, each take's scores are recorded, and every line is
+    kept, flagged. With the checks off, each line is synthesized once."""
     pytest.importorskip("resemblyzer")
+    monkeypatch.setenv("OCTAVIA_QA_MODE", "all")
     monkeypatch.setenv("OCTAVIA_TTS_MIN_SIMILARITY", "0.99")
     monkeypatch.setenv("OCTAVIA_TTS_MAX_ATTEMPTS", "2")
     code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--tts-engine", "xtts")
     assert code == 0, err
     folder = talk.with_name("talk.octavia")
-    clips = [s["clips"]["es"] for s in json.loads((folder / "project.json").read_text())
-             ["transcript"]["segments"]]  # fmt: skip
-    assert all(c["attempts"] == 2 and -1.0 <= c["similarity"] < 0.99 for c in clips)
+    segments = json.loads((folder / "project.json").read_text())["transcript"]["segments"]
+    for segment in segments:
+        check = segment["checks"]["es"]
+        assert [take["take"] for take in check["takes"]] == [0, 1] and check["flagged"]
+        for take in check["takes"]:
+            assert not take["passed"] and take["cer"] >= 0.0 and take["duration_ratio"] > 0
+            assert -1.0 <= take["similarity"] < 0.99
+            assert any("unlike its voice" in p for p in take["problems"])
+            assert (folder / take["path"]).exists()
+        assert segment["clips"]["es"]["take"] == check["chosen"]  # the best take kept
+        assert (folder / segment["fits"]["es"]["path"]).exists()  # and fitted: not dropped
     assert list((folder / "voices").glob("S1.*.reference.embedding.npy"))
-    monkeypatch.setenv("OCTAVIA_TTS_MIN_SIMILARITY", "0")
+    assert f"{len(segments)} lines checked, {len(segments)} spoken again" in err
+    monkeypatch.setenv("OCTAVIA_QA_MODE", "off")
     code, _, err = cli("dub", str(talk), "--to", "de", "--from", "en", "--tts-engine", "xtts",
                        "-o", str(talk.with_name("talk.de.mp4")))  # fmt: skip
     # (English to German has no Apertium pair here: refused before any stage.)

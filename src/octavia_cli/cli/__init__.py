@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("translate_cmd", "translate_command"),
     "synthesize": ("synthesize_cmd", "synthesize_command"),
     "dub": ("dub_cmd", "dub_command"),
+    "check": ("check_cmd", "check_command"),
     "clone-voice": ("voices_cmd", "clone_voice_command"),
     "voices": ("voices_cmd", "app"),
     "subtitles": ("subtitles_cmd", "subtitles_command"),

@@ -77,6 +77,8 @@ def dub_command(
     glossary: GlossaryOption = None,
     ducking: Annotated[str | None, setting_option("ducking")] = None,
     loudness: Annotated[str | None, setting_option("loudness")] = None,
+    qa: Annotated[str | None, setting_option("qa")] = None,
+    max_attempts: Annotated[int | None, setting_option("max_attempts")] = None,
     separate: Annotated[
         bool | None,
         typer.Option(
@@ -136,6 +138,8 @@ def dub_command(
         allow_video_stretch=allow_video_stretch,
         ducking=ducking,
         loudness=loudness,
+        qa=qa,
+        max_attempts=max_attempts,
         separation_engine=None if separate is None else ("demucs" if separate else "none"),
         diarization=diarization,
         speakers=speakers,
@@ -193,6 +197,7 @@ def dub_command(
             "max_speakers": max_speakers, "allow_video_stretch": allow_video_stretch,
             "diarization": diarization, "tts_engine": tts_engine, "voice": voice,
             "ducking": ducking, "loudness": loudness, "replace_audio": replace_audio or None,
+            "qa": qa, "max_attempts": max_attempts,
             "parallel": parallel or None, "glossary": glossary_terms(settings),
         }  # fmt: skip
         _dub_remote(ctx, requests, settings, estimate, max_speed, preset, extra, json_output)
@@ -221,6 +226,15 @@ def _result_dict(source: Path, result) -> dict:
         "source_language": result.source_language,
         "speakers": result.speakers,
         "timing": {target: report["totals"] for target, report in result.timing.items()},
+        "checks": {
+            target: {
+                "checked": info["lines"],
+                "retaken": info["retaken"],
+                "flagged": len(info["flagged"]),
+                "flagged_lines": info["flagged"],
+            }
+            for target, info in result.checks.items()
+        },
         "notes": result.notes,
     }
 
@@ -270,6 +284,7 @@ def _exit_on_failures(ctx: typer.Context, failed: dict, total: int) -> None:
 def _print_timing(ctx: typer.Context, result) -> None:
     """The one-screen timing summary of each language, on stderr."""
     from octavia_cli.project.layout import timing_report_path as report_path
+    from octavia_cli.project.report import check_summary
     from octavia_cli.project.report import timing_summary as summary
 
     if state(ctx).quiet:
@@ -285,6 +300,12 @@ def _print_timing(ctx: typer.Context, result) -> None:
             highlight=False,
             soft_wrap=True,
         )
+        if "checked" in report["totals"]:
+            flagged = report["totals"]["flagged"]
+            state(ctx).stderr.print(
+                check_summary(report), style="bold red" if flagged else None,
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
     if result.report is not None:
         state(ctx).stderr.print(f"report: {result.report}", highlight=False, soft_wrap=True)
 

@@ -24,7 +24,11 @@ def read_audio(path: Path, sample_rate_hz: int | None = None) -> tuple[np.ndarra
     with AudioFile(str(path)) as handle:
         if sample_rate_hz is not None and handle.samplerate != sample_rate_hz:
             with handle.resampled_to(sample_rate_hz) as resampled:
+                if resampled.frames == 0:  # (pedalboard refuses to read 0 frames)
+                    return np.zeros((handle.num_channels, 0), np.float32), sample_rate_hz
                 return resampled.read(resampled.frames).astype(np.float32), sample_rate_hz
+        if handle.frames == 0:
+            return np.zeros((handle.num_channels, 0), np.float32), int(handle.samplerate)
         return handle.read(handle.frames).astype(np.float32), int(handle.samplerate)
 
 

@@ -74,6 +74,9 @@ PYANNOTE_PIPELINE = "pyannote/speaker-diarization-community-1"
 # coqui/XTTS-v2 at its last commit (December 2023), the one independent public projects pin.
 XTTS_REPO, XTTS_REVISION = "coqui/XTTS-v2", "6c2b0d75eae4b7047358e3b6bd9325f857d43f77"
 CPML_URL = "https://coqui.ai/cpml"  # the Coqui Public Model Licence, as coqui-tts cites it
+CC_BY_NC_URL = "https://creativecommons.org/licenses/by-nc/4.0/"  # NLLB-200's weights
+# The setting by which a user accepts each kind's non-commercial licence.
+ACCEPT_SETTINGS = {"tts": "tts.accept_license", "mt": "mt.accept_license"}
 
 # -- which files of a hub repository a family's loader reads ---------------------------------
 # ``octavia models pull`` (and the XTTS engine's own download) fetch only these: a whole
@@ -181,6 +184,7 @@ def all_models() -> list[ModelEntry]:
             ModelEntry(
                 mt.name, "mt", HUB, mt.hub_id, mt.revision, mt.size_mb,
                 mt.license, False, ("transformers",), languages,
+                terms=CC_BY_NC_URL if "NC" in mt.license else "",
             )
         )  # fmt: skip
     return entries
@@ -303,6 +307,10 @@ def required_models(
             entry = find_model(chosen.name) if chosen else None
             if entry is not None:
                 needed.append(entry)
+    elif settings.mt.engine == "transformers" and settings.mt.model != "auto":
+        entry = find_model(settings.mt.model)  # named: needed whatever the languages
+        if entry is not None:
+            needed.append(entry)
     if settings.separation.engine == "demucs":
         entry = find_model(settings.separation.model)
         if entry is not None:
@@ -316,7 +324,49 @@ def required_models(
         entry = find_model("xtts-v2")
         if entry is not None:
             needed.append(entry)
+    if settings.qa.mode != "off" and settings.qa.model not in ("auto", model):
+        heard = settings.qa.model
+        if not heard.startswith("bundled:"):
+            heard = "whisper-" + resolve_model_name(heard, resolve_device(settings.general.device))
+        entry = find_model(heard)
+        if entry is not None:
+            needed.append(entry)
     return list(dict.fromkeys(needed))
+
+
+def licences(
+    settings: Settings, source_language: str | None, targets: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The non-commercial licences of the models a run needs: each model, its licence, its
+    terms' address, the setting that accepts it and whether it is accepted."""
+    found = []
+    for entry in required_models(settings, source_language, targets):
+        if not entry.terms:
+            continue
+        setting = ACCEPT_SETTINGS[entry.kind]
+        found.append({"model": entry.name, "license": entry.license, "terms": entry.terms,
+                      "setting": setting, "accepted": bool(settings.get(setting))})  # fmt: skip
+    return found
+
+
+def check_licences(
+    settings: Settings, source_language: str | None, targets: tuple[str, ...] = ()
+) -> None:
+    """Raise unless every non-commercial licence of the run's models is accepted."""
+    from octavia_cli.errors import ConfigError
+
+    pending = [x for x in licences(settings, source_language, targets) if not x["accepted"]]
+    if not pending:
+        return
+    listed = "; ".join(f"{x['model']} ({x['license']}, {x['terms']})" for x in pending)
+    commands = " && ".join(
+        f"octavia config set {setting} true"
+        for setting in dict.fromkeys(x["setting"] for x in pending)
+    )
+    raise ConfigError(
+        f"This run uses models under non-commercial licences not accepted yet: {listed}.",
+        f"Read them; to accept: {commands}",
+    )
 
 
 def preset_models(settings: Settings, languages: tuple[str, ...]) -> list[ModelEntry]:

@@ -7,9 +7,12 @@ then its stages run with engines owned by a :class:`Runner`. This package's modu
 - ``dub``: requests, checks (``prepare`` and ``plan``), the dub and batches;
 - ``subtitles``: subtitles from a transcript;
 - ``steps``: what those share (projects, transcripts, voices, stage options);
+- ``checking``: every line fitted, heard and spoken again while it fails (best of N), and
+  ``octavia check``;
 - ``doctor``: what this machine can run.
 """
 
+from octavia_cli.pipeline.checking import check_project, fit_and_check
 from octavia_cli.pipeline.dub import (
     BatchResult,
     DubPlan,
@@ -47,10 +50,12 @@ __all__ = [
     "Runner",
     "SubtitleRequest",
     "SubtitleResult",
+    "check_project",
     "choose_voice",
     "dub",
     "dub_batch",
     "expand_inputs",
+    "fit_and_check",
     "fit_options",
     "open_project",
     "output_paths",

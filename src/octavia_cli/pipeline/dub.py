@@ -24,11 +24,17 @@ from octavia_cli.engines.diarization.base import SpeakerCount
 from octavia_cli.errors import InputError, OctaviaError
 from octavia_cli.languages import language_name
 from octavia_cli.media.ffmpeg import AUDIO_FORMATS, VIDEO_AUDIO_CODECS, MediaInfo, probe
-from octavia_cli.models.catalog import installed_path, preflight, required_models
-from octavia_cli.pipeline.runner import Runner, runner_for
+from octavia_cli.models.catalog import (
+    check_licences,
+    installed_path,
+    licences,
+    preflight,
+    required_models,
+)
+from octavia_cli.pipeline.checking import fit_and_check
+from octavia_cli.pipeline.runner import Runner, checker_settings, runner_for
 from octavia_cli.pipeline.steps import (
     choose_voice,
-    fit_options,
     prepare_transcript,
     translate_options,
     translate_project,
@@ -40,7 +46,6 @@ from octavia_cli.project.outputs import check_output, check_output_format, defau
 from octavia_cli.project.records import Transcript
 from octavia_cli.project.report import write_report
 from octavia_cli.stages.extract import MAX_CHANNELS
-from octavia_cli.stages.fit import fit
 from octavia_cli.stages.mix import MixOptions, mix
 from octavia_cli.stages.mux import mux
 from octavia_cli.stages.synthesize import synthesize
@@ -72,6 +77,7 @@ class DubResult:
     report: Path | None = None  # report.html
     notes: list[str] = field(default_factory=list)  # said in the run's summary
     speakers: int = 0
+    checks: dict[str, dict] = field(default_factory=dict)  # target -> the check stage's info
 
 
 def output_paths(request: DubRequest, has_video: bool) -> dict[str, Path]:
@@ -140,6 +146,7 @@ def prepare(
             plan.problems.append(str(exc))
             return None
 
+    check(lambda: check_licences(settings, source_language, request.targets))
     check(lambda: preflight(settings, source_language, request.targets))
     check(lambda: runner.asr(settings).check(source_language))
     check(lambda: SpeakerCount.from_settings(settings))  # a range upside down
@@ -153,6 +160,8 @@ def prepare(
             continue
         if source_language is not None and translator is not None:
             check(partial(translator.check_pair, source_language, target))
+        if settings.qa.mode != "off":
+            check(partial(_check_hearing, runner, settings, target))
         chosen = check(partial(choose_voice, runner, settings, target))
         if chosen is not None:
             engine, voice = chosen
@@ -198,6 +207,17 @@ def _check_detected(
         ) from None
 
 
+def _check_hearing(runner: Runner, settings: Settings, target: str) -> None:
+    """The check stage's recogniser knows ``target`` (a .en Whisper does not)."""
+    try:
+        runner.checker(settings).check(target)
+    except OctaviaError as exc:
+        raise type(exc)(
+            f"The dubbed lines cannot be checked: {exc.message}",
+            "Set qa.model to a multilingual Whisper model, or turn the checks off with --qa off.",
+        ) from None
+
+
 def _placed(folder: Path, outputs: tuple[Path, ...]) -> bool:
     check_project_place(folder, outputs)
     return True
@@ -213,7 +233,7 @@ def _same_language(target: str) -> Callable[[], None]:
 # Real-time factors measured with bench/dub_bench.py (2 CPU cores, offline preset) and
 # typical of the quality set on one GPU; a plan's time is an order of magnitude, no more.
 PLAN_RTF = {("offline", "cpu"): 0.6, ("offline", "cuda"): 0.3, ("quality", "cpu"): 4.0,
-            ("quality", "cuda"): 0.3}  # fmt: skip
+            ("quality", "cuda"): 0.3, ("ultra", "cpu"): 8.0, ("ultra", "cuda"): 0.6}  # fmt: skip
 
 
 def plan(request: DubRequest, settings: Settings, runner: Runner | None = None) -> dict[str, Any]:
@@ -225,15 +245,22 @@ def plan(request: DubRequest, settings: Settings, runner: Runner | None = None) 
     media, targets, source = checked.media, checked.targets, checked.source_language
     device = resolve_device(settings.general.device)
     models = [
-        {"name": m.name, "size_mb": m.size_mb, "cached": installed_path(m, settings) is not None}
+        {
+            "name": m.name,
+            "kind": m.kind,
+            "size_mb": m.size_mb,
+            "license": m.license,
+            "cached": installed_path(m, settings) is not None,
+        }
         for m in required_models(settings, source, targets)
     ]
     separating = settings.separation.engine != "none"
     diarizing = settings.diarization.engine != "none" and settings.diarization.speakers != 1
+    per_language = ("translate", "synthesize", "fit",
+                    *(["check"] if settings.qa.mode != "off" else []), "mix", "mux")  # fmt: skip
     stages = ["extract", *(["separate"] if separating else []), "transcribe", "diarize"] + [
-        f"{stage}:{t}" for t in targets for stage in ("translate", "synthesize", "fit", "mix",
-                                                      "mux")
-    ]  # fmt: skip
+        f"{stage}:{t}" for t in targets for stage in per_language
+    ]
     seconds = media.duration_s
     rate = media.audio_sample_rate_hz or 48_000
     channels = min(max(media.audio_channels, 1), MAX_CHANNELS)
@@ -257,8 +284,15 @@ def plan(request: DubRequest, settings: Settings, runner: Runner | None = None) 
             "tts": checked.voices,
             "separation": f"demucs:{settings.separation.model}" if separating else "none",
             "diarization": diarization if diarizing else "none (one speaker)",
+            "checks": (
+                f"faster-whisper:{checker_settings(settings).asr.model}, best of "
+                f"{settings.tts.max_attempts} takes"
+                if settings.qa.mode != "off"
+                else "off"
+            ),
         },
         "models": models,
+        "licences": licences(settings, source, targets),
         "stages": stages,
         "problems": checked.problems,
         "estimated_s": round(
@@ -315,9 +349,11 @@ def _run(
             engine = runner.speech(settings, target)
             try:
                 synthesize(project, target, engine, settings, hook)
+                heard = fit_and_check(project, target, settings, hook, runner, engine)
             finally:
                 runner.release(engine)
-            fit(project, target, fit_options(settings), hook)
+            if heard is not None:
+                result.checks[target] = heard.to_dict()
             result.timing[target] = json.loads(
                 project.path(fit_report_path(target)).read_text(encoding="utf-8")
             )

@@ -47,7 +47,7 @@ from octavia_cli.project.records import stable_hash
 logger = logging.getLogger(__name__)
 
 # The settings section each kind of engine is built from.
-SECTIONS = {"asr": "asr", "mt": "mt", "separation": "separation",
+SECTIONS = {"asr": "asr", "qa": "asr", "mt": "mt", "separation": "separation",
             "diarization": "diarization", "speech": "tts"}  # fmt: skip
 # Settings of those sections that a built engine does not hold (the stages read them per
 # run): a job that changes only these reuses the kept engine. XTTS takes its voice per
@@ -69,6 +69,7 @@ class EngineFactories:
     diarizer: Callable[[Settings], DiarizationEngine | None] = get_diarization_engine
     speech: Callable[[Settings, str], SpeechEngine] = get_speech_engine
     speech_name: Callable[[Settings, str], str] = speech_engine_name
+    checker: Callable[[Settings], AsrEngine] = get_asr_engine  # hears the dubbed lines
 
 
 # What a runner builds unless it is given other factories.
@@ -99,6 +100,19 @@ class Runner:
     def asr(self, settings: Settings) -> AsrEngine:
 
         return self._get("asr", settings, lambda: self.factories.asr(settings))
+
+    def checker(self, settings: Settings) -> AsrEngine:
+        """The recogniser that hears the dubbed lines (the check stage): Whisper through
+        faster-whisper with ``qa.model``. The transcription's own engine where that is the
+        same (the offline preset), so a batch holds one copy."""
+        heard = checker_settings(settings)
+        transcribing = self._engines.get("asr")
+        if (
+            heard.asr == settings.asr and transcribing is not None
+            and transcribing[0] == self._key("asr", settings)
+        ):  # fmt: skip
+            return transcribing[1]  # a batch's, kept: one copy of the model
+        return self._get("qa", heard, lambda: self.factories.checker(heard))
 
     def translator(self, settings: Settings) -> TranslationEngine:
 
@@ -158,13 +172,16 @@ class Runner:
             _close(engine)
         self._engines.clear()
 
-    def _get(self, kind: str, settings: Settings, make: Callable[[], Any], extra: str = "") -> Any:
+    def _key(self, kind: str, settings: Settings, extra: str = "") -> str:
         ignored = PER_RUN.get(kind, set()) | (PER_RUN_XTTS if extra == "xtts" else set())
         section = {name: value for name, value in
                    dataclasses.asdict(getattr(settings, SECTIONS[kind])).items()
                    if name not in ignored}  # fmt: skip
-        key = stable_hash(section, settings.general.device, settings.models.cache_dir,
-                          settings.offline, extra)  # fmt: skip
+        return stable_hash(section, settings.general.device, settings.models.cache_dir,
+                           settings.offline, extra)  # fmt: skip
+
+    def _get(self, kind: str, settings: Settings, make: Callable[[], Any], extra: str = "") -> Any:
+        key = self._key(kind, settings, extra)
         cached = self._engines.get(kind)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -175,6 +192,17 @@ class Runner:
         self.built[kind] += 1
         self._engines[kind] = (key, engine)
         return engine
+
+
+def checker_settings(settings: Settings) -> Settings:
+    """``settings`` with the ``asr`` section of the check stage's recogniser: faster-whisper
+    (word times without an alignment model, in any language Whisper knows), the model of
+    ``qa.model`` (``auto``: the transcription's; whisperx uses the same CTranslate2
+    Whisper models, so nothing more is downloaded)."""
+    model = settings.qa.model if settings.qa.model != "auto" else settings.asr.model
+    asr = dataclasses.replace(settings.asr, engine="faster-whisper", model=model,
+                              vad_filter=True)  # fmt: skip
+    return dataclasses.replace(settings, asr=asr)
 
 
 @contextmanager

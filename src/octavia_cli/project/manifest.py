@@ -41,7 +41,9 @@ from octavia_cli.project.records import (
 logger = logging.getLogger(__name__)
 
 # 2: strict (an unknown key is an error), typed stage infos (fit's totals nested).
-SCHEMA_VERSION = 2
+# 3: each line's checks (``checks``), a clip's take, the check stage (all optional: a
+# version 2 file reads as it is; an older Octavia refuses a version 3 file by its number).
+SCHEMA_VERSION = 3
 MANIFEST = "project.json"
 PROJECT_SUFFIX = ".octavia"
 
@@ -144,7 +146,12 @@ def _required(cls: Any) -> list[dataclasses.Field]:
     ]  # fmt: skip
 
 
-MIGRATIONS = {1: _from_v1}
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 only added optional keys: a version 2 file is a version 3 one."""
+    return data | {"schema_version": 3}
+
+
+MIGRATIONS = {1: _from_v1, 2: _from_v2}
 
 
 @dataclass

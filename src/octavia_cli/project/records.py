@@ -116,6 +116,7 @@ class Clip(_Record):
     pace: float = 1.0  # the speaker's pace: the engine rate their typical line fits at
     natural_s: float | None = None  # spoken length at the engine's default rate
     base: str = ""  # the key of text, engine, voice and language the length was measured for
+    take: int = 0  # which take of the line this is (0: the first; the check stage's retakes)
 
 
 @dataclass
@@ -136,6 +137,48 @@ class Fit(_Record):
 
 
 @dataclass
+class TakeCheck(_Record):
+    """One take of a line, as the check stage heard it (fitted, in place)."""
+
+    take: int
+    path: str  # the take's clip, relative to the project folder
+    duration_s: float  # the clip's length as synthesized
+    tts_speed: float  # the engine's own rate for it
+    heard: str  # what the recogniser heard, in the target language
+    cer: float  # character error rate of ``heard`` against the line's text (normalised)
+    duration_ratio: float  # its spoken length at speed 1 against the length its text expects
+    similarity: float | None  # speaker similarity to the voice's reference (XTTS), if measured
+    passed: bool
+    problems: list[str] = field(default_factory=list)  # why it failed, in words
+    fit_key: str = ""  # the fit it was heard in
+
+
+@dataclass
+class LineCheck(_Record):
+    """Every take of one line in one language, and which is kept."""
+
+    key: str  # of the fitted clip and the check's settings: checked again when it changes
+    clip_key: str  # the text, engine and voice the takes speak (new text: new takes)
+    takes: list[TakeCheck] = field(default_factory=list)
+    chosen: int = 0  # the take kept
+    flagged: bool = False  # no take passed: kept anyway (never dropped), and reported
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "check") -> LineCheck:
+        data = check_keys(data, cls, where)
+        takes = [TakeCheck.from_dict(t, f"{where}.takes[{i}]")
+                 for i, t in enumerate(data.get("takes", []))]  # fmt: skip
+        return cls(**{**data, "takes": takes})
+
+    def take(self, index: int) -> TakeCheck | None:
+        return next((t for t in self.takes if t.take == index), None)
+
+    @property
+    def kept(self) -> TakeCheck | None:
+        return self.take(self.chosen)
+
+
+@dataclass
 class Segment(_Record):
     """One dubbing line: a sentence or a phrase between pauses, by one speaker."""
 
@@ -148,6 +191,7 @@ class Segment(_Record):
     translations: dict[str, Translation] = field(default_factory=dict)
     clips: dict[str, Clip] = field(default_factory=dict)
     fits: dict[str, Fit] = field(default_factory=dict)
+    checks: dict[str, LineCheck] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -175,6 +219,10 @@ class Segment(_Record):
             },
             fits={
                 k: Fit.from_dict(v, f"{where}.fits.{k}") for k, v in data.get("fits", {}).items()
+            },
+            checks={
+                k: LineCheck.from_dict(v, f"{where}.checks.{k}")
+                for k, v in data.get("checks", {}).items()
             },
         )
 
@@ -321,6 +369,16 @@ class FitInfo(_Record):
 
 
 @dataclass
+class CheckInfo(_Record):
+    checked: int  # lines heard by this run of the stage
+    lines: int  # lines with a check
+    retaken: int  # lines spoken more than once
+    flagged: list[str] = field(default_factory=list)  # lines no take of which passed
+    recogniser: str = ""
+    limits: dict[str, float] = field(default_factory=dict)  # engine -> CER limit applied
+
+
+@dataclass
 class MixInfo(_Record):
     source_lufs: float | None
     target_lufs: float | None
@@ -339,13 +397,13 @@ class MuxInfo(_Record):
 
 StageInfo = (
     ExtractInfo | SeparateInfo | TranscribeInfo | DiarizeInfo | TranslateInfo | SynthesizeInfo
-    | FitInfo | MixInfo | MuxInfo
+    | FitInfo | CheckInfo | MixInfo | MuxInfo
 )  # fmt: skip
 # The info type of each stage, by the stage's name before ``:`` (``fit:es`` -> ``fit``).
 STAGE_INFOS: dict[str, type[_Record]] = {
     "extract": ExtractInfo, "separate": SeparateInfo, "transcribe": TranscribeInfo,
     "diarize": DiarizeInfo, "translate": TranslateInfo, "synthesize": SynthesizeInfo,
-    "fit": FitInfo, "mix": MixInfo, "mux": MuxInfo,
+    "fit": FitInfo, "check": CheckInfo, "mix": MixInfo, "mux": MuxInfo,
 }  # fmt: skip
 
 

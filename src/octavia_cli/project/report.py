@@ -21,8 +21,12 @@ ROW_H = 22
 PX_PER_S = 40
 
 
-def _colour(speed: float, violations: list[str]) -> str:
-    if violations:
+def _flagged(line: dict[str, Any]) -> bool:
+    return bool((line.get("check") or {}).get("flagged"))
+
+
+def _colour(speed: float, violations: list[str], flagged: bool = False) -> str:
+    if violations or flagged:
         return "#d62728"
     if speed <= 1.0:
         return "#2ca02c"
@@ -47,10 +51,13 @@ def _timeline(report: dict[str, Any], duration_s: float, labels: dict[str, str])
     for row, speaker in enumerate(speakers):
         y_source, y_dub = row * 2 * ROW_H, (row * 2 + 1) * ROW_H
         for line in (item for item in report["lines"] if item["speaker"] == speaker):
+            check = line.get("check") or {}
             title = html.escape(
                 f"{line['id']}: {line['source']} → {line['text']} "
                 f"(speed {line['speed']:.2f}x, shift {line['shift_s']:+.2f} s"
                 + (f"; {'; '.join(line['violations'])}" if line["violations"] else "")
+                + (f"; heard: {check['heard']} (CER {check['cer']:.2f})" if check else "")
+                + ("; STILL UNCLEAR" if check.get("flagged") else "")
                 + ")"
             )
             x1 = LEFT + line["slot_start_s"] * PX_PER_S
@@ -61,7 +68,7 @@ def _timeline(report: dict[str, Any], duration_s: float, labels: dict[str, str])
             )
             x2 = LEFT + line["start_s"] * PX_PER_S
             w2 = max(1.0, (line["end_s"] - line["start_s"]) * PX_PER_S)
-            colour = _colour(line["speed"], line["violations"])
+            colour = _colour(line["speed"], line["violations"], _flagged(line))
             parts.append(
                 f'<rect x="{x2:.1f}" y="{y_dub + 3}" width="{w2:.1f}" height="{ROW_H - 6}" '
                 f'fill="{colour}" data-line="{html.escape(line["id"])}"><title>{title}</title>'
@@ -99,8 +106,19 @@ def render(project: Project) -> str:
         rows = "".join(
             "<tr{cls}><td>{id}</td><td>{speaker}</td><td>{slot}</td><td>{dub}</td>"
             "<td>{speed:.2f}x</td><td>{shift:+.2f}</td><td>{source}</td><td>{text}</td>"
+            "<td>{heard}</td><td>{cer}</td><td>{similarity}</td><td>{takes}</td>"
             "<td>{violations}</td></tr>".format(
-                cls=' class="bad"' if line["violations"] else "",
+                cls=(
+                    ' class="flagged"'
+                    if _flagged(line)
+                    else ' class="bad"'
+                    if line["violations"]
+                    else ""
+                ),
+                heard=html.escape((line.get("check") or {}).get("heard", "")),
+                cer=_number((line.get("check") or {}).get("cer")),
+                similarity=_number((line.get("check") or {}).get("similarity")),
+                takes=(line.get("check") or {}).get("takes", ""),
                 id=html.escape(line["id"]),
                 speaker=html.escape(line["speaker"]),
                 slot=f"{line['slot_start_s']:.2f}–{line['slot_end_s']:.2f}",
@@ -109,19 +127,27 @@ def render(project: Project) -> str:
                 shift=line["shift_s"],
                 source=html.escape(line["source"]),
                 text=html.escape(line["text"]),
-                violations=html.escape("; ".join(line["violations"])),
+                violations=html.escape(
+                    "; ".join(
+                        line["violations"] + (line.get("check") or {}).get("problems", [])
+                        if _flagged(line)
+                        else line["violations"]
+                    )
+                ),
             )
             for line in report["lines"]
         )
+        checked = f"<p>{html.escape(check_summary(report))}.</p>" if "checked" in totals else ""
         sections.append(
             f"<h2>{html.escape(target)}</h2>"
             f"<p>{totals['lines']} lines; {totals['within_10_percent']} within ±10% of their "
             f"slot; fastest {totals['max_speed']:.2f}x; {totals['sped_up']} sped up; "
             f"{totals['borrowed']} started early; {totals['overflowing']} ran over; "
-            f"{totals['late']} late.</p>{loudness}"
+            f"{totals['late']} late.</p>{checked}{loudness}"
             f'<div class="timeline">{_timeline(report, duration, labels)}</div>'
             "<table><tr><th>line</th><th>speaker</th><th>slot (s)</th><th>dub (s)</th>"
-            "<th>speed</th><th>shift (s)</th><th>source</th><th>dub</th><th>violations</th>"
+            "<th>speed</th><th>shift (s)</th><th>source</th><th>dub</th><th>heard</th>"
+            "<th>CER</th><th>similarity</th><th>takes</th><th>problems</th>"
             f"</tr>{rows}</table>"
         )
     timings = "".join(
@@ -137,12 +163,12 @@ body {{ font: 14px system-ui, sans-serif; margin: 2em; color: #222; }}
 .timeline {{ overflow-x: auto; border: 1px solid #ccc; margin: 1em 0; }}
 .source {{ fill: #9ecae1; }} .tick {{ stroke: #eee; }} .label {{ font-size: 11px; fill: #555; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: 2px 6px; }}
-tr.bad td {{ background: #fde0dd; }}
+tr.bad td {{ background: #fde0dd; }} tr.flagged td {{ background: #f4a6a6; }}
 </style></head><body>
 <h1>{html.escape(Path(project.source_path).name)}</h1>
 <p>Spoken language: {html.escape(transcript.language)}; {len(transcript.segments)} lines;
 {duration:.1f} s. Dub colours: green natural speed, yellow up to 1.15x, orange faster,
-red a rule broken.</p>
+red a rule broken or a line still unclear after its takes (its row red in the table).</p>
 {"".join(sections)}
 <h2>Stages</h2><table><tr><th>stage</th><th>seconds</th></tr>{timings}</table>
 </body></html>
@@ -153,6 +179,21 @@ def write_report(project: Project) -> Path:
     path = project.path(REPORT)
     atomic_write_bytes(path, render(project).encode("utf-8"))
     return path
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def check_summary(report: dict) -> str:
+    """The check's line for the end of a run ("es: 48 lines checked, 3 spoken again, 1
+    still unclear: s0031"), from a language's timing report once the check stage ran."""
+    t = report["totals"]
+    flagged = t.get("flagged_lines", [])
+    shown = ", ".join(flagged[:8]) + (f" and {len(flagged) - 8} more" if len(flagged) > 8 else "")
+    return f"{report['language']}: {t['checked']} lines checked, {t['retaken']} spoken again, " + (
+        f"{len(flagged)} still unclear: {shown}" if flagged else "all clear"
+    )
 
 
 def timing_summary(report: dict) -> str:

@@ -174,6 +174,8 @@ class DubOptions(_Options):
     voice: str | None = Field(None, max_length=2000)  # NAME or S1=NAME,...: the server's library
     ducking: Annotated[str | None, setting("ducking")] = None
     loudness: Annotated[str | None, setting("loudness")] = None
+    qa: Annotated[str | None, setting("qa")] = None
+    max_attempts: Annotated[int | None, setting("max_attempts")] = None
     replace_audio: bool = False
     # The output's format as an extension (".mkv", ".mp3"...); default: the input's.
     output_format: str | None = Field(None, pattern=r"^\.[a-z0-9]{2,5}$")

@@ -170,6 +170,8 @@ def fit(project: Project, target: str, options: FitOptions, hook: ProgressHook) 
         )
         key = stable_hash(
             clip.key,
+            clip.take,
+            clip.path,
             segment.start_s,
             segment.end_s,
             round(slot_start, 3),

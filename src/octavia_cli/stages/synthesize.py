@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from octavia_cli.config import Settings
-from octavia_cli.engines import similarity
 from octavia_cli.engines.tts.base import SpeechEngine, check_language
 from octavia_cli.engines.tts.espeak import EspeakEngine
 from octavia_cli.errors import InputError, StageError
 from octavia_cli.files import atomic_path
 from octavia_cli.media.audio import read_audio, to_channels, trim_silence, write_wav
-from octavia_cli.models import voices as library
 from octavia_cli.progress import ProgressHook, StageReporter
 from octavia_cli.project.layout import speech_audio, speech_inputs
 from octavia_cli.project.manifest import Project
@@ -117,53 +115,6 @@ def auto_clone(project: Project, engine: SpeechEngine, speaker: str) -> str:
     return str(conditioning)
 
 
-def _reference_embeddings(
-    project: Project, engine: SpeechEngine, voices: dict[str, str], settings: Settings
-) -> dict[str, Any]:
-    """Speaker -> embedding of their voice's reference, for the similarity check (XTTS
-    voices only, and only when resemblyzer is installed and the check is on)."""
-
-    if engine.name != "xtts" or settings.tts.min_similarity <= 0 or not similarity.available():
-        return {}
-
-    embeddings = {}
-    for speaker, voice in voices.items():
-        if voice.endswith(".pt"):  # cloned from the source: its reference is beside it
-            reference = Path(voice).with_suffix(".reference.wav")
-        else:
-            reference = library.folder_of(voice) / library.REFERENCE
-        if reference.exists():
-            cache = reference.with_name(reference.stem + ".embedding.npy")
-            embeddings[speaker] = similarity.reference_embedding(reference, cache)
-    return embeddings
-
-
-def _keep_the_voice(
-    engine: SpeechEngine, text: str, target: str, voice: str, path: Path, speed: float,
-    result: Any, reference: Any, settings: Settings,
-) -> tuple[Any, float, int]:  # fmt: skip
-    """Re-synthesize (another sampling seed) while the line sounds unlike its voice, up to
-    ``tts.max_attempts`` times; keep the closest attempt."""
-    import shutil
-
-    import torch
-
-    best_score = similarity.similarity(similarity.embed(path), reference)
-    attempts = 1
-    best = path.with_name(path.name + ".best")
-    shutil.copyfile(path, best)
-    while best_score < settings.tts.min_similarity and attempts < settings.tts.max_attempts:
-        torch.manual_seed(1000 + attempts)
-        attempt = engine.synthesize(text, target, voice, path, speed=speed)  # type: ignore[call-arg]
-        attempts += 1
-        score = similarity.similarity(similarity.embed(path), reference)
-        if score > best_score:
-            best_score, result = score, attempt
-            shutil.copyfile(path, best)
-    best.replace(path)
-    return result, round(best_score, 3), attempts
-
-
 def speaker_voices(
     project: Project, target: str, settings: Settings, engine: SpeechEngine
 ) -> tuple[SpeechEngine, dict[str, str]]:
@@ -229,11 +180,33 @@ def speaker_voices(
 
 
 def _speak(
-    engine: SpeechEngine, text: str, target: str, voice: str, path: Path, speed: float
-) -> Any:
-    if abs(speed - 1.0) < 1e-3:
-        return engine.synthesize(text, target, voice, path)
-    return engine.synthesize(text, target, voice, path, speed=speed)  # type: ignore[call-arg]
+    engine: SpeechEngine, text: str, target: str, voice: str, path: Path, speed: float,
+    take: int = 0,
+) -> Any:  # fmt: skip
+    options: dict[str, Any] = {"take": take} if take else {}
+    if abs(speed - 1.0) >= 1e-3:
+        options["speed"] = speed
+    return engine.synthesize(text, target, voice, path, **options)
+
+
+def _say(
+    engine: SpeechEngine, text: str, target: str, voice: str, path: Path, pace: float,
+    slot_s: float, settings: Settings, take: int = 0,
+) -> tuple[Any, float, float]:  # fmt: skip
+    """Speak ``text`` into ``path`` at the speaker's ``pace``; where the clip is longer
+    than its slot and the engine has a rate of its own, again, faster (it sounds better
+    than time-stretching). Returns the engine's result, the rate used and the clip's
+    spoken seconds at the first rate."""
+    result = _speak(engine, text, target, voice, path, pace, take)
+    speed = pace
+    spoken = _spoken_seconds(path)
+    if getattr(engine, "supports_speed", False) and spoken > slot_s * 1.05:
+        # (espeak-ng and Piper at their own rate up to the fit's limit: cheap and clean)
+        limit = MAX_TTS_SPEED if not getattr(engine, "cheap", False) else settings.fit.max_speed
+        factor = min(spoken / max(slot_s, 0.1), limit)
+        speed = round(pace * factor, 3)
+        result = _speak(engine, text, target, voice, path, speed, take)
+    return result, speed, spoken
 
 
 def _spoken_seconds(path: Path) -> float:
@@ -365,38 +338,24 @@ def _synthesize(
     if not jobs:
         reporter.skipped()
         return {}
-    checks = _reference_embeddings(project, engine, voices, settings)
     reporter.started(total=len(jobs))
-    supports_speed = getattr(engine, "supports_speed", False)
-    limit = MAX_TTS_SPEED if not getattr(engine, "cheap", False) else settings.fit.max_speed
 
     def speak(job: tuple) -> Clip:
-        segment, text, key, voice, label, pace, speaker, base = job
+        segment, text, key, voice, label, pace, _, base = job
         relative = f"clips/{target}/{segment.id}.wav"
-        speed, score, attempts = pace, None, 1
         natural = _natural_seconds(segment, target, key)
         if not text.strip():  # a line emptied by hand: nothing to say
-            return Clip("", key, engine.name, label, 0.0, 0, tts_speed=speed, pace=pace,
+            return Clip("", key, engine.name, label, 0.0, 0, tts_speed=pace, pace=pace,
                         natural_s=round(natural, 3) if natural else None, base=base)  # fmt: skip
         with atomic_path(project.path(relative)) as tmp:
-            result = _speak(engine, text, target, voice, tmp, speed)
-            slot = segment.end_s - segment.start_s
-            spoken = _spoken_seconds(tmp)
-            natural = natural or spoken * speed
-            if supports_speed and spoken > slot * 1.05:
-                # The engine's own rate first: it sounds better than time-stretching.
-                factor = min(spoken / max(slot, 0.1), limit)
-                speed = round(pace * factor, 3)
-                result = _speak(engine, text, target, voice, tmp, speed)
-            reference = checks.get(speaker)
-            if reference is not None:
-                result, score, attempts = _keep_the_voice(
-                    engine, text, target, voice, tmp, speed, result, reference, settings
-                )
+            result, speed, spoken = _say(
+                engine, text, target, voice, tmp, pace, segment.end_s - segment.start_s, settings
+            )
+            natural = natural or spoken * pace
         return Clip(
             relative, key, engine.name, label, round(result.duration_s, 3),
-            result.sample_rate_hz, tts_speed=speed, similarity=score, attempts=attempts,
-            pace=pace, natural_s=round(natural, 3) if natural else None, base=base,
+            result.sample_rate_hz, tts_speed=speed, pace=pace,
+            natural_s=round(natural, 3) if natural else None, base=base,
         )  # fmt: skip
 
     workers = max(1, int(getattr(engine, "parallel_lines", 1)))
@@ -428,3 +387,46 @@ def _synthesize(
     )
     reporter.done(f"{len(jobs)} clips")
     return made
+
+
+def retake(
+    project: Project, target: str, engine: SpeechEngine, settings: Settings,
+    hook: ProgressHook, takes: dict[str, int],
+) -> None:  # fmt: skip
+    """Speak each line of ``takes`` (line id -> take number) again, as that take: the
+    engine's own other way of saying it (another seed, other sampling settings, rate or
+    pitch within the speaker's voice), into ``clips/LANG/ID.tTAKE.wav``. The line's clip
+    becomes the new take; the earlier takes' files stay, so the check stage can go back to
+    the best one."""
+    import dataclasses
+
+    reporter = StageReporter(hook, f"retake:{target}")
+    transcript = project.require_transcript()
+    engine, voices = speaker_voices(project, target, settings, engine)
+    groups = project.speaker_groups()
+    jobs = [s for s in transcript.segments if s.id in takes and s.clips.get(target)]
+    lines = f"{len(jobs)} line{'s' if len(jobs) != 1 else ''}"
+    reporter.started(total=len(jobs), message=f"speaking {lines} again")
+
+    def speak(segment: Any) -> Clip:
+        clip, take = segment.clips[target], takes[segment.id]
+        voice = voices[groups.get(segment.speaker, segment.speaker)]
+        relative = f"clips/{target}/{segment.id}.t{take}.wav"
+        with atomic_path(project.path(relative)) as tmp:
+            result, speed, _ = _say(
+                engine, segment.translations[target].text, target, voice, tmp, clip.pace,
+                segment.end_s - segment.start_s, settings, take,
+            )  # fmt: skip
+        return dataclasses.replace(
+            clip, path=relative, duration_s=round(result.duration_s, 3),
+            sample_rate_hz=result.sample_rate_hz, tts_speed=speed, take=take,
+            attempts=take + 1, engine=engine.name,
+        )  # fmt: skip
+
+    workers = max(1, int(getattr(engine, "parallel_lines", 1)))
+    spoken = zip(jobs, in_order(speak, jobs, workers), strict=True)
+    for done, (segment, clip) in enumerate(spoken, 1):
+        segment.clips[target] = clip
+        reporter.advance(done, len(jobs))
+    project.save()
+    reporter.done(f"{lines} spoken again")

@@ -209,7 +209,8 @@ def refined_affinity(unit: np.ndarray, high: int = 8) -> np.ndarray:
     ascending = np.sort(similarity, axis=1)
     best: tuple[float, np.ndarray] | None = None
     for share in PRUNING_SHARES:
-        keep = max(MIN_NEIGHBOURS, min(n - 1, int(np.ceil(share * n))))
+        # (a short clip has fewer windows than MIN_NEIGHBOURS: then all but itself)
+        keep = max(1, min(n - 1, max(MIN_NEIGHBOURS, int(np.ceil(share * n)))))
         threshold = ascending[:, n - keep : n - keep + 1]  # each row's keep-th largest
         pruned = np.where(similarity >= threshold, similarity, np.float32(0.0))
         affinity = pruned + pruned.T

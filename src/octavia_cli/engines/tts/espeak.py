@@ -54,6 +54,12 @@ LOW_VOICE_HZ = 165.0  # a speaker whose median pitch is below this gets a male v
 
 
 DEFAULT_WPM = 175  # espeak-ng's own default rate, in words a minute
+DEFAULT_PITCH = 50
+# How a line is spoken again when its take failed its check (take 0 is the default): the
+# speaker's own voice and variant, a little slower or with gaps between words (clearer), the
+# pitch moved a little. (rate factor, pitch, word gap in 10 ms units.)
+TAKES = ((1.0, 50, 0), (0.92, 50, 1), (1.0, 42, 2), (0.86, 56, 0), (0.95, 46, 3),
+         (0.9, 54, 2), (0.85, 50, 4), (1.0, 58, 1), (0.88, 44, 2), (0.93, 52, 5))  # fmt: skip
 
 
 class EspeakEngine:
@@ -97,13 +103,17 @@ class EspeakEngine:
         return voices[0][1] if voices else language
 
     def synthesize(
-        self, text: str, language: str, voice: str, destination: Path, speed: float = 1.0
-    ) -> SynthesisResult:
-        wpm = max(80, min(450, round(DEFAULT_WPM * speed)))
+        self, text: str, language: str, voice: str, destination: Path, speed: float = 1.0,
+        take: int = 0,
+    ) -> SynthesisResult:  # fmt: skip
+        """``take``: which of :data:`TAKES` (another way of saying a line that failed)."""
+        rate, pitch, gap = TAKES[take % len(TAKES)]
+        wpm = max(80, min(450, round(DEFAULT_WPM * speed * rate)))
+        options = ["-p", str(pitch), "-g", str(gap)] if take else []
         # The WAV comes on stdout: espeak-ng cuts a long -w path at 199 bytes (and writes
         # there), so it is never given one.
         result = subprocess.run(
-            [_program(), "-b", "1", "-v", voice, "-s", str(wpm), "--stdout"],
+            [_program(), "-b", "1", "-v", voice, "-s", str(wpm), *options, "--stdout"],
             input=text.encode("utf-8"),
             capture_output=True,
             check=False,

@@ -40,6 +40,13 @@ def _load_voice(model: str) -> Any:
     return PiperVoice.load(model)
 
 
+# Takes after the first, as factors of the voice's own (noise_scale, noise_w_scale,
+# length_scale): less noise first (steadier), then more, and a little slower.
+TAKES = ((1.0, 1.0, 1.0), (0.6, 0.75, 1.0), (1.2, 1.25, 1.04), (0.4, 0.5, 1.06),
+         (0.8, 1.5, 0.97), (0.5, 1.0, 1.08), (1.35, 0.6, 1.0), (0.7, 0.4, 1.03),
+         (0.9, 1.2, 1.1), (0.3, 0.3, 1.0))  # fmt: skip
+
+
 class PiperEngine:
     name = "piper"
     supports_speed = True  # its own rate (length_scale)
@@ -94,12 +101,25 @@ class PiperEngine:
         return candidates[: len(pitches)]
 
     def synthesize(
-        self, text: str, language: str, voice: str, destination: Path, speed: float = 1.0
-    ) -> SynthesisResult:
+        self, text: str, language: str, voice: str, destination: Path, speed: float = 1.0,
+        take: int = 0,
+    ) -> SynthesisResult:  # fmt: skip
+        """``take``: another way of saying a line that failed its check (0: the voice's
+        own settings): the sampling noise of the voice (``noise_scale``) and of its
+        durations (``noise_w_scale``) varied around the voice's values, and its length a
+        little (:data:`TAKES`)."""
         from piper import SynthesisConfig
 
         piper_voice = _load_voice(voice)
-        config = SynthesisConfig(length_scale=1.0 / speed) if abs(speed - 1.0) > 1e-3 else None
+        config = None
+        if take or abs(speed - 1.0) > 1e-3:
+            noise, noise_w, length = TAKES[take % len(TAKES)]
+            own = piper_voice.config
+            config = SynthesisConfig(
+                length_scale=own.length_scale * length / speed,
+                noise_scale=own.noise_scale * noise,
+                noise_w_scale=own.noise_w_scale * noise_w,
+            )
         with wave.open(str(destination), "wb") as wav:
             piper_voice.synthesize_wav(text, wav, syn_config=config)
         with wave.open(str(destination), "rb") as wav:

@@ -55,6 +55,11 @@ LANGUAGE_EXTRAS: dict[str, tuple[tuple[str, ...], ...]] = {
     "zh": (("pypinyin",),),
     "ja": (("cutlet",), ("fugashi",), ("unidic_lite", "unidic")),
 }
+# Takes after the first (a line that failed its check): another sampling seed each, the
+# sampling temperature lower every other take (steadier, less babble), and from the third
+# take on the text spoken clause by clause (XTTS stops early or rambles on long inputs).
+TAKE_SEED = 1000
+TAKE_TEMPERATURES = (0.75, 0.6, 0.7, 0.5)
 SENTENCE = re.compile(r"(?<=[.!?。！？])\s+")
 CLAUSE = re.compile(r"(?<=[,;:，；：])\s+")
 
@@ -236,8 +241,11 @@ class XttsEngine(TorchParking):
         return {"gpt_cond_latent": latent.cpu(), "speaker_embedding": embedding.cpu()}
 
     def synthesize(
-        self, text: str, language: str, voice: str, destination: Path, speed: float | None = None
-    ) -> SynthesisResult:
+        self, text: str, language: str, voice: str, destination: Path,
+        speed: float | None = None, take: int = 0,
+    ) -> SynthesisResult:  # fmt: skip
+        """``take``: another way of saying a line that failed its check (see
+        :data:`TAKE_TEMPERATURES`); take 0 samples as the model's config says."""
         import soundfile
         import torch
 
@@ -254,11 +262,15 @@ class XttsEngine(TorchParking):
         latent = cond["gpt_cond_latent"].to(model.device)
         embedding = cond["speaker_embedding"].to(model.device)
         pieces = []
+        sampling = {}
+        if take:
+            torch.manual_seed(TAKE_SEED + take)
+            sampling = {"temperature": TAKE_TEMPERATURES[take % len(TAKE_TEMPERATURES)]}
         with torch.inference_mode():
-            for piece in self._pieces(model, text, language):
+            for piece in self._pieces(model, text, language, by_clause=take >= 2):
                 out = model.inference(
                     piece, MODEL_LANGUAGES.get(language, language), latent, embedding,
-                    speed=speed or self.speed,
+                    speed=speed or self.speed, **sampling,
                 )  # fmt: skip
                 pieces.append(np.asarray(out["wav"], dtype=np.float32).reshape(-1))
         audio = join_pieces(pieces, SAMPLE_RATE_HZ)
@@ -266,16 +278,23 @@ class XttsEngine(TorchParking):
         return SynthesisResult(len(audio) / SAMPLE_RATE_HZ, SAMPLE_RATE_HZ)
 
     @staticmethod
-    def _pieces(model: Any, text: str, language: str) -> list[str]:
+    def _pieces(model: Any, text: str, language: str, by_clause: bool = False) -> list[str]:
         """Pieces within the language's character limit and the model's token limit
-        (halved again where the tokenizer makes more tokens than characters)."""
+        (halved again where the tokenizer makes more tokens than characters); with
+        ``by_clause``, one piece per clause."""
         code = MODEL_LANGUAGES.get(language, language)
         limit = model.args.gpt_max_text_tokens
 
         def fits(piece: str) -> bool:
             return len(model.tokenizer.encode(piece.lower(), lang=code)) < limit
 
-        pending = split_text(text, CHAR_LIMITS.get(language, 250))
+        characters = CHAR_LIMITS.get(language, 250)
+        if by_clause:
+            pending = [piece for sentence in SENTENCE.split(" ".join(text.split()))
+                       for clause in CLAUSE.split(sentence)
+                       for piece in split_text(clause, characters)]  # fmt: skip
+        else:
+            pending = split_text(text, characters)
         pieces: list[str] = []
         while pending:
             piece = pending.pop(0)
