@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--model", default="bundled:whisper-base")
+    parser.add_argument("--engines", nargs="*", help="ENGINE:LANGUAGE pairs (default: all)")
     parser.add_argument(
         "--texts", type=Path, help="keep the lines' texts in this JSON file (read it if it exists)"
     )
@@ -45,6 +47,7 @@ def main() -> int:
     from octavia_cli.engines.tts.espeak import EspeakEngine
     from octavia_cli.engines.tts.piper import PiperEngine
     from octavia_cli.media.audio import read_audio, to_channels, trim_silence
+    from octavia_cli.pipeline.runner import checker_settings
     from octavia_cli.stages.check import cer_limit, hear_clips
     from octavia_cli.text.length import spoken_characters
     from octavia_cli.text.scoring import character_error_rate
@@ -76,14 +79,16 @@ def main() -> int:
 
         if args.texts and not args.texts.exists():
             args.texts.write_text(json.dumps(lines, ensure_ascii=False, indent=1))
-        settings = load_settings({"asr.engine": "faster-whisper", "asr.model": args.model})
-        recogniser = get_asr_engine(settings)
+        settings = load_settings({"qa.model": args.model, "general.preset": "offline"})
+        recogniser = get_asr_engine(checker_settings(settings))  # as the check stage hears
         espeak, piper = EspeakEngine(), PiperEngine()
         speakers = {
             ("espeak-ng", "es"): lambda line: (espeak, "es" + _variant(line)),
             ("espeak-ng", "en"): lambda line: (espeak, "en" + _variant(line)),
             ("piper", "en"): lambda line: (piper, piper.voice_for("en")),
         }
+        if args.engines:
+            speakers = {k: v for k, v in speakers.items() if ":".join(k) in args.engines}
         rows = []
         for (engine_name, language), voice_of in speakers.items():
             clips = []
@@ -96,7 +101,10 @@ def main() -> int:
                 audio, rate = read_audio(path, 16_000)
                 mono = trim_silence(to_channels(audio, 1), rate)[0]
                 clips.append((str(index), len(mono) / rate, lambda mono=mono: mono))
-            heard = hear_clips(clips, recogniser, language)
+            began = time.perf_counter()
+            texts = {str(i): line[language] for i, line in enumerate(lines)}
+            heard = hear_clips(clips, recogniser, language, texts)
+            hearing_s = time.perf_counter() - began
             rates = np.array([
                 character_error_rate(lines[int(i)][language], heard.get(i, ""), language)
                 for i, *_ in clips
@@ -113,20 +121,22 @@ def main() -> int:
                          limit, float((rates > limit).mean()),
                          np.percentile(ratios[long], [1, 5, 95, 99]),
                          np.percentile(ratios[~long], [0, 100]) if (~long).any()
-                         else []))  # fmt: skip
+                         else [], hearing_s, float(seconds.sum())))  # fmt: skip
     print(f"recogniser: {args.model}; {len(lines)} lines of {len(names)} dialogues")
     print(
         "engine     lang  lines  median   p90    p95    mean   limit  over   "
         "length ratio p1 p5 p95 p99 (short lines: min max)"
     )
-    for engine_name, language, count, median, p90, p95, mean, limit, over, spread, short in rows:
+    for row in rows:
+        engine_name, language, count, median, p90, p95, mean, limit, over = row[:9]
+        spread, short, hearing_s, speech_s = row[9:]
         print(
             f"{engine_name:<10} {language:<5} {count:>5}  {median:.3f}  {p90:.3f}  {p95:.3f}  "
             f"{mean:.3f}  {limit:.3f}  {over:>5.1%}  "
             + " ".join(f"{x:.2f}" for x in spread)
             + "  ("
             + " ".join(f"{x:.2f}" for x in short)
-            + ")"
+            + f")  heard {speech_s:.0f} s of speech in {hearing_s:.1f} s"
         )
     return 0
 

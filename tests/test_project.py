@@ -36,7 +36,7 @@ def test_manifest_round_trip(tmp_path: Path, source: Path) -> None:
     assert again.transcript == project.transcript
     assert again.is_current("transcribe", "h1") and not again.is_current("transcribe", "h2")
     data = json.loads((tmp_path / "p" / "project.json").read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert data["stages"]["transcribe"]["info"] == {"language": "en", "lines": 1}
 
 

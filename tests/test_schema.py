@@ -47,7 +47,7 @@ def test_a_v1_project_is_migrated(v1_project: tuple[Path, Path]) -> None:
     assert len(project.require_transcript().segments) == 4
     project.save()
     saved = json.loads((folder / "project.json").read_text())
-    assert saved["schema_version"] == SCHEMA_VERSION == 2
+    assert saved["schema_version"] == SCHEMA_VERSION == 3
     assert saved["stages"]["fit:es"]["info"]["totals"]["lines"] == 4
     assert migrate(saved) == saved  # the current version goes through unchanged
 
@@ -64,7 +64,7 @@ def test_a_v1_project_resumes_and_keeps_a_rename(cli, v1_project: tuple[Path, Pa
     assert code == 0, err
     assert Path(out.strip()).exists()
     saved = json.loads(manifest.read_text())
-    assert saved["schema_version"] == 2 and saved["speakers"][0]["label"] == "Anna"
+    assert saved["schema_version"] == 3 and saved["speakers"][0]["label"] == "Anna"
     assert "transcribe: skipped" in err  # the transcript of the old project was kept
 
 
@@ -144,3 +144,18 @@ def test_a_result_is_placed_by_its_language() -> None:
     assert language_of({"name": "talk.fr.mp4"}, ["es", "fr"]) == "fr"
     assert language_of({"name": "talk.mp4"}, ["es"]) == "es"
     assert language_of({"name": "talk.mp4"}, ["es", "fr"]) is None
+
+
+def test_a_v2_project_reads_as_v3(v1_project: tuple[Path, Path]) -> None:
+    """Version 3 only added optional keys (checks, takes): a version 2 file is taken as it
+    is, and its lines get their checks when the dub next runs."""
+    source, folder = v1_project
+    project = Project.open(folder, source)
+    project.save()
+    manifest = folder / "project.json"
+    data = json.loads(manifest.read_text())
+    data["schema_version"] = 2
+    manifest.write_text(json.dumps(data))
+    again = Project.open(folder, source)
+    assert again.require_transcript().segments[0].checks == {}
+    assert migrate(data) == data | {"schema_version": 3}

@@ -70,6 +70,9 @@ class ProgressRenderer:
             task = self.progress.add_task(event.stage, total=event.total or None, note="")
             self.tasks[event.stage] = task
             self.started_at[event.stage] = time.monotonic()
+        elif event.status is StageStatus.STARTED:  # the stage again (a line check's retakes)
+            self.started_at[event.stage] = time.monotonic()
+            self.progress.reset(task, total=event.total or None)
         note = event.message or ""
         if event.status in (StageStatus.DONE, StageStatus.SKIPPED):
             label = (

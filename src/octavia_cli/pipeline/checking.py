@@ -50,7 +50,8 @@ def fit_and_check(
             fit(project, target, options, hook)
             info = check(project, target, recogniser, checking, hook)
     finally:
-        runner.release(recogniser)
+        if recogniser is not runner.alive().get("asr"):  # a held one: its holder releases it
+            runner.release(recogniser)
     return info
 
 

@@ -32,7 +32,7 @@ from octavia_cli.models.catalog import (
     required_models,
 )
 from octavia_cli.pipeline.checking import fit_and_check
-from octavia_cli.pipeline.runner import Runner, checker_settings, runner_for
+from octavia_cli.pipeline.runner import Runner, checker_settings, runner_for, shares_recogniser
 from octavia_cli.pipeline.steps import (
     choose_voice,
     prepare_transcript,
@@ -330,8 +330,18 @@ def _run(
     result = DubResult(project.folder)
     with project.locked():
         began = time.monotonic()
+        # On a CPU, the line checks hear with the transcription's own Whisper (the offline
+        # preset): kept loaded from transcription to the checks (a load is 0.6 s).
+        hold = settings.qa.mode != "off" and shares_recogniser(settings)
         transcript = prepare_transcript(
-            project, source, settings, checked.source_language, hook, runner, speakers=True
+            project,
+            source,
+            settings,
+            checked.source_language,
+            hook,
+            runner,
+            speakers=True,
+            keep_recogniser=hold,
         )
         result.source_language = transcript.language
         if checked.source_language is None:  # detected: what prepare could not check
@@ -367,6 +377,8 @@ def _run(
                 project, source, target, checked.outputs[target], request.force, hook,
                 replace_audio=request.replace_audio,
             )  # fmt: skip
+        if hold:
+            runner.release(runner.asr(settings))
         result.stage_seconds = {name: record.seconds for name, record in project.stages.items()}
 
         result.report = write_report(project)

@@ -103,9 +103,12 @@ def prepare_transcript(
     runner: Runner,
     *,
     speakers: bool = False,
+    keep_recogniser: bool = False,
 ) -> Transcript:
     """Run extract, separate (when on), transcribe and, with ``speakers``, diarize; each is
-    skipped if already done. Each stage's engine is released before the next one loads."""
+    skipped if already done. Each stage's engine is released before the next one loads,
+    but the recogniser with ``keep_recogniser`` (the caller's line checks hear with it:
+    the caller releases it)."""
 
     asr: AsrEngine = runner.asr(settings)
     asr.check(language)
@@ -120,7 +123,8 @@ def prepare_transcript(
             project, asr, language, hook, options_hash=asr_options_hash(settings)
         )
     finally:
-        runner.release(asr)
+        if not keep_recogniser:
+            runner.release(asr)
     if speakers:
         diarizer = runner.diarizer(settings)
         try:

@@ -2,7 +2,7 @@
 needs, in its speaker's voice?
 
 One recognition pass over the lines, not one per line: the fitted clips that need hearing
-are laid end to end, a second of silence between two, in chunks of about a minute, and the
+are laid end to end, a second of silence between two, in chunks of up to a minute, and the
 project's recogniser (Whisper through faster-whisper, with word times) hears each chunk in
 the target language, chunks in parallel where the recogniser can. Each word goes to the
 clip it was heard in. Per take of a line, the stage records:
@@ -58,7 +58,14 @@ CHECK_VERSION = 1  # part of every check's key: a new rule hears every line agai
 RATE_HZ = 16_000
 LEAD_S = 0.5  # silence before the first clip of a chunk
 GAP_S = 1.0  # silence between two clips: a word is never in doubt between two lines
-CHUNK_S = 60.0  # clips heard in one recognition call, about
+# Clips heard in one recognition call: about a minute of speech (heard as two Whisper
+# windows), and less to give each of the recogniser's workers one, down to 20 s. Hearing
+# the 171 calibration lines of espeak-ng's Spanish (403 s) in chunks of 60 s took 37 s and
+# had a 95th percentile CER of 0.49; in chunks of 20 s, 56 s and 0.56 (more windows, each
+# padded to 30 s, and less context for each one's first words).
+CHUNK_S = (20.0, 60.0)
+MAX_TOKENS = 440  # Whisper's own limit per window is 448
+KEPT_GAP_S = 0.4  # what the VAD keeps of a gap between two clips (its padding), about
 EARLY_S, LATE_S = 0.3, 0.6  # a word heard this far around a clip is still the clip's
 
 
@@ -81,9 +88,9 @@ class Baseline:
 # engine's own rate, unstretched, in the voice the dub gave its speaker. A larger Whisper
 # hears better, so with one the rule errs on the lenient side.
 BASELINES: dict[tuple[str, str], Baseline] = {
-    ("espeak-ng", "es"): Baseline(0.194, 0.515, (0.86, 1.47), 171),
-    ("espeak-ng", "en"): Baseline(0.088, 0.420, (0.85, 1.40), 171),
-    ("piper", "en"): Baseline(0.000, 0.333, (0.80, 1.49), 171),
+    ("espeak-ng", "es"): Baseline(0.208, 0.492, (0.86, 1.47), 171),
+    ("espeak-ng", "en"): Baseline(0.088, 0.526, (0.85, 1.40), 171),
+    ("piper", "en"): Baseline(0.000, 0.341, (0.80, 1.48), 171),
 }
 # Where nothing was measured here: XTTS v2 (no weights on this machine; published CERs of
 # 2-4% with Whisper large, and a free rate: the lengths of the issue's rule of thumb), and
@@ -100,6 +107,7 @@ SHORT_WORDS = 2  # lines of this many words or fewer are short
 SHORT_LIMIT = 0.5  # ...and pass with a rate up to this (at least)
 SHORT_LENGTHS = (0.3, 3.0)  # ...and lengths within these
 MIN_RATE_LINES = 3  # lines of 12 characters or more, to take the dub's rate from
+MIN_EXPECTED_S = 0.5  # the least a text is expected to take ("Su" is a syllable, not 0.1 s)
 
 
 def baseline(engine: str, language: str) -> Baseline:
@@ -156,8 +164,7 @@ def check(
         if fit is None or clip is None:
             raise StageError(f"Line {segment.id} has no fitted {target} clip.",
                              "Run the dub (or its fit stage) first.")  # fmt: skip
-        key = stable_hash(CHECK_VERSION, fit.key, heard_by, options.tolerance,
-                          options.min_similarity)  # fmt: skip
+        key = check_key(clip, fit, heard_by, options)
         record = segment.checks.get(target)
         if record is None or record.clip_key != clip.key:  # new text or voice: new takes
             record = LineCheck("", clip.key)
@@ -189,6 +196,23 @@ def check(
     project.mark_done(stage_name(target), inputs, time.monotonic() - began, info)
     annotate_timing_report(project, target)
     return info
+
+
+def check_key(clip: Any, fit: Any, heard_by: str, options: CheckOptions) -> str:
+    """What a check of a line heard: its take, the speed it is played at, the recogniser
+    and the rules. A line moved (its neighbour's new take ran longer) but played at the same
+    speed is not heard again."""
+    return stable_hash(
+        CHECK_VERSION,
+        clip.key,
+        clip.take,
+        clip.path,
+        round(fit.speed, 2),
+        bool(fit.path),
+        heard_by,
+        options.tolerance,
+        options.min_similarity,
+    )
 
 
 def lines_to_retake(project: Project, target: str, max_attempts: int) -> dict[str, int]:
@@ -250,26 +274,32 @@ def _hear(
 
     clips = [(s.id, s.fits[target].end_s - s.fits[target].start_s, partial(audio, s))
              for s in spoken]  # fmt: skip
-    return hear_clips(clips, recogniser, target,
+    texts = {s.id: s.translations[target].text for s in spoken}
+    return hear_clips(clips, recogniser, target, texts,
                       lambda done: reporter.advance(done, len(segments)))  # fmt: skip
 
 
 def hear_clips(
     clips: Sequence[tuple[str, float, Callable[[], np.ndarray]]], recogniser: Any, language: str,
-    on_progress: Callable[[int], None] = lambda done: None,
+    texts: dict[str, str], on_progress: Callable[[int], None] = lambda done: None,
 ) -> dict[str, str]:  # fmt: skip
     """What ``recogniser`` hears in each clip (``(id, seconds, read)``: ``read`` gives its
-    16 kHz mono audio), in ``language``: the clips laid end to end with :data:`GAP_S` of
-    silence between two, in chunks of about :data:`CHUNK_S`, heard in parallel where the
-    recogniser can; each word goes to the clip it was heard in."""
+    16 kHz mono audio), in ``language``, ``texts`` being what each should say (it bounds
+    the tokens decoded: about twice what they should take, and 16). The clips are laid end
+    to end with :data:`GAP_S` of silence between two, in chunks of :data:`CHUNK_S` of
+    speech, heard in parallel where the recogniser can; each word goes to the clip it was
+    heard in."""
+    workers = max(1, int(getattr(recogniser, "parallel_windows", 1)))
+    total = sum(seconds + KEPT_GAP_S for _, seconds, _ in clips)
+    size = min(CHUNK_S[1], max(CHUNK_S[0], total / workers))
     chunks: list[list[tuple[str, float, Callable[[], np.ndarray]]]] = [[]]
     length = 0.0
     for clip in clips:
-        if chunks[-1] and length + clip[1] + GAP_S > CHUNK_S:
+        if chunks[-1] and length + clip[1] + KEPT_GAP_S > size:
             chunks.append([])
             length = 0.0
         chunks[-1].append(clip)
-        length += clip[1] + GAP_S
+        length += clip[1] + KEPT_GAP_S
 
     def hear(chunk: list[tuple[str, float, Callable[[], np.ndarray]]]) -> dict[str, str]:
         pieces = [np.zeros(int(LEAD_S * RATE_HZ), np.float32)]
@@ -280,7 +310,13 @@ def hear_clips(
             spans.append((line, at, at + len(mono) / RATE_HZ))
             pieces += [mono, np.zeros(int(GAP_S * RATE_HZ), np.float32)]
             at += len(mono) / RATE_HZ + GAP_S
-        recognition = recogniser.recognize(np.concatenate(pieces), language, lambda _: None)
+        # What the chunk should say bounds what is decoded: a window looping on a word
+        # ("tú, tú, tú...") at each fallback temperature cost seconds a clip.
+        tokens = sum(spoken_characters(texts.get(line, "")) for line, *_ in chunk)
+        recognition = recogniser.recognize(
+            np.concatenate(pieces), language, lambda _: None,
+            max_new_tokens=min(MAX_TOKENS, 16 + tokens // 2),
+        )  # fmt: skip
         words: dict[str, list[str]] = {line: [] for line, *_ in spans}
         for word in recognition.words:
             middle = (word.start_s + word.end_s) / 2
@@ -291,7 +327,6 @@ def hear_clips(
         return {line: " ".join(w for w in found if w) for line, found in words.items()}
 
     heard: dict[str, str] = {}
-    workers = max(1, int(getattr(recogniser, "parallel_windows", 1)))
     for result in in_order(hear, [c for c in chunks if c], workers):
         heard |= result
         on_progress(len(heard))
@@ -331,7 +366,7 @@ def _judge(
     natural = (fit.end_s - fit.start_s) * fit.speed * clip.pace
     ratio = 1.0
     if rate:
-        ratio = round(natural / max(spoken_characters(text) / rate, 0.05), 3)
+        ratio = round(natural / max(spoken_characters(text) / rate, MIN_EXPECTED_S), 3)
     low, high = SHORT_LENGTHS if short else length_bounds(clip.engine, target)
     problems = []
     if cer > limit:

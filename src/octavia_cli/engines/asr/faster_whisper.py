@@ -109,8 +109,11 @@ class FasterWhisperEngine:
         return detect_language(self._load(), speech, vad_filter=False)
 
     def recognize(
-        self, audio_16k: np.ndarray, language: str, on_progress: Callable[[float], None]
-    ) -> Recognition:
+        self, audio_16k: np.ndarray, language: str, on_progress: Callable[[float], None],
+        max_new_tokens: int | None = None,
+    ) -> Recognition:  # fmt: skip
+        """``max_new_tokens``: at most this many tokens per 30 s window (the line checks,
+        which know what a window should say, so a window that loops on a word stops)."""
         model = self._load()
         chunks = None
         if self.vad_filter:  # faster-whisper's filter, with Octavia's VAD deciding the speech
@@ -128,6 +131,7 @@ class FasterWhisperEngine:
             word_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
+            max_new_tokens=max_new_tokens,
         )
         if chunks:
             segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE_HZ)
