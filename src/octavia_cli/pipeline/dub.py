@@ -146,8 +146,8 @@ def prepare(
             plan.problems.append(str(exc))
             return None
 
-    check(lambda: check_licences(settings, source_language, request.targets))
     check(lambda: preflight(settings, source_language, request.targets))
+    check(lambda: check_licences(settings, source_language, request.targets))
     check(lambda: runner.asr(settings).check(source_language))
     check(lambda: SpeakerCount.from_settings(settings))  # a range upside down
     diarizer = check(lambda: runner.diarizer(settings))

@@ -110,6 +110,7 @@ class Runner:
         if (
             heard.asr == settings.asr and transcribing is not None
             and transcribing[0] == self._key("asr", settings)
+            and self.factories.checker is self.factories.asr  # (not where a test swapped one)
         ):  # fmt: skip
             return transcribing[1]  # a batch's, kept: one copy of the model
         return self._get("qa", heard, lambda: self.factories.checker(heard))
