@@ -107,8 +107,8 @@ def test_a_misspelt_key_is_one_sentence_naming_it_and_the_file(
 def test_every_stage_has_a_typed_info() -> None:
     """The stages of a dub each record their own type (the schema), every field with a
     JSON type."""
-    assert set(STAGE_INFOS) == {"extract", "separate", "transcribe", "diarize", "translate", "check",
-                                "synthesize", "fit", "mix", "mux"}  # fmt: skip
+    assert set(STAGE_INFOS) == {"extract", "separate", "transcribe", "diarize", "translate",
+                                "check", "synthesize", "fit", "mix", "mux"}  # fmt: skip
     for kind, info in STAGE_INFOS.items():
         assert dataclasses.is_dataclass(info), kind
         assert all(f.type for f in dataclasses.fields(info)), kind
