@@ -85,8 +85,15 @@ def test_dry_run_plans_without_running(cli, talk: Path) -> None:
     assert plan["targets"] == ["es", "fr"] and plan["duration_s"] == 10.0
     assert plan["stages"][:4] == ["extract", "transcribe", "diarize", "translate:es"]
     assert plan["engines"]["separation"] == "none" and plan["engines"]["diarization"] == "offline"
-    assert plan["models"] == [{"name": "bundled:whisper-base", "kind": "asr", "size_mb": 145,
-                               "license": "MIT (OpenAI Whisper)", "cached": True}]
+    assert plan["models"] == [
+        {
+            "name": "bundled:whisper-base",
+            "kind": "asr",
+            "size_mb": 145,
+            "license": "MIT (OpenAI Whisper)",
+            "cached": True,
+        }
+    ]
     assert plan["estimated_s"] > 0 and plan["work_disk_mb"] > 1
     assert len(plan["problems"]) == 1 and "no English→French" in plan["problems"][0]
     assert not talk.with_name("talk.octavia").exists()  # nothing ran

@@ -135,8 +135,11 @@ def test_whisper_hears_the_whole_of_a_phone_call() -> None:
     # (2026-12-02: faster-whisper 1.2.1, ctranslate2 4.8.5, onnxruntime 1.32) the stretch
     # at 26.9-30.0 s comes back without words, also at the commit that passed before; the
     # chunks above cover it, so the recogniser hears it and leaves it out (not found why).
-    unheard = [(a, b) for a, b in reference
-               if b - a >= 1.0 and not any(w.start_s < b and w.end_s > a for w in words)]
+    unheard = [
+        (a, b)
+        for a, b in reference
+        if b - a >= 1.0 and not any(w.start_s < b and w.end_s > a for w in words)
+    ]
     assert len(unheard) <= 1, unheard
 
 
