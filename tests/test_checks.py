@@ -210,3 +210,49 @@ def test_ultra_dry_run_lists_its_models_and_licences(cli, tmp_path: Path) -> Non
     assert "mt.accept_license" in pending and "tts.accept_license" not in pending
     code, _, err = cli("dub", str(media), "--to", "es", "--from", "en", "--preset", "ultra")
     assert code == 3 and "nllb-1.3b" in err  # not on this machine: fetched first
+
+
+def test_licences_not_accepted_are_one_sentence_naming_the_settings() -> None:
+    from octavia_cli.config import load_settings
+    from octavia_cli.errors import ConfigError, ExitCode
+    from octavia_cli.models.catalog import check_licences
+
+    with pytest.raises(ConfigError) as caught:
+        check_licences(load_settings({"general.preset": "ultra"}), "en", ("es",))
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    assert "nllb-1.3b (CC-BY-NC-4.0" in caught.value.message
+    assert "xtts-v2 (CPML" in caught.value.message
+    assert caught.value.hint == (
+        "Read them; to accept: octavia config set mt.accept_license true && "
+        "octavia config set tts.accept_license true"
+    )
+    accepted = {"general.preset": "ultra", "mt.accept_license": True, "tts.accept_license": True}
+    check_licences(load_settings(accepted), "en", ("es",))  # nothing left to accept
+
+
+def test_a_recogniser_that_cannot_hear_the_lines_is_a_problem_before_any_stage(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = make_media(tmp_path / "talk.wav", LINES[:1], duration_s=3.0, video=False)
+    monkeypatch.setenv("OCTAVIA_QA_MODEL", "tiny.en")  # not on this machine, and English only
+    code, out, _ = cli("dub", str(media), "--to", "es", "--from", "en", "--dry-run")
+    assert code == 0
+    (plan,) = json.loads(out)
+    (problem,) = [p for p in plan["problems"] if "cannot be checked" in p]
+    assert problem.startswith("The dubbed lines cannot be checked: ")
+    assert "--qa off" in problem and "qa.model" in problem
+    code, _, err = cli("dub", str(media), "--to", "es", "--from", "en")
+    assert code == 3 and "whisper-tiny.en" in err and "Traceback" not in err
+    code, _, err = cli("dub", str(media), "--to", "es", "--from", "en", "--qa", "off", "--dry-run")
+    assert code == 0 and "cannot be checked" not in err
+
+
+def test_check_needs_a_dubbed_project(cli, tmp_path: Path, fake_engines) -> None:
+    code, _, err = cli("check", str(tmp_path / "nothing.octavia"))
+    assert code == 1 and "is not an Octavia project" in err and "Traceback" not in err
+    media = make_media(tmp_path / "talk.wav", LINES[:1], duration_s=3.0, video=False)
+    code, _, err = cli("transcribe", str(media), "--language", "en")
+    assert code == 0, err
+    code, _, err = cli("check", str(media))  # the source: its project beside it
+    assert code == 1 and "has no dubbed lines to check yet" in err
+    assert "octavia dub SOURCE --to LANG" in err

@@ -377,8 +377,8 @@ def _run(
                 project, source, target, checked.outputs[target], request.force, hook,
                 replace_audio=request.replace_audio,
             )  # fmt: skip
-        if hold:
-            runner.release(runner.asr(settings))
+        if hold:  # (the held one, if alive: nothing is built to be released)
+            runner.release(runner.alive().get("asr"))
         result.stage_seconds = {name: record.seconds for name, record in project.stages.items()}
 
         result.report = write_report(project)
