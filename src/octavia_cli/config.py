@@ -372,6 +372,25 @@ class ServeSettings:
     cleanup_interval_minutes: float = _setting(
         10.0, "serve: how often expired uploads and jobs are deleted.", minimum=0.001
     )
+    public_url: str = _setting(
+        "",
+        "serve: the URL clients reach this server at (https://dub.example.com), for the "
+        "result links of webhook events (default: http://HOST:PORT as served).",
+    )
+    webhooks_allow_private: bool = _setting(
+        False,
+        "serve: deliver webhooks to loopback and private addresses too (a receiver on this "
+        "machine or the local network); off, they are refused.",
+    )
+    webhook_retry_seconds: float = _setting(
+        10.0,
+        "serve: the wait after a webhook's first failed attempt; doubled after each (at most "
+        "an hour), half of it drawn at random.",
+        minimum=0.01,
+    )
+    webhook_retry_hours: float = _setting(
+        24.0, "serve: a webhook event is retried this long, then given up.", minimum=0.0
+    )
 
 
 @dataclass(frozen=True)

@@ -239,18 +239,29 @@ def test_remote_dub_takes_the_mix_options(
 ) -> None:
     """--replace-audio, --loudness, --ducking and a glossary reach the server's job; options
     that name things on this machine (a device, a work folder) are refused, not dropped."""
+    from webhook_receiver import Receiver, verify
+
     from helpers import decode
     from octavia_cli.media.ffmpeg import measure_loudness
 
-    key = server.key("dan", 10)[1]
+    key_id, key = server.key("dan", 10)
+    server.env["OCTAVIA_SERVE_WEBHOOKS_ALLOW_PRIVATE"] = "true"  # the receiver is on loopback
     server.start()
+    receiver = Receiver()
     assert cli("login", "--url", server.url, "--api-key", key)[0] == 0
     code, out, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--remote",
                          "--replace-audio", "--loudness", "-16", "--ducking", "soft",
-                         "-o", str(tmp_path / "dubbed.mkv"), "--json")  # fmt: skip
+                         "-o", str(tmp_path / "dubbed.mkv"), "--json",
+                         "--webhook", receiver.url)  # fmt: skip
     assert code == 0, err
     [entry] = json.loads(out)["dubbed"]
     assert entry["source"] == str(talk) and entry["job"]
+    receiver.wait_for(3)
+    receiver.close()
+    assert [e["state"] for e in receiver.events()] == ["queued", "running", "succeeded"]
+    secret = server.octavia("serve", "keys", "webhook-secret", key_id,
+                            "--data-dir", str(server.data_dir)).stdout.strip()  # fmt: skip
+    assert all(verify(secret, headers, body) for headers, body in receiver.requests)
     dubbed = Path(entry["outputs"]["es"])
     assert dubbed == tmp_path / "dubbed.mkv"  # in the format -o names, made by the server
     probe = subprocess.run(
@@ -274,6 +285,8 @@ def test_remote_dub_takes_the_mix_options(
     assert "mediateca" in text and "biblioteca" not in text
     code, _, err = cli("dub", str(talk), "--to", "fr", "--remote", "--ducking", "loud")
     assert code != 0 and "loud" in err  # checked here, before anything is uploaded
+    code, _, err = cli("dub", str(talk), "--to", "fr", "--webhook", receiver.url)
+    assert code == 1 and "--webhook is for jobs on a server" in err
 
 
 @pytest.mark.slow

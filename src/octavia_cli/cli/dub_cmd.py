@@ -104,6 +104,15 @@ def dub_command(
             "workers at once.",
         ),
     ] = False,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook",
+            help="With --remote: the server POSTs each job's state changes to this URL, "
+            "signed (see the README).",
+            show_default=False,
+        ),
+    ] = None,
     estimate: Annotated[
         bool,
         typer.Option("--estimate", help="Print the backend's cost and your balance; no run."),
@@ -178,6 +187,10 @@ def dub_command(
 
         print_json([plan(request, settings) for request in requests])
         return
+    if webhook is not None and not remote:
+        raise InputError(
+            "--webhook is for jobs on a server.", "Use it with --remote, or leave it out."
+        )
     if parallel and not remote:
         raise InputError(
             "--parallel spreads a dub over the workers of a server.",
@@ -200,7 +213,8 @@ def dub_command(
             "qa": qa, "max_attempts": max_attempts,
             "parallel": parallel or None, "glossary": glossary_terms(settings),
         }  # fmt: skip
-        _dub_remote(ctx, requests, settings, estimate, max_speed, preset, extra, json_output)
+        _dub_remote(ctx, requests, settings, estimate, max_speed, preset, extra, json_output,
+                    webhook)  # fmt: skip
         return
     if len(requests) == 1:
         with state(ctx).renderer() as hook:
@@ -319,6 +333,7 @@ def _dub_remote(
     preset,
     extra: dict | None = None,
     json_output: bool = False,
+    webhook: str | None = None,
 ) -> None:
     """The same dubs on the backend; results land where a local run would put them.
 
@@ -349,7 +364,8 @@ def _dub_remote(
             _print_estimate(client, requests, options)
             return
         with state(ctx).renderer() as hook:
-            queued = _queue_remote(ctx, client, requests, targets, options, hook, failed, skipped)
+            queued = _queue_remote(ctx, client, requests, targets, options, hook, failed, skipped,
+                                   webhook)  # fmt: skip
             announce = _announcer(ctx)
             following = 0
             try:
@@ -384,7 +400,7 @@ def _by_language(destinations: dict[str, Path]):
 
 def _queue_remote(
     ctx: typer.Context, client, requests: list, targets: tuple[str, ...], options: dict,
-    hook, failed: dict, skipped: list[Path],
+    hook, failed: dict, skipped: list[Path], webhook: str | None = None,
 ) -> list[tuple[Path, str, dict[str, Path]]]:  # fmt: skip
     """Upload and queue each file; returns (source, job id, language -> destination): the
     server says which language each result is, so nothing here predicts its name. In a
@@ -414,7 +430,7 @@ def _queue_remote(
             # -o's format (one pattern for every language): the server writes that format.
             fmt = next(iter(destinations.values())).suffix.lower() if request.output else None
             job_options = {**options, "output_format": fmt} if fmt else options
-            job_id = remote.submit(client, "dub", request.source, job_options, hook)
+            job_id = remote.submit(client, "dub", request.source, job_options, hook, webhook)
         except KeyboardInterrupt:
             _cancel(ctx, client, [job_id for _, job_id, _ in queued])
             raise

@@ -100,7 +100,7 @@ def serve(
 
     from octavia_cli.config import load_settings
     from octavia_cli.server.app import create_app
-    from octavia_cli.server.options import ServerOptions, retention_of
+    from octavia_cli.server.options import ServerOptions, retention_of, webhooks_of
     from octavia_cli.server.runner import lock_data_dir
 
     settings = load_settings({
@@ -128,6 +128,7 @@ def serve(
         port=bound_port,
         upload_quota_bytes=int(settings.serve.upload_quota_mb * 1024 * 1024),
         retention=retention_of(settings),
+        webhooks=webhooks_of(settings),
     )
     config = uvicorn.Config(create_app(options), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
@@ -225,7 +226,7 @@ def keys_list(
     data_dir: DataDirOption = None,
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Keys with their balance (the secret itself is never shown)."""
+    """Keys with their balance and default webhook (the secret itself is never shown)."""
     keys = _store(data_dir).keys()
     if json_output:
         print_json(keys)
@@ -235,6 +236,7 @@ def keys_list(
         typer.echo(
             f"{key['id']}\t{key['prefix']}…\t{key['name']}\t{state}\t"
             f"{key['balance_minutes']:.2f} min"
+            + (f"\t{key['webhook_url']}" if key["webhook_url"] else "")
         )
 
 
@@ -254,6 +256,55 @@ def keys_credit(key_id: str, minutes: float, data_dir: DataDirOption = None) -> 
     except KeyError:
         raise InputError(f"No key with id {key_id}.", "See `octavia serve keys list`.") from None
     typer.echo(f"{key_id}\t{_store(data_dir).balance(key_id):.2f} min")
+
+
+# The id that names an open (--no-auth) server's own webhook secret.
+LOCAL_ID = "local"
+
+
+@keys_app.command("webhook-secret")
+def keys_webhook_secret(
+    key_id: Annotated[
+        str, typer.Argument(help=f"The key's id ('{LOCAL_ID}': an open server's jobs).")
+    ],
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Replace it: events are signed with the new one.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print the secret that signs the webhook events of the key's jobs (made on first use)."""
+    try:
+        secret = _store(data_dir).webhook_secret(None if key_id == LOCAL_ID else key_id, rotate)
+    except KeyError:
+        raise InputError(f"No key with id {key_id}.", "See `octavia serve keys list`.") from None
+    typer.echo(secret)
+
+
+@keys_app.command("webhook")
+def keys_webhook(
+    key_id: str,
+    url: Annotated[
+        str | None, typer.Argument(help="http(s) URL; leave out with --clear.", show_default=False)
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="No default webhook.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Set the webhook the key's jobs are reported to when they name none."""
+    from octavia_cli.config import load_settings
+    from octavia_cli.server.webhooks import check_url
+
+    if (url is None) == (not clear):
+        raise InputError("Give a URL, or --clear.", "For example: ... webhook ID https://...")
+    if url is not None:
+        try:
+            check_url(url, load_settings({}).serve.webhooks_allow_private)
+        except ValueError as exc:
+            raise InputError(f"Not a webhook URL: {exc}.") from None
+    try:
+        _store(data_dir).set_key_webhook(key_id, url)
+    except KeyError:
+        raise InputError(f"No key with id {key_id}.", "See `octavia serve keys list`.") from None
+    typer.echo(f"{key_id}\t{url or '(no webhook)'}")
 
 
 def worker_command(

@@ -100,8 +100,13 @@ class Client:
             timeout=None,
         ).json()
 
-    def create_job(self, kind: str, upload_id: str | None, options: dict[str, Any]) -> dict:
-        body = {"kind": kind, "upload_id": upload_id, "options": options}
+    def create_job(
+        self, kind: str, upload_id: str | None, options: dict[str, Any],
+        webhook_url: str | None = None,
+    ) -> dict:  # fmt: skip
+        body: dict[str, Any] = {"kind": kind, "upload_id": upload_id, "options": options}
+        if webhook_url:
+            body["webhook_url"] = webhook_url
         return self._request("POST", "/jobs", json=body).json()
 
     def job(self, job_id: str) -> dict[str, Any]:

@@ -38,9 +38,11 @@ def run_remote(
 
 
 def submit(
-    client: Client, kind: str, source: Path, options: dict[str, Any], hook: ProgressHook
-) -> str:
-    """Upload ``source`` and queue a job of ``kind`` on it; returns the job's id."""
+    client: Client, kind: str, source: Path, options: dict[str, Any], hook: ProgressHook,
+    webhook_url: str | None = None,
+) -> str:  # fmt: skip
+    """Upload ``source`` and queue a job of ``kind`` on it (reported to ``webhook_url``);
+    returns the job's id."""
     hook(ProgressEvent("upload", StageStatus.STARTED, total=float(source.stat().st_size)))
     uploaded = client.upload(
         source,
@@ -49,7 +51,7 @@ def submit(
         ),
     )
     hook(ProgressEvent("upload", StageStatus.DONE, message=uploaded["id"]))
-    return client.create_job(kind, uploaded["id"], options)["id"]
+    return client.create_job(kind, uploaded["id"], options, webhook_url)["id"]
 
 
 def finish(

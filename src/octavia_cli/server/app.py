@@ -28,6 +28,7 @@ from octavia_cli.server.routes import jobs, service, uploads
 from octavia_cli.server.routes.deps import Services
 from octavia_cli.server.security import HostCheck, allowed_hosts, is_loopback
 from octavia_cli.server.store import Store
+from octavia_cli.server.webhooks import WebhookSender, system_resolver
 from octavia_cli.server.worker import EventBus, WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,13 @@ def create_app(options: ServerOptions) -> FastAPI:
     else:
         pool = WorkerPool(store, options.data_dir, bus, options.workers)
     cleaner = Cleaner(store, options.data_dir, options.retention)
+    hooks = options.webhooks
+    shown = f"[{options.host}]" if ":" in options.host else options.host
+    sender = WebhookSender(
+        store, base_url=hooks.public_url or f"http://{shown}:{options.port}",
+        allow_private=hooks.allow_private, retry_s=hooks.retry_s, give_up_s=hooks.give_up_s,
+        resolver=hooks.resolver or system_resolver,
+    )  # fmt: skip
     metrics = Metrics(store, lambda: pool.workers, cleaner)
     pool.on_event = metrics.on_event
     loopback = is_loopback(options.host)
@@ -54,7 +62,9 @@ def create_app(options: ServerOptions) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.start()
         cleaner.start()
+        sender.start()
         yield
+        sender.stop()
         cleaner.stop()
         pool.stop()
 

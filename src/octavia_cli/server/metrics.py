@@ -50,6 +50,18 @@ class _StoreCollector(Collector):
             "octavia_uploads_bytes", "Bytes of uploads kept on the server.",
             value=self.store.total_upload_bytes(),
         )  # fmt: skip
+        attempts, pending = self.store.webhook_counts()
+        deliveries = CounterMetricFamily(
+            "octavia_webhook_deliveries", "Webhook delivery attempts by outcome.",
+            labels=["outcome"],
+        )  # fmt: skip
+        for outcome in ("delivered", "failed", "refused"):
+            deliveries.add_metric([outcome], attempts.get(outcome, 0))
+        yield deliveries
+        yield GaugeMetricFamily(
+            "octavia_webhook_pending", "Webhook events waiting for a (next) attempt.",
+            value=pending,
+        )  # fmt: skip
         if self.cleaner is not None:
             deleted = CounterMetricFamily(
                 "octavia_cleanup_deleted", "Expired uploads and finished jobs deleted.",

@@ -3,6 +3,7 @@ the ``serve.*`` settings."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,28 @@ class ServerOptions:
     port: int = 8000
     upload_quota_bytes: int = 10 * 1024**3  # per key, over its stored uploads (0: none)
     retention: Retention = field(default_factory=Retention)  # uploads and finished jobs
+    webhooks: WebhookOptions = field(default_factory=lambda: WebhookOptions())
+
+
+@dataclass(frozen=True)
+class WebhookOptions:
+    """How webhooks are delivered (the ``serve.*`` settings; see
+    :mod:`octavia_cli.server.webhooks`)."""
+
+    public_url: str = ""  # the base of result links; default: http://HOST:PORT
+    allow_private: bool = False
+    retry_s: float = 10.0
+    give_up_s: float = 24 * 3600.0
+    resolver: Callable[[str, int], list[str]] | None = None  # tests: a stub; None: the system's
+
+
+def webhooks_of(settings: Any) -> WebhookOptions:
+    return WebhookOptions(
+        public_url=settings.serve.public_url,
+        allow_private=settings.serve.webhooks_allow_private,
+        retry_s=settings.serve.webhook_retry_seconds,
+        give_up_s=settings.serve.webhook_retry_hours * 3600,
+    )
 
 
 def retention_of(settings: Any) -> Retention:

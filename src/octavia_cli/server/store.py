@@ -67,10 +67,47 @@ CREATE TABLE IF NOT EXISTS jobs (
     runner TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
+CREATE TABLE IF NOT EXISTS webhook_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL,
+    key_id TEXT,
+    url TEXT NOT NULL,
+    state TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL DEFAULT 'pending',
+    next_attempt_at REAL
+);
+CREATE INDEX IF NOT EXISTS webhook_events_due ON webhook_events(next_attempt_at);
+CREATE INDEX IF NOT EXISTS webhook_events_job ON webhook_events(job_id, seq);
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    status INTEGER,
+    error TEXT,
+    address TEXT,
+    duration_ms REAL
+);
+CREATE INDEX IF NOT EXISTS webhook_attempts_job ON webhook_attempts(job_id, id);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 # Columns added since the tables were first made: (table, column, declaration).
-MIGRATIONS = (("jobs", "runner", "TEXT"),)
+MIGRATIONS = (
+    ("jobs", "runner", "TEXT"),
+    ("jobs", "webhook_url", "TEXT"),
+    ("keys", "webhook_url", "TEXT"),  # the key's default for its jobs
+    ("keys", "webhook_secret", "TEXT"),  # made on first use
+)
 
 KEY_PREFIX = "oct_"
 
@@ -98,6 +135,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     runner: str | None = None  # host:pid:start of the process running it
+    webhook_url: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("key_id", "runner")}
@@ -164,7 +202,7 @@ class Store:
         return dict(rows[0]) if rows else None
 
     def keys(self) -> list[dict[str, Any]]:
-        rows = self._query("SELECT id, name, prefix, created_at, revoked_at FROM keys")
+        rows = self._query("SELECT id, name, prefix, created_at, revoked_at, webhook_url FROM keys")
         return [dict(r) | {"balance_minutes": self.balance(r["id"])} for r in rows]
 
     def revoke(self, key_id: str) -> bool:
@@ -266,21 +304,26 @@ class Store:
         return [row["id"] for row in rows]
 
     def delete_job(self, job_id: str) -> bool:
-        """Forget a finished job (its ledger entries stay: they are the key's history)."""
+        """Forget a finished job and its webhook deliveries (its ledger entries stay: they
+        are the key's history)."""
         with self.transaction() as db:
             cursor = db.execute(
                 f"DELETE FROM jobs WHERE id = ? AND state IN ({', '.join('?' * len(TERMINAL))})",
                 (job_id, *sorted(TERMINAL)),
             )
+            if cursor.rowcount == 1:
+                db.execute("DELETE FROM webhook_events WHERE job_id = ?", (job_id,))
+                db.execute("DELETE FROM webhook_attempts WHERE job_id = ?", (job_id,))
         return cursor.rowcount == 1
 
     # -- jobs ----------------------------------------------------------------------------
 
     def add_job(
         self, key_id: str | None, kind: str, options: dict[str, Any], upload_id: str,
-        cost_minutes: float, max_queued: int,
+        cost_minutes: float, max_queued: int, webhook_url: str | None = None,
     ) -> Job | None:  # fmt: skip
-        """Queue a job; None if the queue is full. Credits are checked by the caller.
+        """Queue a job; None if the queue is full. Credits are checked by the caller. A job
+        without ``webhook_url`` takes its key's default.
 
         Raises:
             LookupError: the upload is gone.
@@ -294,12 +337,17 @@ class Store:
             exists = db.execute("SELECT 1 FROM uploads WHERE id = ?", (upload_id,)).fetchone()
             if upload_id and not exists:
                 raise LookupError(upload_id)  # deleted (expired) since the caller looked
+            if webhook_url is None and key_id is not None:
+                row = db.execute("SELECT webhook_url FROM keys WHERE id = ?", (key_id,))
+                webhook_url = (row.fetchone() or {"webhook_url": None})["webhook_url"]
+            job.webhook_url = webhook_url
             db.execute(
                 "INSERT INTO jobs (id, key_id, kind, state, options, upload_id, cost_minutes, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, webhook_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job.id, key_id, kind, QUEUED, json.dumps(options), upload_id,
-                 job.cost_minutes, job.created_at),
+                 job.cost_minutes, job.created_at, webhook_url),
             )  # fmt: skip
+            self._emit(db, job.id)
         return job
 
     def job(self, job_id: str) -> Job | None:
@@ -333,6 +381,7 @@ class Store:
                 "WHERE id = ? AND state = ?",
                 (RUNNING, time.time(), runner, row["id"], QUEUED),
             )
+            self._emit(db, row["id"])
         return self.job(row["id"])
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
@@ -356,15 +405,18 @@ class Store:
             )
             if state == SUCCEEDED and job["key_id"] is not None and job["cost_minutes"]:
                 self._add_entry(db, job["key_id"], -job["cost_minutes"], "job", job_id)
+            self._emit(db, job_id)
 
     def cancel(self, job_id: str) -> str | None:
         """Cancel a queued job at once; a running one is flagged for its worker. Returns
         the state after the call."""
         with self.transaction() as db:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE jobs SET state = ?, finished_at = ? WHERE id = ? AND state = ?",
                 (CANCELLED, time.time(), job_id, QUEUED),
             )
+            if cursor.rowcount:
+                self._emit(db, job_id)
             row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return row["state"] if row else None
 
@@ -394,7 +446,127 @@ class Store:
                         "UPDATE jobs SET state = ?, runner = NULL WHERE id = ?", (QUEUED, row["id"])
                     )
                     requeued += 1
+                self._emit(db, row["id"])
         return requeued, failed
+
+    # -- webhooks (see :mod:`octavia_cli.server.webhooks`) --------------------------------
+
+    @staticmethod
+    def _emit(db: sqlite3.Connection, job_id: str) -> None:
+        """Queue the webhook event of the job's new state, in the transaction that changed
+        it (nothing if the job has no webhook)."""
+        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or not row["webhook_url"]:
+            return
+        now = time.time()
+        event_id = "evt_" + uuid.uuid4().hex
+        payload = {
+            "event_id": event_id, "type": "job.state", "occurred_at": round(now, 3),
+            "job_id": job_id, "kind": row["kind"], "state": row["state"],
+            "error": row["error"] if row["state"] in TERMINAL else None,
+            "results": json.loads(row["results"]) if row["state"] == SUCCEEDED else [],
+        }  # fmt: skip
+        db.execute(
+            "INSERT INTO webhook_events (id, job_id, key_id, url, state, payload, created_at, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, job_id, row["key_id"], row["webhook_url"], row["state"],
+             json.dumps(payload), now, now),
+        )  # fmt: skip
+
+    def due_webhook_events(self, now: float, limit: int = 20) -> list[dict[str, Any]]:
+        """Pending events due by ``now``: of each job only its oldest pending one, so a
+        receiver gets a job's states in order."""
+        rows = self._query(
+            "SELECT * FROM webhook_events AS e WHERE e.outcome = 'pending' "
+            "AND e.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM webhook_events AS p "
+            "WHERE p.job_id = e.job_id AND p.outcome = 'pending' AND p.seq < e.seq) "
+            "ORDER BY e.next_attempt_at LIMIT ?",
+            now, limit,
+        )  # fmt: skip
+        return [dict(r) | {"payload": json.loads(r["payload"])} for r in rows]
+
+    def record_webhook_attempt(
+        self, event_id: str, number: int, *, outcome: str, status: int | None = None,
+        error: str | None = None, address: str | None = None, duration_ms: float | None = None,
+        next_attempt_at: float | None = None,
+    ) -> None:  # fmt: skip
+        """Record attempt ``number`` of an event (``outcome``: delivered, failed or refused)
+        and when the next one is due (None: none; a failed event is then given up)."""
+        state = outcome if outcome != "failed" or next_attempt_at is None else "pending"
+        with self.transaction() as db:
+            row = db.execute("SELECT job_id FROM webhook_events WHERE id = ?", (event_id,))
+            found = row.fetchone()
+            if found is None:  # its job was deleted meanwhile
+                return
+            db.execute(
+                "INSERT INTO webhook_attempts (event_id, job_id, attempt, at, outcome, status, "
+                "error, address, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event_id, found["job_id"], number, time.time(), outcome, status, error,
+                 address, duration_ms),
+            )  # fmt: skip
+            db.execute(
+                "UPDATE webhook_events SET attempts = ?, outcome = ?, next_attempt_at = ? "
+                "WHERE id = ?",
+                (number, state, next_attempt_at, event_id),
+            )
+
+    def webhook_deliveries(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's webhook events, oldest first, each with its attempts."""
+        attempts: dict[str, list[dict[str, Any]]] = {}
+        for row in self._query(
+            "SELECT event_id, attempt, at, outcome, status, error, address, duration_ms "
+            "FROM webhook_attempts WHERE job_id = ? ORDER BY id", job_id,
+        ):  # fmt: skip
+            attempt = dict(row)
+            attempts.setdefault(attempt.pop("event_id"), []).append(attempt)
+        rows = self._query(
+            "SELECT id, url, state, created_at, attempts, outcome, next_attempt_at "
+            "FROM webhook_events WHERE job_id = ? ORDER BY seq",
+            job_id,
+        )
+        return [dict(r) | {"deliveries": attempts.get(r["id"], [])} for r in rows]
+
+    def webhook_counts(self) -> tuple[dict[str, int], int]:
+        """Delivery attempts by outcome, and the events still pending."""
+        rows = self._query("SELECT outcome, COUNT(*) AS n FROM webhook_attempts GROUP BY outcome")
+        pending = self._query("SELECT COUNT(*) AS n FROM webhook_events WHERE outcome = 'pending'")
+        return {row["outcome"]: row["n"] for row in rows}, int(pending[0]["n"])
+
+    def webhook_secret(self, key_id: str | None, rotate: bool = False) -> str:
+        """The secret that signs the webhooks of ``key_id``'s jobs (None: an open server's
+        jobs), made on first use; ``rotate`` replaces it.
+
+        Raises:
+            KeyError: no such key.
+        """
+        fresh = "whsec_" + secrets.token_urlsafe(32)
+        with self.transaction() as db:
+            if key_id is None:
+                if rotate:
+                    db.execute("DELETE FROM secrets WHERE name = 'webhook'")
+                db.execute(
+                    "INSERT OR IGNORE INTO secrets (name, value) VALUES ('webhook', ?)", (fresh,)
+                )
+                row = db.execute("SELECT value FROM secrets WHERE name = 'webhook'").fetchone()
+                return str(row["value"])
+            row = db.execute("SELECT webhook_secret FROM keys WHERE id = ?", (key_id,)).fetchone()
+            if row is None:
+                raise KeyError(key_id)
+            if row["webhook_secret"] and not rotate:
+                return str(row["webhook_secret"])
+            db.execute("UPDATE keys SET webhook_secret = ? WHERE id = ?", (fresh, key_id))
+        return fresh
+
+    def set_key_webhook(self, key_id: str, url: str | None) -> None:
+        """The webhook URL of the key's jobs that name none (None: no default).
+
+        Raises:
+            KeyError: no such key.
+        """
+        with self.transaction() as db:
+            cursor = db.execute("UPDATE keys SET webhook_url = ? WHERE id = ?", (url, key_id))
+            if cursor.rowcount != 1:
+                raise KeyError(key_id)
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -19,6 +19,7 @@ from octavia_cli.remote.protocol import Kind
 from octavia_cli.server.jobs import cost_minutes, parse_options
 from octavia_cli.server.routes.deps import LOCAL, Server, Services, Who, error, key_id, own_job
 from octavia_cli.server.store import QUEUED, RUNNING, TERMINAL, Job
+from octavia_cli.server.webhooks import check_url
 
 router = APIRouter(prefix="/api/v1")
 
@@ -27,6 +28,8 @@ class JobRequest(BaseModel):
     kind: Kind
     upload_id: str | None = None
     options: dict[str, Any] = {}
+    # POSTed a signed event on each state change (default: the key's webhook, if any).
+    webhook_url: str | None = Field(None, max_length=2048)
 
 
 class EstimateRequest(BaseModel):
@@ -59,9 +62,14 @@ def create_job(body: JobRequest, server: Server, who: Who) -> dict[str, Any]:
                         f"the job costs {cost:.2f} min; {available:.2f} min are free "
                         f"(short by {cost - available:.2f} min)")  # fmt: skip
     upload_id = record["id"] if record else ""
+    if body.webhook_url is not None:
+        try:
+            check_url(body.webhook_url, server.options.webhooks.allow_private)
+        except ValueError as exc:
+            raise error(422, "invalid webhook_url", str(exc)) from None
     try:
         job = store.add_job(key_id(who), body.kind, parsed.stored(), upload_id, cost,
-                            server.options.max_queued)  # fmt: skip
+                            server.options.max_queued, body.webhook_url)  # fmt: skip
     except LookupError:
         raise error(404, "unknown upload", body.upload_id or "") from None
     if job is None:
@@ -78,6 +86,13 @@ def list_jobs(server: Server, who: Who) -> list[dict[str, Any]]:
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str, server: Server, who: Who) -> dict[str, Any]:
     return own_job(server.store, job_id, who).public()
+
+
+@router.get("/jobs/{job_id}/deliveries")
+def deliveries(job_id: str, server: Server, who: Who) -> dict[str, Any]:
+    """The job's webhook events, each with every delivery attempt."""
+    own_job(server.store, job_id, who)
+    return {"job_id": job_id, "events": server.store.webhook_deliveries(job_id)}
 
 
 @router.post("/jobs/{job_id}/cancel")
