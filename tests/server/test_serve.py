@@ -347,6 +347,91 @@ def test_interrupting_a_remote_batch_cancels_its_jobs(
     assert "2 unfinished job(s) on the server cancelled" in err
     states = {job["id"]: _wait(client, job["id"])["state"] for job in client.get("/jobs").json()}
     assert len(states) == 2 and set(states.values()) == {"cancelled"}, states
+    # Ctrl-C was a decision: the same command starts over rather than re-attaching.
+    runs = Path(server.env["XDG_CACHE_HOME"]) / "octavia" / "remote-runs.json"
+    assert json.loads(runs.read_text()) == {}
+
+
+def test_a_remote_dub_whose_client_died_re_attaches_without_a_second_upload(
+    server: Server, talk: Path, tmp_path: Path
+) -> None:
+    """The client is killed (-9) once its job exists; the same command run again follows
+    that job and downloads its result: one upload, one job, one charge."""
+    key_id, key = server.key("gus", 10)
+    server.start()
+    Path(server.env["OCTAVIA_CONFIG"]).write_text(
+        f'[remote]\nurl = "{server.url}"\napi_key = "{key}"\n'
+    )
+    source = Path(shutil.copy(talk, tmp_path / "episode.mp4"))
+    command = [*FAKE_OCTAVIA, "--progress", "plain", "dub", str(source), "--to", "es", "--from",
+               "en", "--remote"]  # fmt: skip
+    client = server.http(key)
+    dub = subprocess.Popen(command, env=server.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not client.get("/jobs").json() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dub.kill()
+    dub.wait(10)
+    [job] = client.get("/jobs").json()
+    assert job["state"] in ("queued", "running"), job  # killed before it could finish
+
+    again = subprocess.run(command, env=server.env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert f"re-attached to job {job['id']}" in again.stderr
+    assert streams(tmp_path / "episode.es.mp4")
+    [only] = client.get("/jobs").json()
+    assert only["id"] == job["id"] and only["state"] == "succeeded"
+    from octavia_cli.server.store import Store
+
+    store = Store(server.data_dir / "octavia.db")
+    assert store.count_uploads() == 1
+    assert [e["reason"] for e in store.ledger(key_id)] == ["job", "credit"]
+    runs = Path(server.env["XDG_CACHE_HOME"]) / "octavia" / "remote-runs.json"
+    assert json.loads(runs.read_text()) == {}  # seen to its end: forgotten
+
+
+def test_job_pages_are_stable_under_inserts(tmp_path: Path, monkeypatch) -> None:
+    """Newest first; a cursor marks a place, so jobs created between pages neither repeat
+    nor shift one; the body stays the list today's clients read."""
+    from octavia_cli.remote.client import Client
+
+    server = InProcessServer(tmp_path / "data")  # not entered: no workers take the jobs
+    key_id, key = server.key("hal", 10)
+    other = server.key("ivy", 10)[0]
+    made = [server.store.add_job(key_id, "synthesize", {}, "", 0.0, 100) for _ in range(7)]
+    server.store.add_job(other, "synthesize", {}, "", 0.0, 100)
+    newest_first = [job.id for job in reversed(made)]  # type: ignore[union-attr]
+    client = server.http(key)
+    first = client.get("/jobs", params={"limit": 3})
+    assert first.status_code == 200 and isinstance(first.json(), list)
+    assert [j["id"] for j in first.json()] == newest_first[:3]
+    cursor = first.headers["Octavia-Next-Cursor"]
+    assert 'rel="next"' in first.headers["Link"] and cursor in first.headers["Link"]
+    late = [server.store.add_job(key_id, "synthesize", {}, "", 0.0, 100) for _ in range(2)]
+    second = client.get("/jobs", params={"limit": 3, "cursor": cursor})
+    assert [j["id"] for j in second.json()] == newest_first[3:6]
+    third = client.get(
+        "/jobs", params={"limit": 3, "cursor": second.headers["Octavia-Next-Cursor"]}
+    )
+    assert [j["id"] for j in third.json()] == newest_first[6:]
+    assert "Octavia-Next-Cursor" not in third.headers and "Link" not in third.headers
+    assert len(client.get("/jobs").json()) == 9  # no limit: one page of up to 100
+    for params, status in [({"cursor": "bm9wZQ"}, 400), ({"limit": 0}, 422),
+                           ({"limit": 501}, 422), ({"cursor": "!!"}, 400)]:  # fmt: skip
+        assert client.get("/jobs", params=params).status_code == status, params
+    # The client follows the cursors.
+    remote = Client(server.url, key)
+    monkeypatch.setattr(
+        remote,
+        "_http",
+        server.http(key).__class__(
+            server.app, base_url=server.url, headers={"Authorization": f"Bearer {key}"}
+        ),
+    )
+    listed = [j["id"] for j in remote.jobs(limit=50, page=2)]
+    assert listed == [j.id for j in reversed(late)] + newest_first  # type: ignore[union-attr]
+    assert [j["id"] for j in remote.jobs(limit=4, page=3)] == listed[:4]
 
 
 @pytest.mark.slow

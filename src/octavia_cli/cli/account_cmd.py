@@ -57,13 +57,20 @@ def logout_command() -> None:
     typer.echo("Logged out.", err=True)
 
 
-def account_command(json_output: JsonOption = False) -> None:
+def account_command(
+    json_output: JsonOption = False,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=0, help="Also list your N most recent jobs.")
+    ] = 0,
+) -> None:
     """Who you are on the backend, your balance and recent usage."""
     from octavia_cli.remote.client import Client
 
     client = Client.from_settings(load_settings_for())
     try:
         account = client.account()
+        if jobs:
+            account["jobs"] = list(client.jobs(limit=jobs))
     finally:
         client.close()
     if json_output:
@@ -77,4 +84,10 @@ def account_command(json_output: JsonOption = False) -> None:
     for entry in account.get("usage", [])[:10]:
         typer.echo(
             f"  {entry['delta_minutes']:+8.2f} min  {entry['reason']}  {entry['job_id'] or ''}"
+        )
+    if jobs:
+        typer.echo("jobs:")
+    for job in account.get("jobs", []):
+        typer.echo(
+            f"  {job['id']}  {job['kind']:<10} {job['state']:<9} {job['cost_minutes']:.2f} min"
         )

@@ -343,7 +343,9 @@ def _dub_remote(
     from octavia_cli.errors import OctaviaError
     from octavia_cli.remote import jobs as remote
     from octavia_cli.remote.client import Client
+    from octavia_cli.remote.runs import RemoteRuns
 
+    runs = RemoteRuns()  # a command run again re-attaches to its jobs
     first = requests[0]
     targets = first.targets  # normalised by dub_command
     options: dict = {"to": list(targets)}
@@ -365,7 +367,7 @@ def _dub_remote(
             return
         with state(ctx).renderer() as hook:
             queued = _queue_remote(ctx, client, requests, targets, options, hook, failed, skipped,
-                                   webhook)  # fmt: skip
+                                   webhook, runs)  # fmt: skip
             announce = _announcer(ctx)
             following = 0
             try:
@@ -373,7 +375,8 @@ def _dub_remote(
                     if batch:
                         announce(following + 1, len(queued), source)
                     try:
-                        written = remote.finish(client, job_id, _by_language(destinations), hook)
+                        written = remote.finish(client, job_id, _by_language(destinations), hook,
+                                                runs)  # fmt: skip
                         placed = {str(path): lang for lang, path in destinations.items()}
                         outputs = {placed[str(path)]: str(path) for path in written.values()}
                         done.append({"source": str(source), "outputs": outputs, "job": job_id})
@@ -382,7 +385,7 @@ def _dub_remote(
                             raise
                         failed[source] = exc
             except KeyboardInterrupt:
-                _cancel(ctx, client, [job_id for _, job_id, _ in queued[following:]])
+                _cancel(ctx, client, [job_id for _, job_id, _ in queued[following:]], runs)
                 raise
     finally:
         client.close()
@@ -400,7 +403,7 @@ def _by_language(destinations: dict[str, Path]):
 
 def _queue_remote(
     ctx: typer.Context, client, requests: list, targets: tuple[str, ...], options: dict,
-    hook, failed: dict, skipped: list[Path], webhook: str | None = None,
+    hook, failed: dict, skipped: list[Path], webhook: str | None = None, runs=None,
 ) -> list[tuple[Path, str, dict[str, Path]]]:  # fmt: skip
     """Upload and queue each file; returns (source, job id, language -> destination): the
     server says which language each result is, so nothing here predicts its name. In a
@@ -430,9 +433,9 @@ def _queue_remote(
             # -o's format (one pattern for every language): the server writes that format.
             fmt = next(iter(destinations.values())).suffix.lower() if request.output else None
             job_options = {**options, "output_format": fmt} if fmt else options
-            job_id = remote.submit(client, "dub", request.source, job_options, hook, webhook)
+            job_id = remote.submit(client, "dub", request.source, job_options, hook, webhook, runs)
         except KeyboardInterrupt:
-            _cancel(ctx, client, [job_id for _, job_id, _ in queued])
+            _cancel(ctx, client, [job_id for _, job_id, _ in queued], runs)
             raise
         except OctaviaError as exc:
             if not batch:
@@ -443,9 +446,10 @@ def _queue_remote(
     return queued
 
 
-def _cancel(ctx: typer.Context, client, job_ids: list[str]) -> None:
+def _cancel(ctx: typer.Context, client, job_ids: list[str], runs=None) -> None:
     """Cancel the jobs of an interrupted remote dub (what cannot be reached stays queued),
-    and say so: running the command again starts them over on the server."""
+    and say so: running the command again starts them over on the server (Ctrl-C is a
+    decision, unlike a client that died: that one's next run re-attaches)."""
     from contextlib import suppress
 
     from octavia_cli.errors import OctaviaError
@@ -455,6 +459,8 @@ def _cancel(ctx: typer.Context, client, job_ids: list[str]) -> None:
         with suppress(OctaviaError):
             client.cancel(job_id)
             cancelled += 1
+            if runs is not None:
+                runs.forget(job_id)
     if cancelled:
         state(ctx).stderr.print(
             f"note: {cancelled} unfinished job(s) on the server cancelled; running the same "

@@ -47,6 +47,7 @@ class Client:
                 f"For example: octavia login --url {example}",
             )
         self.url = url.rstrip("/")
+        self.api_key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
@@ -111,6 +112,23 @@ class Client:
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/jobs/{job_id}").json()
+
+    def jobs(self, limit: int = 100, page: int = 100) -> Iterator[dict[str, Any]]:
+        """The key's jobs, newest first, up to ``limit``, fetched ``page`` at a time
+        (following the server's cursor; a server of before pages answers once)."""
+        params: dict[str, Any] = {"limit": min(page, limit)}
+        given = 0
+        while True:
+            response = self._request("GET", "/jobs", params=params)
+            for job in response.json():
+                yield job
+                given += 1
+                if given >= limit:
+                    return
+            cursor = response.headers.get(protocol.NEXT_CURSOR_HEADER)
+            if not cursor:
+                return
+            params = {"limit": min(page, limit - given), "cursor": cursor}
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/jobs/{job_id}/cancel").json()

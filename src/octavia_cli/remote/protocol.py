@@ -25,6 +25,10 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
 )  # fmt: skip
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
+# GET /jobs answers a JSON list (as before pages existed) and, when there are more, the
+# next page's cursor in this header and in a Link header (rel="next").
+NEXT_CURSOR_HEADER = "Octavia-Next-Cursor"
+
 
 def progress_event(fields: dict[str, Any]) -> dict[str, Any]:
     return {"type": "progress", **fields}

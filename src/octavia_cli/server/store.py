@@ -354,11 +354,32 @@ class Store:
         rows = self._query("SELECT * FROM jobs WHERE id = ?", job_id)
         return _job(rows[0]) if rows else None
 
-    def jobs(self, key_id: str | None, limit: int = 100) -> list[Job]:
-        rows = self._query(
-            "SELECT * FROM jobs WHERE key_id IS ? ORDER BY created_at DESC LIMIT ?", key_id, limit
-        )
+    def jobs(
+        self, key_id: str | None, limit: int = 100, after: tuple[float, str] | None = None
+    ) -> list[Job]:
+        """``key_id``'s jobs, newest first (ties by id), from after the job ``after``
+        (its ``(created_at, id)``) on."""
+        if after is None:
+            rows = self._query(
+                "SELECT * FROM jobs WHERE key_id IS ? ORDER BY created_at DESC, id DESC LIMIT ?",
+                key_id, limit,
+            )  # fmt: skip
+        else:
+            rows = self._query(
+                "SELECT * FROM jobs WHERE key_id IS ? AND (created_at < ? OR "
+                "(created_at = ? AND id < ?)) ORDER BY created_at DESC, id DESC LIMIT ?",
+                key_id, after[0], after[0], after[1], limit,
+            )  # fmt: skip
         return [_job(r) for r in rows]
+
+    def committed_minutes(self, key_id: str) -> float:
+        """Minutes the key's queued and running jobs will cost."""
+        rows = self._query(
+            "SELECT COALESCE(SUM(cost_minutes), 0) AS n FROM jobs WHERE key_id = ? "
+            "AND state IN (?, ?)",
+            key_id, QUEUED, RUNNING,
+        )  # fmt: skip
+        return float(rows[0]["n"])
 
     def count_jobs(self) -> dict[tuple[str, str], int]:
         """Jobs by (state, kind)."""

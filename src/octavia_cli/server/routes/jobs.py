@@ -5,11 +5,14 @@ CLI renders."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
@@ -18,10 +21,11 @@ from octavia_cli.remote import protocol
 from octavia_cli.remote.protocol import Kind
 from octavia_cli.server.jobs import cost_minutes, parse_options
 from octavia_cli.server.routes.deps import LOCAL, Server, Services, Who, error, key_id, own_job
-from octavia_cli.server.store import QUEUED, RUNNING, TERMINAL, Job
+from octavia_cli.server.store import RUNNING, TERMINAL, Job
 from octavia_cli.server.webhooks import check_url
 
 router = APIRouter(prefix="/api/v1")
+DEFAULT_PAGE, MAX_PAGE = 100, 500
 
 
 class JobRequest(BaseModel):
@@ -55,8 +59,7 @@ def create_job(body: JobRequest, server: Server, who: Who) -> dict[str, Any]:
     record = _upload_for(server, body.upload_id, who, body.kind)
     parsed, cost = _price(body.kind, body.options, record["duration_s"] if record else 0.0)
     if who != LOCAL:
-        committed = sum(j.cost_minutes for j in store.jobs(who) if j.state in (QUEUED, RUNNING))
-        available = store.balance(who) - committed
+        available = store.balance(who) - store.committed_minutes(who)
         if available < cost:
             raise error(402, "not enough credits",
                         f"the job costs {cost:.2f} min; {available:.2f} min are free "
@@ -79,8 +82,44 @@ def create_job(body: JobRequest, server: Server, who: Who) -> dict[str, Any]:
 
 
 @router.get("/jobs")
-def list_jobs(server: Server, who: Who) -> list[dict[str, Any]]:
-    return [job.public() for job in server.store.jobs(key_id(who))]
+def list_jobs(
+    server: Server, who: Who, response: Response,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The caller's jobs, newest first, a page at a time. The body is a list, as before
+    pages existed; when there are more, the next page's cursor comes in the
+    ``Octavia-Next-Cursor`` header and a ``Link`` header (rel="next"). A cursor marks a
+    place in the list, so jobs created meanwhile never shift or repeat a later page."""
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except ValueError:
+        raise error(400, "invalid cursor", "Use the cursor a previous page gave.") from None
+    jobs = server.store.jobs(key_id(who), limit + 1, after)
+    if len(jobs) > limit:
+        jobs = jobs[:limit]
+        following = encode_cursor(jobs[-1])
+        response.headers[protocol.NEXT_CURSOR_HEADER] = following
+        response.headers["Link"] = (
+            f'</api/v1/jobs?{urlencode({"limit": limit, "cursor": following})}>; rel="next"'
+        )
+    return [job.public() for job in jobs]
+
+
+def encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at, job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """Raises ValueError for anything a page did not give."""
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError, binascii.Error):
+        raise ValueError(cursor) from None
+    if not isinstance(created_at, int | float) or not isinstance(job_id, str):
+        raise ValueError(cursor)
+    return float(created_at), job_id
 
 
 @router.get("/jobs/{job_id}")
