@@ -82,6 +82,9 @@ def isolate(home: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Path) ->
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))  # the voice library
+    # The voice key goes to a file under XDG_CONFIG_HOME, never to the OS keyring of the
+    # machine running the tests (test_voice_library tests the keyring with one in memory).
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 
 
 def _espeak(

@@ -244,6 +244,30 @@ class TtsSettings:
         maximum=10,
         option="max_attempts",
     )
+    voice_library: str = _setting(
+        "",
+        "The folder of stored voices (default: the user data dir's voices/; serve gives "
+        "each API key its own).",
+    )
+    match_voices: bool = _setting(
+        True,
+        "xtts: give a speaker the stored voice whose speaker embedding matches theirs (the "
+        "same person in another file keeps the same voice); off: clone each speaker anew.",
+        option="match_voices",
+    )
+    match_threshold: float = _setting(
+        0.69,
+        "xtts: the cosine similarity of speaker embeddings at which a speaker is taken for "
+        "a stored voice's person (bench/voice_match_bench.py measures its error rates).",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    save_voices: bool = _setting(
+        False,
+        "xtts: store each speaker a dub cloned (no stored voice matched them) in the voice "
+        "library, named STEM-LABEL, so the next episode matches them.",
+        option="save_voices",
+    )
 
 
 @dataclass(frozen=True)

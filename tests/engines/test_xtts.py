@@ -98,7 +98,9 @@ def test_split_and_join() -> None:
 
 
 @pytest.mark.slow
-def test_clone_synthesize_and_the_voice_library(cli, xtts_settings: Path, tmp_path: Path) -> None:
+def test_clone_synthesize_and_the_voice_library(
+    cli, xtts_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reference = _speech(tmp_path / "ref.wav", "Hello, this is my voice, speaking clearly for "
                         "the recording, so that it can be cloned later.")  # fmt: skip
     code, out, err = cli("voices", "list")
@@ -106,11 +108,22 @@ def test_clone_synthesize_and_the_voice_library(cli, xtts_settings: Path, tmp_pa
     code, out, err = cli("clone-voice", "anna", str(reference))
     assert code == 0, err
     folder = Path(out.strip())
-    profile = json.loads((folder / "profile.json").read_text())
-    assert profile["engine"] == "xtts" and profile["schema"] == 1
+    code, out, _ = cli("voices", "show", "anna")
+    profile = json.loads(out)
+    assert profile["engine"] == "xtts" and profile["schema"] == 2
     assert (
         profile["references"][0]["speech_s"] > 2 and len(profile["references"][0]["sha256"]) == 64
     )
+    # At rest, every file of the voice is sealed: no latents, no audio, no profile in clear.
+    from octavia_cli.models.voices import VoiceLibrary
+
+    latent = VoiceLibrary().conditioning("anna")["gpt_cond_latent"].numpy().tobytes()
+    stored = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert sorted(stored) == ["conditioning.pt.enc", "embedding.npy.enc", "profile.json.enc",
+                              "reference.wav.enc"]  # fmt: skip
+    for data in stored.values():
+        assert data.startswith(b"OCTV1")
+        assert latent[:64] not in data and b"RIFF" not in data and b"xtts" not in data
     code, out, _ = cli("voices", "list")
     assert code == 0 and out.startswith("anna\txtts")
 
@@ -131,7 +144,8 @@ def test_clone_synthesize_and_the_voice_library(cli, xtts_settings: Path, tmp_pa
     split = engine.synthesize(long_text, "es", "anna", tmp_path / "long.wav")
     assert split.duration_s > one.duration_s * 2  # several pieces, all spoken
 
-    archive = tmp_path / "anna.tar.gz"
+    archive = tmp_path / "anna.octavia-voice"
+    monkeypatch.setenv("OCTAVIA_VOICE_PASSPHRASE", "correct horse")
     assert cli("voices", "export", "anna", str(archive))[0] == 0
     assert cli("voices", "rm", "anna")[0] == 0
     code, _, err = cli("synthesize", "Hola.", "--to", "es", "--tts-engine", "xtts", "--voice",
@@ -225,7 +239,7 @@ def test_dub_clones_the_speaker_from_the_source(
     # A speaker of the project becomes a stored voice, cloned from their reference spans.
     code, out, err = cli("clone-voice", "talker", "--from-project", str(folder), "--speaker", "S1")
     assert code == 0, err
-    assert (Path(out.strip()) / "profile.json").exists()
+    assert (Path(out.strip()) / "profile.json.enc").exists()
     code, _, err = cli("clone-voice", "ghost", "--from-project", str(folder), "--speaker", "S9")
     assert code == 1 and "has no speaker 'S9'" in err and "S1 (S1)" in err
     code, _, err = cli("clone-voice", "both", str(reference), "--from-project", str(folder),

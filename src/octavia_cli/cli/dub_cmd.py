@@ -79,6 +79,8 @@ def dub_command(
     loudness: Annotated[str | None, setting_option("loudness")] = None,
     qa: Annotated[str | None, setting_option("qa")] = None,
     max_attempts: Annotated[int | None, setting_option("max_attempts")] = None,
+    match_voices: Annotated[bool | None, setting_option("match_voices")] = None,
+    save_voices: Annotated[bool | None, setting_option("save_voices")] = None,
     separate: Annotated[
         bool | None,
         typer.Option(
@@ -149,6 +151,8 @@ def dub_command(
         loudness=loudness,
         qa=qa,
         max_attempts=max_attempts,
+        match_voices=match_voices,
+        save_voices=save_voices,
         separation_engine=None if separate is None else ("demucs" if separate else "none"),
         diarization=diarization,
         speakers=speakers,
@@ -210,8 +214,9 @@ def dub_command(
             "max_speakers": max_speakers, "allow_video_stretch": allow_video_stretch,
             "diarization": diarization, "tts_engine": tts_engine, "voice": voice,
             "ducking": ducking, "loudness": loudness, "replace_audio": replace_audio or None,
-            "qa": qa, "max_attempts": max_attempts,
-            "parallel": parallel or None, "glossary": glossary_terms(settings),
+            "qa": qa, "max_attempts": max_attempts, "match_voices": match_voices,
+            "save_voices": save_voices, "parallel": parallel or None,
+            "glossary": glossary_terms(settings),
         }  # fmt: skip
         _dub_remote(ctx, requests, settings, estimate, max_speed, preset, extra, json_output,
                     webhook)  # fmt: skip

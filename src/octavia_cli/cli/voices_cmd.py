@@ -51,7 +51,7 @@ def clone_voice_command(
     if engine != "xtts":
         raise InputError(f"Voices are cloned with xtts, not '{engine}'.", "Use --engine xtts.")
     voices.check_name(name)
-    if voices.folder_of(name).exists() and not force:
+    if _library().exists(name) and not force:
         raise OutputExistsError(f"A voice called '{name}' exists.", "Pass --force to replace it.")
     settings = load_settings_for(tts_engine="xtts")
     if accept_license:
@@ -76,12 +76,18 @@ def clone_voice_command(
     typer.echo(str(folder))
 
 
+def _library():  # -> VoiceLibrary
+    """The library the settings name (``tts.voice_library``; default the user's)."""
+    from octavia_cli.models.voices import VoiceLibrary
+
+    root = load_settings_for().tts.voice_library
+    return VoiceLibrary(Path(root) if root else None)
+
+
 @app.command("list")
 def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """The stored voices."""
-    from octavia_cli.models import voices
-
-    profiles = voices.list_voices()
+    profiles = _library().list_voices()
     if json_output:
         print_json([p.to_dict() for p in profiles])
         return
@@ -92,37 +98,93 @@ def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
         )
     for profile in profiles:
         speech = sum(r.speech_s for r in profile.references)
-        typer.echo(f"{profile.name}\t{profile.engine}\t{speech:.1f} s\t{profile.created_at}")
+        typer.echo(f"{profile.name}\t{profile.engine}\t{speech:.1f} s\t{profile.created_at}"
+                   + (f"\t{profile.source}" if profile.source else ""))  # fmt: skip
 
 
 @app.command("show")
 def show_command(name: str) -> None:
     """A voice's profile."""
-    from octavia_cli.models import voices
-
-    print_json(voices.load(name).to_dict())
+    print_json(_library().load(name).to_dict())
 
 
 @app.command("rm")
 def rm_command(name: str) -> None:
     """Remove a voice."""
-    from octavia_cli.models import voices
-
-    voices.remove(name)
+    _library().remove(name)
     typer.echo(f"removed {name}", err=True)
 
 
-@app.command("export")
-def export_command(name: str, destination: Path, force: ForceOption = False) -> None:
-    """Write a voice to one .tar.gz file."""
-    from octavia_cli.models import voices
+@app.command("rename")
+def rename_command(name: str, new_name: str, force: ForceOption = False) -> None:
+    """Give a voice another name (a dub's saved speakers are named STEM-LABEL)."""
+    from octavia_cli.models.voices import check_name
 
-    typer.echo(str(voices.export(name, destination, force=force)))
+    _library().rename(name, check_name(new_name), force=force)
+    typer.echo(f"{name} -> {new_name}", err=True)
+
+
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help="Read the passphrase from this file (else OCTAVIA_VOICE_PASSPHRASE, else asked).",
+        show_default=False,
+    ),
+]
+
+
+def _passphrase(given: Path | None, confirm: bool) -> str:
+    import os
+
+    from octavia_cli.errors import InputError
+
+    if given is not None:
+        if not given.is_file():
+            raise InputError(f"{given} does not exist.", "Check the --passphrase-file path.")
+        return given.read_text(encoding="utf-8").strip()
+    if os.environ.get("OCTAVIA_VOICE_PASSPHRASE"):
+        return os.environ["OCTAVIA_VOICE_PASSPHRASE"]
+    import sys
+
+    if not sys.stdin.isatty():
+        raise InputError(
+            "An exported voice is sealed with a passphrase, and there is no terminal to ask.",
+            "Give --passphrase-file FILE or set OCTAVIA_VOICE_PASSPHRASE.",
+        )
+    return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
+
+
+@app.command("export")
+def export_command(
+    name: str, destination: Path, force: ForceOption = False, passphrase_file: PassphraseFile = None
+) -> None:
+    """Write a voice to one file, sealed with a passphrase (for another machine)."""
+    passphrase = _passphrase(passphrase_file, confirm=True)
+    typer.echo(str(_library().export(name, destination, passphrase, force=force)))
 
 
 @app.command("import")
-def import_command(archive: Path, force: ForceOption = False) -> None:
+def import_command(
+    archive: Path, force: ForceOption = False, passphrase_file: PassphraseFile = None
+) -> None:
     """Add a voice from a file made by `voices export`."""
-    from octavia_cli.models import voices
+    from octavia_cli.models.vault import is_sealed
 
-    typer.echo(voices.import_voice(archive, force=force).name)
+    sealed = archive.is_file() and is_sealed(archive.read_bytes()[:8])
+    passphrase = _passphrase(passphrase_file, confirm=False) if sealed else ""
+    typer.echo(_library().import_voice(archive, passphrase, force=force).name)
+
+
+@app.command("key")
+def key_command(
+    new: Annotated[
+        bool, typer.Option("--new", help="Print a fresh key instead (to set OCTAVIA_VOICE_KEY).")
+    ] = False,
+) -> None:
+    """Print the key the voice library is encrypted with (give it to OCTAVIA_VOICE_KEY on
+    the other machines of a server), or a new one."""
+    from octavia_cli.models import vault
+    from octavia_cli.models.voices import key_file
+
+    typer.echo(vault.new_key_text() if new else vault.key_text(key_file()))

@@ -53,7 +53,8 @@ SECTIONS = {"asr": "asr", "qa": "asr", "mt": "mt", "separation": "separation",
 # run): a job that changes only these reuses the kept engine. XTTS takes its voice per
 # line; Piper's voice is its model, so for Piper the voice counts.
 PER_RUN = {"mt": {"glossary", "length_control", "candidates"},
-           "speech": {"min_similarity", "max_attempts"}}  # fmt: skip
+           "speech": {"min_similarity", "max_attempts", "voice_library", "match_voices",
+                      "match_threshold", "save_voices"}}  # fmt: skip
 PER_RUN_XTTS = {"voice"}
 
 

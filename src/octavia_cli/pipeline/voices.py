@@ -45,8 +45,30 @@ def clone_voice(
         checked = check_references(references)
         conditioning = tts.clone(references)
         profile = voices.VoiceProfile(name, tts.name, tts.model_spec, checked)
-        folder = voices.save(profile, conditioning, force=force, reference=references[0])
+        library = voices.VoiceLibrary(Path(settings.tts.voice_library or voices.voices_dir()))
+        folder = library.save(profile, conditioning, force=force, reference=references[0],
+                              embedding=embedding_of(references))  # fmt: skip
     return folder, sum(r.speech_s for r in checked)
+
+
+def embedding_of(recordings: list[Path]) -> Any:
+    """The speaker embedding of the speech in ``recordings`` (None without the encoder's
+    weights, or with too little speech: such a voice is never matched, only named)."""
+    import numpy as np
+
+    from octavia_cli.engines.voice_match import voice_embedding
+
+    pieces = []
+    with tempfile.TemporaryDirectory(prefix="octavia-embed-") as scratch:
+        for index, path in enumerate(recordings):
+            wav = Path(scratch) / f"{index}.wav"
+            extract_audio(path, wav, sample_rate_hz=16_000, channels=1)
+            pieces.append(read_audio(wav)[0][0])
+    try:
+        return voice_embedding(np.concatenate(pieces))
+    except MissingDependencyError:
+        logger.info("no speaker embedding stored: resemblyzer is not installed")
+        return None
 
 
 def check_references(paths: list[Path]) -> list[Reference]:

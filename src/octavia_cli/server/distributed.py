@@ -278,7 +278,7 @@ def _dub_context(payload: dict[str, Any]) -> tuple[Any, ...]:
     folder = storage.job_folder(job.id)
     options = parse_options("dub", job.options)
     source = job_source(job, uploads, folder)  # type: ignore[arg-type]
-    settings, request = dub_request(options, source, folder)  # type: ignore[arg-type]
+    settings, request = dub_request(options, source, folder, None, job.key_id)  # type: ignore[arg-type]
     return job, options, settings, request, uploads, folder
 
 

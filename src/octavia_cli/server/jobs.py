@@ -176,6 +176,10 @@ class DubOptions(_Options):
     loudness: Annotated[str | None, setting("loudness")] = None
     qa: Annotated[str | None, setting("qa")] = None
     max_attempts: Annotated[int | None, setting("max_attempts")] = None
+    # The key's own voice library: a speaker matched to a stored voice keeps it; with
+    # save_voices each new speaker is stored there for the next episode.
+    match_voices: Annotated[bool | None, setting("match_voices")] = None
+    save_voices: Annotated[bool | None, setting("save_voices")] = None
     replace_audio: bool = False
     # The output's format as an extension (".mkv", ".mp3"...); default: the input's.
     output_format: str | None = Field(None, pattern=r"^\.[a-z0-9]{2,5}$")
@@ -288,12 +292,22 @@ def job_source(job: Job, store: Store, folder: Path) -> Path:
     return source
 
 
+def key_library(folder: Path, key_id: str | None) -> str:
+    """The voice library of the job in ``folder`` (``<data dir>/jobs/<id>``): its key's own,
+    ``<data dir>/voices/<key id>`` (an open server's jobs: ``voices/local``). A job names
+    voices, matches speakers and saves voices there only, so one key never lists, uses or
+    learns of another's voices."""
+    return str(folder.parent.parent / "voices" / (key_id or "local"))
+
+
 def dub_request(
-    options: DubOptions, source: Path, folder: Path, device: str | None = None
-) -> tuple[Any, Any]:
-    """The settings and the pipeline request of a dub job."""
+    options: DubOptions, source: Path, folder: Path, device: str | None = None,
+    key_id: str | None = None,
+) -> tuple[Any, Any]:  # fmt: skip
+    """The settings and the pipeline request of a dub job of ``key_id``."""
 
     flags = {
+        "tts.voice_library": key_library(folder, key_id),
         "separation.engine": None if options.separate is None
         else ("demucs" if options.separate else "none"),
         "mt.glossary": _glossary_file(options, folder),
@@ -337,7 +351,8 @@ def _run_job(
     if isinstance(options, SynthesizeOptions):
         language = options.to
         extra = {"tts.voice": options.voice, "tts.engine": "xtts"} if options.voice else {}
-        settings = _settings(options, device, **extra)
+        settings = _settings(options, device, **extra,
+                             **{"tts.voice_library": key_library(folder, job.key_id)})  # fmt: skip
         engine, voice = pipeline.choose_voice(runner, settings, language)
         try:
             with atomic_path(out / f"speech.{language}.wav") as tmp:
@@ -347,7 +362,7 @@ def _run_job(
         return _files(out)
     source = job_source(job, store, folder)
     if isinstance(options, DubOptions):
-        settings, request = dub_request(options, source, folder, device)
+        settings, request = dub_request(options, source, folder, device, job.key_id)
         dubbed = pipeline.dub(request, settings, hook, runner)
         return _files(out, {path.name: lang for lang, path in dubbed.outputs.items()})
     elif isinstance(options, SubtitleOptions):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -408,8 +409,17 @@ def _reference_embeddings(project: Project, target: str, options: CheckOptions) 
         if voice.endswith(".pt"):  # cloned from the source: its reference is beside it
             path = Path(voice) if Path(voice).is_absolute() else project.path(voice)
             reference = path.with_suffix(".reference.wav")
-        elif voice:
-            reference = library.folder_of(voice) / library.REFERENCE
+        elif voice:  # a stored voice: its reference is sealed; heard here, kept nowhere
+            located = str(project.path(voice)) if "/" in voice else voice  # relative to it
+            stored, name = library.library_of(located)
+            audio = stored.reference_audio(name)
+            if audio is None:
+                continue
+            with tempfile.TemporaryDirectory(prefix="octavia-ref-") as scratch:
+                reference = Path(scratch) / "reference.wav"
+                reference.write_bytes(audio)
+                embeddings[speaker] = similarity.embed(reference)
+            continue
         else:
             continue
         if reference.exists():

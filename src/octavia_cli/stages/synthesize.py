@@ -8,6 +8,7 @@ finished (the manifest is saved as clips complete).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def requested_voice(settings: Settings, engine: SpeechEngine) -> str:
     if "=" in voice:
         return ""  # per-speaker voices (S1=anna): the stage applies them
     if engine.name == "xtts":
-        return voice
+        return stored_voice(settings, voice)
     is_piper_voice = voice.endswith(".onnx")
     return voice if voice and (is_piper_voice == (engine.name == "piper")) else ""
 
@@ -80,6 +81,107 @@ def reference_spans(project: Project, speaker: str) -> list[list[float]]:
         spans.append([line.start_s, line.start_s + take])
         total += take
     return spans
+
+
+def library(settings: Settings) -> Any:
+    """The voice library the settings name (``tts.voice_library``; default the user's)."""
+    from octavia_cli.models.voices import VoiceLibrary
+
+    return VoiceLibrary(Path(settings.tts.voice_library) if settings.tts.voice_library else None)
+
+
+def stored_voice(settings: Settings, name: str) -> str:
+    """How the engine is given the stored voice ``name``: its name in the user's library,
+    or its folder in the library ``tts.voice_library`` names (a server's key's own)."""
+    if not name or not settings.tts.voice_library or os.sep in name:
+        return name
+    return str(library(settings).folder_of(name))
+
+
+def _speaker_audio_16k(project: Project, speaker: str) -> Any:
+    """``speaker``'s reference speech from the source, 16 kHz mono."""
+    import numpy as np
+    import soundfile
+
+    from octavia_cli.media.audio import resample
+
+    source = str(speech_audio(project))
+    rate = soundfile.info(source).samplerate
+    pieces = []
+    for start, end in reference_spans(project, speaker):
+        audio, _ = soundfile.read(source, start=round(start * rate), stop=round(end * rate),
+                                  dtype="float32", always_2d=True)  # fmt: skip
+        pieces.append(audio.mean(axis=1))
+    joined = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    return resample(joined[None, :], rate, 16_000)[0] if rate != 16_000 else joined
+
+
+def _embedding_or_none(project: Project, speaker: str) -> Any:
+    """``speaker``'s voice embedding; None without the encoder's weights or enough speech."""
+    from octavia_cli.engines.voice_match import voice_embedding
+    from octavia_cli.errors import MissingDependencyError
+
+    try:
+        return voice_embedding(_speaker_audio_16k(project, speaker))
+    except MissingDependencyError:
+        return None
+
+
+# (project folder, speaker, what their reference is, the library, its voices, threshold)
+# -> the match: a dub's languages and retakes ask again; the answer is worked out once.
+_MATCHES: dict[tuple, tuple[str, float] | None] = {}
+
+
+def match_speaker(
+    project: Project, speaker: str, settings: Settings, stored: dict[str, Any]
+) -> tuple[str, float] | None:
+    """The stored voice whose person ``speaker`` is (its name and cosine similarity),
+    if one reaches ``tts.match_threshold``."""
+    from octavia_cli.engines.voice_match import best_match
+
+    if not stored:
+        return None
+    key = (str(project.folder), speaker, stable_hash(reference_spans(project, speaker),
+           speech_inputs(project)), settings.tts.voice_library, tuple(sorted(stored)),
+           settings.tts.match_threshold)  # fmt: skip
+    if key not in _MATCHES:
+        embedding = _embedding_or_none(project, speaker)
+        _MATCHES[key] = (
+            None if embedding is None
+            else best_match(embedding, stored, settings.tts.match_threshold)
+        )  # fmt: skip
+    return _MATCHES[key]
+
+
+def save_speaker_voice(
+    project: Project, engine: SpeechEngine, speaker: str, conditioning: str, settings: Settings
+) -> str | None:
+    """Store a speaker the dub cloned in the voice library (``tts.save_voices``), named
+    ``STEM-LABEL`` (the user renames it with ``octavia voices rename``); returns the name,
+    or None if a voice of that name is there (it is not replaced)."""
+    import re
+
+    import torch
+
+    from octavia_cli.models.voices import VoiceProfile
+
+    entry = project.speaker(speaker)
+    label = entry.label if entry is not None else speaker
+    stem = Path(project.source_path).stem
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}-{label}").strip("-.")[:64] or speaker
+    if not name[0].isalnum():
+        name = f"v{name}"[:64]
+    voices = library(settings)
+    if voices.exists(name):
+        return None
+    reference = Path(conditioning).with_suffix(".reference.wav")
+    embedding = _embedding_or_none(project, speaker)
+    profile = VoiceProfile(name, engine.name, getattr(engine, "model_spec", ""),
+                           source=f"{Path(project.source_path).name} {label}")  # fmt: skip
+    cond = torch.load(conditioning, map_location="cpu", weights_only=True)
+    voices.save(profile, cond, reference=reference if reference.exists() else None,
+                embedding=embedding)  # fmt: skip
+    return name
 
 
 def auto_clone(project: Project, engine: SpeechEngine, speaker: str) -> str:
@@ -142,9 +244,9 @@ def speaker_voices(
     everyone = assignments.get("*", "")
     voices: dict[str, str] = {}
     if engine.name == "xtts":
-        for speaker_id in speakers:
-            chosen = engine.voice_for(target, requested[speaker_id] or everyone)
-            voices[speaker_id] = chosen or auto_clone(project, engine, speaker_id)
+        for speaker_id, voice in _xtts_voices(project, target, settings, engine, speakers,
+                                              requested, everyone).items():  # fmt: skip
+            voices[speaker_id] = voice
         return engine, voices
     if (len(project.speakers) <= 1 and len(speakers) == 1) or everyone:  # one voice, or speaker
         voice = requested[speakers[0]] if len(speakers) == 1 else ""
@@ -177,6 +279,43 @@ def speaker_voices(
             else by_pitch[speaker_id]
         )  # fmt: skip
     return engine, voices
+
+
+def _xtts_voices(
+    project: Project, target: str, settings: Settings, engine: SpeechEngine,
+    speakers: list[str], requested: dict[str, str], everyone: str,
+) -> dict[str, str]:  # fmt: skip
+    """Each speaker's XTTS voice: the one asked for, else the stored voice of the same
+    person (``tts.match_voices``: "S2 -> maria (0.84)" is logged), else a clone of their
+    own speech, stored in the library with ``tts.save_voices``."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    stored: dict[str, Any] | None = None
+    voices: dict[str, str] = {}
+    for speaker_id in speakers:
+        asked = requested[speaker_id] or everyone
+        if not asked and settings.tts.match_voices:
+            if stored is None:
+                stored = library(settings).embeddings()
+            matched = match_speaker(project, speaker_id, settings, stored)
+            if matched is not None:
+                asked = matched[0]
+                label = getattr(project.speaker(speaker_id), "label", speaker_id)
+                log.warning("%s -> %s (%.2f)", label, matched[0], matched[1])
+        chosen = engine.voice_for(target, stored_voice(settings, asked))
+        if chosen:
+            voices[speaker_id] = chosen
+            continue
+        voices[speaker_id] = auto_clone(project, engine, speaker_id)
+        if settings.tts.save_voices:
+            saved = save_speaker_voice(project, engine, speaker_id, voices[speaker_id], settings)
+            if saved is not None:
+                stored = None  # the library changed: read again
+                log.warning("%s saved as voice '%s' (octavia voices rename %s NAME)",
+                            getattr(project.speaker(speaker_id), "label", speaker_id),
+                            saved, saved)  # fmt: skip
+    return voices
 
 
 def _speak(

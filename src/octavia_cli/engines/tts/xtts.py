@@ -182,13 +182,16 @@ class XttsEngine(TorchParking):
             )
 
     def voice_for(self, language: str, requested: str = "") -> str:
-        """A stored voice's name; "" when none is given (a dub then clones each speaker
-        from the source). Raises if ``language`` needs a coqui-tts extra not installed."""
+        """A stored voice (its name in the user's library, or its folder in another:
+        :func:`octavia_cli.models.voices.library_of`); "" when none is given (a dub then
+        clones each speaker from the source). Raises if ``language`` needs a coqui-tts
+        extra not installed."""
         self.check_language(language)
         if not requested:
             return ""
 
-        profile = voices.load(requested)
+        library, name = voices.library_of(requested)
+        profile = library.load(name)
         if profile.engine != self.name:
             raise InputError(f"The voice '{requested}' was made for {profile.engine}, not xtts.")
         return requested
