@@ -250,6 +250,40 @@ def test_dub_clones_the_speaker_from_the_source(
 
 
 @pytest.mark.slow
+def test_the_same_person_keeps_the_same_voice_across_episodes(
+    cli, xtts_settings: Path, talk: Path, fake_hearing
+) -> None:
+    """--save-voices stores the speaker a dub cloned; the next episode with the same person
+    finds them ("S1 -> talk-S1 (0.9x)") and speaks with that voice; --no-match-voices clones
+    again."""
+    import shutil
+
+    from octavia_cli.models.voices import VoiceLibrary
+
+    code, _, err = cli("dub", str(talk), "--to", "es", "--from", "en", "--tts-engine", "xtts",
+                       "--save-voices")  # fmt: skip
+    assert code == 0, err
+    assert "S1 saved as voice 'talk-S1'" in err
+    (saved,) = VoiceLibrary().list_voices()
+    assert saved.name == "talk-S1" and saved.source == "talk.mp4 S1"
+    assert VoiceLibrary().embedding("talk-S1") is not None
+    episode = Path(shutil.copy(talk, talk.with_name("episode2.mp4")))
+    code, _, err = cli("dub", str(episode), "--to", "es", "--from", "en", "--tts-engine", "xtts",
+                       "--save-voices")  # fmt: skip
+    assert code == 0, err
+    assert "S1 -> talk-S1 (0.9" in err or "S1 -> talk-S1 (1.0" in err, err
+    project = json.loads((episode.with_name("episode2.octavia") / "project.json").read_text())
+    assert {s["clips"]["es"]["voice"] for s in project["transcript"]["segments"]} == {"talk-S1"}
+    assert [v.name for v in VoiceLibrary().list_voices()] == ["talk-S1"]  # nobody new
+    code, _, err = cli("dub", str(episode), "--to", "es", "--from", "en", "--tts-engine", "xtts",
+                       "--no-match-voices", "--force")  # fmt: skip
+    assert code == 0 and "->" not in err, err
+    project = json.loads((episode.with_name("episode2.octavia") / "project.json").read_text())
+    assert all(s["clips"]["es"]["voice"].endswith(".pt")
+               for s in project["transcript"]["segments"])  # fmt: skip
+
+
+@pytest.mark.slow
 def test_xtts_lines_go_through_the_retake_loop(
     cli, xtts_settings: Path, talk: Path, monkeypatch: pytest.MonkeyPatch, fake_hearing
 ) -> None:

@@ -79,8 +79,24 @@ def dub_command(
     loudness: Annotated[str | None, setting_option("loudness")] = None,
     qa: Annotated[str | None, setting_option("qa")] = None,
     max_attempts: Annotated[int | None, setting_option("max_attempts")] = None,
-    match_voices: Annotated[bool | None, setting_option("match_voices")] = None,
-    save_voices: Annotated[bool | None, setting_option("save_voices")] = None,
+    match_voices: Annotated[
+        bool | None,
+        typer.Option(
+            "--match-voices/--no-match-voices",
+            help="xtts: give a speaker the stored voice of the same person (default on: "
+            "tts.match_voices); off, each speaker is cloned anew.",
+            show_default=False,
+        ),
+    ] = None,
+    save_voices: Annotated[
+        bool | None,
+        typer.Option(
+            "--save-voices",
+            help="xtts: store each new speaker in the voice library (named STEM-LABEL; "
+            "octavia voices rename), so later episodes match them.",
+            show_default=False,
+        ),
+    ] = None,
     separate: Annotated[
         bool | None,
         typer.Option(
