@@ -12,7 +12,8 @@ speakers (the tuning half) and the
 rates are reported on the other five, which had no say in it; ``--threshold`` reports a
 given one instead. The threshold is the lowest at which no tuning impostor is accepted:
 a false accept gives a person someone else's voice, a false reject only a fresh clone, and a
-library grows (more voices, more chances of a close one). ``tests/engines/test_voice_match.py`` holds the rates printed here.
+library grows (more voices, more chances of a close one). ``tests/test_voice_library.py``
+holds the rates printed here.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def embeddings(files: list[Path]) -> tuple[np.ndarray, list[np.ndarray]]:
     stored = voice_embedding(np.concatenate(enrol))
     rest = audio[used:]
     probes = [voice_embedding(a) for a in rest]
-    probes += [voice_embedding(np.concatenate([a, b])) for a, b in zip(rest[::2], rest[1::2])]
+    pairs = zip(rest[::2], rest[1::2], strict=False)  # an odd one out has no pair
+    probes += [voice_embedding(np.concatenate([a, b])) for a, b in pairs]
     assert stored is not None
     return stored, [p for p in probes if p is not None]
 
@@ -117,10 +119,14 @@ def main() -> int:
     tune, held_out = halves(list(speakers(args.data)))
     result = measure(args.data, args.threshold)
     print(f"tuning speakers {', '.join(tune)}; held-out speakers {', '.join(held_out)}")
-    print(f"threshold {result['threshold']:.2f} "
-          f"({'given' if args.threshold is not None else 'chosen on the tuning speakers'})")
-    print(f"tuning:   false accepts {result['tune_false_accepts']:.1%}, "
-          f"false rejects {result['tune_false_rejects']:.1%}")
+    print(
+        f"threshold {result['threshold']:.2f} "
+        f"({'given' if args.threshold is not None else 'chosen on the tuning speakers'})"
+    )
+    print(
+        f"tuning:   false accepts {result['tune_false_accepts']:.1%}, "
+        f"false rejects {result['tune_false_rejects']:.1%}"
+    )
     print(f"held out: false accepts {result['false_accepts']:.1%}, "
           f"false rejects {result['false_rejects']:.1%} "
           f"({result['genuine_trials']} genuine, {result['impostor_trials']} impostor trials; "
