@@ -263,3 +263,63 @@ def test_small_and_large_graphs_get_the_same_eigenvalues(monkeypatch) -> None:
     large = offline._laplacian_eigenvalues(affinity, 9)
     assert small.shape == large.shape == (9,)
     assert np.allclose(small, large, atol=1e-9)
+
+
+def _shared_reference(name: str, offset: float = 0.0) -> list[tuple[float, float, str]]:
+    turns = []
+    for line in (SHARED_DIALOGUES / f"{name}.rttm").read_text().splitlines():
+        fields = line.split()
+        start, duration = float(fields[3]) + offset, float(fields[4])
+        turns.append((start, start + duration, fields[7]))
+    return turns
+
+
+def test_a_voice_on_a_phone_line_is_the_same_voice_heard_wideband(tmp_path: Path) -> None:
+    """Two real dialogues one after the other: three people wideband (2414, 367, 3005),
+    then two of them (3005, 367) through a phone line. GE2E puts each phone voice apart
+    from its wideband self (5 speakers found, 29% confusion); compared in the phone band,
+    the phone voices join their wideband selves."""
+    pytest.importorskip("pyannote.metrics")
+    if not SHARED_DIALOGUES.is_dir():
+        pytest.skip(f"no shared real speech at {SHARED_DIALOGUES}")
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    wide, rate = soundfile.read(SHARED_DIALOGUES / "three-with-overlaps.flac", dtype="float32")
+    phone, _ = soundfile.read(SHARED_DIALOGUES / "two-on-the-phone.flac", dtype="float32")
+    gap = np.zeros(rate, np.float32)
+    soundfile.write(tmp_path / "both.wav", np.concatenate([wide, gap, phone]), rate)
+    reference = _shared_reference("three-with-overlaps") + _shared_reference(
+        "two-on-the-phone", offset=len(wide) / rate + 1.0
+    )
+    turns = OfflineDiarizer().diarize(tmp_path / "both.wav", SpeakerCount(), lambda *_: None)
+    truth, found = Annotation(), Annotation()
+    for index, (start, end, speaker) in enumerate(reference):
+        truth[Segment(start, end), index] = speaker
+    for index, turn in enumerate(turns):
+        found[Segment(turn.start_s, turn.end_s), index] = turn.speaker
+    assert len(found.labels()) == len(truth.labels()) == 3
+    parts = DiarizationErrorRate(collar=0.25)(truth, found, detailed=True)
+    assert parts["confusion"] / parts["total"] <= 0.02, parts
+
+
+def test_a_phone_line_is_told_from_wideband_speech() -> None:
+    """The high band of a phone line (nothing, or steady line noise) barely moves; that of
+    wideband speech moves with it, in noise too."""
+    if not SHARED_DIALOGUES.is_dir():
+        pytest.skip(f"no shared real speech at {SHARED_DIALOGUES}")
+    from octavia_cli.engines.diarization.offline import Channel, _high_band_levels
+
+    def narrowband(name: str) -> bool:
+        audio, _ = soundfile.read(SHARED_DIALOGUES / f"{name}.flac", dtype="float32")
+        levels = [_high_band_levels(audio, start, end) for start, end, _ in
+                  _shared_reference(name)]  # fmt: skip
+        channel = Channel(levels, lambda: np.zeros(0))
+        return channel.narrowband(np.arange(len(levels)))
+
+    assert narrowband("two-on-the-phone")
+    assert not narrowband("two-in-noise")
+    assert not narrowband("three-in-a-room")
+    assert not narrowband("two-female")
+    silent = Channel([np.full(50, -120.0, np.float32)], lambda: np.zeros(0))
+    assert silent.narrowband(np.arange(1))  # a band cut off entirely (8 kHz audio resampled)
