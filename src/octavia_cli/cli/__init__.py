@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synthesize": ("synthesize_cmd", "synthesize_command"),
     "dub": ("dub_cmd", "dub_command"),
     "check": ("check_cmd", "check_command"),
+    "review": ("review_cmd", "review_command"),
     "clone-voice": ("voices_cmd", "clone_voice_command"),
     "voices": ("voices_cmd", "app"),
     "subtitles": ("subtitles_cmd", "subtitles_command"),

@@ -1,0 +1,282 @@
+"""``octavia review``: a dubbed project in the browser, served on this machine only.
+
+The page (``static/review.*``: plain HTML, CSS and JavaScript, nothing to build) shows a
+timeline of the source and the dub per speaker, drawn from energy envelopes computed once
+per audio file (``review/energy.json`` in the project, 20 values a second), every line as a
+block coloured by its speed and its line check, and a list of the lines drawn a screen at a
+time (a film's thousands of lines stay fast). A line plays from a little before it to a
+little after: the source, its dubbed clip, or the mix, each fetched with range requests.
+
+Access: the server listens on 127.0.0.1 and answers only requests addressed to it (a
+``Host`` check, so a web page cannot reach it by DNS rebinding); the URL it prints carries
+a one-time token that the first visit exchanges for an HttpOnly, SameSite=Strict session
+cookie. While another Octavia run holds the project's lock, the page says so and reloads
+what changed when it ends.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from octavia_cli.errors import InputError
+from octavia_cli.files import atomic_write_bytes
+from octavia_cli.project.layout import SOURCE_WAV, mix_path, timing_report_path
+from octavia_cli.project.manifest import MANIFEST, Project
+from octavia_cli.server.security import HostCheck, allowed_hosts
+
+STATIC = Path(__file__).with_name("static")
+COOKIE = "octavia_review"
+ENERGY = "review/energy.json"
+ENERGY_RATE_HZ = 20
+FLOOR_DB = -60.0
+
+
+def languages(project: Project) -> list[str]:
+    """The languages the project has a finished mix of."""
+    return sorted(name.split(":", 1)[1] for name in project.stages if name.startswith("mix:"))
+
+
+def check_reviewable(folder: Path) -> Project:
+    """The project at ``folder``, if it can be reviewed.
+
+    Raises:
+        InputError: there is no project there, nothing is dubbed yet, or a run is dubbing it.
+    """
+    if not (folder / MANIFEST).is_file():
+        raise InputError(
+            f"There is no Octavia project at {folder}.",
+            "Dub the file first (octavia dub FILE --to LANG), then review it.",
+        )
+    project = Project.load(folder)
+    if is_locked(folder) and not languages(project):
+        raise InputError(
+            f"{folder} is still being dubbed (another Octavia run holds it).",
+            "Review it once that run has finished.",
+        )
+    if not languages(project):
+        raise InputError(
+            f"{folder} has nothing dubbed yet.",
+            f"Finish the dub first (octavia dub {project.source_path} --to LANG).",
+        )
+    return project
+
+
+def is_locked(folder: Path) -> bool:
+    """Whether another run holds the project's lock (asked without waiting, let go at once)."""
+    lock = folder / ".lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def envelope(path: Path) -> list[int]:
+    """The loudness of ``path`` (any WAV), ENERGY_RATE_HZ values a second, 0-255 for
+    FLOOR_DB-0 dBFS, read a block at a time (a film's audio never whole in memory)."""
+    import soundfile
+
+    values: list[int] = []
+    with soundfile.SoundFile(str(path)) as audio:
+        hop = max(1, audio.samplerate // ENERGY_RATE_HZ)
+        for block in audio.blocks(blocksize=hop * 600, dtype="float32", always_2d=True):
+            mono = block.mean(axis=1)
+            count = len(mono) // hop
+            if count:
+                frames = mono[: count * hop].reshape(count, hop)
+                rms = np.sqrt(np.mean(frames**2, axis=1) + 1e-12)
+                level = np.clip((20 * np.log10(rms) - FLOOR_DB) / -FLOOR_DB, 0, 1)
+                values.extend(np.round(level * 255).astype(int).tolist())
+    return values
+
+
+def energy(project: Project) -> dict[str, Any]:
+    """The envelopes of the source and of each language's dubbed voice, computed once per
+    file (kept in the project with the size and time of the file they were made from)."""
+    cache_path = project.path(ENERGY)
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    wanted = {"source": project.path(SOURCE_WAV)} | {
+        lang: project.path(f"mix/voice.{lang}.wav") for lang in languages(project)
+    }
+    changed = False
+    for name, path in wanted.items():
+        if not path.exists():
+            continue
+        stamp = [path.stat().st_size, path.stat().st_mtime_ns]
+        if cache.get(name, {}).get("stamp") != stamp:
+            cache[name] = {"stamp": stamp, "values": envelope(path)}
+            changed = True
+    if changed:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cache_path, json.dumps(cache, separators=(",", ":")).encode())
+    tracks = {name: cache[name]["values"] for name in wanted if name in cache}
+    return {"rate": ENERGY_RATE_HZ, "tracks": tracks}
+
+
+def view(project: Project) -> dict[str, Any]:
+    """What the page shows: the source, speakers, and each line with its dub per language
+    (times, text, speed, fit and check, from the timing report)."""
+    transcript = project.require_transcript()
+    dubs: dict[str, dict[str, Any]] = {}
+    for lang in languages(project):
+        report = json.loads(project.path(timing_report_path(lang)).read_text(encoding="utf-8"))
+        dubs[lang] = {line["id"]: line for line in report["lines"]}
+    duration = project.media.duration_s if project.media else 0.0
+    lines = []
+    for segment in transcript.segments:
+        entry: dict[str, Any] = {
+            "id": segment.id, "start": segment.start_s, "end": segment.end_s,
+            "speaker": segment.speaker, "text": segment.text, "dub": {},
+        }  # fmt: skip
+        for lang, by_id in dubs.items():
+            line = by_id.get(segment.id)
+            clip = segment.clips.get(lang)
+            if line is None:
+                continue
+            check = line.get("check") or {}
+            entry["dub"][lang] = {
+                "text": line["text"], "start": line["start_s"], "end": line["end_s"],
+                "speed": line["speed"], "status": line["status"],
+                "violations": line["violations"], "flagged": bool(check.get("flagged")),
+                "cer": check.get("cer"), "heard": check.get("heard"),
+                "takes": check.get("takes"), "clip": bool(clip and clip.path),
+            }  # fmt: skip
+        lines.append(entry)
+        duration = max(duration, segment.end_s)
+    return {
+        "source": Path(project.source_path).name,
+        "duration": duration,
+        "languages": list(dubs),
+        "speakers": [{"id": s.id, "label": s.label, "voice": s.voice} for s in project.speakers],
+        "lines": lines,
+    }
+
+
+class Sessions:
+    """The one-time token of the printed URL, and the sessions it opened."""
+
+    def __init__(self, token: str) -> None:
+        self._token: str | None = token
+        self._sessions: set[str] = set()
+        self._lock = threading.Lock()
+
+    def exchange(self, token: str) -> str | None:
+        """A new session for the token, once; None for anything else."""
+        with self._lock:
+            if self._token is None or not secrets.compare_digest(token, self._token):
+                return None
+            self._token = None
+            session = secrets.token_urlsafe(32)
+            self._sessions.add(session)
+            return session
+
+    def valid(self, session: str | None) -> bool:
+        with self._lock:
+            return session is not None and session in self._sessions
+
+
+def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.1") -> FastAPI:
+    sessions = Sessions(token)
+    app = FastAPI(title="Octavia review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(HostCheck, allowed=allowed_hosts(host, port), active=lambda: True)
+
+    def project() -> Project:
+        return Project.load(folder)
+
+    def require(request: Request) -> None:
+        if not sessions.valid(request.cookies.get(COOKIE)):
+            detail = "Open the link octavia review printed."
+            raise HTTPException(401, {"error": "not signed in", "detail": detail})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code)
+
+    @app.get("/")
+    def page(request: Request, token: str = "") -> Response:
+        if token:
+            session = sessions.exchange(token)
+            if session is None:
+                return Response("This link was used already: it opens one browser session. "
+                                "Run octavia review again for a new one.", 401)  # fmt: skip
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
+            return response
+        if not sessions.valid(request.cookies.get(COOKIE)):
+            return Response("Open the link octavia review printed (it carries a one-time "
+                            "token).", 401)  # fmt: skip
+        return FileResponse(STATIC / "review.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/static/{name}")
+    def static(name: str, request: Request) -> FileResponse:
+        require(request)
+        if name not in ("review.js", "review.css"):
+            raise HTTPException(404, {"error": "not found"})
+        return FileResponse(STATIC / name)
+
+    @app.get("/api/project")
+    def project_view(request: Request) -> dict[str, Any]:
+        require(request)
+        return view(project())
+
+    @app.get("/api/energy")
+    def energy_view(request: Request) -> dict[str, Any]:
+        require(request)
+        return energy(project())
+
+    @app.get("/api/status")
+    def status(request: Request) -> dict[str, Any]:
+        require(request)
+        manifest = folder / MANIFEST
+        return {"locked": is_locked(folder), "version": manifest.stat().st_mtime_ns}
+
+    @app.get("/audio/source")
+    def source_audio(request: Request) -> FileResponse:
+        require(request)
+        return _audio(project().path(SOURCE_WAV))
+
+    @app.get("/audio/mix/{lang}")
+    def mix_audio(lang: str, request: Request) -> FileResponse:
+        require(request)
+        current = project()
+        if lang not in languages(current):
+            raise HTTPException(404, {"error": "unknown language", "detail": lang})
+        return _audio(current.path(mix_path(lang)))
+
+    @app.get("/audio/clip/{lang}/{line_id}")
+    def clip_audio(lang: str, line_id: str, request: Request) -> FileResponse:
+        require(request)
+        current = project()
+        segment = next((s for s in current.require_transcript().segments if s.id == line_id),
+                       None)  # fmt: skip
+        clip = segment.clips.get(lang) if segment is not None else None
+        if clip is None or not clip.path:
+            raise HTTPException(404, {"error": "no clip", "detail": f"{line_id} {lang}"})
+        fitted = segment.fits.get(lang) if segment is not None else None
+        path = current.path(fitted.path) if fitted is not None and fitted.path else None
+        return _audio(path if path is not None and path.exists() else current.path(clip.path))
+
+    return app
+
+
+def _audio(path: Path) -> FileResponse:
+    if not path.exists():
+        raise HTTPException(404, {"error": "no audio", "detail": path.name})
+    return FileResponse(path, media_type="audio/wav")

@@ -1,0 +1,304 @@
+// Octavia review: the timeline, the list of lines and the selected line of one project.
+// Plain JavaScript, no build step. The timeline canvas draws only the visible window and
+// the list only the rows on screen, so a film's thousands of lines stay fast.
+"use strict";
+
+const LANE_H = 24;
+const ROW_H = 28;
+const LEAD_S = 0.5; // played before and after a line
+const state = {
+  project: null, energy: null, lang: null, pxPerS: 40, selected: null, stopAt: null,
+  version: null,
+};
+const $ = (id) => document.getElementById(id);
+
+async function getJSON(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`${url}: ${response.status}`);
+  return response.json();
+}
+
+function colour(dub) {
+  if (!dub) return "#bbb";
+  if (dub.violations.length || dub.flagged) return "#d62728";
+  if (dub.speed <= 1.0) return "#2ca02c";
+  if (dub.speed <= 1.15) return "#bcbd22";
+  return "#ff7f0e";
+}
+
+function clock(seconds) {
+  const m = Math.floor(seconds / 60);
+  const s = (seconds - m * 60).toFixed(1).padStart(4, "0");
+  return `${m}:${s}`;
+}
+
+function speakers() {
+  return state.project.speakers.length
+    ? state.project.speakers
+    : [...new Set(state.project.lines.map((l) => l.speaker))].map((id) => ({ id, label: id }));
+}
+
+// -- the timeline ------------------------------------------------------------------------
+
+function lanes() {
+  const result = [];
+  for (const speaker of speakers()) {
+    result.push({ speaker: speaker.id, kind: "source", label: `${speaker.label} source` });
+    result.push({ speaker: speaker.id, kind: "dub", label: `${speaker.label} ${state.lang}` });
+  }
+  return result;
+}
+
+function layoutTimeline() {
+  const scroller = $("scroller");
+  const all = lanes();
+  $("labels").replaceChildren(...all.map((lane) => {
+    const div = document.createElement("div");
+    div.textContent = lane.label;
+    return div;
+  }));
+  $("spacer").style.width = `${Math.ceil(state.project.duration * state.pxPerS) + 20}px`;
+  const canvas = $("timeline");
+  canvas.width = scroller.clientWidth;
+  canvas.height = all.length * LANE_H;
+  canvas.style.marginTop = "-1px";
+  drawTimeline();
+}
+
+function drawTimeline() {
+  const canvas = $("timeline");
+  const ctx = canvas.getContext("2d");
+  const left = $("scroller").scrollLeft;
+  const px = state.pxPerS;
+  const from = left / px;
+  const to = (left + canvas.width) / px;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const all = lanes();
+  // Seconds grid.
+  ctx.fillStyle = "#eee";
+  const step = px >= 40 ? 1 : px >= 8 ? 5 : 30;
+  for (let t = Math.floor(from / step) * step; t <= to; t += step) {
+    ctx.fillRect(t * px - left, 0, 1, canvas.height);
+  }
+  const rate = state.energy ? state.energy.rate : 20;
+  all.forEach((lane, index) => {
+    const top = index * LANE_H;
+    const lines = state.project.lines.filter((l) => l.speaker === lane.speaker);
+    for (const line of lines) {
+      const dub = line.dub[state.lang];
+      const start = lane.kind === "source" ? line.start : dub ? dub.start : line.start;
+      const end = lane.kind === "source" ? line.end : dub ? dub.end : line.end;
+      if (end < from || start > to) continue;
+      const x = start * px - left;
+      const w = Math.max(2, (end - start) * px);
+      ctx.fillStyle = lane.kind === "source" ? "#9ecae1" : colour(dub);
+      ctx.globalAlpha = 0.45;
+      ctx.fillRect(x, top + 2, w, LANE_H - 4);
+      ctx.globalAlpha = 1;
+      // The energy inside the block.
+      const track = state.energy && state.energy.tracks[lane.kind === "source" ? "source" : state.lang];
+      if (track) {
+        ctx.fillStyle = lane.kind === "source" ? "#3182bd" : "#333";
+        const first = Math.max(0, Math.floor(start * rate));
+        const last = Math.min(track.length, Math.ceil(end * rate));
+        for (let i = first; i < last; i++) {
+          const h = (track[i] / 255) * (LANE_H - 6);
+          ctx.fillRect(i / rate * px - left, top + LANE_H / 2 - h / 2, Math.max(1, px / rate - 0.5), h);
+        }
+      }
+      if (state.selected === line.id) {
+        ctx.strokeStyle = "#08306b";
+        ctx.lineWidth = 2;
+        ctx.strokeRect(x, top + 1, w, LANE_H - 2);
+      }
+    }
+  });
+}
+
+function lineAt(event) {
+  const canvas = $("timeline");
+  const rect = canvas.getBoundingClientRect();
+  const seconds = (event.clientX - rect.left + $("scroller").scrollLeft) / state.pxPerS;
+  const lane = lanes()[Math.floor((event.clientY - rect.top) / LANE_H)];
+  if (!lane) return null;
+  return state.project.lines.find((line) => {
+    const dub = line.dub[state.lang];
+    const [start, end] = lane.kind === "dub" && dub ? [dub.start, dub.end] : [line.start, line.end];
+    return line.speaker === lane.speaker && seconds >= start && seconds <= end;
+  }) || null;
+}
+
+// -- the list of lines (virtualised) ---------------------------------------------------
+
+function drawList() {
+  const list = $("list");
+  const lines = state.project.lines;
+  $("list-spacer").style.height = `${lines.length * ROW_H}px`;
+  const first = Math.max(0, Math.floor(list.scrollTop / ROW_H) - 5);
+  const last = Math.min(lines.length, first + Math.ceil(list.clientHeight / ROW_H) + 10);
+  const rows = $("rows");
+  rows.style.top = `${first * ROW_H}px`;
+  const labels = Object.fromEntries(speakers().map((s) => [s.id, s.label]));
+  rows.replaceChildren(...lines.slice(first, last).map((line) => {
+    const dub = line.dub[state.lang];
+    const row = document.createElement("div");
+    row.className = "row" + (line.id === state.selected ? " selected" : "")
+      + (dub && (dub.flagged || dub.violations.length) ? " flagged" : "");
+    row.dataset.id = line.id;
+    for (const text of [line.id, clock(line.start), labels[line.speaker] || line.speaker,
+      line.text, dub ? dub.text : "", dub ? `${dub.speed.toFixed(2)}×` : ""]) {
+      const cell = document.createElement("span");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    row.addEventListener("click", () => select(line.id, true));
+    return row;
+  }));
+}
+
+// -- the selected line -----------------------------------------------------------------
+
+function select(id, scrollTimeline) {
+  state.selected = id;
+  const line = state.project.lines.find((l) => l.id === id);
+  const dub = line.dub[state.lang];
+  const detail = $("detail");
+  detail.replaceChildren();
+  const title = document.createElement("h2");
+  title.textContent = `${line.id} · ${clock(line.start)}–${clock(line.end)}`;
+  const facts = document.createElement("dl");
+  const add = (name, value, cls) => {
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    if (cls) dd.className = cls;
+    facts.append(dt, dd);
+  };
+  add("Speaker", (speakers().find((s) => s.id === line.speaker) || {}).label || line.speaker);
+  add("Source", line.text);
+  if (dub) {
+    add("Dub", dub.text);
+    add("Speed", `${dub.speed.toFixed(2)}× (${dub.status})`);
+    add("Dub time", `${clock(dub.start)}–${clock(dub.end)}`);
+    if (dub.cer !== null && dub.cer !== undefined) {
+      add("Heard", `${dub.heard} (CER ${dub.cer.toFixed(2)}, ${dub.takes} take${dub.takes === 1 ? "" : "s"})`,
+        dub.flagged ? "flag" : "");
+    }
+    if (dub.flagged) add("Check", "still unclear after every take", "flag");
+    if (dub.violations.length) add("Timing", dub.violations.join(", "), "flag");
+  }
+  const buttons = document.createElement("p");
+  buttons.className = "play";
+  const button = (label, id, handler) => {
+    const b = document.createElement("button");
+    b.textContent = label;
+    b.id = id;
+    b.addEventListener("click", handler);
+    buttons.append(b);
+  };
+  button("▶ Source", "play-source", () => play("/audio/source", line.start - LEAD_S, line.end + LEAD_S));
+  if (dub && dub.clip) {
+    button("▶ Dub", "play-dub", () => play(`/audio/clip/${state.lang}/${line.id}`, 0, null));
+    button("▶ Mix", "play-mix", () => play(`/audio/mix/${state.lang}`,
+      Math.min(line.start, dub.start) - LEAD_S, Math.max(line.end, dub.end) + LEAD_S));
+  }
+  detail.append(title, facts, buttons);
+  if (scrollTimeline) {
+    const scroller = $("scroller");
+    const x = line.start * state.pxPerS;
+    if (x < scroller.scrollLeft || x > scroller.scrollLeft + scroller.clientWidth - 40) {
+      scroller.scrollLeft = Math.max(0, x - scroller.clientWidth / 3);
+    }
+  }
+  drawTimeline();
+  drawList();
+}
+
+function play(url, from, to) {
+  const player = $("player");
+  const target = new URL(url, location.href).href;
+  if (player.src !== target) player.src = target;
+  state.stopAt = to;
+  const start = () => {
+    player.currentTime = Math.max(0, from);
+    player.play().catch(() => {});
+  };
+  if (player.readyState >= 1) start();
+  else player.addEventListener("loadedmetadata", start, { once: true });
+  player.load && player.readyState < 1 && player.load();
+}
+
+$("player").addEventListener("timeupdate", () => {
+  const player = $("player");
+  if (state.stopAt !== null && player.currentTime >= state.stopAt) player.pause();
+});
+
+// -- loading, and a run that holds the project -------------------------------------------
+
+async function load() {
+  state.project = await getJSON("/api/project");
+  $("source").textContent = state.project.source;
+  const picker = $("language");
+  if (!state.lang || !state.project.languages.includes(state.lang)) state.lang = state.project.languages[0];
+  picker.replaceChildren(...state.project.languages.map((lang) => new Option(lang, lang, false, lang === state.lang)));
+  const flagged = state.project.lines.filter((l) => l.dub[state.lang] && l.dub[state.lang].flagged).length;
+  $("summary").textContent = `${state.project.lines.length} lines · ${speakers().length} speakers`
+    + (flagged ? ` · ${flagged} flagged` : "");
+  layoutTimeline();
+  drawList();
+  if (state.selected) select(state.selected, false);
+  getJSON("/api/energy").then((energy) => { state.energy = energy; drawTimeline(); });
+}
+
+async function watch() {
+  try {
+    const status = await getJSON("/api/status");
+    const banner = $("banner");
+    banner.hidden = !status.locked;
+    banner.textContent = status.locked
+      ? "Another Octavia run is working on this project: the page is read-only until it ends." : "";
+    document.body.classList.toggle("read-only", status.locked);
+    if (state.version !== null && status.version !== state.version && !status.locked) await load();
+    state.version = status.version;
+  } catch (error) { /* the server stopped: nothing to show */ }
+}
+
+$("language").addEventListener("change", (event) => {
+  state.lang = event.target.value;
+  layoutTimeline();
+  drawList();
+  if (state.selected) select(state.selected, false);
+});
+$("scroller").addEventListener("scroll", drawTimeline);
+$("list").addEventListener("scroll", drawList);
+$("timeline").addEventListener("click", (event) => {
+  const line = lineAt(event);
+  if (line) {
+    select(line.id, false);
+    const index = state.project.lines.indexOf(line);
+    const list = $("list");
+    if (index * ROW_H < list.scrollTop || index * ROW_H > list.scrollTop + list.clientHeight - ROW_H) {
+      list.scrollTop = Math.max(0, index * ROW_H - list.clientHeight / 3);
+    }
+  }
+});
+const zoom = (factor) => {
+  const scroller = $("scroller");
+  const centre = (scroller.scrollLeft + scroller.clientWidth / 2) / state.pxPerS;
+  state.pxPerS = Math.min(400, Math.max(0.5, state.pxPerS * factor));
+  layoutTimeline();
+  scroller.scrollLeft = centre * state.pxPerS - scroller.clientWidth / 2;
+  drawTimeline();
+};
+$("zoom-in").addEventListener("click", () => zoom(1.5));
+$("zoom-out").addEventListener("click", () => zoom(1 / 1.5));
+$("scroller").addEventListener("wheel", (event) => {
+  if (!event.ctrlKey) return;
+  event.preventDefault();
+  zoom(event.deltaY < 0 ? 1.25 : 0.8);
+}, { passive: false });
+window.addEventListener("resize", layoutTimeline);
+
+load().then(watch);
+setInterval(watch, 3000);

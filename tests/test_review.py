@@ -1,0 +1,181 @@
+"""``octavia review``: the page of a dubbed shared dialogue driven in headless Chromium
+(Playwright, Debian's chromium-headless-shell), its one-time link and Host check, and the
+one-sentence refusals (no project, a project still being dubbed, a port in use)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+DIALOGUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "dialogues"
+
+
+def _browser() -> str:
+    for name in ("chromium-headless-shell", "chromium"):
+        if found := shutil.which(name):
+            return found
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing: scripts/install-system-deps.sh installs it")
+    pytest.skip("no Chromium here (scripts/install-system-deps.sh installs it)")
+
+
+class Review:
+    """The review app served by uvicorn on a thread, on a free port of 127.0.0.1."""
+
+    def __init__(self, folder: Path) -> None:
+        import secrets
+
+        import uvicorn
+
+        from octavia_cli.cli.serve_cmd import _listen
+        from octavia_cli.server.review import create_review_app
+
+        self.socket = _listen("127.0.0.1", 0)
+        self.port = self.socket.getsockname()[1]
+        self.token = secrets.token_urlsafe(16)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/?token={self.token}"
+        app = create_review_app(folder, self.token, self.port)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
+                                       daemon=True)  # fmt: skip
+
+    def __enter__(self) -> Review:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the review server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def dubbed_dialogue(tmp_path_factory: pytest.TempPathFactory, isolated_module) -> Path:
+    """two-on-the-phone dubbed offline into Spanish: its project folder."""
+    if not (DIALOGUE / "two-on-the-phone.flac").exists():
+        pytest.skip("needs ../shared/data/dialogues")
+    from octavia_cli.cli import run
+
+    folder = tmp_path_factory.mktemp("review")
+    source = Path(shutil.copy(DIALOGUE / "two-on-the-phone.flac", folder / "call.flac"))
+    assert run(["--quiet", "dub", str(source), "--to", "es", "--from", "en"]) == 0
+    return folder / "call.octavia"
+
+
+@pytest.fixture
+def page(dubbed_dialogue: Path) -> Iterator[tuple]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    browser_path = _browser()
+    with Review(dubbed_dialogue) as review, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=browser_path,
+            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        yield review, page, errors
+        browser.close()
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_dub_and_plays_each_line(page, dubbed_dialogue: Path) -> None:
+    import json
+
+    review, page, errors = page
+    project = json.loads((dubbed_dialogue / "project.json").read_text())
+    lines = project["transcript"]["segments"]
+    page.goto(review.url)
+    assert page.url == f"{review.base}/"  # the token is exchanged and gone from the URL
+    page.wait_for_selector("#rows .row")
+    assert page.inner_text("#source") == "call.flac"
+    assert page.inner_text("#summary").startswith(f"{len(lines)} lines · 2 speakers")
+    shown = page.eval_on_selector_all("#rows .row", "rows => rows.map(r => r.dataset.id)")
+    assert shown == [line["id"] for line in lines][: len(shown)] and shown
+    # Click the third line's block on the timeline: it is selected, its dub shown.
+    line = lines[2]
+    box = page.locator("#timeline").bounding_box()
+    lanes = page.eval_on_selector_all("#labels div", "divs => divs.map(d => d.textContent)")
+    label = next(s["label"] for s in project["speakers"] if s["id"] == line["speaker"])
+    lane = lanes.index(f"{label} source")
+    page.wait_for_function("() => document.querySelector('#timeline').width > 0")
+    x = (line["start_s"] + line["end_s"]) / 2 * 40  # 40 px a second, not scrolled
+    page.mouse.click(box["x"] + x, box["y"] + lane * 24 + 12)
+    assert page.inner_text("#detail h2").startswith(line["id"])
+    detail = page.inner_text("#detail")
+    assert line["text"] in detail and line["translations"]["es"]["text"] in detail
+    assert page.locator("#rows .row.selected").get_attribute("data-id") == line["id"]
+    if os.environ.get("REVIEW_SCREENSHOT"):  # docs/review.png is made this way
+        page.screenshot(path=os.environ["REVIEW_SCREENSHOT"])
+    # Each player fetches its audio, by range requests.
+    for button, path in (("#play-source", "/audio/source"),
+                         ("#play-dub", f"/audio/clip/es/{line['id']}"),
+                         ("#play-mix", "/audio/mix/es")):  # fmt: skip
+        with page.expect_response(lambda r, p=path: r.url.endswith(p)) as answer:
+            page.click(button)
+        assert answer.value.status in (200, 206)
+        assert answer.value.request.headers.get("range", "").startswith("bytes=")
+    # The energy lanes came from the project's own audio, computed once.
+    assert (dubbed_dialogue / "review" / "energy.json").exists()
+    # Zoom keeps working on a long timeline; no script error anywhere.
+    page.click("#zoom-out")
+    page.click("#zoom-in")
+    assert errors == []
+
+
+def test_the_link_opens_one_session_and_only_on_this_address(dubbed_dialogue: Path) -> None:
+    import httpx
+
+    with Review(dubbed_dialogue) as review:
+        first = httpx.get(review.url, follow_redirects=False)
+        assert first.status_code == 303
+        cookie = first.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        session = first.cookies["octavia_review"]
+        again = httpx.get(review.url, follow_redirects=False)
+        assert again.status_code == 401 and "used already" in again.text
+        assert httpx.get(f"{review.base}/api/project").status_code == 401
+        assert httpx.get(f"{review.base}/audio/source").status_code == 401
+        ok = httpx.get(f"{review.base}/api/project", cookies={"octavia_review": session})
+        assert ok.status_code == 200 and ok.json()["languages"] == ["es"]
+        rebound = httpx.get(f"{review.base}/api/project", cookies={"octavia_review": session},
+                            headers={"Host": "attacker.example:80"})  # fmt: skip
+        assert rebound.status_code == 421
+
+
+def test_review_refuses_in_one_sentence(cli, tmp_path: Path, talk: Path, fake_engines) -> None:
+    code, out, err = cli("review", str(tmp_path / "nothing.mp4"), "--no-browser")
+    assert code == 1 and out == "" and "There is no Octavia project" in err
+    assert "Traceback" not in err
+    # A project whose first dub is still running: its lock is held.
+    from octavia_cli.project.manifest import Project, default_project_folder
+
+    folder = default_project_folder(talk)
+    project = Project.open(folder, talk)
+    with project.locked():
+        code, _, err = cli("review", str(talk), "--no-browser")
+    assert code == 1 and "is still being dubbed" in err
+    code, _, err = cli("review", str(folder), "--no-browser")
+    assert code == 1 and "has nothing dubbed yet" in err
+    # A port in use, once there is something to review.
+    assert cli("dub", str(talk), "--to", "es", "--from", "en")[0] == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = cli("review", str(talk), "--no-browser", "--port", str(port))
+    assert code == 1 and f"Port {port} on 127.0.0.1 is already in use" in err
