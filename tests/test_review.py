@@ -137,6 +137,79 @@ def test_the_page_shows_the_dub_and_plays_each_line(page, dubbed_dialogue: Path)
     assert errors == []
 
 
+def _hashes(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((folder / "clips" / "es").glob("*.wav"))}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_line_edited_and_redubbed_from_the_page(dubbed_dialogue: Path, tmp_path: Path) -> None:
+    """A new translation typed on the page is spoken again in context: only that line's
+    clip and the mix change, project.json holds the edit, the page shows the new take, and
+    the earlier one comes back; an edit from a stale page is refused (409)."""
+    import hashlib
+    import json
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    folder = tmp_path / "call.octavia"
+    shutil.copytree(dubbed_dialogue, folder)
+    before = _hashes(folder)
+    mix = folder / "mix" / "dub.es.wav"
+    mix_before = hashlib.sha256(mix.read_bytes()).hexdigest()
+    project = json.loads((folder / "project.json").read_text())
+    line = project["transcript"]["segments"][2]
+    old_text = line["translations"]["es"]["text"]
+    new_text = "Langostas, y más langostas, por todas partes."
+    with Review(folder) as review, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_browser(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(review.url)
+        page.wait_for_selector("#rows .row")
+        page.click(f"#rows .row[data-id='{line['id']}']")
+        page.fill("#edit-text", new_text)
+        assert page.inner_text("#estimate").startswith("about ")
+        post = """async ([id, headers]) => (await fetch(`/api/lines/${id}/redub`, {
+            method: 'POST', headers: {'Content-Type': 'application/json', ...headers},
+            body: JSON.stringify({lang: 'es', text: 'x', version: '1'})})).status"""
+        stale = page.evaluate(post, [line["id"], {"X-Octavia-Review": "1"}])
+        assert stale == 409  # a version the project is no longer at
+        forged = page.evaluate(post, [line["id"], {}])
+        assert forged == 403  # without the page's own header
+        page.click("#redub")
+        page.wait_for_function(
+            "text => document.querySelector('#detail') && "
+            "document.querySelector('#detail').innerText.includes(text) && "
+            "document.querySelector('#takes li')", arg=new_text, timeout=120_000,
+        )  # fmt: skip
+        assert old_text in page.inner_text("#takes")  # the earlier take, to bring back
+        saved = json.loads((folder / "project.json").read_text())
+        assert saved["transcript"]["segments"][2]["translations"]["es"]["text"] == new_text
+        after = _hashes(folder)
+        changed = {name for name in after if after[name] != before.get(name)}
+        assert changed == {f"{line['id']}.wav"} or changed <= {
+            f"{line['id']}.wav",
+            *(n for n in after if n.startswith(f"{line['id']}.t")),
+        }  # its clip (and its retakes, if the check asked for one), nothing else
+        assert f"{line['id']}.wav" in changed
+        assert hashlib.sha256(mix.read_bytes()).hexdigest() != mix_before
+        # Bring the earlier take back: its text and its very audio.
+        page.click("#takes .restore")
+        page.wait_for_function(
+            "text => document.querySelector('#edit-text') && "
+            "document.querySelector('#edit-text').value === text", arg=old_text,
+            timeout=120_000,
+        )  # fmt: skip
+        restored = json.loads((folder / "project.json").read_text())
+        assert restored["transcript"]["segments"][2]["translations"]["es"]["text"] == old_text
+        assert _hashes(folder)[f"{line['id']}.wav"] == before[f"{line['id']}.wav"]
+        assert errors == []
+        browser.close()
+
+
 def test_the_link_opens_one_session_and_only_on_this_address(dubbed_dialogue: Path) -> None:
     import httpx
 

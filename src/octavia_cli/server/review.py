@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from octavia_cli.errors import InputError
 from octavia_cli.files import atomic_write_bytes
+from octavia_cli.pipeline.lines import StaleEdit, redub_line, restore_take, takes, version
 from octavia_cli.project.layout import SOURCE_WAV, mix_path, timing_report_path
 from octavia_cli.project.manifest import MANIFEST, Project
 from octavia_cli.server.security import HostCheck, allowed_hosts
@@ -156,16 +158,26 @@ def view(project: Project) -> dict[str, Any]:
                 "violations": line["violations"], "flagged": bool(check.get("flagged")),
                 "cer": check.get("cer"), "heard": check.get("heard"),
                 "takes": check.get("takes"), "clip": bool(clip and clip.path),
+                "slot_s": line.get("slot_s"),
+                "natural_s": clip.natural_s if clip is not None else None,
             }  # fmt: skip
         lines.append(entry)
         duration = max(duration, segment.end_s)
     return {
+        "version": version(project.folder),
         "source": Path(project.source_path).name,
         "duration": duration,
         "languages": list(dubs),
         "speakers": [{"id": s.id, "label": s.label, "voice": s.voice} for s in project.speakers],
         "lines": lines,
     }
+
+
+class LineEdit(BaseModel):
+    lang: str = Field(min_length=2, max_length=16)
+    version: str | None = Field(None, max_length=40)  # what the page read: stale is 409
+    text: str | None = Field(None, max_length=5000)
+    take: int = Field(0, ge=0, le=10)
 
 
 class Sessions:
@@ -244,8 +256,38 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
     @app.get("/api/status")
     def status(request: Request) -> dict[str, Any]:
         require(request)
-        manifest = folder / MANIFEST
-        return {"locked": is_locked(folder), "version": manifest.stat().st_mtime_ns}
+        return {"locked": is_locked(folder), "version": version(folder)}
+
+    def edit(request: Request, work: Any) -> dict[str, Any]:
+        """Run an edit (the page's own header required: a page of another site cannot send
+        it, so with the SameSite cookie no other site can make edits in the user's name)."""
+        require(request)
+        if request.headers.get("x-octavia-review") != "1":
+            raise HTTPException(403, {"error": "missing header", "detail": "X-Octavia-Review"})
+        try:
+            work()
+        except StaleEdit as exc:
+            raise HTTPException(409, {"error": "stale", "detail": exc.message}) from None
+        except InputError as exc:
+            status = 409 if "Another Octavia run" in exc.message else 422
+            raise HTTPException(status, {"error": "refused", "detail": exc.message}) from None
+        return view(project())
+
+    @app.post("/api/lines/{line_id}/redub")
+    def redub(line_id: str, body: LineEdit, request: Request) -> dict[str, Any]:
+        return edit(request, lambda: redub_line(folder, body.lang, line_id, body.text or "",
+                                                body.version))  # fmt: skip
+
+    @app.post("/api/lines/{line_id}/restore")
+    def restore(line_id: str, body: LineEdit, request: Request) -> dict[str, Any]:
+        return edit(request, lambda: restore_take(folder, body.lang, line_id, body.take,
+                                                  body.version))  # fmt: skip
+
+    @app.get("/api/lines/{line_id}/takes")
+    def line_takes(line_id: str, lang: str, request: Request) -> list[dict[str, Any]]:
+        require(request)
+        return [{k: v for k, v in take.items() if k != "clip"}
+                for take in takes(project(), lang, line_id)]  # fmt: skip
 
     @app.get("/audio/source")
     def source_audio(request: Request) -> FileResponse:

@@ -431,19 +431,21 @@ def _speaker_paces(
 
 def synthesize(
     project: Project, target: str, engine: SpeechEngine, settings: Settings,
-    hook: ProgressHook, only: set[str] | None = None,
+    hook: ProgressHook, only: set[str] | None = None, keep_paces: bool = False,
 ) -> dict[str, Clip]:  # fmt: skip
     """Synthesize the lines whose clip is missing or out of date, with ``engine`` (the
     caller owns it: the pipeline's runner frees it or keeps it). With ``only`` (line ids),
     just those, and nothing is saved: the clips are returned (a worker of a --parallel dub
-    speaks its share of the lines; the project is written by one process)."""
+    speaks its share of the lines; the project is written by one process). With
+    ``keep_paces``, each speaker keeps the pace of the last run (a line edited by hand is
+    spoken at its speaker's pace, and no other line changes)."""
     reporter = StageReporter(hook, stage_name(target))
-    return _synthesize(project, target, settings, engine, reporter, only)
+    return _synthesize(project, target, settings, engine, reporter, only, keep_paces)
 
 
 def _synthesize(
     project: Project, target: str, settings: Settings, engine: SpeechEngine,
-    reporter: StageReporter, only: set[str] | None = None,
+    reporter: StageReporter, only: set[str] | None = None, keep_paces: bool = False,
 ) -> dict[str, Clip]:  # fmt: skip
     transcript = project.require_transcript()
     check_language(engine, target)
@@ -464,7 +466,11 @@ def _synthesize(
     # A pace is a person's way of speaking: measured per speaker as diarized, so merging
     # two speakers changes the voice of the merged one's lines only.
     began = last_save = time.monotonic()
-    paces = _speaker_paces(project, engine, target, lines, settings, reporter)
+    record = project.stages.get(stage_name(target))
+    if keep_paces and record is not None and record.info.engine == engine.name:
+        paces = dict(record.info.paces)
+    else:
+        paces = _speaker_paces(project, engine, target, lines, settings, reporter)
     jobs = []
     for segment, text, speaker, voice, label, base in lines:
         if only is not None and segment.id not in only:

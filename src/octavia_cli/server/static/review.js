@@ -204,6 +204,7 @@ function select(id, scrollTimeline) {
       Math.min(line.start, dub.start) - LEAD_S, Math.max(line.end, dub.end) + LEAD_S));
   }
   detail.append(title, facts, buttons);
+  if (dub) detail.append(editor(line, dub));
   if (scrollTimeline) {
     const scroller = $("scroller");
     const x = line.start * state.pxPerS;
@@ -213,6 +214,98 @@ function select(id, scrollTimeline) {
   }
   drawTimeline();
   drawList();
+}
+
+// -- editing a line: a new translation, dubbed again in context; earlier takes ------------
+
+function estimate(dub, text) {
+  if (!dub.natural_s || !dub.slot_s || !dub.text.length) return "";
+  const seconds = dub.natural_s * text.length / dub.text.length;
+  return `about ${(seconds / dub.slot_s).toFixed(2)}× its slot`;
+}
+
+async function post(url, body) {
+  const response = await fetch(url, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-Octavia-Review": "1" },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json();
+  if (!response.ok) {
+    const error = new Error(data.detail || data.error || String(response.status));
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function editor(line, dub) {
+  const box = document.createElement("div");
+  box.className = "editor";
+  const text = document.createElement("textarea");
+  text.id = "edit-text";
+  text.rows = 3;
+  text.value = dub.text;
+  const hint = document.createElement("p");
+  hint.id = "estimate";
+  hint.className = "hint";
+  hint.textContent = estimate(dub, dub.text);
+  text.addEventListener("input", () => { hint.textContent = estimate(dub, text.value); });
+  const redub = document.createElement("button");
+  redub.id = "redub";
+  redub.textContent = "Re-dub this line";
+  const status = document.createElement("p");
+  status.id = "edit-status";
+  redub.addEventListener("click", () => change(`/api/lines/${line.id}/redub`,
+    { lang: state.lang, text: text.value, version: state.project.version }, status, "Re-dubbing…"));
+  const history = document.createElement("div");
+  history.id = "takes";
+  box.append(text, hint, redub, status, history);
+  showTakes(line, history, status);
+  return box;
+}
+
+async function change(url, body, status, doing) {
+  document.querySelectorAll(".editor button").forEach((b) => { b.disabled = true; });
+  status.textContent = doing;
+  try {
+    state.project = await post(url, body);
+    state.version = state.project.version;
+    status.textContent = "";
+    await load(true);
+  } catch (error) {
+    status.textContent = error.status === 409
+      ? `Not saved: ${error.message} The line was reloaded.` : `Not done: ${error.message}`;
+    if (error.status === 409) await load();
+    const again = document.getElementById("edit-status");
+    if (again && again !== status) again.textContent = status.textContent;
+  } finally {
+    document.querySelectorAll(".editor button").forEach((b) => {
+      b.disabled = document.body.classList.contains("read-only");
+    });
+  }
+}
+
+async function showTakes(line, box, status) {
+  const taken = await getJSON(`/api/lines/${line.id}/takes?lang=${encodeURIComponent(state.lang)}`);
+  if (!taken.length) return;
+  const title = document.createElement("h3");
+  title.textContent = "Earlier takes";
+  const list = document.createElement("ol");
+  taken.forEach((take, index) => {
+    const item = document.createElement("li");
+    item.className = "take";
+    const words = document.createElement("span");
+    words.textContent = take.text + (take.cer !== undefined && take.cer !== null ? ` (CER ${take.cer.toFixed(2)})` : "");
+    const back = document.createElement("button");
+    back.textContent = "Bring back";
+    back.className = "restore";
+    back.addEventListener("click", () => change(`/api/lines/${line.id}/restore`,
+      { lang: state.lang, take: index, version: state.project.version }, status, "Bringing back…"));
+    item.append(words, " ", back);
+    list.append(item);
+  });
+  box.replaceChildren(title, list);
 }
 
 function play(url, from, to) {
@@ -236,8 +329,8 @@ $("player").addEventListener("timeupdate", () => {
 
 // -- loading, and a run that holds the project -------------------------------------------
 
-async function load() {
-  state.project = await getJSON("/api/project");
+async function load(fresh) {
+  if (!fresh || !state.project) state.project = await getJSON("/api/project");
   $("source").textContent = state.project.source;
   const picker = $("language");
   if (!state.lang || !state.project.languages.includes(state.lang)) state.lang = state.project.languages[0];
@@ -259,6 +352,7 @@ async function watch() {
     banner.textContent = status.locked
       ? "Another Octavia run is working on this project: the page is read-only until it ends." : "";
     document.body.classList.toggle("read-only", status.locked);
+    document.querySelectorAll(".editor button").forEach((b) => { b.disabled = status.locked; });
     if (state.version !== null && status.version !== state.version && !status.locked) await load();
     state.version = status.version;
   } catch (error) { /* the server stopped: nothing to show */ }
