@@ -210,6 +210,86 @@ def test_a_line_edited_and_redubbed_from_the_page(dubbed_dialogue: Path, tmp_pat
         browser.close()
 
 
+@pytest.mark.slow
+def test_speakers_subtitles_and_export_from_the_page(dubbed_dialogue: Path, tmp_path: Path) -> None:
+    """Rename a speaker, merge two (the second's lines spoken again in the first's voice),
+    edit a subtitle, and export the dub and its subtitles where octavia dub writes them."""
+    import json
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    folder = tmp_path / "call.octavia"
+    shutil.copytree(dubbed_dialogue, folder)
+    source = Path(shutil.copy(dubbed_dialogue.parent / "call.flac", tmp_path / "call.flac"))
+    manifest = json.loads((folder / "project.json").read_text())
+    manifest["source"]["path"] = str(source)
+    manifest["outputs"] = {}
+    (folder / "project.json").write_text(json.dumps(manifest))
+    s1_voice = next(s["clips"]["es"]["voice"] for s in manifest["transcript"]["segments"]
+                    if s["speaker"] == "S1")  # fmt: skip
+    with Review(folder) as review, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_browser(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(review.url)
+        page.wait_for_selector("#rows .row")
+        page.click(".tab[data-panel='speakers-panel']")
+        page.fill("#speakers tr[data-id='S1'] .label", "Ann")
+        page.click("#speakers tr[data-id='S1'] .save-speaker")
+        saved = "() => document.querySelector('#speakers-status').textContent === 'Saved.'"
+        page.wait_for_function(saved)
+        assert json.loads((folder / "project.json").read_text())["speakers"][0]["label"] == "Ann"
+        assert "Ann es" in page.inner_text("#labels")
+        page.fill("#speakers tr[data-id='S2'] .label", "Ann")  # the same person: merged
+        page.click("#speakers tr[data-id='S2'] .save-speaker")
+        page.wait_for_function(saved, timeout=120_000)
+        merged = json.loads((folder / "project.json").read_text())
+        assert {s["label"] for s in merged["speakers"]} == {"Ann"}
+        voices = {s["clips"]["es"]["voice"] for s in merged["transcript"]["segments"]}
+        assert voices == {s1_voice}  # one voice for the one person
+        # A subtitle edited, kept, and written out on export.
+        page.click(".tab[data-panel='subtitles-panel']")
+        page.wait_for_selector("#cues .cue-text")
+        page.fill("#cues tr:first-child .cue-text", "Unos cantaban a voces.")
+        assert "chars/s" in page.inner_text("#cues tr:first-child td:last-child")
+        page.fill("#cues tr:first-child .end_s", "0.9")  # too short to read: said live
+        assert "shorter than" in page.inner_text("#cues tr:first-child td:last-child")
+        page.fill("#cues tr:first-child .end_s", "3.5")
+        page.click("#save-subtitles")
+        page.wait_for_function(
+            "() => document.querySelector('#subtitles-status').textContent.startsWith('Saved')"
+        )
+        page.click(".tab[data-panel='export-panel']")
+        page.click("#export")
+        status = "() => document.querySelector('#export-status').textContent"
+        page.wait_for_function(f"{status} === 'Written:'", timeout=120_000)
+        written = page.inner_text("#exported")
+        assert (
+            str(tmp_path / "call.es.flac") in written and str(tmp_path / "call.es.srt") in written
+        )
+        srt = (tmp_path / "call.es.srt").read_text()
+        assert "Unos cantaban a voces." in srt and "00:00:03,500" in srt
+        assert (tmp_path / "call.es.flac").stat().st_size > 10_000
+        # A file of the user's is not replaced without the box ticked (--force).
+        (tmp_path / "call.es.srt").write_text("mine")
+        manifest = json.loads((folder / "project.json").read_text())
+        manifest["outputs"].pop(str((tmp_path / "call.es.srt").resolve()), None)
+        (folder / "project.json").write_text(json.dumps(manifest))
+        page.reload()
+        page.wait_for_selector("#rows .row")
+        page.click(".tab[data-panel='export-panel']")
+        page.click("#export")
+        page.wait_for_function(
+            "() => document.querySelector('#export-status').textContent.startsWith('Not exported')"
+        )
+        assert "--force" in page.inner_text("#export-status") or "exists" in page.inner_text(
+            "#export-status"
+        )
+        assert (tmp_path / "call.es.srt").read_text() == "mine"
+        assert errors == []
+        browser.close()
+
+
 def test_the_link_opens_one_session_and_only_on_this_address(dubbed_dialogue: Path) -> None:
     import httpx
 

@@ -170,3 +170,135 @@ def restore_take(
             segment.clips[target] = clip
         project.save()
         _finish(project, target, chosen, hook, run, speak=clip is None)
+
+
+def _dubbed(project: Project) -> list[str]:
+    return sorted(name.split(":", 1)[1] for name in project.stages if name.startswith("mix:"))
+
+
+def edit_speaker(
+    folder: Path, speaker_id: str, label: str | None, voice: str | None,
+    expected_version: str | None, settings: Settings | None = None,
+    hook: ProgressHook = no_progress, runner: Runner | None = None,
+) -> None:  # fmt: skip
+    """Rename a speaker (``label``; the label of another speaker merges them: they share
+    the first one's voice) or give them a ``voice``; where that changes who voices a line,
+    those lines are spoken again and every dubbed language refitted, checked and mixed.
+
+    Raises:
+        StaleEdit: the project changed since ``expected_version``.
+        InputError: no such speaker; a voice the engine does not have.
+    """
+    project = Project.load(folder)
+    with project.locked(), runner_for(runner) as run:
+        if expected_version is not None and version(folder) != expected_version:
+            raise StaleEdit("The project changed since this page read it.", "Reload it.")
+        entry = project.speaker(speaker_id)
+        if entry is None:
+            raise InputError(f"There is no speaker {speaker_id} in {folder}.")
+        before = (project.speaker_groups(), {s.id: s.voice for s in project.speakers})
+        if label is not None:
+            entry.label = " ".join(label.split())[:64] or entry.id
+        if voice is not None:
+            entry.voice = voice.strip()
+        after = (project.speaker_groups(), {s.id: s.voice for s in project.speakers})
+        if before == after:  # a new name only: nothing is heard differently
+            project.save()
+            return
+        chosen = {target: line_settings(project, target, settings) for target in _dubbed(project)}
+        project.save()
+        for target, target_settings in chosen.items():
+            _finish(project, target, target_settings, hook, run, speak=True)
+
+
+def subtitle_rules(settings: Settings | None = None) -> Any:
+    from octavia_cli.stages.subtitle import options_from
+
+    return options_from((settings or load_settings({})).subtitles)
+
+
+def _cues_file(project: Project, target: str) -> Path:
+    return project.path(f"subtitles/{target}.cues.json")
+
+
+def subtitle_cues(project: Project, target: str, settings: Settings | None = None) -> list[Any]:
+    """``target``'s subtitle cues: as edited and saved, else made from the dub's lines by the
+    subtitle rules (as ``octavia subtitles`` makes them)."""
+    from octavia_cli.stages.subtitle import build_track
+    from octavia_cli.text.cues import Cue
+
+    try:
+        saved = json.loads(_cues_file(project, target).read_text("utf-8"))
+        return [Cue(float(c["start_s"]), float(c["end_s"]), list(c["lines"])) for c in saved]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return build_track(project, target, subtitle_rules(settings)).cues
+
+
+def save_subtitles(
+    folder: Path, target: str, cues: list[dict[str, Any]], expected_version: str | None
+) -> None:
+    """Keep edited cues (``start_s``, ``end_s``, ``text``) as the project's subtitles of
+    ``target``, which export writes out.
+
+    Raises:
+        StaleEdit: the project changed since ``expected_version``.
+        InputError: a cue without text, ending before it starts, or out of order.
+    """
+    project = Project.load(folder)
+    with project.locked():
+        if expected_version is not None and version(folder) != expected_version:
+            raise StaleEdit("The project changed since this page read it.", "Reload it.")
+        if target not in _dubbed(project):
+            raise InputError(f"Nothing in {folder} is dubbed into '{target}'.")
+        kept, last_end = [], 0.0
+        for number, cue in enumerate(cues, start=1):
+            start, end = float(cue["start_s"]), float(cue["end_s"])
+            lines = [line.strip() for line in str(cue["text"]).splitlines() if line.strip()]
+            if not lines:
+                raise InputError(f"Cue {number} has no text.", "Write it, or remove the cue.")
+            if end <= start or start < last_end - 1e-3:
+                raise InputError(
+                    f"Cue {number} ({start:.2f}-{end:.2f} s) ends before it starts or overlaps "
+                    "the one before.",
+                    "Give it times after the cue before it.",
+                )
+            kept.append({"start_s": round(start, 3), "end_s": round(end, 3), "lines": lines})
+            last_end = end
+        path = _cues_file(project, target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(kept, indent=1, ensure_ascii=False).encode())
+        project.save()  # a new version: other tabs reload
+
+
+def export(
+    folder: Path, force: bool, settings: Settings | None = None,
+    hook: ProgressHook = no_progress,
+) -> list[Path]:  # fmt: skip
+    """Write each dubbed language's file and its subtitles (``.srt``) where ``octavia dub``
+    writes them (``<stem>.<lang>.<ext>`` beside the source), under the same rule: a file that
+    is not Octavia's own output is replaced only with ``force``.
+
+    Raises:
+        InputError: the source is gone, or an output exists (without ``force``).
+    """
+    from octavia_cli.media.ffmpeg import probe
+    from octavia_cli.pipeline.dub import DubRequest, output_paths
+    from octavia_cli.stages.mux import mux
+    from octavia_cli.stages.subtitle import Track, write_file
+    from octavia_cli.text.cues import SubtitleFormat
+
+    project = Project.load(folder)
+    source = Path(project.source_path)
+    if not source.exists():
+        raise InputError(f"The dubbed file {source} is gone.", "Put it back to export.")
+    written: list[Path] = []
+    with project.locked():
+        targets = tuple(_dubbed(project))
+        request = DubRequest(source=source, targets=targets, force=force)
+        for target, output in output_paths(request, probe(source).has_video).items():
+            written.append(mux(project, source, target, output, force, hook))
+            subtitles = output.with_suffix(".srt")
+            track = Track(target, subtitle_cues(project, target, settings), True)
+            written.append(write_file(project, track, SubtitleFormat.SRT, subtitles, force))
+    return written

@@ -28,8 +28,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from octavia_cli.errors import InputError
+from octavia_cli.errors import InputError, OctaviaError, OutputExistsError
 from octavia_cli.files import atomic_write_bytes
+from octavia_cli.pipeline import lines as editing
 from octavia_cli.pipeline.lines import StaleEdit, redub_line, restore_take, takes, version
 from octavia_cli.project.layout import SOURCE_WAV, mix_path, timing_report_path
 from octavia_cli.project.manifest import MANIFEST, Project
@@ -180,6 +181,27 @@ class LineEdit(BaseModel):
     take: int = Field(0, ge=0, le=10)
 
 
+class SpeakerEdit(BaseModel):
+    version: str | None = Field(None, max_length=40)
+    label: str | None = Field(None, max_length=64)
+    voice: str | None = Field(None, max_length=200)
+
+
+class CueText(BaseModel):
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    text: str = Field(max_length=500)
+
+
+class CueEdit(BaseModel):
+    version: str | None = Field(None, max_length=40)
+    cues: list[CueText] = Field(max_length=20_000)
+
+
+class ExportRequest(BaseModel):
+    force: bool = False
+
+
 class Sessions:
     """The one-time token of the printed URL, and the sessions it opened."""
 
@@ -220,6 +242,13 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        import logging
+
+        logging.getLogger(__name__).exception("unhandled error on %s", request.url.path)
+        return JSONResponse({"error": "internal error", "detail": "See the terminal."}, 500)
 
     @app.get("/")
     def page(request: Request, token: str = "") -> Response:
@@ -268,9 +297,11 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
             work()
         except StaleEdit as exc:
             raise HTTPException(409, {"error": "stale", "detail": exc.message}) from None
-        except InputError as exc:
-            status = 409 if "Another Octavia run" in exc.message else 422
-            raise HTTPException(status, {"error": "refused", "detail": exc.message}) from None
+        except OctaviaError as exc:  # one sentence, as the CLI says it
+            conflict = isinstance(exc, OutputExistsError) or "Another Octavia run" in exc.message
+            detail = f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message
+            raise HTTPException(409 if conflict else 422, {"error": "refused", "detail": detail}
+                                ) from None  # fmt: skip
         return view(project())
 
     @app.post("/api/lines/{line_id}/redub")
@@ -282,6 +313,37 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
     def restore(line_id: str, body: LineEdit, request: Request) -> dict[str, Any]:
         return edit(request, lambda: restore_take(folder, body.lang, line_id, body.take,
                                                   body.version))  # fmt: skip
+
+    @app.post("/api/speakers/{speaker_id}")
+    def speaker(speaker_id: str, body: SpeakerEdit, request: Request) -> dict[str, Any]:
+        return edit(request, lambda: editing.edit_speaker(folder, speaker_id, body.label,
+                                                          body.voice, body.version))  # fmt: skip
+
+    @app.get("/api/subtitles/{lang}")
+    def subtitles(lang: str, request: Request) -> dict[str, Any]:
+        require(request)
+        current = project()
+        if lang not in languages(current):
+            raise HTTPException(404, {"error": "unknown language", "detail": lang})
+        rules = editing.subtitle_rules()
+        cues = editing.subtitle_cues(current, lang)
+        return {"version": version(folder),
+                "rules": {"max_cps": rules.max_cps, "max_line_chars": rules.max_line_chars,
+                          "max_lines": rules.max_lines, "min_duration_s": rules.min_duration_s,
+                          "max_duration_s": rules.max_duration_s},
+                "cues": [{"start_s": c.start_s, "end_s": c.end_s, "text": c.text}
+                         for c in cues]}  # fmt: skip
+
+    @app.put("/api/subtitles/{lang}")
+    def save_subtitles(lang: str, body: CueEdit, request: Request) -> dict[str, Any]:
+        cues = [cue.model_dump() for cue in body.cues]
+        return edit(request, lambda: editing.save_subtitles(folder, lang, cues, body.version))
+
+    @app.post("/api/export")
+    def export(body: ExportRequest, request: Request) -> dict[str, Any]:
+        written: list[Path] = []
+        result = edit(request, lambda: written.extend(editing.export(folder, body.force)))
+        return result | {"written": [str(path) for path in written]}
 
     @app.get("/api/lines/{line_id}/takes")
     def line_takes(line_id: str, lang: str, request: Request) -> list[dict[str, Any]]:

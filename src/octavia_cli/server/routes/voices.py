@@ -32,7 +32,7 @@ def _public(profile: Any) -> dict[str, Any]:
     }
 
 
-def _refused(exc: InputError, name: str) -> Any:
+def _refused(exc: InputError | OutputExistsError, name: str) -> Any:
     if isinstance(exc, OutputExistsError):
         return error(409, "voice exists", name)
     if "There is no voice" in exc.message or "not a usable voice name" in exc.message:
@@ -49,7 +49,7 @@ def list_voices(server: Server, who: Who) -> list[dict[str, Any]]:
 def delete_voice(name: str, server: Server, who: Who) -> dict[str, Any]:
     try:
         _library(server, who).remove(name)
-    except InputError as exc:
+    except (InputError, OutputExistsError) as exc:
         raise _refused(exc, name) from None
     return {"deleted": name}
 
@@ -66,7 +66,7 @@ def rename_voice(name: str, body: Rename, server: Server, who: Who) -> dict[str,
     try:
         library.rename(name, check_name(body.name))
         return _public(library.load(body.name))
-    except InputError as exc:
+    except (InputError, OutputExistsError) as exc:
         raise _refused(exc, body.name) from None
 
 
@@ -88,8 +88,8 @@ async def import_voice(
                 handle.write(chunk)
         try:
             profile = _library(server, who).import_voice(archive, passphrase)
+        except OutputExistsError as exc:
+            raise error(409, "voice exists", exc.message) from None
         except InputError as exc:
-            if isinstance(exc, OutputExistsError):
-                raise error(409, "voice exists", exc.message) from None
             raise error(422, "not a voice", exc.message.replace(str(archive), "the file")) from None
     return _public(profile)

@@ -352,7 +352,8 @@ async function watch() {
     banner.textContent = status.locked
       ? "Another Octavia run is working on this project: the page is read-only until it ends." : "";
     document.body.classList.toggle("read-only", status.locked);
-    document.querySelectorAll(".editor button").forEach((b) => { b.disabled = status.locked; });
+    document.querySelectorAll(".editor button, .save-speaker, #save-subtitles, #export")
+      .forEach((b) => { b.disabled = status.locked; });
     if (state.version !== null && status.version !== state.version && !status.locked) await load();
     state.version = status.version;
   } catch (error) { /* the server stopped: nothing to show */ }
@@ -393,6 +394,165 @@ $("scroller").addEventListener("wheel", (event) => {
   zoom(event.deltaY < 0 ? 1.25 : 0.8);
 }, { passive: false });
 window.addEventListener("resize", layoutTimeline);
+
+// -- speakers, subtitles, export -----------------------------------------------------------
+
+for (const tab of document.querySelectorAll(".tab")) {
+  tab.addEventListener("click", () => {
+    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === tab));
+    document.querySelectorAll(".panel").forEach((panel) => { panel.hidden = panel.id !== tab.dataset.panel; });
+    if (tab.dataset.panel === "lines-panel") layoutTimeline();
+    if (tab.dataset.panel === "speakers-panel") showSpeakers();
+    if (tab.dataset.panel === "subtitles-panel") showSubtitles();
+  });
+}
+
+async function send(method, url, body) {
+  const response = await fetch(url, {
+    method, credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-Octavia-Review": "1" },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json();
+  if (!response.ok) {
+    const error = new Error(data.detail || data.error || String(response.status));
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function showSpeakers() {
+  const rows = speakers().map((speaker) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = speaker.id;
+    const count = state.project.lines.filter((l) => l.speaker === speaker.id).length;
+    const label = Object.assign(document.createElement("input"), { value: speaker.label, className: "label" });
+    const voice = Object.assign(document.createElement("input"), { value: speaker.voice || "", className: "voice", placeholder: "as dubbed" });
+    const save = Object.assign(document.createElement("button"), { textContent: "Save", className: "save-speaker" });
+    save.addEventListener("click", async () => {
+      const status = $("speakers-status");
+      status.textContent = "Saving (lines whose voice changes are spoken again)…";
+      try {
+        state.project = await send("POST", `/api/speakers/${speaker.id}`, {
+          label: label.value, voice: voice.value, version: state.project.version,
+        });
+        state.version = state.project.version;
+        status.textContent = "Saved.";
+        await load(true);
+        showSpeakers();
+      } catch (error) {
+        status.textContent = `Not saved: ${error.message}`;
+        if (error.status === 409) { await load(); showSpeakers(); }
+      }
+    });
+    const cells = [speaker.id, label, voice, String(count), save].map((content) => {
+      const td = document.createElement("td");
+      td.append(content);
+      return td;
+    });
+    tr.append(...cells);
+    return tr;
+  });
+  document.querySelector("#speakers tbody").replaceChildren(...rows);
+}
+
+const CUES_PER_PAGE = 100;
+const subs = { cues: [], rules: null, page: 0, version: null };
+
+function reading(cue) {
+  const text = cue.text.replace(/\n/g, "");
+  const seconds = cue.end_s - cue.start_s;
+  const cps = text.length / Math.max(seconds, 1e-6);
+  const rules = subs.rules;
+  const problems = [];
+  if (cps > rules.max_cps + 0.01) problems.push(`${cps.toFixed(1)} chars/s > ${rules.max_cps}`);
+  const lines = cue.text.split("\n");
+  if (lines.length > rules.max_lines) problems.push(`${lines.length} lines`);
+  if (lines.some((line) => line.length > rules.max_line_chars)) problems.push(`line over ${rules.max_line_chars} chars`);
+  if (seconds < rules.min_duration_s) problems.push(`shorter than ${rules.min_duration_s} s`);
+  if (seconds > rules.max_duration_s) problems.push(`longer than ${rules.max_duration_s} s`);
+  return { text: problems.length ? problems.join("; ") : `${cps.toFixed(1)} chars/s`, bad: problems.length > 0 };
+}
+
+async function showSubtitles() {
+  const data = await getJSON(`/api/subtitles/${encodeURIComponent(state.lang)}`);
+  Object.assign(subs, { cues: data.cues, rules: data.rules, version: data.version });
+  const r = data.rules;
+  $("rules").textContent = `Reading rules: at most ${r.max_cps} characters a second, ${r.max_lines} lines of `
+    + `${r.max_line_chars} characters, ${r.min_duration_s}-${r.max_duration_s} s on screen.`;
+  drawCues();
+}
+
+function drawCues() {
+  const first = subs.page * CUES_PER_PAGE;
+  const rows = subs.cues.slice(first, first + CUES_PER_PAGE).map((cue, offset) => {
+    const tr = document.createElement("tr");
+    const number = document.createElement("td");
+    number.textContent = String(first + offset + 1);
+    const field = (key) => {
+      const input = Object.assign(document.createElement("input"), { type: "number", step: "0.01", value: cue[key].toFixed(2), className: key });
+      input.addEventListener("input", () => { cue[key] = parseFloat(input.value); check(); });
+      const td = document.createElement("td");
+      td.append(input);
+      return td;
+    };
+    const text = Object.assign(document.createElement("textarea"), { rows: 2, value: cue.text, className: "cue-text" });
+    const note = document.createElement("td");
+    const check = () => { const r = reading(cue); note.textContent = r.text; note.className = r.bad ? "bad" : ""; };
+    text.addEventListener("input", () => { cue.text = text.value; check(); });
+    const textCell = document.createElement("td");
+    textCell.append(text);
+    tr.append(number, field("start_s"), field("end_s"), textCell, note);
+    check();
+    return tr;
+  });
+  document.querySelector("#cues tbody").replaceChildren(...rows);
+  const pages = Math.ceil(subs.cues.length / CUES_PER_PAGE);
+  const pager = $("pager");
+  pager.replaceChildren();
+  if (pages > 1) {
+    for (let page = 0; page < pages; page++) {
+      const b = Object.assign(document.createElement("button"), { textContent: String(page + 1), disabled: page === subs.page });
+      b.addEventListener("click", () => { subs.page = page; drawCues(); });
+      pager.append(b);
+    }
+  }
+}
+
+$("save-subtitles").addEventListener("click", async () => {
+  const status = $("subtitles-status");
+  try {
+    state.project = await send("PUT", `/api/subtitles/${encodeURIComponent(state.lang)}`,
+      { cues: subs.cues, version: state.project.version });
+    state.version = state.project.version;
+    status.textContent = "Saved: the export writes these.";
+  } catch (error) {
+    status.textContent = `Not saved: ${error.message}`;
+    if (error.status === 409) { await load(); await showSubtitles(); }
+  }
+});
+
+$("export").addEventListener("click", async () => {
+  const status = $("export-status");
+  $("export").disabled = true;
+  status.textContent = "Exporting…";
+  try {
+    const result = await send("POST", "/api/export", { force: $("force").checked });
+    state.project = result;
+    state.version = result.version;
+    status.textContent = "Written:";
+    $("exported").replaceChildren(...result.written.map((path) => {
+      const li = document.createElement("li");
+      li.textContent = path;
+      return li;
+    }));
+  } catch (error) {
+    status.textContent = `Not exported: ${error.message}`;
+  } finally {
+    $("export").disabled = document.body.classList.contains("read-only");
+  }
+});
 
 load().then(watch);
 setInterval(watch, 3000);
