@@ -290,6 +290,58 @@ def test_speakers_subtitles_and_export_from_the_page(dubbed_dialogue: Path, tmp_
         browser.close()
 
 
+@pytest.mark.slow
+def test_a_line_moved_or_given_to_another_speaker_and_the_mix_redone(
+    dubbed_dialogue: Path, tmp_path: Path
+) -> None:
+    import json
+
+    import httpx
+
+    folder = tmp_path / "call.octavia"
+    shutil.copytree(dubbed_dialogue, folder)
+    project = json.loads((folder / "project.json").read_text())
+    line = project["transcript"]["segments"][2]
+    s1_voice = next(s["clips"]["es"]["voice"] for s in project["transcript"]["segments"]
+                    if s["speaker"] == "S1")  # fmt: skip
+    with Review(folder) as review:
+        session = httpx.get(review.url, follow_redirects=False).cookies["octavia_review"]
+        api = httpx.Client(base_url=review.base, cookies={"octavia_review": session},
+                           headers={"X-Octavia-Review": "1"}, timeout=120)  # fmt: skip
+        version = api.get("/api/project").json()["version"]
+        moved = api.post(f"/api/lines/{line['id']}", json={"shift_s": 0.1, "version": version})
+        assert moved.status_code == 200, moved.text
+        after = next(x for x in json.loads((folder / "project.json").read_text())["transcript"][
+            "segments"] if x["id"] == line["id"])  # fmt: skip
+        assert after["start_s"] == pytest.approx(line["start_s"] + 0.1, abs=1e-3)
+        assert after["fits"]["es"]["slot_start_s"] == pytest.approx(after["start_s"], abs=1e-3)
+        given = api.post(f"/api/lines/{line['id']}",
+                         json={"speaker": "S1", "version": moved.json()["version"]})  # fmt: skip
+        assert given.status_code == 200, given.text
+        after = next(x for x in json.loads((folder / "project.json").read_text())["transcript"][
+            "segments"] if x["id"] == line["id"])  # fmt: skip
+        assert after["speaker"] == "S1" and after["clips"]["es"]["voice"] == s1_voice
+        remixed = api.post("/api/remix", json={"ducking": "cinematic", "loudness": "-16",
+                                               "version": given.json()["version"]})  # fmt: skip
+        assert remixed.status_code == 200, remixed.text
+        chosen = {"ducking": "cinematic", "loudness": "-16", "separated": False}
+        assert remixed.json()["mix"]["es"] == chosen
+        mix = json.loads((folder / "project.json").read_text())["stages"]["mix:es"]["info"]
+        assert mix["target_lufs"] == -16  # (no separation: the voices ducked deep anyway)
+        bad = api.post("/api/remix", json={"ducking": "soft", "loudness": "loud",
+                                           "version": remixed.json()["version"]})  # fmt: skip
+        assert bad.status_code == 422 and "mix.loudness" in bad.json()["detail"]
+        # A line re-dubbed afterwards keeps the mix it was given.
+        again = api.post(
+            f"/api/lines/{line['id']}/redub",
+            json={"lang": "es", "text": "Langostas.", "version": remixed.json()["version"]},
+        )
+        assert again.status_code == 200, again.text
+        assert again.json()["mix"]["es"] == chosen
+        mix = json.loads((folder / "project.json").read_text())["stages"]["mix:es"]["info"]
+        assert mix["target_lufs"] == -16
+
+
 def test_the_link_opens_one_session_and_only_on_this_address(dubbed_dialogue: Path) -> None:
     import httpx
 

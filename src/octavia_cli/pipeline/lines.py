@@ -108,13 +108,22 @@ def _finish(
         fit_and_check(project, target, settings, hook, runner, engine)
     finally:
         runner.release(engine)
-    mix(
-        project,
-        target,
-        MixOptions(ducking=settings.mix.ducking, loudness=settings.mix.loudness),
-        hook,
-    )
+    mix(project, target, mix_options(project, target, settings), hook)
     write_report(project)
+
+
+MIX_CHOICES = "review/mix.json"
+
+
+def mix_options(project: Project, target: str, settings: Settings) -> MixOptions:
+    """The mix options chosen on the page for ``target`` (a re-dubbed line keeps them), else
+    the settings'. (Without separation the mix ducks the original voices deeply whatever
+    the preset: the recorded ``ducking`` is then not the one asked for.)"""
+    try:
+        chosen = json.loads(project.path(MIX_CHOICES).read_text("utf-8"))[target]
+        return MixOptions(ducking=str(chosen["ducking"]), loudness=str(chosen["loudness"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return MixOptions(ducking=settings.mix.ducking, loudness=settings.mix.loudness)
 
 
 def redub_line(
@@ -302,3 +311,78 @@ def export(
             track = Track(target, subtitle_cues(project, target, settings), True)
             written.append(write_file(project, track, SubtitleFormat.SRT, subtitles, force))
     return written
+
+
+def edit_line(
+    folder: Path, line_id: str, speaker: str | None, shift_s: float | None,
+    expected_version: str | None, settings: Settings | None = None,
+    hook: ProgressHook = no_progress, runner: Runner | None = None,
+) -> None:  # fmt: skip
+    """Give a line to another ``speaker`` (it is spoken again in their voice) or move it by
+    ``shift_s`` seconds (its words with it, never before the line before it or past the
+    next; it is fitted again where it now starts), in every dubbed language.
+
+    Raises:
+        StaleEdit: the project changed since ``expected_version``.
+        InputError: no such line or speaker.
+    """
+    project = Project.load(folder)
+    with project.locked(), runner_for(runner) as run:
+        if expected_version is not None and version(folder) != expected_version:
+            raise StaleEdit("The project changed since this page read it.", "Reload it.")
+        segments = sorted(project.require_transcript().segments, key=lambda s: s.start_s)
+        index = next((i for i, s in enumerate(segments) if s.id == line_id), None)
+        if index is None:
+            raise InputError(f"There is no line {line_id}.")
+        segment = segments[index]
+        if speaker is not None:
+            if project.speaker(speaker) is None:
+                raise InputError(f"There is no speaker {speaker}.", "Choose one of the list.")
+            segment.speaker = speaker
+        if shift_s:
+            low = segments[index - 1].end_s if index else 0.0
+            high = segments[index + 1].start_s if index + 1 < len(segments) else float("inf")
+            shift = min(max(shift_s, low - segment.start_s), high - segment.end_s)
+            segment.start_s = round(segment.start_s + shift, 3)
+            segment.end_s = round(segment.end_s + shift, 3)
+            for word in segment.words:
+                word.start_s, word.end_s = (
+                    round(word.start_s + shift, 3),
+                    round(word.end_s + shift, 3),
+                )
+        chosen = {target: line_settings(project, target, settings) for target in _dubbed(project)}
+        project.save()
+        for target, target_settings in chosen.items():
+            _finish(project, target, target_settings, hook, run, speak=True)
+
+
+def remix(
+    folder: Path,
+    ducking: str,
+    loudness: str,
+    expected_version: str | None,
+    hook: ProgressHook = no_progress,
+) -> None:
+    """Mix every dubbed language again with ``ducking`` (a preset) and ``loudness``
+    (``match`` or LUFS); later re-dubs keep these.
+
+    Raises:
+        ConfigError: a preset or loudness the settings do not take.
+    """
+    from octavia_cli.config import parse_value
+
+    ducking = str(parse_value("mix.ducking", ducking))
+    loudness = str(parse_value("mix.loudness", loudness))
+    project = Project.load(folder)
+    with project.locked():
+        if expected_version is not None and version(folder) != expected_version:
+            raise StaleEdit("The project changed since this page read it.", "Reload it.")
+        choices = {
+            target: {"ducking": ducking, "loudness": loudness} for target in _dubbed(project)
+        }
+        path = project.path(MIX_CHOICES)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(choices, indent=1).encode("utf-8"))
+        for target in choices:
+            mix(project, target, MixOptions(ducking=ducking, loudness=loudness), hook)
+        write_report(project)

@@ -171,7 +171,17 @@ def view(project: Project) -> dict[str, Any]:
         "languages": list(dubs),
         "speakers": [{"id": s.id, "label": s.label, "voice": s.voice} for s in project.speakers],
         "lines": lines,
+        "mix": {lang: mix_view(project, lang) for lang in dubs},
     }
+
+
+def mix_view(project: Project, lang: str) -> dict[str, Any]:
+    from octavia_cli.config import load_settings
+    from octavia_cli.pipeline.lines import mix_options
+
+    options = mix_options(project, lang, load_settings({}))
+    separated = bool(project.stages[f"mix:{lang}"].info.separated)
+    return {"ducking": options.ducking, "loudness": options.loudness, "separated": separated}
 
 
 class LineEdit(BaseModel):
@@ -196,6 +206,18 @@ class CueText(BaseModel):
 class CueEdit(BaseModel):
     version: str | None = Field(None, max_length=40)
     cues: list[CueText] = Field(max_length=20_000)
+
+
+class LineMove(BaseModel):
+    version: str | None = Field(None, max_length=40)
+    speaker: str | None = Field(None, max_length=64)
+    shift_s: float | None = Field(None, ge=-5, le=5)
+
+
+class Remix(BaseModel):
+    version: str | None = Field(None, max_length=40)
+    ducking: str = Field(max_length=20)
+    loudness: str = Field(max_length=20)
 
 
 class ExportRequest(BaseModel):
@@ -318,6 +340,16 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
     def speaker(speaker_id: str, body: SpeakerEdit, request: Request) -> dict[str, Any]:
         return edit(request, lambda: editing.edit_speaker(folder, speaker_id, body.label,
                                                           body.voice, body.version))  # fmt: skip
+
+    @app.post("/api/lines/{line_id}")
+    def line(line_id: str, body: LineMove, request: Request) -> dict[str, Any]:
+        return edit(request, lambda: editing.edit_line(folder, line_id, body.speaker,
+                                                       body.shift_s, body.version))  # fmt: skip
+
+    @app.post("/api/remix")
+    def remix(body: Remix, request: Request) -> dict[str, Any]:
+        return edit(request, lambda: editing.remix(folder, body.ducking, body.loudness,
+                                                   body.version))  # fmt: skip
 
     @app.get("/api/subtitles/{lang}")
     def subtitles(lang: str, request: Request) -> dict[str, Any]:

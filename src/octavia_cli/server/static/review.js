@@ -260,13 +260,27 @@ function editor(line, dub) {
     { lang: state.lang, text: text.value, version: state.project.version }, status, "Re-dubbing…"));
   const history = document.createElement("div");
   history.id = "takes";
-  box.append(text, hint, redub, status, history);
+  // Who says it, and when: the line given to another speaker, or moved a little.
+  const who = document.createElement("select");
+  who.id = "line-speaker";
+  for (const speaker of speakers()) who.append(new Option(speaker.label, speaker.id, false, speaker.id === line.speaker));
+  who.addEventListener("change", () => change(`/api/lines/${line.id}`,
+    { speaker: who.value, version: state.project.version }, status, "Giving the line to another speaker…"));
+  const nudge = (label, id, shift) => {
+    const b = Object.assign(document.createElement("button"), { textContent: label, id });
+    b.addEventListener("click", () => change(`/api/lines/${line.id}`,
+      { shift_s: shift, version: state.project.version }, status, "Moving the line…"));
+    return b;
+  };
+  const moves = document.createElement("p");
+  moves.append("Speaker ", who, " Start ", nudge("◀ 0.1 s", "earlier", -0.1), " ", nudge("0.1 s ▶", "later", 0.1));
+  box.append(text, hint, redub, status, moves, history);
   showTakes(line, history, status);
   return box;
 }
 
 async function change(url, body, status, doing) {
-  document.querySelectorAll(".editor button").forEach((b) => { b.disabled = true; });
+  document.querySelectorAll(".editor button, .editor select").forEach((b) => { b.disabled = true; });
   status.textContent = doing;
   try {
     state.project = await post(url, body);
@@ -280,7 +294,7 @@ async function change(url, body, status, doing) {
     const again = document.getElementById("edit-status");
     if (again && again !== status) again.textContent = status.textContent;
   } finally {
-    document.querySelectorAll(".editor button").forEach((b) => {
+    document.querySelectorAll(".editor button, .editor select").forEach((b) => {
       b.disabled = document.body.classList.contains("read-only");
     });
   }
@@ -352,7 +366,7 @@ async function watch() {
     banner.textContent = status.locked
       ? "Another Octavia run is working on this project: the page is read-only until it ends." : "";
     document.body.classList.toggle("read-only", status.locked);
-    document.querySelectorAll(".editor button, .save-speaker, #save-subtitles, #export")
+    document.querySelectorAll(".editor button, .editor select, .save-speaker, #save-subtitles, #export, #remix")
       .forEach((b) => { b.disabled = status.locked; });
     if (state.version !== null && status.version !== state.version && !status.locked) await load();
     state.version = status.version;
@@ -404,6 +418,7 @@ for (const tab of document.querySelectorAll(".tab")) {
     if (tab.dataset.panel === "lines-panel") layoutTimeline();
     if (tab.dataset.panel === "speakers-panel") showSpeakers();
     if (tab.dataset.panel === "subtitles-panel") showSubtitles();
+    if (tab.dataset.panel === "export-panel") showMix();
   });
 }
 
@@ -532,6 +547,30 @@ $("save-subtitles").addEventListener("click", async () => {
     if (error.status === 409) { await load(); await showSubtitles(); }
   }
 });
+
+$("remix").addEventListener("click", async () => {
+  const status = $("remix-status");
+  status.textContent = "Mixing…";
+  try {
+    state.project = await send("POST", "/api/remix", {
+      ducking: $("ducking").value, loudness: $("loudness").value, version: state.project.version,
+    });
+    state.version = state.project.version;
+    status.textContent = "Mixed.";
+    await load(true);
+  } catch (error) {
+    status.textContent = `Not mixed: ${error.message}`;
+  }
+});
+
+function showMix() {
+  const mix = (state.project.mix || {})[state.lang];
+  if (!mix) return;
+  $("ducking").value = mix.ducking;
+  $("loudness").value = mix.loudness;
+  $("remix-status").textContent = mix.separated ? ""
+    : "No source separation: the original voices are ducked deeply whatever the preset.";
+}
 
 $("export").addEventListener("click", async () => {
   const status = $("export-status");
