@@ -175,10 +175,11 @@ def test_a_line_edited_and_redubbed_from_the_page(dubbed_dialogue: Path, tmp_pat
         post = """async ([id, headers]) => (await fetch(`/api/lines/${id}/redub`, {
             method: 'POST', headers: {'Content-Type': 'application/json', ...headers},
             body: JSON.stringify({lang: 'es', text: 'x', version: '1'})})).status"""
-        stale = page.evaluate(post, [line["id"], {"X-Octavia-Review": "1"}])
+        csrf = page.get_attribute("meta[name='octavia-csrf']", "content")
+        stale = page.evaluate(post, [line["id"], {"X-CSRF-Token": csrf}])
         assert stale == 409  # a version the project is no longer at
         forged = page.evaluate(post, [line["id"], {}])
-        assert forged == 403  # without the page's own header
+        assert forged == 403  # without the session's CSRF token
         page.click("#redub")
         page.wait_for_function(
             "text => document.querySelector('#detail') && "
@@ -307,7 +308,10 @@ def test_a_line_moved_or_given_to_another_speaker_and_the_mix_redone(
     with Review(folder) as review:
         session = httpx.get(review.url, follow_redirects=False).cookies["octavia_review"]
         api = httpx.Client(base_url=review.base, cookies={"octavia_review": session},
-                           headers={"X-Octavia-Review": "1"}, timeout=120)  # fmt: skip
+                           timeout=120)  # fmt: skip
+        page = api.get("/").text
+        csrf = page.split('name="octavia-csrf" content="')[1].split('"')[0]
+        api.headers["X-CSRF-Token"] = csrf
         version = api.get("/api/project").json()["version"]
         moved = api.post(f"/api/lines/{line['id']}", json={"shift_s": 0.1, "version": version})
         assert moved.status_code == 200, moved.text

@@ -293,19 +293,32 @@ def export(
     """
     from octavia_cli.media.ffmpeg import probe
     from octavia_cli.pipeline.dub import DubRequest, output_paths
+
+    project = Project.load(folder)
+    source = Path(project.source_path)
+    if not source.exists():
+        raise InputError(f"The dubbed file {source} is gone.", "Put it back to export.")
+    targets = tuple(_dubbed(project))
+    request = DubRequest(source=source, targets=targets, force=force)
+    return export_to(folder, output_paths(request, probe(source).has_video), force, settings,
+                     hook)  # fmt: skip
+
+
+def export_to(
+    folder: Path, outputs: dict[str, Path], force: bool = True, settings: Settings | None = None,
+    hook: ProgressHook = no_progress,
+) -> list[Path]:  # fmt: skip
+    """Mux each language of ``outputs`` (language -> path) into its path, its subtitles
+    (``.srt``) beside it."""
     from octavia_cli.stages.mux import mux
     from octavia_cli.stages.subtitle import Track, write_file
     from octavia_cli.text.cues import SubtitleFormat
 
     project = Project.load(folder)
     source = Path(project.source_path)
-    if not source.exists():
-        raise InputError(f"The dubbed file {source} is gone.", "Put it back to export.")
     written: list[Path] = []
     with project.locked():
-        targets = tuple(_dubbed(project))
-        request = DubRequest(source=source, targets=targets, force=force)
-        for target, output in output_paths(request, probe(source).has_video).items():
+        for target, output in outputs.items():
             written.append(mux(project, source, target, output, force, hook))
             subtitles = output.with_suffix(".srt")
             track = Track(target, subtitle_cues(project, target, settings), True)

@@ -24,7 +24,7 @@ from octavia_cli.server.distributed import CeleryDispatcher
 from octavia_cli.server.metrics import Metrics
 from octavia_cli.server.options import ServerOptions
 from octavia_cli.server.retention import Cleaner
-from octavia_cli.server.routes import jobs, service, uploads, voices
+from octavia_cli.server.routes import jobs, review, service, uploads, voices
 from octavia_cli.server.routes.deps import Services
 from octavia_cli.server.security import HostCheck, allowed_hosts, is_loopback
 from octavia_cli.server.store import Store
@@ -83,6 +83,7 @@ def create_app(options: ServerOptions) -> FastAPI:
     _handle_errors(app)
     for module in (service, uploads, jobs, voices):
         app.include_router(module.router)
+    app.include_router(review.router(app.state.services))
     return app
 
 

@@ -20,12 +20,14 @@ import fcntl
 import json
 import secrets
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from octavia_cli.errors import InputError, OctaviaError, OutputExistsError
@@ -224,99 +226,115 @@ class ExportRequest(BaseModel):
     force: bool = False
 
 
-class Sessions:
-    """The one-time token of the printed URL, and the sessions it opened."""
+@dataclass
+class Session:
+    """A signed-in browser: whose it is (an API key's id on serve) and the token its page
+    sends with every change (CSRF: another site's page can neither read nor send it)."""
 
-    def __init__(self, token: str) -> None:
-        self._token: str | None = token
-        self._sessions: set[str] = set()
+    owner: str
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+
+class Sessions:
+    """Browser sessions, by the id their HttpOnly cookie carries; the local review's
+    one-time token makes the first."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self._token = token
+        self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
+    def open(self, owner: str) -> str:
+        with self._lock:
+            cookie = secrets.token_urlsafe(32)
+            self._sessions[cookie] = Session(owner)
+            return cookie
+
     def exchange(self, token: str) -> str | None:
-        """A new session for the token, once; None for anything else."""
+        """A new session for the one-time token, once; None for anything else."""
         with self._lock:
             if self._token is None or not secrets.compare_digest(token, self._token):
                 return None
             self._token = None
-            session = secrets.token_urlsafe(32)
-            self._sessions.add(session)
-            return session
+        return self.open("local")
 
-    def valid(self, session: str | None) -> bool:
+    def get(self, cookie: str | None) -> Session | None:
         with self._lock:
-            return session is not None and session in self._sessions
+            return self._sessions.get(cookie or "")
+
+    def close(self, cookie: str | None) -> None:
+        with self._lock:
+            self._sessions.pop(cookie or "", None)
 
 
-def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.1") -> FastAPI:
-    sessions = Sessions(token)
-    app = FastAPI(title="Octavia review", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(HostCheck, allowed=allowed_hosts(host, port), active=lambda: True)
+@dataclass(frozen=True)
+class Access:
+    """How the review routes find their project and who may use it: the local review's
+    one project, or (on serve) the project of the job in the path, for its key only."""
 
-    def project() -> Project:
-        return Project.load(folder)
+    sessions: Sessions
+    folder_of: Callable[[Request, Session], Path]  # raises HTTPException(404) if not theirs
+    signed_out: str  # what a request without a session is told
+    export: Callable[[Path, bool], list[Path]]  # writes the outputs; returns their paths
+    base: Callable[[Request], str] = lambda request: ""  # the pages' prefix in the URL
 
-    def require(request: Request) -> None:
-        if not sessions.valid(request.cookies.get(COOKIE)):
-            detail = "Open the link octavia review printed."
-            raise HTTPException(401, {"error": "not signed in", "detail": detail})
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
-        return JSONResponse(body, status_code=exc.status_code)
+def review_router(access: Access) -> APIRouter:
+    """The page and its API, for any project ``access`` lets a session open."""
+    router = APIRouter()
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        import logging
+    def session(request: Request) -> Session:
+        found = access.sessions.get(request.cookies.get(COOKIE))
+        if found is None:
+            raise HTTPException(401, {"error": "not signed in", "detail": access.signed_out})
+        return found
 
-        logging.getLogger(__name__).exception("unhandled error on %s", request.url.path)
-        return JSONResponse({"error": "internal error", "detail": "See the terminal."}, 500)
+    def folder(request: Request) -> Path:
+        return access.folder_of(request, session(request))
 
-    @app.get("/")
-    def page(request: Request, token: str = "") -> Response:
-        if token:
-            session = sessions.exchange(token)
-            if session is None:
-                return Response("This link was used already: it opens one browser session. "
-                                "Run octavia review again for a new one.", 401)  # fmt: skip
-            response = RedirectResponse("/", status_code=303)
-            response.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
-            return response
-        if not sessions.valid(request.cookies.get(COOKIE)):
-            return Response("Open the link octavia review printed (it carries a one-time "
-                            "token).", 401)  # fmt: skip
-        return FileResponse(STATIC / "review.html", headers={"Cache-Control": "no-store"})
+    @router.get("/")
+    def page(request: Request) -> Response:
+        current = access.sessions.get(request.cookies.get(COOKIE))
+        if current is None:
+            return Response(access.signed_out, 401)
+        access.folder_of(request, current)
+        base = access.base(request)
+        html = (STATIC / "review.html").read_text(encoding="utf-8")
+        html = html.replace('"/static/', f'"{base}/static/').replace(
+            "<head>", f'<head>\n<meta name="octavia-base" content="{base}">\n'
+                      f'<meta name="octavia-csrf" content="{current.csrf}">', 1)  # fmt: skip
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
-    @app.get("/static/{name}")
+    @router.get("/static/{name}")
     def static(name: str, request: Request) -> FileResponse:
-        require(request)
+        session(request)
         if name not in ("review.js", "review.css"):
             raise HTTPException(404, {"error": "not found"})
         return FileResponse(STATIC / name)
 
-    @app.get("/api/project")
+    @router.get("/api/project")
     def project_view(request: Request) -> dict[str, Any]:
-        require(request)
-        return view(project())
+        return view(Project.load(folder(request)))
 
-    @app.get("/api/energy")
+    @router.get("/api/energy")
     def energy_view(request: Request) -> dict[str, Any]:
-        require(request)
-        return energy(project())
+        return energy(Project.load(folder(request)))
 
-    @app.get("/api/status")
+    @router.get("/api/status")
     def status(request: Request) -> dict[str, Any]:
-        require(request)
-        return {"locked": is_locked(folder), "version": version(folder)}
+        where = folder(request)
+        return {"locked": is_locked(where), "version": version(where)}
 
-    def edit(request: Request, work: Any) -> dict[str, Any]:
-        """Run an edit (the page's own header required: a page of another site cannot send
-        it, so with the SameSite cookie no other site can make edits in the user's name)."""
-        require(request)
-        if request.headers.get("x-octavia-review") != "1":
-            raise HTTPException(403, {"error": "missing header", "detail": "X-Octavia-Review"})
+    def edit(request: Request, work: Callable[[Path], Any]) -> dict[str, Any]:
+        """Run an edit: only with the session's CSRF token in ``X-CSRF-Token`` (the page
+        has it; with the SameSite cookie, no other site can make edits in the user's name)."""
+        current = session(request)
+        sent = request.headers.get("x-csrf-token", "")
+        if not secrets.compare_digest(sent, current.csrf):
+            raise HTTPException(403, {"error": "missing CSRF token", "detail": "X-CSRF-Token"})
+        where = access.folder_of(request, current)
         try:
-            work()
+            work(where)
         except StaleEdit as exc:
             raise HTTPException(409, {"error": "stale", "detail": exc.message}) from None
         except OctaviaError as exc:  # one sentence, as the CLI says it
@@ -324,91 +342,132 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
             detail = f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message
             raise HTTPException(409 if conflict else 422, {"error": "refused", "detail": detail}
                                 ) from None  # fmt: skip
-        return view(project())
+        return view(Project.load(where))
 
-    @app.post("/api/lines/{line_id}/redub")
+    @router.post("/api/lines/{line_id}/redub")
     def redub(line_id: str, body: LineEdit, request: Request) -> dict[str, Any]:
-        return edit(request, lambda: redub_line(folder, body.lang, line_id, body.text or "",
-                                                body.version))  # fmt: skip
-
-    @app.post("/api/lines/{line_id}/restore")
-    def restore(line_id: str, body: LineEdit, request: Request) -> dict[str, Any]:
-        return edit(request, lambda: restore_take(folder, body.lang, line_id, body.take,
+        return edit(request, lambda f: redub_line(f, body.lang, line_id, body.text or "",
                                                   body.version))  # fmt: skip
 
-    @app.post("/api/speakers/{speaker_id}")
+    @router.post("/api/lines/{line_id}/restore")
+    def restore(line_id: str, body: LineEdit, request: Request) -> dict[str, Any]:
+        return edit(request, lambda f: restore_take(f, body.lang, line_id, body.take,
+                                                    body.version))  # fmt: skip
+
+    @router.post("/api/speakers/{speaker_id}")
     def speaker(speaker_id: str, body: SpeakerEdit, request: Request) -> dict[str, Any]:
-        return edit(request, lambda: editing.edit_speaker(folder, speaker_id, body.label,
-                                                          body.voice, body.version))  # fmt: skip
+        return edit(request, lambda f: editing.edit_speaker(f, speaker_id, body.label,
+                                                            body.voice, body.version))  # fmt: skip
 
-    @app.post("/api/lines/{line_id}")
+    @router.post("/api/lines/{line_id}")
     def line(line_id: str, body: LineMove, request: Request) -> dict[str, Any]:
-        return edit(request, lambda: editing.edit_line(folder, line_id, body.speaker,
-                                                       body.shift_s, body.version))  # fmt: skip
+        return edit(request, lambda f: editing.edit_line(f, line_id, body.speaker,
+                                                         body.shift_s, body.version))  # fmt: skip
 
-    @app.post("/api/remix")
+    @router.post("/api/remix")
     def remix(body: Remix, request: Request) -> dict[str, Any]:
-        return edit(request, lambda: editing.remix(folder, body.ducking, body.loudness,
-                                                   body.version))  # fmt: skip
+        return edit(request, lambda f: editing.remix(f, body.ducking, body.loudness,
+                                                     body.version))  # fmt: skip
 
-    @app.get("/api/subtitles/{lang}")
+    @router.get("/api/subtitles/{lang}")
     def subtitles(lang: str, request: Request) -> dict[str, Any]:
-        require(request)
-        current = project()
+        where = folder(request)
+        current = Project.load(where)
         if lang not in languages(current):
             raise HTTPException(404, {"error": "unknown language", "detail": lang})
         rules = editing.subtitle_rules()
         cues = editing.subtitle_cues(current, lang)
-        return {"version": version(folder),
+        return {"version": version(where),
                 "rules": {"max_cps": rules.max_cps, "max_line_chars": rules.max_line_chars,
                           "max_lines": rules.max_lines, "min_duration_s": rules.min_duration_s,
                           "max_duration_s": rules.max_duration_s},
                 "cues": [{"start_s": c.start_s, "end_s": c.end_s, "text": c.text}
                          for c in cues]}  # fmt: skip
 
-    @app.put("/api/subtitles/{lang}")
+    @router.put("/api/subtitles/{lang}")
     def save_subtitles(lang: str, body: CueEdit, request: Request) -> dict[str, Any]:
         cues = [cue.model_dump() for cue in body.cues]
-        return edit(request, lambda: editing.save_subtitles(folder, lang, cues, body.version))
+        return edit(request, lambda f: editing.save_subtitles(f, lang, cues, body.version))
 
-    @app.post("/api/export")
+    @router.post("/api/export")
     def export(body: ExportRequest, request: Request) -> dict[str, Any]:
         written: list[Path] = []
-        result = edit(request, lambda: written.extend(editing.export(folder, body.force)))
-        return result | {"written": [str(path) for path in written]}
+        result = edit(request, lambda f: written.extend(access.export(f, body.force)))
+        return result | {"written": [path.name if access.base(request) else str(path)
+                                     for path in written]}  # fmt: skip
 
-    @app.get("/api/lines/{line_id}/takes")
+    @router.get("/api/lines/{line_id}/takes")
     def line_takes(line_id: str, lang: str, request: Request) -> list[dict[str, Any]]:
-        require(request)
+        current = Project.load(folder(request))
         return [{k: v for k, v in take.items() if k != "clip"}
-                for take in takes(project(), lang, line_id)]  # fmt: skip
+                for take in takes(current, lang, line_id)]  # fmt: skip
 
-    @app.get("/audio/source")
+    @router.get("/audio/source")
     def source_audio(request: Request) -> FileResponse:
-        require(request)
-        return _audio(project().path(SOURCE_WAV))
+        return _audio(Project.load(folder(request)).path(SOURCE_WAV))
 
-    @app.get("/audio/mix/{lang}")
+    @router.get("/audio/mix/{lang}")
     def mix_audio(lang: str, request: Request) -> FileResponse:
-        require(request)
-        current = project()
+        current = Project.load(folder(request))
         if lang not in languages(current):
             raise HTTPException(404, {"error": "unknown language", "detail": lang})
         return _audio(current.path(mix_path(lang)))
 
-    @app.get("/audio/clip/{lang}/{line_id}")
+    @router.get("/audio/clip/{lang}/{line_id}")
     def clip_audio(lang: str, line_id: str, request: Request) -> FileResponse:
-        require(request)
-        current = project()
+        current = Project.load(folder(request))
         segment = next((s for s in current.require_transcript().segments if s.id == line_id),
                        None)  # fmt: skip
         clip = segment.clips.get(lang) if segment is not None else None
-        if clip is None or not clip.path:
+        if segment is None or clip is None or not clip.path:
             raise HTTPException(404, {"error": "no clip", "detail": f"{line_id} {lang}"})
-        fitted = segment.fits.get(lang) if segment is not None else None
+        fitted = segment.fits.get(lang)
         path = current.path(fitted.path) if fitted is not None and fitted.path else None
         return _audio(path if path is not None and path.exists() else current.path(clip.path))
 
+    return router
+
+
+def json_errors(app: FastAPI) -> None:
+    """Errors as JSON ``{"error", "detail"}``; an unexpected one is logged, never shown."""
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        import logging
+
+        logging.getLogger(__name__).exception("unhandled error on %s", request.url.path)
+        return JSONResponse({"error": "internal error", "detail": "See the log."}, 500)
+
+
+def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.1") -> FastAPI:
+    """``octavia review``'s app: one project, the session opened by the printed link."""
+    sessions = Sessions(token)
+    app = FastAPI(title="Octavia review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(HostCheck, allowed=allowed_hosts(host, port), active=lambda: True)
+    json_errors(app)
+    signed_out = "Open the link octavia review printed (it carries a one-time token)."
+
+    @app.get("/", include_in_schema=False)
+    def link(request: Request, token: str = "") -> Response:
+        if not token:
+            return page(request)
+        cookie = sessions.exchange(token)
+        if cookie is None:
+            return Response("This link was used already: it opens one browser session. "
+                            "Run octavia review again for a new one.", 401)  # fmt: skip
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", path="/")
+        return response
+
+    router = review_router(Access(sessions, lambda request, session: folder, signed_out,
+                                  lambda where, force: editing.export(where, force)))  # fmt: skip
+    page = next(r.endpoint for r in router.routes if getattr(r, "path", "") == "/")  # type: ignore[attr-defined]
+    app.include_router(router)
     return app
 
 

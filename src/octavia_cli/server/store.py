@@ -405,6 +405,11 @@ class Store:
             self._emit(db, row["id"])
         return self.job(row["id"])
 
+    def set_results(self, job_id: str, results: list[dict[str, Any]]) -> None:
+        """A finished job's results, written again (a dub edited in the review pages)."""
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET results = ? WHERE id = ?", (json.dumps(results), job_id))
+
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         with self.transaction() as db:
             db.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(progress), job_id))

@@ -11,9 +11,13 @@ const state = {
   version: null,
 };
 const $ = (id) => document.getElementById(id);
+const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
+const BASE = meta("octavia-base"); // "" for octavia review, /review/jobs/ID on serve
+const CSRF = meta("octavia-csrf"); // sent with every change
+const at = (path) => (path.startsWith("/") ? BASE + path : path);
 
 async function getJSON(url) {
-  const response = await fetch(url, { credentials: "same-origin" });
+  const response = await fetch(at(url), { credentials: "same-origin" });
   if (!response.ok) throw new Error(`${url}: ${response.status}`);
   return response.json();
 }
@@ -225,9 +229,9 @@ function estimate(dub, text) {
 }
 
 async function post(url, body) {
-  const response = await fetch(url, {
+  const response = await fetch(at(url), {
     method: "POST", credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-Octavia-Review": "1" },
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF },
     body: JSON.stringify(body),
   });
   const data = await response.json();
@@ -324,7 +328,7 @@ async function showTakes(line, box, status) {
 
 function play(url, from, to) {
   const player = $("player");
-  const target = new URL(url, location.href).href;
+  const target = new URL(at(url), location.href).href;
   if (player.src !== target) player.src = target;
   state.stopAt = to;
   const start = () => {
@@ -423,9 +427,9 @@ for (const tab of document.querySelectorAll(".tab")) {
 }
 
 async function send(method, url, body) {
-  const response = await fetch(url, {
+  const response = await fetch(at(url), {
     method, credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-Octavia-Review": "1" },
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF },
     body: JSON.stringify(body),
   });
   const data = await response.json();
