@@ -363,23 +363,32 @@ def test_a_dub_with_a_stored_voice_holds_one_speech_engine(
 
 @pytest.mark.slow
 def test_a_worker_running_two_xtts_jobs_builds_the_engine_once(
-    cli, xtts_settings: Path, tmp_path: Path, counted_xtts: dict[str, int]
+    cli,
+    xtts_settings: Path,
+    tmp_path: Path,
+    counted_xtts: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A serve worker's runner keeps the speech engine between jobs (the synthesize stage
     used to build its own for every job)."""
     from octavia_cli.pipeline import Runner
-    from octavia_cli.server.jobs import run_job
+    from octavia_cli.server.jobs import key_library, run_job
     from octavia_cli.server.store import Job
 
     reference = _speech(tmp_path / "ref.wav", "Hello, this is my voice, speaking clearly for "
                         "the recording, so that it can be cloned later.")  # fmt: skip
+    # The voice is in the library of the jobs' key (an open server's: voices/local).
+    library = key_library(tmp_path / "jobs" / "job0", None)
+    monkeypatch.setenv("OCTAVIA_TTS_VOICE_LIBRARY", library)
     assert cli("clone-voice", "anna", str(reference))[0] == 0
+    monkeypatch.delenv("OCTAVIA_TTS_VOICE_LIBRARY")
     counted_xtts.update(built=0, alive=0, most_alive=0)
     with Runner(keep=True) as runner:
         for index, text in enumerate(("Hola a todos.", "Buenos días.")):
             job = Job(f"job{index}", None, "synthesize", "running",
                       {"text": text, "to": "es", "voice": "anna"}, "", 0.0)  # fmt: skip
-            results = run_job(job, None, tmp_path / job.id, lambda event: None, None, runner)  # type: ignore[arg-type]
+            folder = tmp_path / "jobs" / job.id
+            results = run_job(job, None, folder, lambda event: None, None, runner)  # type: ignore[arg-type]
             assert results[0]["name"] == "speech.es.wav" and results[0]["size"] > 1000
         assert counted_xtts["built"] == 1 and runner.built["speech"] == 1
         assert counted_xtts["alive"] == 1  # kept for the next job
