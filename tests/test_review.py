@@ -63,6 +63,17 @@ class Review:
         self.thread.join(10)
 
 
+def _open(playwright, review: Review) -> tuple:
+    """Chromium on the review page, signed in, its lines drawn; and the page's errors."""
+    browser = playwright.chromium.launch(executable_path=_browser(), args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1400, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(review.url)
+    page.wait_for_selector("#rows .row")
+    return browser, page, errors
+
+
 @pytest.fixture(scope="module")
 def dubbed_dialogue(tmp_path_factory: pytest.TempPathFactory, isolated_module) -> Path:
     """two-on-the-phone dubbed offline into Spanish: its project folder."""
@@ -163,12 +174,7 @@ def test_a_line_edited_and_redubbed_from_the_page(dubbed_dialogue: Path, tmp_pat
     old_text = line["translations"]["es"]["text"]
     new_text = "Langostas, y más langostas, por todas partes."
     with Review(folder) as review, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_browser(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(review.url)
-        page.wait_for_selector("#rows .row")
+        browser, page, errors = _open(playwright, review)
         page.click(f"#rows .row[data-id='{line['id']}']")
         page.fill("#edit-text", new_text)
         assert page.inner_text("#estimate").startswith("about ")
@@ -228,12 +234,7 @@ def test_speakers_subtitles_and_export_from_the_page(dubbed_dialogue: Path, tmp_
     s1_voice = next(s["clips"]["es"]["voice"] for s in manifest["transcript"]["segments"]
                     if s["speaker"] == "S1")  # fmt: skip
     with Review(folder) as review, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_browser(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(review.url)
-        page.wait_for_selector("#rows .row")
+        browser, page, errors = _open(playwright, review)
         page.click(".tab[data-panel='speakers-panel']")
         page.fill("#speakers tr[data-id='S1'] .label", "Ann")
         page.click("#speakers tr[data-id='S1'] .save-speaker")

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from test_serve import InProcessServer
+from test_serve import InProcessServer, _wait
 from webhook_receiver import Receiver, verify
 
 from octavia_cli.server import webhooks
@@ -25,16 +25,6 @@ def receiver() -> Iterator[Receiver]:
     instance = Receiver()
     yield instance
     instance.close()
-
-
-def _wait_job(client, job_id: str, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not end")
 
 
 def test_a_receiver_gets_every_state_change_of_a_real_job_signed(
@@ -54,7 +44,7 @@ def test_a_receiver_gets_every_state_change_of_a_real_job_signed(
                                          "options": {"to": ["es"], "from": "en"},
                                          "webhook_url": receiver.url}).json()  # fmt: skip
         assert job["webhook_url"] == receiver.url
-        final = _wait_job(client, job["id"])
+        final = _wait(client, job["id"])
         assert final["state"] == "succeeded", final
         receiver.wait_for(5)  # queued x3 (two failures), running, succeeded
         deliveries = client.get(f"/jobs/{job['id']}/deliveries").json()["events"]

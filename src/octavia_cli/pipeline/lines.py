@@ -43,6 +43,12 @@ def version(folder: Path) -> str:
     return str((folder / MANIFEST).stat().st_mtime_ns)
 
 
+def _check_version(folder: Path, expected: str | None) -> None:
+    """Raises StaleEdit if the project is no longer at the version the page read."""
+    if expected is not None and version(folder) != expected:
+        raise StaleEdit("The project changed since this page read it.", "Reload it.")
+
+
 def line_settings(project: Project, target: str, base: Settings | None = None) -> Settings:
     """The settings a line of ``target`` is spoken again with: the engine that spoke the
     dub (whatever this machine's preset would pick), over ``base`` (the user's)."""
@@ -140,8 +146,7 @@ def redub_line(
     """
     project = Project.load(folder)
     with project.locked(), runner_for(runner) as run:
-        if expected_version is not None and version(folder) != expected_version:
-            raise StaleEdit("The project changed since this page read it.", "Reload the line.")
+        _check_version(folder, expected_version)
         segment = _segment(project, line_id, target)
         chosen = line_settings(project, target, settings)
         _keep_take(project, target, segment)
@@ -161,8 +166,7 @@ def restore_take(
     as they were (nothing is spoken); what the line is now becomes a take in turn."""
     project = Project.load(folder)
     with project.locked(), runner_for(runner) as run:
-        if expected_version is not None and version(folder) != expected_version:
-            raise StaleEdit("The project changed since this page read it.", "Reload the line.")
+        _check_version(folder, expected_version)
         segment = _segment(project, line_id, target)
         history = takes(project, target, line_id)
         if not 0 <= index < len(history):
@@ -200,8 +204,7 @@ def edit_speaker(
     """
     project = Project.load(folder)
     with project.locked(), runner_for(runner) as run:
-        if expected_version is not None and version(folder) != expected_version:
-            raise StaleEdit("The project changed since this page read it.", "Reload it.")
+        _check_version(folder, expected_version)
         entry = project.speaker(speaker_id)
         if entry is None:
             raise InputError(f"There is no speaker {speaker_id} in {folder}.")
@@ -256,8 +259,7 @@ def save_subtitles(
     """
     project = Project.load(folder)
     with project.locked():
-        if expected_version is not None and version(folder) != expected_version:
-            raise StaleEdit("The project changed since this page read it.", "Reload it.")
+        _check_version(folder, expected_version)
         if target not in _dubbed(project):
             raise InputError(f"Nothing in {folder} is dubbed into '{target}'.")
         kept, last_end = [], 0.0
@@ -341,8 +343,7 @@ def edit_line(
     """
     project = Project.load(folder)
     with project.locked(), runner_for(runner) as run:
-        if expected_version is not None and version(folder) != expected_version:
-            raise StaleEdit("The project changed since this page read it.", "Reload it.")
+        _check_version(folder, expected_version)
         segments = sorted(project.require_transcript().segments, key=lambda s: s.start_s)
         index = next((i for i, s in enumerate(segments) if s.id == line_id), None)
         if index is None:
@@ -388,8 +389,7 @@ def remix(
     loudness = str(parse_value("mix.loudness", loudness))
     project = Project.load(folder)
     with project.locked():
-        if expected_version is not None and version(folder) != expected_version:
-            raise StaleEdit("The project changed since this page read it.", "Reload it.")
+        _check_version(folder, expected_version)
         choices = {
             target: {"ducking": ducking, "loudness": loudness} for target in _dubbed(project)
         }

@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from octavia_cli import __version__
 from octavia_cli.server.distributed import CeleryDispatcher
+from octavia_cli.server.errors import json_errors
 from octavia_cli.server.metrics import Metrics
 from octavia_cli.server.options import ServerOptions
 from octavia_cli.server.retention import Cleaner
@@ -80,30 +79,8 @@ def create_app(options: ServerOptions) -> FastAPI:
     app.add_middleware(
         HostCheck, allowed=allowed_hosts(options.host, options.port), active=open_without_keys
     )
-    _handle_errors(app)
+    json_errors(app)
     for module in (service, uploads, jobs, voices):
         app.include_router(module.router)
     app.include_router(review.router(app.state.services))
     return app
-
-
-def _handle_errors(app: FastAPI) -> None:
-    """Every error is JSON ``{"error", "detail"}``; an unexpected one is logged, and only
-    ``internal error`` reaches the caller."""
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
-        )
-        return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s", request.url.path)
-        return JSONResponse({"error": "internal error"}, status_code=500)

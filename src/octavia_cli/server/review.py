@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from octavia_cli.errors import InputError, OctaviaError, OutputExistsError
@@ -36,6 +36,7 @@ from octavia_cli.pipeline import lines as editing
 from octavia_cli.pipeline.lines import StaleEdit, redub_line, restore_take, takes, version
 from octavia_cli.project.layout import SOURCE_WAV, mix_path, timing_report_path
 from octavia_cli.project.manifest import MANIFEST, Project
+from octavia_cli.server.errors import json_errors
 from octavia_cli.server.security import HostCheck, allowed_hosts
 
 STATIC = Path(__file__).with_name("static")
@@ -426,22 +427,6 @@ def review_router(access: Access) -> APIRouter:
         return _audio(path if path is not None and path.exists() else current.path(clip.path))
 
     return router
-
-
-def json_errors(app: FastAPI) -> None:
-    """Errors as JSON ``{"error", "detail"}``; an unexpected one is logged, never shown."""
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        import logging
-
-        logging.getLogger(__name__).exception("unhandled error on %s", request.url.path)
-        return JSONResponse({"error": "internal error", "detail": "See the log."}, 500)
 
 
 def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.1") -> FastAPI:

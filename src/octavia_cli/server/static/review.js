@@ -228,19 +228,8 @@ function estimate(dub, text) {
   return `about ${(seconds / dub.slot_s).toFixed(2)}× its slot`;
 }
 
-async function post(url, body) {
-  const response = await fetch(at(url), {
-    method: "POST", credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF },
-    body: JSON.stringify(body),
-  });
-  const data = await response.json();
-  if (!response.ok) {
-    const error = new Error(data.detail || data.error || String(response.status));
-    error.status = response.status;
-    throw error;
-  }
-  return data;
+function post(url, body) {
+  return send("POST", url, body);
 }
 
 function editor(line, dub) {
