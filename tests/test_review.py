@@ -236,6 +236,9 @@ def test_speakers_subtitles_and_export_from_the_page(dubbed_dialogue: Path, tmp_
     with Review(folder) as review, sync_api.sync_playwright() as playwright:
         browser, page, errors = _open(playwright, review)
         page.click(".tab[data-panel='speakers-panel']")
+        page.wait_for_selector("#voice-choices option", state="attached")
+        choices = page.eval_on_selector_all("#voice-choices option", "os => os.map(o => o.value)")
+        assert "es+m3" in choices and "es+f4" in choices  # espeak-ng's Spanish voices
         page.fill("#speakers tr[data-id='S1'] .label", "Ann")
         page.click("#speakers tr[data-id='S1'] .save-speaker")
         saved = "() => document.querySelector('#speakers-status').textContent === 'Saved.'"
@@ -314,6 +317,7 @@ def test_a_line_moved_or_given_to_another_speaker_and_the_mix_redone(
         csrf = page.split('name="octavia-csrf" content="')[1].split('"')[0]
         api.headers["X-CSRF-Token"] = csrf
         version = api.get("/api/project").json()["version"]
+        assert api.get("/api/progress").json() == {"message": ""}  # no export running
         moved = api.post(f"/api/lines/{line['id']}", json={"shift_s": 0.1, "version": version})
         assert moved.status_code == 200, moved.text
         after = next(x for x in json.loads((folder / "project.json").read_text())["transcript"][

@@ -399,3 +399,25 @@ def remix(
         for target in choices:
             mix(project, target, MixOptions(ducking=ducking, loudness=loudness), hook)
         write_report(project)
+
+
+def voice_choices(project: Project, target: str, settings: Settings | None = None) -> list[str]:
+    """The voices a speaker of ``target`` can be given with the engine that dubbed it:
+    espeak-ng's voices of the language with their variants, the Piper voice in use, or
+    (XTTS) the stored voices of the library (none: cloned from their own lines)."""
+    from octavia_cli.stages.synthesize import library
+
+    chosen = line_settings(project, target, settings)
+    engine = chosen.tts.engine
+    if engine == "espeak-ng":
+        from octavia_cli.engines.tts.espeak import (
+            FEMALE_VARIANTS,
+            MALE_VARIANTS,
+            installed_voices,
+        )
+
+        tags = sorted({tag for code, tag, _ in installed_voices() if code == target})
+        return [f"{tag}+{variant}" for tag in tags for variant in MALE_VARIANTS + FEMALE_VARIANTS]
+    if engine == "xtts":
+        return [profile.name for profile in library(chosen).list_voices()]
+    return [chosen.tts.voice] if chosen.tts.voice else []

@@ -276,7 +276,8 @@ class Access:
     sessions: Sessions
     folder_of: Callable[[Request, Session], Path]  # raises HTTPException(404) if not theirs
     signed_out: str  # what a request without a session is told
-    export: Callable[[Path, bool], list[Path]]  # writes the outputs; returns their paths
+    # writes the outputs (reporting to the hook); returns their paths
+    export: Callable[[Path, bool, Callable[[Any], None]], list[Path]]
     base: Callable[[Request], str] = lambda request: ""  # the pages' prefix in the URL
 
 
@@ -390,10 +391,37 @@ def review_router(access: Access) -> APIRouter:
         cues = [cue.model_dump() for cue in body.cues]
         return edit(request, lambda f: editing.save_subtitles(f, lang, cues, body.version))
 
+    progress: dict[Path, str] = {}  # what an export of each project is doing
+
+    def reporter(where: Path) -> Callable[[Any], None]:
+        def hook(event: Any) -> None:
+            done = f" {event.completed / event.total:.0%}" if event.total else ""
+            progress[where] = f"{event.stage} {event.status.value}{done}"
+
+        return hook
+
+    @router.get("/api/progress")
+    def export_progress(request: Request) -> dict[str, Any]:
+        return {"message": progress.get(folder(request), "")}
+
+    @router.get("/api/voices/{lang}")
+    def voices(lang: str, request: Request) -> list[str]:
+        current = Project.load(folder(request))
+        if lang not in languages(current):
+            raise HTTPException(404, {"error": "unknown language", "detail": lang})
+        return editing.voice_choices(current, lang)
+
     @router.post("/api/export")
     def export(body: ExportRequest, request: Request) -> dict[str, Any]:
         written: list[Path] = []
-        result = edit(request, lambda f: written.extend(access.export(f, body.force)))
+
+        def work(where: Path) -> None:
+            try:
+                written.extend(access.export(where, body.force, reporter(where)))
+            finally:
+                progress.pop(where, None)
+
+        result = edit(request, work)
         return result | {"written": [path.name if access.base(request) else str(path)
                                      for path in written]}  # fmt: skip
 
@@ -450,7 +478,8 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
         return response
 
     router = review_router(Access(sessions, lambda request, session: folder, signed_out,
-                                  lambda where, force: editing.export(where, force)))  # fmt: skip
+                                  lambda where, force, hook: editing.export(
+                                      where, force, hook=hook)))  # fmt: skip
     page = next(r.endpoint for r in router.routes if getattr(r, "path", "") == "/")  # type: ignore[attr-defined]
     app.include_router(router)
     return app

@@ -98,8 +98,8 @@ def router(services: Services) -> APIRouter:
     def folder_of(request: Request, session: Session) -> Path:
         return project_folder(services, request.path_params["job_id"], session.owner)
 
-    def export(folder: Path, force: bool) -> list[Path]:
-        return _export(services, folder)
+    def export(folder: Path, force: bool, hook: Any) -> list[Path]:
+        return _export(services, folder, hook)
 
     access = Access(sessions, folder_of, "Sign in at /review/login.", export,
                     lambda request: f"/review/jobs/{request.path_params['job_id']}")  # fmt: skip
@@ -111,7 +111,7 @@ def _name(results: list[dict[str, Any]]) -> str:
     return results[0]["name"] if results else "(no result)"
 
 
-def _export(services: Services, folder: Path) -> list[Path]:
+def _export(services: Services, folder: Path, hook: Any) -> list[Path]:
     """The job's dubs muxed again into its ``out/`` under their result names, and each
     language's subtitles beside them (added to its results)."""
     from octavia_cli.pipeline.lines import export_to
@@ -121,7 +121,7 @@ def _export(services: Services, folder: Path) -> list[Path]:
     assert job is not None
     out = job_folder / "out"
     by_language = {r["language"]: out / r["name"] for r in job.results if r.get("language")}
-    written = export_to(folder, by_language)
+    written = export_to(folder, by_language, hook=hook)
     names = {r["name"] for r in job.results}
     results = list(job.results)
     for path in written:

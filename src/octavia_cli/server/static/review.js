@@ -430,13 +430,17 @@ async function send(method, url, body) {
   return data;
 }
 
-function showSpeakers() {
+async function showSpeakers() {
+  const choices = await getJSON(`/api/voices/${encodeURIComponent(state.lang)}`).catch(() => []);
+  const list = Object.assign(document.createElement("datalist"), { id: "voice-choices" });
+  list.append(...choices.map((voice) => new Option(voice, voice)));
   const rows = speakers().map((speaker) => {
     const tr = document.createElement("tr");
     tr.dataset.id = speaker.id;
     const count = state.project.lines.filter((l) => l.speaker === speaker.id).length;
     const label = Object.assign(document.createElement("input"), { value: speaker.label, className: "label" });
     const voice = Object.assign(document.createElement("input"), { value: speaker.voice || "", className: "voice", placeholder: "as dubbed" });
+    voice.setAttribute("list", "voice-choices");
     const save = Object.assign(document.createElement("button"), { textContent: "Save", className: "save-speaker" });
     save.addEventListener("click", async () => {
       const status = $("speakers-status");
@@ -463,6 +467,9 @@ function showSpeakers() {
     return tr;
   });
   document.querySelector("#speakers tbody").replaceChildren(...rows);
+  const previous = $("voice-choices");
+  if (previous) previous.remove();
+  document.body.append(list);
 }
 
 const CUES_PER_PAGE = 100;
@@ -569,6 +576,10 @@ $("export").addEventListener("click", async () => {
   const status = $("export-status");
   $("export").disabled = true;
   status.textContent = "Exporting…";
+  const watching = setInterval(async () => {
+    const { message } = await getJSON("/api/progress").catch(() => ({ message: "" }));
+    if (message && status.textContent.startsWith("Exporting")) status.textContent = `Exporting… ${message}`;
+  }, 500);
   try {
     const result = await send("POST", "/api/export", { force: $("force").checked });
     state.project = result;
@@ -582,6 +593,7 @@ $("export").addEventListener("click", async () => {
   } catch (error) {
     status.textContent = `Not exported: ${error.message}`;
   } finally {
+    clearInterval(watching);
     $("export").disabled = document.body.classList.contains("read-only");
   }
 });
