@@ -318,6 +318,15 @@ def test_a_line_moved_or_given_to_another_speaker_and_the_mix_redone(
         api.headers["X-CSRF-Token"] = csrf
         version = api.get("/api/project").json()["version"]
         assert api.get("/api/progress").json() == {"message": ""}  # no export running
+        # While a CLI run holds the project, the page is read-only: it is told, and an edit
+        # is refused with the CLI's sentence.
+        from octavia_cli.project.manifest import Project
+
+        with Project.load(folder).locked():
+            assert api.get("/api/status").json()["locked"] is True
+            held = api.post(f"/api/lines/{line['id']}", json={"shift_s": 0.1, "version": version})
+            assert held.status_code == 409 and "Another Octavia run" in held.json()["detail"]
+        assert api.get("/api/status").json()["locked"] is False
         moved = api.post(f"/api/lines/{line['id']}", json={"shift_s": 0.1, "version": version})
         assert moved.status_code == 200, moved.text
         after = next(x for x in json.loads((folder / "project.json").read_text())["transcript"][
