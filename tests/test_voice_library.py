@@ -168,6 +168,31 @@ def test_exports_are_sealed_with_a_passphrase(cli, tmp_path: Path, monkeypatch) 
     assert (VoiceLibrary().root / "bob" / "conditioning.pt.enc").exists()
 
 
+def test_voice_commands_refuse_in_one_sentence(cli, tmp_path: Path, monkeypatch) -> None:
+    """Without a passphrase and no terminal to ask, a missing passphrase file, a name taken:
+    exit 1 and a sentence, nothing written."""
+    _store(VoiceLibrary(), "anna", tmp_path)
+    _store(VoiceLibrary(), "maria", tmp_path)
+    out = tmp_path / "anna.octavia-voice"
+    code, _, err = cli("voices", "export", "anna", str(out))  # stdin is no terminal here
+    assert code == 1 and "no terminal to ask" in err and "--passphrase-file" in err
+    code, _, err = cli("voices", "export", "anna", str(out), "--passphrase-file",
+                       str(tmp_path / "nope.txt"))  # fmt: skip
+    assert code == 1 and "nope.txt does not exist" in err
+    assert not out.exists()
+    code, _, err = cli("voices", "rename", "anna", "maria")
+    assert code == 1 and "A voice called 'maria' exists" in err and "--force" in err
+    code, _, err = cli("voices", "rename", "anna", "../x")
+    assert code == 1 and "not a usable voice name" in err
+    # A sealed export needs its passphrase: with no terminal, said, not asked.
+    monkeypatch.setenv("OCTAVIA_VOICE_PASSPHRASE", "pw")
+    assert cli("voices", "export", "anna", str(out))[0] == 0
+    monkeypatch.delenv("OCTAVIA_VOICE_PASSPHRASE")
+    code, _, err = cli("voices", "import", str(out), "--force")
+    assert code == 1 and "no terminal to ask" in err
+    assert "Traceback" not in err
+
+
 def _pt(value: object) -> bytes:
     buffer = io.BytesIO()
     torch.save(value, buffer)
@@ -212,6 +237,9 @@ def test_one_key_cannot_see_or_use_anothers_voices(tmp_path: Path, monkeypatch) 
     assert settings.tts.voice_library.endswith(os.path.join("data", "voices", "bobid"))
     with pytest.raises(Exception, match="no voice called 'anna'"):
         VoiceLibrary(Path(settings.tts.voice_library)).load("anna")
+    taken = as_alice.put("/voices", content=archive.read_bytes(),
+                         headers={"Octavia-Voice-Passphrase": "pw"})  # fmt: skip
+    assert taken.status_code == 409 and "A voice called 'anna' exists" in taken.text
     renamed = as_alice.post("/voices/anna/rename", json={"name": "maria"})
     assert renamed.status_code == 200 and renamed.json()["name"] == "maria"
     assert as_alice.delete("/voices/maria").json() == {"deleted": "maria"}

@@ -94,6 +94,14 @@ def test_cancelled_and_failed_jobs_are_reported_and_a_keys_default_is_used(
     code, _, _ = cli("serve", "keys", "webhook", key_id, receiver.url,
                      "--data-dir", str(tmp_path))  # fmt: skip
     assert code == 0
+    for args, message in [
+        (("webhook-secret", "nope"), "No key with id nope."),
+        (("webhook", "nope", receiver.url), "No key with id nope."),
+        (("webhook", key_id), "Give a URL, or --clear."),
+        (("webhook", key_id, "ftp://x/y"), "Not a webhook URL"),
+    ]:
+        code, _, err = cli("serve", "keys", *args, "--data-dir", str(tmp_path))
+        assert code == 1 and message in err, (args, err)
     cancelled = store.add_job(key_id, "transcribe", {}, "", 0.0, 10)
     assert cancelled is not None and cancelled.webhook_url == receiver.url
     store.cancel(cancelled.id)
@@ -117,6 +125,10 @@ def test_cancelled_and_failed_jobs_are_reported_and_a_keys_default_is_used(
     assert receiver.events()[-1]["error"] == "the audio is silent"
     secret = store.webhook_secret(key_id)
     assert all(verify(secret, headers, body) for headers, body in receiver.requests)
+    code, out, _ = cli("serve", "keys", "webhook", key_id, "--clear", "--data-dir", str(tmp_path))
+    assert code == 0 and "(no webhook)" in out
+    unreported = store.add_job(key_id, "transcribe", {}, "", 0.0, 10)
+    assert unreported is not None and unreported.webhook_url is None
 
 
 def _resolving_to(*addresses: str):

@@ -78,10 +78,9 @@ def clone_voice_command(
 
 def _library():  # -> VoiceLibrary
     """The library the settings name (``tts.voice_library``; default the user's)."""
-    from octavia_cli.models.voices import VoiceLibrary
+    from octavia_cli.models.voices import library_for
 
-    root = load_settings_for().tts.voice_library
-    return VoiceLibrary(Path(root) if root else None)
+    return library_for(load_settings_for())
 
 
 @app.command("list")

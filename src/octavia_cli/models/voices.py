@@ -347,6 +347,12 @@ class VoiceLibrary:
             raise
 
 
+def library_for(settings: Any) -> VoiceLibrary:
+    """The library the settings name (``tts.voice_library``; default the user's)."""
+    root = settings.tts.voice_library
+    return VoiceLibrary(Path(root) if root else None)
+
+
 def library_of(voice: str, root: str | Path = "") -> tuple[VoiceLibrary, str]:
     """The library and name of ``voice``: a stored voice's folder (what a dub resolves a
     name to: ``<library>/<name>``), or a name in the library at ``root`` (default: the

@@ -45,7 +45,7 @@ def clone_voice(
         checked = check_references(references)
         conditioning = tts.clone(references)
         profile = voices.VoiceProfile(name, tts.name, tts.model_spec, checked)
-        library = voices.VoiceLibrary(Path(settings.tts.voice_library or voices.voices_dir()))
+        library = voices.library_for(settings)
         folder = library.save(profile, conditioning, force=force, reference=references[0],
                               embedding=embedding_of(references))  # fmt: skip
     return folder, sum(r.speech_s for r in checked)

@@ -292,12 +292,16 @@ def job_source(job: Job, store: Store, folder: Path) -> Path:
     return source
 
 
+def key_voices(data_dir: Path, key_id: str | None) -> Path:
+    """A key's own voice library, ``<data dir>/voices/<key id>`` (an open server's:
+    ``voices/local``). Its jobs name, match and save voices there only, so one key never
+    lists, uses or learns of another's voices."""
+    return data_dir / "voices" / (key_id or "local")
+
+
 def key_library(folder: Path, key_id: str | None) -> str:
-    """The voice library of the job in ``folder`` (``<data dir>/jobs/<id>``): its key's own,
-    ``<data dir>/voices/<key id>`` (an open server's jobs: ``voices/local``). A job names
-    voices, matches speakers and saves voices there only, so one key never lists, uses or
-    learns of another's voices."""
-    return str(folder.parent.parent / "voices" / (key_id or "local"))
+    """The voice library of the job in ``folder`` (``<data dir>/jobs/<id>``) of ``key_id``."""
+    return str(key_voices(folder.parent.parent, key_id))
 
 
 def dub_request(

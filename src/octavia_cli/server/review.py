@@ -281,6 +281,21 @@ class Access:
     base: Callable[[Request], str] = lambda request: ""  # the pages' prefix in the URL
 
 
+def render_page(access: Access, request: Request) -> Response:
+    """The page, for a signed-in session of a project it may open: its prefix and the
+    session's CSRF token in meta tags for the script."""
+    current = access.sessions.get(request.cookies.get(COOKIE))
+    if current is None:
+        return Response(access.signed_out, 401)
+    access.folder_of(request, current)
+    base = access.base(request)
+    html = (STATIC / "review.html").read_text(encoding="utf-8")
+    html = html.replace('"/static/', f'"{base}/static/').replace(
+        "<head>", f'<head>\n<meta name="octavia-base" content="{base}">\n'
+                  f'<meta name="octavia-csrf" content="{current.csrf}">', 1)  # fmt: skip
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
 def review_router(access: Access) -> APIRouter:
     """The page and its API, for any project ``access`` lets a session open."""
     router = APIRouter()
@@ -296,16 +311,7 @@ def review_router(access: Access) -> APIRouter:
 
     @router.get("/")
     def page(request: Request) -> Response:
-        current = access.sessions.get(request.cookies.get(COOKIE))
-        if current is None:
-            return Response(access.signed_out, 401)
-        access.folder_of(request, current)
-        base = access.base(request)
-        html = (STATIC / "review.html").read_text(encoding="utf-8")
-        html = html.replace('"/static/', f'"{base}/static/').replace(
-            "<head>", f'<head>\n<meta name="octavia-base" content="{base}">\n'
-                      f'<meta name="octavia-csrf" content="{current.csrf}">', 1)  # fmt: skip
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return render_page(access, request)
 
     @router.get("/static/{name}")
     def static(name: str, request: Request) -> FileResponse:
@@ -465,10 +471,17 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
     json_errors(app)
     signed_out = "Open the link octavia review printed (it carries a one-time token)."
 
+    access = Access(
+        sessions,
+        lambda request, session: folder,
+        signed_out,
+        lambda where, force, hook: editing.export(where, force, hook=hook),
+    )
+
     @app.get("/", include_in_schema=False)
     def link(request: Request, token: str = "") -> Response:
         if not token:
-            return page(request)
+            return render_page(access, request)
         cookie = sessions.exchange(token)
         if cookie is None:
             return Response("This link was used already: it opens one browser session. "
@@ -477,11 +490,7 @@ def create_review_app(folder: Path, token: str, port: int, host: str = "127.0.0.
         response.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", path="/")
         return response
 
-    router = review_router(Access(sessions, lambda request, session: folder, signed_out,
-                                  lambda where, force, hook: editing.export(
-                                      where, force, hook=hook)))  # fmt: skip
-    page = next(r.endpoint for r in router.routes if getattr(r, "path", "") == "/")  # type: ignore[attr-defined]
-    app.include_router(router)
+    app.include_router(review_router(access))
     return app
 
 

@@ -85,9 +85,9 @@ def reference_spans(project: Project, speaker: str) -> list[list[float]]:
 
 def library(settings: Settings) -> Any:
     """The voice library the settings name (``tts.voice_library``; default the user's)."""
-    from octavia_cli.models.voices import VoiceLibrary
+    from octavia_cli.models.voices import library_for
 
-    return VoiceLibrary(Path(settings.tts.voice_library) if settings.tts.voice_library else None)
+    return library_for(settings)
 
 
 def stored_voice(settings: Settings, name: str) -> str:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
 from octavia_cli.errors import InputError, OutputExistsError
+from octavia_cli.server.jobs import key_voices
 from octavia_cli.server.routes.deps import Server, Who, error, key_id
 
 router = APIRouter(prefix="/api/v1")
@@ -22,7 +23,7 @@ MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 def _library(server: Server, who: str) -> Any:  # -> VoiceLibrary
     from octavia_cli.models.voices import VoiceLibrary
 
-    return VoiceLibrary(server.options.data_dir / "voices" / (key_id(who) or "local"))
+    return VoiceLibrary(key_voices(server.options.data_dir, key_id(who)))
 
 
 def _public(profile: Any) -> dict[str, Any]:
