@@ -32,7 +32,8 @@ class Preset(StrEnum):
     """Named sets of engines. ``offline`` needs nothing from a model hub; ``quality`` takes
     good models of each stage from the hub (once, then from the cache) and wants a GPU;
     ``ultra`` takes the largest model of each stage the catalog has, eight takes of a line
-    that fails its check and tighter checks (some of its models are non-commercial)."""
+    that fails its check, tighter checks and lip-sync (some of its models are
+    non-commercial)."""
 
     AUTO = "auto"
     OFFLINE = "offline"
@@ -339,6 +340,36 @@ class MixSettings:
 
 
 @dataclass(frozen=True)
+class LipSyncSettings:
+    enabled: bool = _setting(
+        False,
+        "Re-draw the mouth of the one face on screen to follow the dub, in the shots where "
+        "that face is the one speaking (MuseTalk 1.5; the picture is re-encoded). Slow "
+        "without a GPU.",
+        option="lip_sync",
+    )
+    engine: str = _setting("musetalk", "Lip-sync engine.", choices=("musetalk",))
+    crf: int = _setting(
+        18, "x264 quality of the re-encoded picture (0: lossless; 18: visually lossless).",
+        minimum=0, maximum=51, option="lip_sync_crf")  # fmt: skip
+    batch_size: int = _setting(
+        8, "Faces re-drawn at once (lower it if the GPU runs out of memory).", minimum=1,
+        maximum=256)  # fmt: skip
+    min_face_px: int = _setting(
+        80, "Faces shorter than this (pixels) are left as they are: the model draws a 256 "
+        "pixel crop, and a small face gains nothing.", minimum=16, maximum=4096)  # fmt: skip
+    unet: str = _setting(
+        "", "A local folder in the layout of TMElyralab/MuseTalk (musetalkV15/musetalk.json "
+        "and unet.pth); empty for the catalog's, from the hub.")  # fmt: skip
+    vae: str = _setting(
+        "", "A local folder with the VAE (stabilityai/sd-vae-ft-mse's files); empty for the "
+        "catalog's.")  # fmt: skip
+    whisper: str = _setting(
+        "", "A local folder with Whisper-tiny for the audio features (openai/whisper-tiny's "
+        "files); empty for the catalog's.")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SubtitleSettings:
     max_line_chars: int = _setting(
         42,
@@ -439,6 +470,7 @@ class Settings:
     fit: FitSettings = field(default_factory=FitSettings)
     qa: QaSettings = field(default_factory=QaSettings)
     mix: MixSettings = field(default_factory=MixSettings)
+    lipsync: LipSyncSettings = field(default_factory=LipSyncSettings)
     subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
     remote: RemoteSettings = field(default_factory=RemoteSettings)
@@ -485,6 +517,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tts.max_attempts": 8,
         "qa.model": "large-v3",
         "qa.tolerance": 0.5,
+        "lipsync.enabled": True,
     },
 }
 

@@ -97,6 +97,17 @@ def dub_command(
             show_default=False,
         ),
     ] = None,
+    lip_sync: Annotated[
+        bool | None,
+        typer.Option(
+            "--lip-sync/--no-lip-sync",
+            help="Re-draw the mouth of the one face on screen to follow the dub, in the shots "
+            "where that face speaks (MuseTalk 1.5; on in the ultra preset; slow without a "
+            "GPU). The picture is re-encoded.",
+            show_default=False,
+        ),
+    ] = None,
+    lip_sync_crf: Annotated[int | None, setting_option("lip_sync_crf")] = None,
     separate: Annotated[
         bool | None,
         typer.Option(
@@ -169,6 +180,8 @@ def dub_command(
         max_attempts=max_attempts,
         match_voices=match_voices,
         save_voices=save_voices,
+        lip_sync=lip_sync,
+        lip_sync_crf=lip_sync_crf,
         separation_engine=None if separate is None else ("demucs" if separate else "none"),
         diarization=diarization,
         speakers=speakers,
@@ -232,6 +245,7 @@ def dub_command(
             "ducking": ducking, "loudness": loudness, "replace_audio": replace_audio or None,
             "qa": qa, "max_attempts": max_attempts, "match_voices": match_voices,
             "save_voices": save_voices, "parallel": parallel or None,
+            "lip_sync": lip_sync, "lip_sync_crf": lip_sync_crf,
             "glossary": glossary_terms(settings),
         }  # fmt: skip
         _dub_remote(ctx, requests, settings, estimate, max_speed, preset, extra, json_output,

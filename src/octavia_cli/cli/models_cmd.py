@@ -29,9 +29,13 @@ YesOption = Annotated[
 
 
 def _entries(names: list[str]):  # -> list[ModelEntry]
-    from octavia_cli.models.catalog import find_model
+    """The catalog entries of ``names``; ``musetalk`` brings its VAE and Whisper-tiny, which
+    lip-sync cannot run without."""
+    from octavia_cli.models.catalog import LIPSYNC_NAMES, find_model
 
     entries = []
+    if "musetalk" in names:
+        names = list(dict.fromkeys([*names, *LIPSYNC_NAMES.values()]))
     for name in names:
         entry = find_model(name)
         if entry is None:

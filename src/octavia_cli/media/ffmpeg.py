@@ -274,11 +274,14 @@ def _summary(stderr: bytes, what: str) -> tuple[float, float]:
 def mux_video(
     video: Path, audio: Path, destination: Path, *, language_iso639_2: str, title: str,
     keep_original_audio: bool = True, duration_s: float | None = None,
+    picture: tuple[Path, int] | None = None,
 ) -> None:  # fmt: skip
     """Write ``audio`` as the first, default audio track, tagged with its language, and
     copy every stream of ``video`` bit for bit after it: the picture, the original audio
     tracks (no longer default; left out with ``keep_original_audio`` False), subtitles and,
-    in Matroska, attachments. ``duration_s`` cuts every stream there (a truncated input)."""
+    in Matroska, attachments. ``duration_s`` cuts every stream there (a truncated input).
+    ``picture``: another file's video stream (a lip-synced one) written instead of
+    ``video``'s, and the rotation it is shown at (degrees counter-clockwise)."""
     ffmpeg = require_program("ffmpeg")
     suffix = destination.suffix.lower()
     codec = VIDEO_AUDIO_CODECS.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
@@ -286,8 +289,13 @@ def mux_video(
     media = probe(video)
     originals = media.audio_streams if keep_original_audio else 0
     keep_subtitles = bool(media.subtitle_codecs) and _subtitles_fit(media, suffix)
-    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", ff(video), "-i", ff(audio),
-            "-map", "1:a:0", "-map", "0:v"]  # fmt: skip
+    args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", ff(video), "-i", ff(audio)]
+    if picture is None:
+        args += ["-map", "1:a:0", "-map", "0:v"]
+    else:
+        args += ["-i", ff(picture[0]), "-map", "1:a:0", "-map", "2:v:0"]
+        if picture[1]:
+            args += ["-metadata:s:v:0", f"rotate={(-picture[1]) % 360}"]
     if keep_original_audio:
         args += ["-map", "0:a?"]
     if keep_subtitles:

@@ -73,6 +73,35 @@ DEMUCS_MODELS = {
 PYANNOTE_PIPELINE = "pyannote/speaker-diarization-community-1"
 # coqui/XTTS-v2 at its last commit (December 2023), the one independent public projects pin.
 XTTS_REPO, XTTS_REVISION = "coqui/XTTS-v2", "6c2b0d75eae4b7047358e3b6bd9325f857d43f77"
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    """A hub repository at a pinned commit, and the files of it a loader reads."""
+
+    repo: str
+    revision: str
+    files: tuple[str, ...]
+    size_mb: int
+    license: str
+
+
+# Lip-sync (MuseTalk 1.5) and its two companions, at the commits an independent public
+# project pins (no hub access here to read newer ones). The UNet's config and weights; the
+# VAE's config and safetensors; Whisper-tiny's config, feature extractor and safetensors.
+LIPSYNC_MODELS = {
+    "musetalk": HubFiles("TMElyralab/MuseTalk", "3ef28bc5cff08c90ad8178a25f1b570cd800170f",
+                         ("musetalkV15/musetalk.json", "musetalkV15/unet.pth"), 3400, "MIT"),
+    "sd-vae-ft-mse": HubFiles("stabilityai/sd-vae-ft-mse",
+                              "31f26fdeee1355a5c34592e401dd41e45d25a493",
+                              ("config.json", "diffusion_pytorch_model.safetensors"), 335, "MIT"),
+    "whisper-tiny": HubFiles("openai/whisper-tiny", "169d4a4341b33bc18d8881c4b69c2e104e1cc0af",
+                             ("config.json", "preprocessor_config.json", "model.safetensors"),
+                             151, "Apache-2.0"),
+}  # fmt: skip
+# The catalog's names of those (whisper-tiny is already faster-whisper's CTranslate2 one).
+LIPSYNC_NAMES = {"musetalk": "musetalk", "sd-vae-ft-mse": "musetalk-vae",
+                 "whisper-tiny": "musetalk-whisper"}  # fmt: skip
 CPML_URL = "https://coqui.ai/cpml"  # the Coqui Public Model Licence, as coqui-tts cites it
 CC_BY_NC_URL = "https://creativecommons.org/licenses/by-nc/4.0/"  # NLLB-200's weights
 # The setting by which a user accepts each kind's non-commercial licence.
@@ -176,6 +205,13 @@ def all_models() -> list[ModelEntry]:
             "all",
         )
     )  # fmt: skip
+    for key, files in LIPSYNC_MODELS.items():
+        entries.append(
+            ModelEntry(
+                LIPSYNC_NAMES[key], "lipsync", HUB, files.repo, files.revision, files.size_mb,
+                files.license, False, ("musetalk",), "all",
+            )
+        )  # fmt: skip
     for mt in mt_catalog.catalog():
         languages = (
             mt.name.removeprefix("opus-mt-").replace("-", "→") if mt.family == "marian" else "all"
@@ -324,6 +360,12 @@ def required_models(
         entry = find_model("xtts-v2")
         if entry is not None:
             needed.append(entry)
+    if settings.lipsync.enabled:
+        for key in LIPSYNC_MODELS:
+            configured = getattr(settings.lipsync, _LIPSYNC_SETTING[key])
+            entry = find_model(LIPSYNC_NAMES[key])
+            if not configured and entry is not None:
+                needed.append(entry)
     if settings.qa.mode != "off" and settings.qa.model not in ("auto", model):
         heard = settings.qa.model
         if not heard.startswith("bundled:"):
@@ -332,6 +374,9 @@ def required_models(
         if entry is not None:
             needed.append(entry)
     return list(dict.fromkeys(needed))
+
+
+_LIPSYNC_SETTING = {"musetalk": "unet", "sd-vae-ft-mse": "vae", "whisper-tiny": "whisper"}
 
 
 def licences(
@@ -410,6 +455,9 @@ def download_patterns(
         return [f"{entry.name}.yaml", "*.safetensors"], None
     if entry.kind == "diarization":
         return list(PYANNOTE_FILES), None
+    if entry.kind == "lipsync":
+        return [f for m in LIPSYNC_MODELS.values() if m.repo == entry.location
+                for f in m.files], None  # fmt: skip
     if entry.kind in ("mt", "align"):
         allow = [*TRANSFORMERS_FILES, *weight_files(repo_files or [])]
         return allow, list(ALIGN_IGNORED) if entry.kind == "align" else None

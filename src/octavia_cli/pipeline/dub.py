@@ -46,6 +46,7 @@ from octavia_cli.project.outputs import check_output, check_output_format, defau
 from octavia_cli.project.records import Transcript
 from octavia_cli.project.report import write_report
 from octavia_cli.stages.extract import MAX_CHANNELS
+from octavia_cli.stages.lipsync import LipSyncOptions, lipsync
 from octavia_cli.stages.mix import MixOptions, mix
 from octavia_cli.stages.mux import mux
 from octavia_cli.stages.synthesize import synthesize
@@ -166,6 +167,8 @@ def prepare(
         if chosen is not None:
             engine, voice = chosen
             plan.voices[target] = f"{engine.name}:{Path(voice).name or voice}"
+    if settings.lipsync.enabled and media.has_video:
+        check(partial(_check_lip_sync, runner, settings, media))
     check(lambda: MixOptions(loudness=settings.mix.loudness).target_lufs(-20.0))
     plan.outputs = check(lambda: output_paths(request, media.has_video)) or {}
     folder = default_project_folder(request.source, request.workdir)
@@ -218,6 +221,31 @@ def _check_hearing(runner: Runner, settings: Settings, target: str) -> None:
         ) from None
 
 
+# Frames a second MuseTalk 1.5 re-draws (bench/lipsync_bench.py: the full-size network with
+# random weights, batches of 8): on 2 CPU cores, and on one GPU (fp16).
+LIPSYNC_CPU_FPS = 0.5
+LIPSYNC_GPU_FPS = 30.0
+
+
+def _check_lip_sync(runner: Runner, settings: Settings, media: MediaInfo) -> None:
+    """Lip-sync can run: its packages are here, and the picture is not slowed under lines
+    (the two are not combined); on the CPU it is allowed, with a warning and an estimate."""
+    if settings.fit.allow_video_stretch:
+        raise InputError(
+            "Lip-sync cannot be combined with --allow-video-stretch: the slowed picture would "
+            "need its mouths re-drawn at another pace.",
+            "Leave out one of --lip-sync and --allow-video-stretch.",
+        )
+    runner.lipsync(settings).check()
+    if resolve_device(settings.general.device) == "cpu":
+        frames = media.duration_s * 25.0
+        logger.warning(
+            "lip-sync on the CPU is slow: at most %.0f minutes for this video (every frame "
+            "with a face that speaks, at about %.1f frames a second); a GPU does it at about "
+            "%.0f", frames / LIPSYNC_CPU_FPS / 60, LIPSYNC_CPU_FPS, LIPSYNC_GPU_FPS,
+        )  # fmt: skip
+
+
 def _placed(folder: Path, outputs: tuple[Path, ...]) -> bool:
     check_project_place(folder, outputs)
     return True
@@ -258,6 +286,8 @@ def plan(request: DubRequest, settings: Settings, runner: Runner | None = None) 
     diarizing = settings.diarization.engine != "none" and settings.diarization.speakers != 1
     per_language = ("translate", "synthesize", "fit",
                     *(["check"] if settings.qa.mode != "off" else []), "mix", "mux")  # fmt: skip
+    if lip_sync_applies(settings, checked):
+        per_language = (*per_language[:-1], "lipsync", "mux")
     stages = ["extract", *(["separate"] if separating else []), "transcribe", "diarize"] + [
         f"{stage}:{t}" for t in targets for stage in per_language
     ]
@@ -284,6 +314,11 @@ def plan(request: DubRequest, settings: Settings, runner: Runner | None = None) 
             "tts": checked.voices,
             "separation": f"demucs:{settings.separation.model}" if separating else "none",
             "diarization": diarization if diarizing else "none (one speaker)",
+            "lipsync": (
+                f"{settings.lipsync.engine} (MuseTalk 1.5, MIT)"
+                if lip_sync_applies(settings, checked)
+                else "off"
+            ),
             "checks": (
                 f"faster-whisper:{checker_settings(settings).asr.model}, best of "
                 f"{settings.tts.max_attempts} takes"
@@ -352,6 +387,8 @@ def _run(
                 "no source separation: the original voices are ducked deeply under the dub "
                 "(turn on demucs with --separate for a clean background)"
             )
+        if settings.lipsync.enabled and not lip_sync_applies(settings, checked):
+            result.notes.append("lip-sync: the output has no picture, so no mouth to re-draw")
         # Every language's translation first, so the translation model is freed before the
         # speech models load.
         translate_project(project, targets, settings, hook, runner, options)
@@ -373,9 +410,12 @@ def _run(
                 MixOptions(ducking=settings.mix.ducking, loudness=settings.mix.loudness),
                 hook,
             )
+            picture = None
+            if lip_sync_applies(settings, checked):
+                picture = _lip_sync(project, source, target, settings, hook, runner, result)
             result.outputs[target] = mux(
                 project, source, target, checked.outputs[target], request.force, hook,
-                replace_audio=request.replace_audio,
+                replace_audio=request.replace_audio, picture=picture,
             )  # fmt: skip
         if hold:  # (the held one, if alive: nothing is built to be released)
             runner.release(runner.alive().get("asr"))
@@ -384,6 +424,45 @@ def _run(
         result.report = write_report(project)
         logger.info("dub finished in %.1f s", time.monotonic() - began)
     return result
+
+
+def lip_sync_applies(settings: Settings, checked: DubPlan) -> bool:
+    """Whether the dub re-draws mouths: asked for, and the output is a video."""
+    return (
+        settings.lipsync.enabled
+        and bool(checked.outputs)
+        and all(
+            checked.media.has_video and path.suffix.lower() in VIDEO_AUDIO_CODECS
+            for path in checked.outputs.values()
+        )
+    )
+
+
+def _lip_sync(
+    project: Project, source: Path, target: str, settings: Settings, hook: ProgressHook,
+    runner: Runner, result: DubResult,
+) -> tuple[str, int] | None:  # fmt: skip
+    """Run the lip-sync stage; the picture mux writes instead of the source's (None: no
+    shot needed it, the source's picture is copied)."""
+    from octavia_cli.media.video import probe_video
+
+    engine = runner.lipsync(settings)
+    try:
+        info = lipsync(project, source, target, engine, lip_sync_options(settings), hook)
+    finally:
+        runner.release(engine)
+    counts: dict[str, int] = {}
+    for shot in info.shots:
+        counts[shot["status"]] = counts.get(shot["status"], 0) + 1
+    said = ", ".join(f"{n} {status}" for status, n in counts.items())
+    result.notes.append(f"lip-sync ({target}): {len(info.shots)} shot(s): {said}")
+    if not info.picture:
+        return None
+    return info.picture, probe_video(source).rotation
+
+
+def lip_sync_options(settings: Settings) -> LipSyncOptions:
+    return LipSyncOptions(crf=settings.lipsync.crf, min_face_px=settings.lipsync.min_face_px)
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:

@@ -36,6 +36,8 @@ from octavia_cli.engines.asr import get_asr_engine
 from octavia_cli.engines.asr.base import AsrEngine
 from octavia_cli.engines.diarization import get_diarization_engine
 from octavia_cli.engines.diarization.base import DiarizationEngine
+from octavia_cli.engines.lipsync import get_lipsync_engine
+from octavia_cli.engines.lipsync.base import LipSyncEngine
 from octavia_cli.engines.mt import get_translation_engine
 from octavia_cli.engines.mt.base import TranslationEngine
 from octavia_cli.engines.separation import get_separation_engine
@@ -48,13 +50,14 @@ logger = logging.getLogger(__name__)
 
 # The settings section each kind of engine is built from.
 SECTIONS = {"asr": "asr", "qa": "asr", "mt": "mt", "separation": "separation",
-            "diarization": "diarization", "speech": "tts"}  # fmt: skip
+            "diarization": "diarization", "speech": "tts", "lipsync": "lipsync"}  # fmt: skip
 # Settings of those sections that a built engine does not hold (the stages read them per
 # run): a job that changes only these reuses the kept engine. XTTS takes its voice per
 # line; Piper's voice is its model, so for Piper the voice counts.
 PER_RUN = {"mt": {"glossary", "length_control", "candidates"},
            "speech": {"min_similarity", "max_attempts", "voice_library", "match_voices",
-                      "match_threshold", "save_voices"}}  # fmt: skip
+                      "match_threshold", "save_voices"},
+           "lipsync": {"enabled", "crf", "min_face_px"}}  # fmt: skip
 PER_RUN_XTTS = {"voice"}
 
 
@@ -71,6 +74,7 @@ class EngineFactories:
     speech: Callable[[Settings, str], SpeechEngine] = get_speech_engine
     speech_name: Callable[[Settings, str], str] = speech_engine_name
     checker: Callable[[Settings], AsrEngine] = get_asr_engine  # hears the dubbed lines
+    lipsync: Callable[[Settings], LipSyncEngine] = get_lipsync_engine
 
 
 # What a runner builds unless it is given other factories.
@@ -133,6 +137,11 @@ class Runner:
         if settings.diarization.engine == "none" or settings.diarization.speakers == 1:
             return None
         return self._get("diarization", settings, lambda: self.factories.diarizer(settings))
+
+    def lipsync(self, settings: Settings) -> LipSyncEngine:
+        """The engine that re-draws mouths (``--lip-sync``)."""
+
+        return self._get("lipsync", settings, lambda: self.factories.lipsync(settings))
 
     def speech(self, settings: Settings, language: str) -> SpeechEngine:
         """The engine that speaks ``language``: one for every language it speaks (XTTS), or

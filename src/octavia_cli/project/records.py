@@ -391,19 +391,31 @@ class MixInfo(_Record):
 
 
 @dataclass
+class LipSyncInfo(_Record):
+    engine: str
+    picture: str  # the re-encoded picture, relative to the project ("": the source's is kept)
+    # Per shot: start_s, end_s, frames, status (lip-synced, no face, several faces, face too
+    # small, off-screen speaker, no speech, failed), and speaker, score, frames_synced.
+    shots: list[dict[str, Any]] = field(default_factory=list)
+    synced_shots: int = 0
+    synced_frames: int = 0
+
+
+@dataclass
 class MuxInfo(_Record):
     output: str  # the output's absolute path
 
 
 StageInfo = (
     ExtractInfo | SeparateInfo | TranscribeInfo | DiarizeInfo | TranslateInfo | SynthesizeInfo
-    | FitInfo | CheckInfo | MixInfo | MuxInfo
+    | FitInfo | CheckInfo | MixInfo | LipSyncInfo | MuxInfo
 )  # fmt: skip
 # The info type of each stage, by the stage's name before ``:`` (``fit:es`` -> ``fit``).
 STAGE_INFOS: dict[str, type[_Record]] = {
     "extract": ExtractInfo, "separate": SeparateInfo, "transcribe": TranscribeInfo,
     "diarize": DiarizeInfo, "translate": TranslateInfo, "synthesize": SynthesizeInfo,
-    "fit": FitInfo, "check": CheckInfo, "mix": MixInfo, "mux": MuxInfo,
+    "fit": FitInfo, "check": CheckInfo, "mix": MixInfo, "lipsync": LipSyncInfo,
+    "mux": MuxInfo,
 }  # fmt: skip
 
 

@@ -180,6 +180,10 @@ class DubOptions(_Options):
     # save_voices each new speaker is stored there for the next episode.
     match_voices: Annotated[bool | None, setting("match_voices")] = None
     save_voices: Annotated[bool | None, setting("save_voices")] = None
+    # The mouth of the one face on screen re-drawn to follow the dub (the picture is
+    # re-encoded; the server's GPU does it).
+    lip_sync: Annotated[bool | None, setting("lip_sync")] = None
+    lip_sync_crf: Annotated[int | None, setting("lip_sync_crf")] = None
     replace_audio: bool = False
     # The output's format as an extension (".mkv", ".mp3"...); default: the input's.
     output_format: str | None = Field(None, pattern=r"^\.[a-z0-9]{2,5}$")

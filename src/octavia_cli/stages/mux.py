@@ -25,18 +25,27 @@ from octavia_cli.project.records import MuxInfo, stable_hash
 logger = logging.getLogger(__name__)
 
 
+Picture = tuple[str, int]  # a picture file relative to the project, and its rotation
+
+
 def stage_name(target: str) -> str:
     return f"mux:{target}"
 
 
 def mux(
     project: Project, source: Path, target: str, output: Path, force: bool, hook: ProgressHook,
-    *, replace_audio: bool = False,
+    *, replace_audio: bool = False, picture: Picture | None = None,
 ) -> Path:  # fmt: skip
+    """``picture``: the lip-synced picture to write in place of the source's (a video
+    stream alone, relative to the project, and the rotation to show it at)."""
     reporter = StageReporter(hook, stage_name(target))
     assert project.media is not None
     key = str(output.resolve())
-    inputs = stable_hash(project.stages[f"mix:{target}"].inputs_hash, key, replace_audio)
+    picture_hash = None
+    if picture is not None:
+        picture_hash = project.stages[f"lipsync:{target}"].inputs_hash
+    inputs = stable_hash(project.stages[f"mix:{target}"].inputs_hash, key, replace_audio,
+                         *([picture_hash] if picture_hash else []))  # fmt: skip
     record = project.outputs.get(key)
     if project.is_current(stage_name(target), inputs) and record and record.matches(output):
         reporter.skipped()
@@ -73,6 +82,7 @@ def mux(
                 title=f"{language_name(target)} (dubbed by Octavia)",
                 keep_original_audio=not replace_audio,
                 duration_s=project.media.output_duration_s if project.media.truncated else None,
+                picture=None if picture is None else (project.path(picture[0]), picture[1]),
             )
         else:
             encode_audio(
