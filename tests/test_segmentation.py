@@ -115,3 +115,13 @@ def test_a_line_starting_in_a_pause_moves_to_the_speech_however_far() -> None:
     early = split_into_lines(words((" Hm", 0.2, 0.4), (" yes.", 0.5, 0.9)))
     snap_to_speech(early, [(1.5, 2.0)])
     assert early[0].start_s == 0.2
+
+
+def test_a_first_word_wholly_in_the_pause_moves_to_the_onset_at_its_second_word() -> None:
+    """two-on-the-phone: Whisper put "They" at 30.83-31.41 s, all of it in the pause, and
+    "swarmed" from 31.41 s; the speech starts at 31.46 s, inside the second word. The line
+    starts there, not 0.63 s early."""
+    line = split_into_lines(words((" They", 30.83, 31.41), (" swarmed", 31.41, 31.99),
+                                  (" up.", 31.99, 32.23)))  # fmt: skip
+    snap_to_speech(line, [(26.95, 30.11), (31.46, 35.77)])
+    assert line[0].start_s == 31.46

@@ -180,3 +180,64 @@ def test_window_length() -> None:
     assert stage.window_length(100.0, 2) == stage.CHUNK_S  # under two minutes: not cut
     assert stage.window_length(200.0, 2) == pytest.approx(130.0)  # 100 s each, and the search
     assert stage.window_length(3600.0, 2) == stage.PARALLEL_CHUNK_S
+
+
+class DroppingRecogniser:
+    """Whisper dropping a phrase: given a whole window it hears only the first stretch of
+    speech; given a stretch on its own it hears it."""
+
+    name = "dropping"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def recognize(self, audio_16k, language, on_progress) -> Recognition:
+        self.calls.append(len(audio_16k))
+        if len(self.calls) == 1:
+            return Recognition(language, 1.0, [Word(" First.", 0.5, 1.5, 0.9)])
+        return Recognition(language, 1.0, [Word(" Again.", 0.3, 0.9, 0.8), Word(" ", 1, 1)])
+
+
+def test_speech_that_whisper_gave_no_word_is_heard_again_on_its_own() -> None:
+    """monologue-with-interjections: Whisper base heard nothing of a 2.3 s interjection
+    ("The best dramatic is that which is at hand.") between two turns of the other speaker,
+    so it was never dubbed. A stretch of clear speech of 0.5 s or more that no word
+    touches is recognised alone; one a word touches, or a shorter one, is not."""
+    chunk = np.zeros(16_000 * 12, np.float32)
+    clear = [(0.5, 1.5), (3.0, 4.2), (6.0, 6.3), (8.0, 9.0)]
+    words = [Word(" First.", 0.5, 1.5, 0.9), Word(" late", 8.9, 9.4, 0.9)]
+    engine = DroppingRecogniser()
+    engine.calls.append(0)  # the window itself was heard already
+    found = stage.hear_unheard(engine, chunk, "en", words, clear)
+    assert engine.calls[1:] == [round((4.2 + 0.3 - (3.0 - 0.3)) * 16_000)]  # padded, once
+    assert [(w.text, w.start_s, w.end_s) for w in found] == [(" Again.", 3.0, 3.6)]
+
+
+def test_a_window_keeps_the_words_heard_again_in_time_order(monkeypatch) -> None:
+    """What recognize_window gives: the first stretch's word, then the dropped stretch's,
+    on the file's timeline."""
+    chunk = np.zeros(16_000 * 6, np.float32)
+    chunk[16_000 * 3 : 16_000 * 4] = 0.3  # something not silent
+    monkeypatch.setattr(stage, "detect_speech",
+                        lambda audio, threshold=None: [(0.5, 1.5), (3.0, 4.0)])  # fmt: skip
+    piece = stage.recognize_window(DroppingRecogniser(), chunk, 10.0, "en")
+    assert [(w.text, w.start_s) for w in piece["words"]] == [(" First.", 10.5), (" Again.", 13.0)]
+
+
+def test_a_word_holding_a_pause_the_clear_speech_shows_splits_its_line() -> None:
+    """two-male-female: "in all our blood," (0.98 s) then "and" put at 3.86-4.62 s, where the
+    speech at the recall threshold starts at 4.10 s (a silence of 0.24 s in the word: kept)
+    but clear speech at 4.48 s (0.62 s: the word is moved). The 0.9 s pause then splits the
+    line, and the second line starts where its speaker does (the ground truth: 4.50 s)."""
+    words = [Word(t, a, b) for t, a, b in (
+        (" in", 2.46, 2.76), (" all", 2.76, 2.92), (" our", 2.92, 3.06), (" blood,", 3.06, 3.44),
+        (" and", 3.86, 4.62), (" a", 4.62, 4.74), (" grain", 4.74, 4.9), (" or", 4.9, 5.08),
+        (" two", 5.08, 5.26), (" perhaps", 5.26, 5.6), (" is", 5.6, 5.84), (" good.", 5.84, 6.12),
+    )]  # fmt: skip
+    speech = [(1.03, 2.37), (2.59, 3.58), (4.1, 6.4)]
+    clear = [(1.03, 2.33), (2.59, 3.55), (4.48, 6.4)]
+    lines = stage.lines_from_words(words, speech, clear)
+    assert [(line.start_s, line.text) for line in lines] == [
+        (2.59, "in all our blood,"),
+        (4.48, "and a grain or two perhaps is good."),
+    ]

@@ -351,7 +351,9 @@ def snap_to_speech(
 
     A line that starts in a pause (Whisper put its first word there, up to a second before
     the speaker speaks) starts at the first onset after it, however far, before its second
-    word (or its end)."""
+    word ends (or its end): Whisper can put a whole first word in the pause, and the second
+    word's start with it (a phone call's "They" 30.83-31.41 s and "swarmed" from 31.41 s,
+    where the speech starts at 31.46 s)."""
     options = options or SnapOptions()
     if not regions:
         return
@@ -363,7 +365,7 @@ def snap_to_speech(
         ceiling = ordered[index + 1].start_s if index + 1 < len(ordered) else float("inf")
         start = _nearest(onsets, segment.start_s, options.max_shift_s)
         if not _in_speech(onsets, offsets, segment.start_s):
-            horizon = segment.words[1].start_s if len(segment.words) > 1 else segment.end_s
+            horizon = segment.words[1].end_s if len(segment.words) > 1 else segment.end_s
             later = onsets[(onsets > segment.start_s) & (onsets < horizon)]
             if len(later):
                 start = float(later[0])
