@@ -274,3 +274,25 @@ def test_a_shot_whose_rendering_fails_keeps_its_frames(
     # crf 1 is not lossless: the frames are the source's, re-encoded, not re-drawn.
     before, after = luma(decode_frames(face.path)), luma(decode_frames(output))
     assert np.abs(before.astype(int) - after).mean() < 1.0
+
+
+def test_a_server_job_takes_lip_sync_as_an_option() -> None:
+    pytest.importorskip("fastapi")
+    from pydantic import ValidationError
+
+    from octavia_cli.server.jobs import DubOptions, setting_flags
+
+    options = DubOptions(to=["es"], lip_sync=True, lip_sync_crf=20)
+    assert setting_flags(options) == {"lipsync.enabled": True, "lipsync.crf": 20}
+    with pytest.raises(ValidationError, match="lip_sync_crf"):
+        DubOptions(to=["es"], lip_sync_crf=99)
+
+
+def test_the_report_and_doctor_tell_of_lip_sync(dubbed: dict, cli) -> None:
+    report = (dubbed["folder"] / "report.html").read_text()
+    assert "<h3>Lip-sync</h3>" in report and "re-drawn by musetalk-1.5" in report
+    assert "<td>no face</td>" in report  # (the last run's: its first shot failed, on purpose)
+    _, out, _ = cli("doctor", "--json", "--preset", "ultra")  # (ultra lip-syncs)
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["lip-sync"]["status"] == "ok" and checks["lip-sync"]["detail"].endswith(", on")
+    assert {"model musetalk", "model musetalk-vae", "model musetalk-whisper"} <= set(checks)

@@ -170,6 +170,45 @@ class FrameReader:
             index += 1
 
 
+class GrayReader:
+    """The frames of ``path``'s first video stream as they are shown (rotated upright),
+    grey and scaled to ``height`` pixels at most (ffmpeg's area scaler): for looking at the
+    picture, not for editing it. ``scale`` is how much larger the upright picture is."""
+
+    def __init__(self, path: Path, info: VideoInfo, height: int) -> None:
+        self.path = path
+        upright_w, upright_h = (
+            (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
+        )
+        self.height = min(height, upright_h)
+        self.width = max(2, round(upright_w * self.height / upright_h / 2) * 2)
+        self.scale = upright_h / self.height
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> GrayReader:
+        ffmpeg = require_program("ffmpeg")
+        args = [ffmpeg, "-nostdin", "-v", "error", "-i", ff(self.path), "-map", "0:v:0",
+                "-vf", f"scale={self.width}:{self.height}:flags=area,format=gray",
+                "-f", "rawvideo", "-fps_mode", "passthrough", "-"]  # fmt: skip
+        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        assert self._process is not None and self._process.stdout is not None
+        size = self.width * self.height
+        index = 0
+        while (data := _read_exactly(self._process.stdout, size)) is not None:
+            yield index, np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width)
+            index += 1
+
+
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
     chunks, got = [], 0
     while got < size:

@@ -74,6 +74,7 @@ def run_checks(settings: Settings, workdir: Path) -> list[Check]:
     checks.append(_espeak())
     checks += _disk(settings, workdir)
     checks += _speakers(settings)
+    checks.append(_lip_sync(settings))
     checks.append(_hub_token(settings))
     checks += _default_models(settings)
     checks += _licences(settings)
@@ -341,6 +342,24 @@ def _speakers(settings: Settings) -> list[Check]:
     else:
         checks.append(Check("diarization", Status.OK, "off: one speaker"))
     return checks
+
+
+def _lip_sync(settings: Settings) -> Check:
+    """Lip-sync (``--lip-sync``, the ultra preset): its packages; its models are among the
+    default models' checks when it is on."""
+    missing = [p for p in ("torch", "diffusers", "transformers", "opencv-python-headless")
+               if not _version(p)]  # fmt: skip
+    if not missing:
+        return Check("lip-sync", Status.OK,
+                     f"musetalk (diffusers {_version('diffusers')}, OpenCV "
+                     f"{_version('opencv-python-headless')}), "
+                     + ("on" if settings.lipsync.enabled else "off unless --lip-sync"))  # fmt: skip
+    return Check(
+        "lip-sync",
+        Status.ERROR if settings.lipsync.enabled else Status.WARNING,
+        f"not installed: {', '.join(missing)} (--lip-sync needs them)",
+        "pip install 'octavia-cli[quality]'",
+    )
 
 
 def _hub_token(settings: Settings) -> Check:

@@ -221,9 +221,10 @@ def _check_hearing(runner: Runner, settings: Settings, target: str) -> None:
         ) from None
 
 
-# Frames a second MuseTalk 1.5 re-draws (bench/lipsync_bench.py: the full-size network with
-# random weights, batches of 8): on 2 CPU cores, and on one GPU (fp16).
-LIPSYNC_CPU_FPS = 0.5
+# Frames a second MuseTalk 1.5 re-draws: on 2 CPU cores, measured by bench/lipsync_bench.py
+# (the full-size networks with random weights, batches of 8, fp32); on a GPU, MuseTalk's own
+# figure (30 fps and more on a V100, fp16), not measured here.
+LIPSYNC_CPU_FPS = 0.07
 LIPSYNC_GPU_FPS = 30.0
 
 
@@ -240,9 +241,9 @@ def _check_lip_sync(runner: Runner, settings: Settings, media: MediaInfo) -> Non
     if resolve_device(settings.general.device) == "cpu":
         frames = media.duration_s * 25.0
         logger.warning(
-            "lip-sync on the CPU is slow: at most %.0f minutes for this video (every frame "
-            "with a face that speaks, at about %.1f frames a second); a GPU does it at about "
-            "%.0f", frames / LIPSYNC_CPU_FPS / 60, LIPSYNC_CPU_FPS, LIPSYNC_GPU_FPS,
+            "lip-sync on the CPU is slow: up to %.0f minutes for this video if a speaking "
+            "face is on screen throughout (%.2f frames a second on 2 cores; a GPU draws "
+            "about %.0f)", frames / LIPSYNC_CPU_FPS / 60, LIPSYNC_CPU_FPS, LIPSYNC_GPU_FPS,
         )  # fmt: skip
 
 

@@ -138,6 +138,7 @@ def render(project: Project) -> str:
             for line in report["lines"]
         )
         checked = f"<p>{html.escape(check_summary(report))}.</p>" if "checked" in totals else ""
+        lipsync = _lip_sync_table(project, target)
         sections.append(
             f"<h2>{html.escape(target)}</h2>"
             f"<p>{totals['lines']} lines; {totals['within_10_percent']} within ±10% of their "
@@ -148,7 +149,7 @@ def render(project: Project) -> str:
             "<table><tr><th>line</th><th>speaker</th><th>slot (s)</th><th>dub (s)</th>"
             "<th>speed</th><th>shift (s)</th><th>source</th><th>dub</th><th>heard</th>"
             "<th>CER</th><th>similarity</th><th>takes</th><th>problems</th>"
-            f"</tr>{rows}</table>"
+            f"</tr>{rows}</table>{lipsync}"
         )
     timings = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{record.seconds:.2f}</td></tr>"
@@ -173,6 +174,29 @@ red a rule broken or a line still unclear after its takes (its row red in the ta
 <h2>Stages</h2><table><tr><th>stage</th><th>seconds</th></tr>{timings}</table>
 </body></html>
 """
+
+
+def _lip_sync_table(project: Project, target: str) -> str:
+    """The lip-sync stage's shots: which were re-drawn, and why the others were left."""
+    record = project.stages.get(f"lipsync:{target}")
+    if record is None:
+        return ""
+    rows = "".join(
+        "<tr{cls}><td>{start:.2f}–{end:.2f}</td><td>{status}</td><td>{speaker}</td>"
+        "<td>{frames}</td></tr>".format(
+            cls=' class="bad"' if shot["status"] == "failed" else "",
+            start=shot["start_s"], end=shot["end_s"], status=html.escape(shot["status"]),
+            speaker=html.escape(shot.get("speaker", "")),
+            frames=f"{shot.get('frames_synced', 0)} of {shot['frames']}",
+        )
+        for shot in record.info.shots
+    )  # fmt: skip
+    return (
+        f"<h3>Lip-sync</h3><p>{record.info.synced_shots} of {len(record.info.shots)} shot(s) "
+        f"re-drawn by {html.escape(record.info.engine)}; the others are left as they were.</p>"
+        "<table><tr><th>shot (s)</th><th>status</th><th>speaker</th><th>frames re-drawn</th>"
+        f"</tr>{rows}</table>"
+    )
 
 
 def write_report(project: Project) -> Path:

@@ -34,6 +34,8 @@ import numpy as np
 
 from octavia_cli.engines.lipsync.base import LipSyncEngine
 from octavia_cli.engines.lipsync.faces import (
+    DETECTIONS_PER_S,
+    WORK_HEIGHT,
     FaceDetector,
     Shot,
     ShotFaces,
@@ -50,6 +52,7 @@ from octavia_cli.media.video import (
     Frame,
     FrameReader,
     FrameWriter,
+    GrayReader,
     VideoInfo,
     blend_rgb,
     concat_videos,
@@ -170,14 +173,14 @@ def _faces(
     rate = float(video.frame_rate)
     shots = detect_shots(source, rate, video.frames)
     detector = FaceDetector()
-    stride = max(1, round(rate / 10.0))
+    stride = max(1, round(rate / DETECTIONS_PER_S))
     detections: dict[int, np.ndarray] = {}
-    with FrameReader(source, video) as reader:
-        for frame in reader:
-            if frame.index % stride == 0 or _first_of_shot(frame.index, shots):
-                detections[frame.index] = detector(upright(frame.planes[0], video.rotation))
-            if frame.index % 250 == 0:
-                reporter.advance(0.3 * frame.index / max(video.frames, 1), message="finding faces")
+    with GrayReader(source, video, WORK_HEIGHT) as reader:
+        for index, gray in reader:
+            if index % stride == 0 or _first_of_shot(index, shots):
+                detections[index] = detector(gray) * reader.scale
+            if index % 250 == 0:
+                reporter.advance(0.3 * index / max(video.frames, 1), message="finding faces")
     found = []
     for shot in shots:
         mine = {i - shot.start: b for i, b in detections.items() if shot.start <= i < shot.end}
@@ -210,28 +213,25 @@ def _measure_mouths(source: Path, video: VideoInfo, found: list[ShotFaces],
     for item in wanted:
         for index in range(item.shot.start, item.shot.end):
             by_frame[index] = item
-    with FrameReader(source, video) as reader:
-        for frame in reader:
-            current = by_frame.get(frame.index)
+    with GrayReader(source, video, WORK_HEIGHT) as reader:
+        for index, gray in reader:
+            current = by_frame.get(index)
             if current is None:
                 continue
             item = current
-            offset = frame.index - item.shot.start
+            offset = index - item.shot.start
             box = item.tracks[0].boxes[offset]
             if np.isnan(box[0]):
                 previous.pop(id(item), None)
                 continue
-            gray = upright(frame.planes[0], video.rotation)
-            if video.layout[2] > 8:
-                gray = (gray >> (video.layout[2] - 8)).astype(np.uint8)
-            mouth, eyes = mouth_and_eyes(gray, box)
+            mouth, eyes = mouth_and_eyes(gray, box / reader.scale)
             if id(item) in previous and offset > 0:
                 last_mouth, last_eyes = previous[id(item)]
                 moved = np.abs(mouth - last_mouth).mean() - np.abs(eyes - last_eyes).mean()
                 item.mouth[0][offset] = max(0.0, float(moved))
             previous[id(item)] = (mouth, eyes)
-            if frame.index % 250 == 0:
-                reporter.advance(0.3 + 0.1 * frame.index / max(video.frames, 1),
+            if index % 250 == 0:
+                reporter.advance(0.3 + 0.1 * index / max(video.frames, 1),
                                  message="watching mouths")  # fmt: skip
     for item in wanted:
         item.mouth[0] = smooth_movement(item.mouth[0], rate)

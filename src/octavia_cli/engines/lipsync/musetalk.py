@@ -127,7 +127,6 @@ class MuseTalk:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import WhisperFeatureExtractor, WhisperModel
 
-        device, dtype = self.device, torch.float16 if self.half else torch.float32
         unet_folder = self._folder("musetalk")
         config = json.loads((unet_folder / UNET_CONFIG).read_text(encoding="utf-8"))
         unet = UNet2DConditionModel.from_config(config)
@@ -137,17 +136,25 @@ class MuseTalk:
         whisper_folder = self._folder("whisper-tiny")
         encoder = WhisperModel.from_pretrained(whisper_folder).get_encoder()
         features = WhisperFeatureExtractor.from_pretrained(whisper_folder)
-        width = int(encoder.config.d_model)
+        self.use(unet, vae, encoder, features)
+        logger.info("loaded MuseTalk 1.5 on %s (%s)", self.device, "fp16" if self.half else "fp32")
+        assert self._models is not None
+        return self._models
+
+    def use(self, unet: Any, vae: Any, encoder: Any, features: Any) -> None:
+        """Run these networks (built elsewhere: ``bench/lipsync_bench.py`` times the
+        full-size ones with random weights) on the engine's device."""
+        import torch
+
+        device, dtype = self.device, torch.float16 if self.half else torch.float32
         self._models = {
             "unet": unet.to(device, dtype).eval(),
             "vae": vae.to(device, dtype).eval(),
             "encoder": encoder.to(device, dtype).eval(),
             "features": features,
-            "positions": _positions(width, 5000).to(device, dtype),
+            "positions": _positions(int(encoder.config.d_model), 5000).to(device, dtype),
             "dtype": dtype,
         }
-        logger.info("loaded MuseTalk 1.5 on %s (%s)", device, "fp16" if self.half else "fp32")
-        return self._models
 
     def close(self) -> None:
         self._models = None
