@@ -293,9 +293,9 @@ def mux_video(
     if picture is None:
         args += ["-map", "1:a:0", "-map", "0:v"]
     else:
+        if picture[1]:  # (ffmpeg 6.1 and later; an older one gets an upright picture)
+            args += ["-display_rotation:v:0", str(picture[1])]
         args += ["-i", ff(picture[0]), "-map", "1:a:0", "-map", "2:v:0"]
-        if picture[1]:
-            args += ["-metadata:s:v:0", f"rotate={(-picture[1]) % 360}"]
     if keep_original_audio:
         args += ["-map", "0:a?"]
     if keep_subtitles:

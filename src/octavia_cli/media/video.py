@@ -12,6 +12,7 @@ and its rotation is written back as metadata, so a portrait phone video stays on
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 from collections.abc import Iterator
@@ -232,13 +233,37 @@ def split_planes(data: bytes, info: VideoInfo) -> list[np.ndarray]:
     return [y.copy(), u.copy(), v.copy()]
 
 
+@functools.cache
+def marks_rotation() -> bool:
+    """Whether this ffmpeg can mark a stream's rotation (``-display_rotation``, 6.1 and
+    later). An older one cannot, and a turned picture is then written upright instead: it
+    shows the same, though its frames are coded turned."""
+    done = subprocess.run([require_program("ffmpeg"), "-hide_banner", "-h", "full"],
+                          capture_output=True, check=False)  # fmt: skip
+    return b"display_rotation" in done.stdout
+
+
+# ffmpeg's transpose filter that turns a picture upright, by its rotation (counter-clockwise):
+# for 4:2:2, whose chroma cannot be turned in place (the others are turned here, exactly).
+UPRIGHT = {90: "transpose=cclock", 180: "hflip,vflip", 270: "transpose=clock"}
+
+
 class FrameWriter:
     """Encodes frames (their planes, in ``info``'s format) with x264 at ``crf`` into
     ``path`` (a Matroska file holding the video stream alone), with the stream's colour
-    tags; the rotation goes on when the picture is muxed (``mux_video``'s ``picture``)."""
+    tags. A rotation is marked when the picture is muxed (``mux_video``'s ``picture``);
+    with ``upright``, the frames are turned upright instead (an ffmpeg that cannot mark
+    one: :func:`marks_rotation`)."""
 
-    def __init__(self, path: Path, info: VideoInfo, crf: int, preset: str = "medium") -> None:
+    def __init__(
+        self, path: Path, info: VideoInfo, crf: int, preset: str = "medium", *,
+        upright: bool = False,
+    ) -> None:  # fmt: skip
         self.path, self.info, self.crf, self.preset = path, info, crf, preset
+        sx, sy, _ = info.layout
+        turn = (info.rotation // 90) % 4 if upright else 0
+        self._turns = turn if sx == sy else 0  # planes turned here, exactly
+        self._filter = UPRIGHT[info.rotation] if turn and sx != sy else ""
         self._process: subprocess.Popen[bytes] | None = None
         self.frames = 0
 
@@ -246,13 +271,19 @@ class FrameWriter:
         ffmpeg = require_program("ffmpeg")
         info = self.info
         rate = f"{info.frame_rate.numerator}/{info.frame_rate.denominator}"
+        width, height = (info.height, info.width) if self._turns % 2 else (info.width, info.height)
         args = [ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "rawvideo",
-                "-pix_fmt", info.pix_fmt, "-s", f"{info.width}x{info.height}", "-r", rate,
+                "-pix_fmt", info.pix_fmt, "-s", f"{width}x{height}", "-r", rate,
+                # The frames' range said on the way in too, so that a filter (the upright
+                # turn) does not convert them from the range a raw input is assumed to have.
+                "-color_range", info.color_range,
                 "-i", "-", "-c:v", "libx264", "-preset", self.preset,
-                "-crf", str(self.crf), "-pix_fmt", info.pix_fmt,
-                "-color_range", info.color_range]  # fmt: skip
-        if self.crf == 0:
-            args += ["-qp", "0"]  # lossless (what tests compare frames on)
+                "-pix_fmt", info.pix_fmt, "-color_range", info.color_range]  # fmt: skip
+        # 0 is lossless: x264's -qp 0 (its CRF 0 is not lossless at 10 bits, where the
+        # scale starts below 0).
+        args += ["-qp", "0"] if self.crf == 0 else ["-crf", str(self.crf)]
+        if self._filter:
+            args += ["-vf", self._filter]
         for option, value in (("-colorspace", info.color_space),
                               ("-color_primaries", info.color_primaries),
                               ("-color_trc", info.color_transfer)):  # fmt: skip
@@ -266,7 +297,8 @@ class FrameWriter:
         assert self._process is not None and self._process.stdin is not None
         try:
             for plane in frame.planes:
-                self._process.stdin.write(np.ascontiguousarray(plane).tobytes())
+                turned = np.rot90(plane, k=self._turns) if self._turns else plane
+                self._process.stdin.write(np.ascontiguousarray(turned).tobytes())
         except BrokenPipeError:
             self._fail()
         self.frames += 1

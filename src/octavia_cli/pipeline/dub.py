@@ -445,8 +445,6 @@ def _lip_sync(
 ) -> tuple[str, int] | None:  # fmt: skip
     """Run the lip-sync stage; the picture mux writes instead of the source's (None: no
     shot needed it, the source's picture is copied)."""
-    from octavia_cli.media.video import probe_video
-
     engine = runner.lipsync(settings)
     try:
         info = lipsync(project, source, target, engine, lip_sync_options(settings), hook)
@@ -459,7 +457,7 @@ def _lip_sync(
     result.notes.append(f"lip-sync ({target}): {len(info.shots)} shot(s): {said}")
     if not info.picture:
         return None
-    return info.picture, probe_video(source).rotation
+    return info.picture, info.rotation
 
 
 def lip_sync_options(settings: Settings) -> LipSyncOptions:

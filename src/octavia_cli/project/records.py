@@ -399,6 +399,7 @@ class LipSyncInfo(_Record):
     shots: list[dict[str, Any]] = field(default_factory=list)
     synced_shots: int = 0
     synced_frames: int = 0
+    rotation: int = 0  # the rotation the picture is shown at (0 also: written upright)
 
 
 @dataclass

@@ -56,6 +56,7 @@ from octavia_cli.media.video import (
     VideoInfo,
     blend_rgb,
     concat_videos,
+    marks_rotation,
     probe_video,
     region_to_rgb,
 )
@@ -145,6 +146,7 @@ def lipsync(
         with atomic_path(picture) as tmp:
             concat_videos([folder / f"{i:04d}.mkv" for i in range(len(shots))], tmp)
         info.picture = picture_path(target)
+        info.rotation = video.rotation if marks_rotation() else 0
     synced = sum(1 for s in shots if s.reason == Reason.SYNCED)
     info.synced_shots = synced
     info.synced_frames = sum(s.frames_synced for s in shots if s.reason == Reason.SYNCED)
@@ -420,7 +422,7 @@ def _render(
                         _copy_shot(source, video, plan.shot, options, tmp)
                         _skip_rest(frames, plan.shot)
                 else:
-                    with FrameWriter(tmp, video, options.crf, options.preset) as writer:
+                    with _writer(tmp, video, options) as writer:
                         for _ in range(count):
                             frame = next(frames, None)
                             if frame is None:
@@ -456,13 +458,17 @@ def _skip_rest(frames: _Cursor, shot: Shot) -> None:
             break
 
 
+def _writer(path: Path, video: VideoInfo, options: LipSyncOptions) -> FrameWriter:
+    return FrameWriter(path, video, options.crf, options.preset, upright=not marks_rotation())
+
+
 def _copy_shot(source: Path, video: VideoInfo, shot: Shot, options: LipSyncOptions,
                destination: Path) -> None:  # fmt: skip
     """Encode a shot's original frames (a decoder of its own, from the start: this is the
     fallback after a failed render, whose frames the shared decoder has passed)."""
     with (
         FrameReader(source, video) as reader,
-        FrameWriter(destination, video, options.crf, options.preset) as writer,
+        _writer(destination, video, options) as writer,
     ):
         for frame in reader:
             if frame.index >= shot.end:
@@ -487,7 +493,7 @@ def _render_shot(
     size = engine.crop_size
     batch = max(1, getattr(engine, "batch_size", 8))
 
-    with FrameWriter(destination, video, options.crf, options.preset) as writer:
+    with _writer(destination, video, options) as writer:
 
         def flush() -> None:
             redraw = [(f, w) for f, w in pending if w > 0]
