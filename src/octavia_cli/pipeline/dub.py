@@ -287,8 +287,12 @@ def plan(request: DubRequest, settings: Settings, runner: Runner | None = None) 
     diarizing = settings.diarization.engine != "none" and settings.diarization.speakers != 1
     per_language = ("translate", "synthesize", "fit",
                     *(["check"] if settings.qa.mode != "off" else []), "mix", "mux")  # fmt: skip
+    lip_sync_s = 0.0
     if lip_sync_applies(settings, checked):
         per_language = (*per_language[:-1], "lipsync", "mux")
+        # At most: a speaking face on screen throughout (MuseTalk runs at 25 fps).
+        fps = LIPSYNC_CPU_FPS if device == "cpu" else LIPSYNC_GPU_FPS
+        lip_sync_s = len(targets) * seconds * 25.0 / fps
     stages = ["extract", *(["separate"] if separating else []), "transcribe", "diarize"] + [
         f"{stage}:{t}" for t in targets for stage in per_language
     ]
@@ -334,7 +338,8 @@ def plan(request: DubRequest, settings: Settings, runner: Runner | None = None) 
         "estimated_s": round(
             seconds
             * PLAN_RTF.get((settings.general.preset, device), 1.0)
-            * (1 + 0.3 * (len(targets) - 1)),
+            * (1 + 0.3 * (len(targets) - 1))
+            + lip_sync_s,
             1,
         ),
         "work_disk_mb": round(work_bytes / 1e6, 1),
