@@ -292,7 +292,7 @@ def plan(request: DubRequest, settings: Settings, runner: Runner | None = None) 
         per_language = (*per_language[:-1], "lipsync", "mux")
         # At most: a speaking face on screen throughout (MuseTalk runs at 25 fps).
         fps = LIPSYNC_CPU_FPS if device == "cpu" else LIPSYNC_GPU_FPS
-        lip_sync_s = len(targets) * seconds * 25.0 / fps
+        lip_sync_s = len(targets) * media.duration_s * 25.0 / fps
     stages = ["extract", *(["separate"] if separating else []), "transcribe", "diarize"] + [
         f"{stage}:{t}" for t in targets for stage in per_language
     ]
