@@ -178,6 +178,7 @@ def test_a_finished_shot_is_not_rendered_again(
     (folder / "lipsync/es/picture.mkv").unlink()
     code, _, err = cli(*DUB[:1], str(face.path), *DUB[1:], "-o", str(folder.parent / "again.mkv"))
     assert code == 0, err
+    assert "lip-sync on the CPU is slow: up to" in err  # allowed, with the estimate
     assert (folder / "lipsync/es/picture.mkv").exists()
     assert stream_md5(folder.parent / "again.mkv", "0:v") == stream_md5(dubbed["output"], "0:v")
 
@@ -214,6 +215,24 @@ def test_the_plan_lists_the_stage_and_its_models(dubbed: dict, cli) -> None:
     assert {m["name"] for m in plan["models"]} >= {"musetalk", "musetalk-vae",
                                                    "musetalk-whisper"}  # fmt: skip
     assert plan["engines"]["lipsync"].startswith("musetalk")
+
+
+def test_a_face_that_does_not_speak_is_left_alone(
+    dubbed: dict, model_folders: dict, tmp_path: Path, cli
+) -> None:
+    """The same face, its mouth still, while the speech is heard: the speaker is off
+    screen, so the picture is the source's, copied bit for bit (not re-encoded)."""
+    install_models(model_folders)
+    face = make_talking_face(tmp_path, speaking=False)
+    code, _, err = cli(*DUB[:1], str(face.path), *DUB[1:])
+    assert code == 0, err
+    assert "lip-sync (es): 2 shot(s): 1 off-screen speaker, 1 no face" in err
+    project = json.loads((tmp_path / "talk.octavia/project.json").read_text())
+    info = project["stages"]["lipsync:es"]["info"]
+    assert info["picture"] == "" and info["shots"][0]["speaker"] == "S1"
+    moving = dubbed["project"]["stages"]["lipsync:es"]["info"]["shots"][0]["score"]
+    assert info["shots"][0]["score"] < 0.25 * moving
+    assert stream_md5(tmp_path / "talk.es.mkv", "0:v") == stream_md5(face.path, "0:v")
 
 
 def test_the_windows_of_audio_are_musetalks(model_folders: dict) -> None:
@@ -296,3 +315,21 @@ def test_the_report_and_doctor_tell_of_lip_sync(dubbed: dict, cli) -> None:
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert checks["lip-sync"]["status"] == "ok" and checks["lip-sync"]["detail"].endswith(", on")
     assert {"model musetalk", "model musetalk-vae", "model musetalk-whisper"} <= set(checks)
+
+
+@pytest.mark.gpu
+def test_the_engine_draws_in_half_precision_on_a_gpu(model_folders: dict) -> None:
+    from octavia_cli.engines.lipsync.musetalk import MuseTalk
+
+    engine = MuseTalk(
+        unet=str(model_folders["musetalk"]), vae=str(model_folders["sd-vae-ft-mse"]),
+        whisper=str(model_folders["whisper-tiny"]), device="cuda", batch_size=4,
+    )  # fmt: skip
+    assert engine.half and engine.describe().endswith(":fp16")
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (6, 256, 256, 3), dtype=np.uint8)
+    features = engine.audio_features(rng.standard_normal(16_000).astype(np.float32) * 0.1)
+    drawn = engine.render(crops, features, np.linspace(0.1, 0.9, 6))
+    assert drawn.shape == crops.shape and drawn.dtype == np.uint8
+    assert engine._load()["unet"].dtype == torch.float16
+    engine.close()
