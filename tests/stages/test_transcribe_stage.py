@@ -241,3 +241,27 @@ def test_a_word_holding_a_pause_the_clear_speech_shows_splits_its_line() -> None
         (2.59, "in all our blood,"),
         (4.48, "and a grain or two perhaps is good."),
     ]
+
+
+class MisplacingRecogniser:
+    """Whisper having heard a phrase but put its words' times in the speech before it:
+    heard alone, the stretch says the same words again."""
+
+    name = "misplacing"
+
+    def recognize(self, audio_16k, language, on_progress) -> Recognition:
+        words = [Word(" Good", 0.3, 0.5, 0.9), Word(" night,", 0.5, 0.8, 0.9),
+                 Word(" all.", 0.8, 1.0, 0.9)]  # fmt: skip
+        return Recognition(language, 1.0, words)
+
+
+def test_a_stretch_heard_again_is_not_said_twice() -> None:
+    """A stretch no word touches, whose words Whisper had put in the second before it, is
+    not dubbed a second time; one that says something else is kept."""
+    chunk = np.zeros(16_000 * 12, np.float32)
+    clear = [(0.5, 2.0), (3.0, 4.2)]
+    words = [Word(" Good", 1.0, 1.3), Word(" night", 1.3, 1.6), Word(" all.", 1.6, 1.9)]
+    assert stage.hear_unheard(MisplacingRecogniser(), chunk, "en", words, clear) == []
+    words = [Word(" Good", 1.0, 1.3), Word(" morning", 1.3, 1.6), Word(" everyone.", 1.6, 1.9)]
+    again = stage.hear_unheard(MisplacingRecogniser(), chunk, "en", words, clear)
+    assert [w.text for w in again] == [" Good", " night,", " all."]

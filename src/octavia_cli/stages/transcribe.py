@@ -11,6 +11,7 @@ lines, whose edges are then snapped to the speech found by the VAD.
 from __future__ import annotations
 
 import bisect
+import collections
 import dataclasses
 import logging
 import math
@@ -53,6 +54,10 @@ PARALLEL_CHUNK_S = 150.0  # the longest window when several are recognised at on
 # shared dialogue, a 3.2 s line of a phone call), and a dropped phrase is a line not dubbed.
 UNHEARD_MIN_S = 0.5
 UNHEARD_PAD_S = 0.3
+# ... unless what it says was said already by the words within this many seconds of it
+# (Whisper put those words' times elsewhere): this share of its words or more.
+UNHEARD_NEAR_S = 3.0
+UNHEARD_REPEATED = 0.8
 
 
 def inputs_hash(
@@ -115,7 +120,8 @@ def hear_unheard(
     """The words of each stretch of clear speech (``clear``, seconds into ``chunk``) at least
     :data:`UNHEARD_MIN_S` long that no word of ``words`` touches, recognised on its own
     (times into ``chunk``). Only such stretches: a word anywhere in a stretch means Whisper
-    heard it, and hearing it again could say its words twice."""
+    heard it, and hearing it again could say its words twice; and not what the words
+    near it already say (:data:`UNHEARD_REPEATED`), whose times Whisper put elsewhere."""
     starts = sorted(w.start_s for w in words)
     ends = sorted(w.end_s for w in words)
     found: list[Word] = []
@@ -129,13 +135,38 @@ def hear_unheard(
         first = max(0, round((start - UNHEARD_PAD_S) * ASR_SAMPLE_RATE_HZ))
         last = min(len(chunk), round((end + UNHEARD_PAD_S) * ASR_SAMPLE_RATE_HZ))
         shift = first / ASR_SAMPLE_RATE_HZ
-        again = engine.recognize(chunk[first:last], language, lambda s: None)
+        heard = engine.recognize(chunk[first:last], language, lambda s: None)
+        again = [w for w in heard.words if w.text.strip()]
+        low, high = start - UNHEARD_NEAR_S, end + UNHEARD_NEAR_S
+        near = [w for w in words if w.end_s > low and w.start_s < high]
+        if _repeats(again, near):
+            logger.debug("heard again %.2f-%.2f s, said already nearby", start, end)
+            continue
         found += [dataclasses.replace(w, start_s=w.start_s + shift, end_s=w.end_s + shift)
-                  for w in again.words if w.text.strip()]  # fmt: skip
-        if again.words:
+                  for w in again]  # fmt: skip
+        if again:
             logger.debug("heard again %.2f-%.2f s: %s", start, end,
-                         "".join(w.text for w in again.words))  # fmt: skip
+                         "".join(w.text for w in again))  # fmt: skip
     return found
+
+
+def _repeats(words: list[Word], near: list[Word]) -> bool:
+    """Whether ``words`` (two or more) are mostly among ``near`` (letters and digits only,
+    any case)."""
+    said = [token for token in (_bare(w.text) for w in words) if token]
+    if len(said) < 2:
+        return False
+    pool = collections.Counter(_bare(w.text) for w in near)
+    found = 0
+    for token in said:
+        if pool[token] > 0:
+            pool[token] -= 1
+            found += 1
+    return found >= UNHEARD_REPEATED * len(said)
+
+
+def _bare(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
 
 
 def window_length(duration_s: float, workers: int) -> float:
