@@ -108,7 +108,7 @@ def test_every_stage_has_a_typed_info() -> None:
     """The stages of a dub each record their own type (the schema), every field with a
     JSON type."""
     assert set(STAGE_INFOS) == {"extract", "separate", "transcribe", "diarize", "translate",
-                                "check", "synthesize", "fit", "mix", "mux"}  # fmt: skip
+                                "check", "synthesize", "fit", "mix", "lipsync", "mux"}  # fmt: skip
     for kind, info in STAGE_INFOS.items():
         assert dataclasses.is_dataclass(info), kind
         assert all(f.type for f in dataclasses.fields(info)), kind

@@ -541,6 +541,27 @@ def pull(entry: ModelEntry, settings: Settings, console: Any) -> Path:
     return path
 
 
+def hub_snapshot(
+    repo: str, revision: str | None, files: list[str] | None, *, offline: bool, what: str,
+    hint: str,
+) -> Path:  # fmt: skip
+    """An engine's model folder: ``repo`` at ``revision`` in the hub cache (``files`` of it),
+    fetched first unless ``offline``.
+
+    Raises:
+        MissingModelError: not cached and not fetched; ``what`` names it, ``hint`` says how.
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(
+            repo, revision=revision, allow_patterns=files, cache_dir=str(hub_cache_dir()),
+            local_files_only=offline,
+        ))  # fmt: skip
+    except Exception as exc:
+        raise MissingModelError(f"{what} is not available ({exc}).", hint) from None
+
+
 def hub_reachable(timeout_s: float = 3.0) -> bool:
     """Whether the model hub answers a TCP connection (a quick check before a long run)."""
     import socket

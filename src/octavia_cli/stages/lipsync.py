@@ -70,7 +70,9 @@ FACES = "lipsync/faces.npz"
 SAMPLE_RATE_HZ = 16_000
 PAD_S = 0.1  # frames re-drawn before and after a speaker's line
 RAMP_FRAMES = 3  # the blend fades in and out over this many frames at a span's edges
-AUDIO_MARGIN_S = 1.0  # audio read around a shot (the engine's window looks 0.1 s each side)
+AUDIO_MARGIN_S = 1.0  # audio read around a piece (the engine's window looks 0.1 s each side)
+CHUNK_S = 25.0  # a shot's audio is heard this much at a time (with the margins: one Whisper
+# window of 30 s)
 FACES_VERSION = 1
 
 
@@ -481,17 +483,22 @@ def _render_shot(
     project: Project, video: VideoInfo, plan: ShotPlan, engine: LipSyncEngine,
     options: LipSyncOptions, frames: Any, destination: Path,
 ) -> None:  # fmt: skip
+    """Encode one shot, its speaking frames re-drawn. The audio is read and heard a piece
+    (:data:`CHUNK_S`) at a time, so a long shot costs what a short one does in memory."""
     assert plan.box is not None and plan.weights is not None
     boxes = plan.box
     rate = float(video.frame_rate)
     shot = plan.shot
-    begin_s = max(0.0, video.time_s(shot.start) - AUDIO_MARGIN_S)
-    end_s = video.time_s(shot.end) + AUDIO_MARGIN_S
-    audio = _speaker_audio(project, plan.audio, begin_s, end_s)
-    features = engine.audio_features(audio)
+    heard: dict[str, Any] = {"chunk": -1, "features": None, "begin_s": 0.0}
     pending: list[tuple[Frame, float]] = []
     size = engine.crop_size
     batch = max(1, getattr(engine, "batch_size", 8))
+
+    def hear(chunk: int) -> None:
+        start_s = video.time_s(shot.start) + chunk * CHUNK_S
+        begin_s = max(0.0, start_s - AUDIO_MARGIN_S)
+        audio = _speaker_audio(project, plan.audio, begin_s, start_s + CHUNK_S + AUDIO_MARGIN_S)
+        heard.update(chunk=chunk, features=engine.audio_features(audio), begin_s=begin_s)
 
     with _writer(destination, video, options) as writer:
 
@@ -503,8 +510,8 @@ def _render_shot(
                     _crop(f, video, region, size) for (f, _), region in zip(redraw, regions,
                                                                               strict=True)
                 ])  # fmt: skip
-                times = np.array([f.index / rate - begin_s for f, _ in redraw])
-                drawn = engine.render(crops, features, times)
+                times = np.array([f.index / rate - heard["begin_s"] for f, _ in redraw])
+                drawn = engine.render(crops, heard["features"], times)
                 for (frame, weight), region, face in zip(redraw, regions, drawn, strict=True):
                     _paste(frame, video, region, face, weight)
             for frame, _ in pending:
@@ -515,6 +522,10 @@ def _render_shot(
             frame = next(frames, None)
             if frame is None:
                 break
+            chunk = int(offset / rate // CHUNK_S)
+            if chunk != heard["chunk"] and plan.weights[offset:].any():
+                flush()  # (the frames so far with the audio they were read with)
+                hear(chunk)
             pending.append((frame, float(plan.weights[offset])))
             if len(pending) >= batch:
                 flush()

@@ -31,8 +31,7 @@ import numpy as np
 from octavia_cli.config import Settings
 from octavia_cli.devices import resolve_device
 from octavia_cli.errors import MissingDependencyError, MissingModelError
-from octavia_cli.models.bundled import hub_cache_dir
-from octavia_cli.models.catalog import LIPSYNC_MODELS, HubFiles
+from octavia_cli.models.catalog import LIPSYNC_MODELS, HubFiles, hub_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -106,18 +105,14 @@ class MuseTalk:
                                         f"Fix the setting lipsync.{_SETTING[name]}.")  # fmt: skip
             return local
         model: HubFiles = LIPSYNC_MODELS[name]
-        from huggingface_hub import snapshot_download
-
-        try:
-            return Path(snapshot_download(
-                model.repo, revision=model.revision, allow_patterns=list(model.files),
-                cache_dir=str(hub_cache_dir()), local_files_only=self.offline,
-            ))  # fmt: skip
-        except Exception as exc:
-            raise MissingModelError(
-                f"The lip-sync model {name} ({model.repo}) is not available ({exc}).",
-                "Fetch it once with network access: octavia models pull musetalk",
-            ) from None
+        return hub_snapshot(
+            model.repo,
+            model.revision,
+            list(model.files),
+            offline=self.offline,
+            what=f"The lip-sync model {name} ({model.repo})",
+            hint="Fetch it once with network access: octavia models pull musetalk",
+        )
 
     def _load(self) -> dict[str, Any]:
         if self._models is not None:

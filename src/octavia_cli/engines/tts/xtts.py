@@ -31,11 +31,10 @@ from octavia_cli.config import Settings
 from octavia_cli.devices import release_memory, resolve_device
 from octavia_cli.engines.residency import TorchParking
 from octavia_cli.engines.tts.base import SynthesisResult
-from octavia_cli.errors import ConfigError, InputError, MissingDependencyError, MissingModelError
+from octavia_cli.errors import ConfigError, InputError, MissingDependencyError
 from octavia_cli.languages import language_name
 from octavia_cli.models import voices
-from octavia_cli.models.bundled import hub_cache_dir
-from octavia_cli.models.catalog import XTTS_FILES, XTTS_REPO, XTTS_REVISION
+from octavia_cli.models.catalog import XTTS_FILES, XTTS_REPO, XTTS_REVISION, hub_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -200,21 +199,14 @@ class XttsEngine(TorchParking):
         local = Path(self.model_spec).expanduser()
         if local.is_dir():
             return local
-        from huggingface_hub import snapshot_download
-
         # The catalog's model: its pinned commit, and only the files the model reads.
         catalog = self.model_spec == HUB_ID
-        try:
-            return Path(snapshot_download(
-                self.model_spec, revision=XTTS_REVISION if catalog else None,
-                allow_patterns=XTTS_FILES if catalog else None,
-                cache_dir=str(hub_cache_dir()), local_files_only=self.offline,
-            ))  # fmt: skip
-        except Exception as exc:
-            raise MissingModelError(
-                f"The XTTS model {self.model_spec} is not available ({exc}).",
-                "Fetch it once with network access, or use --preset offline.",
-            ) from None
+        return hub_snapshot(
+            self.model_spec, XTTS_REVISION if catalog else None,
+            list(XTTS_FILES) if catalog else None, offline=self.offline,
+            what=f"The XTTS model {self.model_spec}",
+            hint="Fetch it once with network access, or use --preset offline.",
+        )  # fmt: skip
 
     def _load(self) -> Any:
         self.to_device()  # back from CPU memory, if it was parked there
