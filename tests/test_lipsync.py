@@ -337,3 +337,57 @@ def test_the_engine_draws_in_half_precision_on_a_gpu(model_folders: dict) -> Non
     assert drawn.shape == crops.shape and drawn.dtype == np.uint8
     assert engine._load()["unet"].dtype == torch.float16
     engine.close()
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_turned_picture_is_cropped_and_re_drawn_upright(rotation: int) -> None:
+    """A phone's portrait video is coded turned: the face is cropped as it is shown, at
+    the place it is shown, and drawn back into the lower half of its box as shown."""
+    from fractions import Fraction
+
+    from octavia_cli.media.video import Frame, VideoInfo, blend_rgb, region_to_rgb
+    from octavia_cli.stages.lipsync import crop_face, crop_region, paste_face
+
+    height, width = 96, 160  # as shown
+    rows, columns = np.mgrid[0:height, 0:width]
+    shown = np.stack([columns / width, rows / height, np.full((height, width), 0.5)], axis=-1)
+    coded = np.ascontiguousarray(np.rot90(shown, k=-(rotation // 90))).astype(np.float32)
+    info = VideoInfo(width=coded.shape[1], height=coded.shape[0], pix_fmt="yuv444p",
+                     source_pix_fmt="yuv444p", frame_rate=Fraction(25), frames=1,
+                     rotation=rotation, color_range="pc")  # fmt: skip
+    frame = Frame(0, [np.zeros(coded.shape[:2], dtype=np.uint8) for _ in range(3)])
+    whole = (0, 0, info.width, info.height)
+    blend_rgb(frame, info, whole, coded, np.ones(coded.shape[:2], dtype=np.float32))
+    box = np.array([40.0, 20.0, 50.0, 50.0])  # x, y, w, h as shown
+    region = crop_region(box, info)
+    crop = crop_face(frame, info, region, 64)
+    # The crop's centre is the box's centre, 0.625 of its height down (chin included).
+    centre = crop[32, 32] / 255
+    assert centre[0] == pytest.approx(65 / width, abs=0.03)
+    assert centre[1] == pytest.approx((20 + 0.625 * 50) / height, abs=0.03)
+    paste_face(frame, info, region, np.zeros_like(crop), 1.0)  # a black mouth
+    now = np.rot90(region_to_rgb(frame, info, whole), k=rotation // 90)
+    changed = np.abs(now - shown).max(axis=-1) > 0.05
+    assert changed.any()
+    ys, xs = np.nonzero(changed)
+    assert ys.min() >= 20 + 0.625 * 50 - 2  # below the crop's middle, as shown
+    assert xs.min() >= 65 - 0.4 * 57.5 and xs.max() <= 65 + 0.4 * 57.5
+
+
+def test_lip_sync_without_its_packages_names_them(
+    dubbed: dict, model_folders: dict, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    import importlib.util
+
+    install_models(model_folders)
+    real = importlib.util.find_spec
+
+    def without_diffusers(name: str, *args: object) -> object:
+        return None if name == "diffusers" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_diffusers)
+    code, _, err = cli(*DUB[:1], str(dubbed["face"].path), *DUB[1:],
+                       "-o", str(dubbed["folder"].parent / "w.mkv"))  # fmt: skip
+    assert code == 3
+    assert "Lip-sync needs diffusers, not installed here." in err
+    assert "pip install 'octavia-cli[quality]'" in err and "Traceback" not in err

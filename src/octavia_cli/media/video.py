@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 import numpy as np
 
@@ -134,65 +134,28 @@ class Frame:
     planes: list[np.ndarray]
 
 
-class FrameReader:
-    """The frames of ``path``'s first video stream, in order, as they are decoded.
+class _Decoder:
+    """An ffmpeg process that decodes the first video stream of ``path`` to raw frames of
+    one size on its standard output; use as a context manager and iterate."""
 
-    Use as a context manager; iterate to get :class:`Frame` objects."""
+    frame_bytes = 0
 
-    def __init__(self, path: Path, info: VideoInfo) -> None:
-        self.path, self.info = path, info
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> FrameReader:
-        ffmpeg = require_program("ffmpeg")
-        args = [ffmpeg, "-nostdin", "-v", "error", "-noautorotate", "-i", ff(self.path),
-                "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", self.info.pix_fmt,
-                "-fps_mode", "passthrough", "-"]  # fmt: skip
-        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            for stream in (self._process.stdout, self._process.stderr):
-                if stream is not None:
-                    stream.close()
-
-    def __iter__(self) -> Iterator[Frame]:
-        assert self._process is not None and self._process.stdout is not None
-        size = self.info.frame_bytes
-        index = 0
-        while True:
-            data = _read_exactly(self._process.stdout, size)
-            if data is None:
-                break
-            yield Frame(index, split_planes(data, self.info))
-            index += 1
-
-
-class GrayReader:
-    """The frames of ``path``'s first video stream as they are shown (rotated upright),
-    grey and scaled to ``height`` pixels at most (ffmpeg's area scaler): for looking at the
-    picture, not for editing it. ``scale`` is how much larger the upright picture is."""
-
-    def __init__(self, path: Path, info: VideoInfo, height: int) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        upright_w, upright_h = (
-            (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
-        )
-        self.height = min(height, upright_h)
-        self.width = max(2, round(upright_w * self.height / upright_h / 2) * 2)
-        self.scale = upright_h / self.height
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> GrayReader:
-        ffmpeg = require_program("ffmpeg")
-        args = [ffmpeg, "-nostdin", "-v", "error", "-i", ff(self.path), "-map", "0:v:0",
-                "-vf", f"scale={self.width}:{self.height}:flags=area,format=gray",
+    def _output_args(self) -> list[str]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        args = [require_program("ffmpeg"), "-nostdin", "-v", "error", *self._input_args(),
+                "-i", ff(self.path), "-map", "0:v:0", *self._output_args(),
                 "-f", "rawvideo", "-fps_mode", "passthrough", "-"]  # fmt: skip
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         return self
+
+    def _input_args(self) -> list[str]:
+        return []
 
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:
@@ -201,13 +164,55 @@ class GrayReader:
             if self._process.stdout is not None:
                 self._process.stdout.close()
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _chunks(self) -> Iterator[tuple[int, bytes]]:
         assert self._process is not None and self._process.stdout is not None
-        size = self.width * self.height
         index = 0
-        while (data := _read_exactly(self._process.stdout, size)) is not None:
-            yield index, np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width)
+        while (data := _read_exactly(self._process.stdout, self.frame_bytes)) is not None:
+            yield index, data
             index += 1
+
+
+class FrameReader(_Decoder):
+    """The frames of ``path``'s first video stream, in order, as coded (not turned), in
+    ``info``'s pixel format: :class:`Frame` objects."""
+
+    def __init__(self, path: Path, info: VideoInfo) -> None:
+        super().__init__(path)
+        self.info = info
+        self.frame_bytes = info.frame_bytes
+
+    def _input_args(self) -> list[str]:
+        return ["-noautorotate"]
+
+    def _output_args(self) -> list[str]:
+        return ["-pix_fmt", self.info.pix_fmt]
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, data in self._chunks():
+            yield Frame(index, split_planes(data, self.info))
+
+
+class GrayReader(_Decoder):
+    """The frames of ``path``'s first video stream as they are shown (rotated upright),
+    grey and scaled to ``height`` pixels at most (ffmpeg's area scaler): for looking at the
+    picture, not for editing it. ``scale`` is how much larger the upright picture is."""
+
+    def __init__(self, path: Path, info: VideoInfo, height: int) -> None:
+        super().__init__(path)
+        upright_w, upright_h = (
+            (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
+        )
+        self.height = min(height, upright_h)
+        self.width = max(2, round(upright_w * self.height / upright_h / 2) * 2)
+        self.scale = upright_h / self.height
+        self.frame_bytes = self.width * self.height
+
+    def _output_args(self) -> list[str]:
+        return ["-vf", f"scale={self.width}:{self.height}:flags=area,format=gray"]
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        for index, data in self._chunks():
+            yield index, np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width)
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:

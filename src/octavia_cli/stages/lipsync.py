@@ -23,6 +23,8 @@ frame's own pixel format (``media/video.py``), so pixels outside it keep their e
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import logging
 import time
@@ -110,7 +112,7 @@ def lipsync(
     reporter = StageReporter(hook, stage_name(target))
     transcript = project.require_transcript()
     segments = sorted(transcript.segments, key=lambda s: s.start_s)
-    lines = [(s.speaker, s.start_s, s.end_s, s.words, s.fits.get(target)) for s in segments]
+    lines = [(s.speaker, s.start_s, s.end_s, s.fits.get(target)) for s in segments]
     inputs = stable_hash(
         project.stages["extract"].inputs_hash, engine.describe(),
         [(s.speaker, s.start_s, s.end_s, f.key if f else "") for s in segments
@@ -178,24 +180,23 @@ def _faces(
     shots = detect_shots(source, rate, video.frames)
     detector = FaceDetector()
     stride = max(1, round(rate / DETECTIONS_PER_S))
-    detections: dict[int, np.ndarray] = {}
+    # Each shot's detections, by frame in the shot (its first frame always looked at).
+    detections: list[dict[int, np.ndarray]] = [{} for _ in shots]
+    starts = [shot.start for shot in shots]
     with GrayReader(source, video, WORK_HEIGHT) as reader:
         for index, gray in reader:
-            if index % stride == 0 or _first_of_shot(index, shots):
-                detections[index] = detector(gray) * reader.scale
+            at = bisect.bisect_right(starts, index) - 1
+            if at >= 0 and ((index - starts[at]) % stride == 0):
+                detections[at][index - starts[at]] = detector(gray) * reader.scale
             if index % 250 == 0:
                 reporter.advance(0.3 * index / max(video.frames, 1), message="finding faces")
-    found = []
-    for shot in shots:
-        mine = {i - shot.start: b for i, b in detections.items() if shot.start <= i < shot.end}
-        found.append(ShotFaces(shot, link_tracks(mine, shot.end - shot.start, rate)))
+    found = [
+        ShotFaces(shot, link_tracks(mine, shot.end - shot.start, rate))
+        for shot, mine in zip(shots, detections, strict=True)
+    ]
     _measure_mouths(source, video, found, reporter)
     _save_faces(cache, key, found)
     return found
-
-
-def _first_of_shot(index: int, shots: list[Shot]) -> bool:
-    return any(shot.start == index for shot in shots)
 
 
 def upright(plane: np.ndarray, rotation: int) -> np.ndarray:
@@ -313,7 +314,7 @@ def _decide(
     length = shot.end - shot.start
     times = (np.arange(length) + shot.start) / rate
     speech: dict[str, np.ndarray] = {}
-    for speaker, start, end, _, _ in lines:
+    for speaker, start, end, _ in lines:
         if end <= times[0] or start >= times[-1] + 1 / rate:
             continue
         active = speech.setdefault(speaker, np.zeros(length, dtype=bool))
@@ -340,7 +341,7 @@ def _decide(
     # The frames re-drawn: the speaker's lines, source or dub, whichever reaches further.
     span = np.zeros(length, dtype=bool)
     clips = []
-    for who, start, end, _, fit in lines:
+    for who, start, end, fit in lines:
         if who != speaker:
             continue
         a, b = start, end
@@ -358,7 +359,6 @@ def _decide(
 def _ramped(span: np.ndarray) -> np.ndarray:
     """1 inside the span, fading to 0 over :data:`RAMP_FRAMES` frames at each of its
     edges (inside it)."""
-    weights = span.astype(np.float64)
     distance = np.zeros(len(span))
     run = 0
     for i, on in enumerate(span):
@@ -370,7 +370,7 @@ def _ramped(span: np.ndarray) -> np.ndarray:
         run = run + 1 if span[i] else 0
         back[i] = run
     edge = np.minimum(distance, back)
-    return np.where(span, np.minimum(1.0, edge / (RAMP_FRAMES + 1)), 0.0) * weights
+    return np.where(span, np.minimum(1.0, edge / (RAMP_FRAMES + 1)), 0.0)
 
 
 # -- pass 3: render --------------------------------------------------------------------------
@@ -507,13 +507,13 @@ def _render_shot(
             if redraw:
                 regions = [crop_region(boxes[f.index - shot.start], video) for f, _ in redraw]
                 crops = np.stack([
-                    _crop(f, video, region, size) for (f, _), region in zip(redraw, regions,
+                    crop_face(f, video, region, size) for (f, _), region in zip(redraw, regions,
                                                                               strict=True)
                 ])  # fmt: skip
                 times = np.array([f.index / rate - heard["begin_s"] for f, _ in redraw])
                 drawn = engine.render(crops, heard["features"], times)
                 for (frame, weight), region, face in zip(redraw, regions, drawn, strict=True):
-                    _paste(frame, video, region, face, weight)
+                    paste_face(frame, video, region, face, weight)
             for frame, _ in pending:
                 writer.write(frame)
             pending.clear()
@@ -593,9 +593,11 @@ def _aligned(box: tuple[int, int, int, int], video: VideoInfo) -> tuple[int, int
     return x0, y0, x1, y1
 
 
-def _crop(
+def crop_face(
     frame: Frame, video: VideoInfo, region: tuple[int, int, int, int], size: int
 ) -> np.ndarray:
+    """The ``region`` of ``frame`` (coded pixels) as the engine takes it: upright, RGB,
+    ``size`` x ``size``, uint8."""
     import cv2
 
     rgb = upright(region_to_rgb(frame, video, region), video.rotation)
@@ -603,11 +605,13 @@ def _crop(
     return np.clip(np.rint(resized * 255), 0, 255).astype(np.uint8)
 
 
+@functools.cache
 def face_mask(size: int) -> np.ndarray:
     """Where the re-drawn crop replaces the frame (0-1, upright crop pixels): an ellipse
     over the mouth and jaw in the crop's lower half, feathered. MuseTalk 1.5 blends with a
     face-parsing mask of the jaw region (BiSeNet, a download from outside the hub); this
-    ellipse stands in for it: it can take in a little background beside a narrow chin."""
+    ellipse stands in for it: it can take in a little background beside a narrow chin.
+    (Cached: callers must not change it.)"""
     import cv2
 
     mask = np.zeros((size, size), dtype=np.float32)
@@ -621,8 +625,10 @@ def face_mask(size: int) -> np.ndarray:
     return feathered
 
 
-def _paste(frame: Frame, video: VideoInfo, region: tuple[int, int, int, int], face: np.ndarray,
+def paste_face(frame: Frame, video: VideoInfo, region: tuple[int, int, int, int], face: np.ndarray,
            weight: float) -> None:  # fmt: skip
+    """Blend the re-drawn ``face`` (upright, as :func:`crop_face` gave it) back into
+    ``region`` of ``frame`` under :func:`face_mask`, ``weight`` times."""
     import cv2
 
     x0, y0, x1, y1 = region

@@ -160,13 +160,15 @@ def link_tracks(detections: dict[int, np.ndarray], length: int, frame_rate: floa
             tracks[index].boxes[frame] = box
             tracks[index].detections += 1
             last[index] = (frame, box)
-    expected = max(1, len({f for f in detections}) or 1)
+    looked = max(1, len(detections))  # frames looked at
     kept = []
     for track in tracks:
         seen = np.flatnonzero(track.seen())
-        if seen.size == 0 or (seen[-1] - seen[0] + 1) < MIN_TRACK_SHARE * length:
+        spanned = seen[-1] - seen[0] + 1 if seen.size else 0
+        if spanned < MIN_TRACK_SHARE * length:
             continue
-        if track.detections < 0.3 * expected * (seen[-1] - seen[0] + 1) / length:
+        # Found in under 30% of the frames looked at over its span: a flicker, not a face.
+        if track.detections < 0.3 * looked * spanned / length:
             continue
         kept.append(_smooth(_fill(track, frame_rate), frame_rate))
     return kept
