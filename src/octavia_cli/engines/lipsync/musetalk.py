@@ -42,7 +42,9 @@ CONTEXT = 2  # 25 fps frames of audio each side of a frame (audio_padding_length
 SEGMENT_S = 30  # Whisper's window
 UNET_CONFIG = "musetalkV15/musetalk.json"
 UNET_WEIGHTS = "musetalkV15/unet.pth"
-PACKAGES = ("torch", "diffusers", "transformers")
+# What lip-sync imports, and the package that installs it (OpenCV finds the faces).
+PACKAGES = {"torch": "torch", "diffusers": "diffusers", "transformers": "transformers",
+            "cv2": "opencv-python-headless"}  # fmt: skip
 
 
 class MuseTalk:
@@ -87,7 +89,7 @@ class MuseTalk:
     def check(self) -> None:
         from importlib.util import find_spec
 
-        missing = [p for p in PACKAGES if find_spec(p) is None]
+        missing = [package for module, package in PACKAGES.items() if find_spec(module) is None]
         if missing:
             raise MissingDependencyError(
                 f"Lip-sync needs {', '.join(missing)}, not installed here.",
