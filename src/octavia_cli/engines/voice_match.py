@@ -1,7 +1,7 @@
 """Who is who across files: a speaker's voice embedding, and the stored voice it matches.
 
-The embedding is resemblyzer's GE2E (the diarizer's encoder, :mod:`.speaker_encoder`, in
-numpy) over the speaker's speech as Octavia's VAD finds it: partial utterances of 1.6 s,
+The embedding is resemblyzer's GE2E (:mod:`.speaker_encoder`, in numpy) over the
+speaker's speech as Octavia's VAD finds it: partial utterances of 1.6 s,
 1.3 a second, averaged and scaled to unit length, as resemblyzer's ``embed_utterance``
 does. Two recordings of one person score a high cosine similarity, two people a lower
 one; ``tts.match_threshold`` is where a dub takes a speaker for a stored voice's person,

