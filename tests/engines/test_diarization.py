@@ -431,3 +431,23 @@ def test_ten_people_over_nine_dialogues_are_ten_speakers(tmp_path: Path) -> None
     assert 9 <= len(found.labels()) <= 11
     parts = DiarizationErrorRate(collar=0.25)(truth, found, detailed=True)
     assert parts["confusion"] / parts["total"] <= 0.05, parts
+
+
+@pytest.mark.parametrize("speaker", ["2609", "3080"])
+def test_one_person_reading_for_a_minute_and_a_half_is_one_speaker(
+    tmp_path: Path, speaker: str
+) -> None:
+    """All ten utterances of one LibriSpeech reader (a man, 95 s; a woman, 109 s), half a
+    second apart, as a podcast's monologue would be: one speaker (every one of the ten
+    readers was, measured when CAM++ came in)."""
+    folder = SHARED_DIALOGUES.parent / "librispeech"
+    if not folder.is_dir():
+        pytest.skip(f"no shared real speech at {folder}")
+    pieces = []
+    for path in sorted(folder.glob(f"{speaker}-*.flac")):
+        audio, rate = soundfile.read(path, dtype="float32")
+        pieces += [audio, np.zeros(rate // 2, np.float32)]
+    assert len(pieces) == 20
+    soundfile.write(tmp_path / "reading.flac", np.concatenate(pieces), 16_000)
+    turns = OfflineDiarizer().diarize(tmp_path / "reading.flac", SpeakerCount(), lambda *_: None)
+    assert turns and {turn.speaker for turn in turns} == {"SPEAKER_00"}
