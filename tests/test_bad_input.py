@@ -98,7 +98,7 @@ def test_model_not_available_offline(cli, talk: Path) -> None:
 def test_offline_models_not_installed(cli, talk: Path, monkeypatch) -> None:
     import octavia_cli.models.bundled as models
 
-    monkeypatch.setattr(models, "_package_dir", lambda module: None)
+    monkeypatch.setattr(models, "package_dir", lambda module: None)
     code, _, err = cli("dub", str(talk), "--to", "es")
     assert_clean_failure(
         code,

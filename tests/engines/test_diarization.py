@@ -280,6 +280,19 @@ def _shared_reference(name: str, offset: float = 0.0) -> list[tuple[float, float
     return turns
 
 
+def _annotations(reference: list[tuple], turns: list[Turn]) -> tuple[Any, Any]:
+    """The ground truth's ``(start, end, speaker)`` and the diarizer's turns as pyannote
+    annotations (each segment its own track: overlapping speech stays)."""
+    from pyannote.core import Annotation, Segment
+
+    truth, found = Annotation(), Annotation()
+    for index, (start, end, speaker) in enumerate(reference):
+        truth[Segment(start, end), index] = speaker
+    for index, turn in enumerate(turns):
+        found[Segment(turn.start_s, turn.end_s), index] = turn.speaker
+    return truth, found
+
+
 def test_a_voice_on_a_phone_line_is_the_same_voice_heard_wideband(tmp_path: Path) -> None:
     """Two real dialogues one after the other: three people wideband (2414, 367, 3005),
     then two of them (3005, 367) through a phone line. GE2E put each phone voice apart
@@ -288,7 +301,6 @@ def test_a_voice_on_a_phone_line_is_the_same_voice_heard_wideband(tmp_path: Path
     pytest.importorskip("pyannote.metrics")
     if not SHARED_DIALOGUES.is_dir():
         pytest.skip(f"no shared real speech at {SHARED_DIALOGUES}")
-    from pyannote.core import Annotation, Segment
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     wide, rate = soundfile.read(SHARED_DIALOGUES / "three-with-overlaps.flac", dtype="float32")
@@ -299,11 +311,7 @@ def test_a_voice_on_a_phone_line_is_the_same_voice_heard_wideband(tmp_path: Path
         "two-on-the-phone", offset=len(wide) / rate + 1.0
     )
     turns = OfflineDiarizer().diarize(tmp_path / "both.wav", SpeakerCount(), lambda *_: None)
-    truth, found = Annotation(), Annotation()
-    for index, (start, end, speaker) in enumerate(reference):
-        truth[Segment(start, end), index] = speaker
-    for index, turn in enumerate(turns):
-        found[Segment(turn.start_s, turn.end_s), index] = turn.speaker
+    truth, found = _annotations(reference, turns)
     assert len(found.labels()) == len(truth.labels()) == 3
     parts = DiarizationErrorRate(collar=0.25)(truth, found, detailed=True)
     assert parts["confusion"] / parts["total"] <= 0.02, parts
@@ -411,7 +419,6 @@ def test_ten_people_over_nine_dialogues_are_ten_speakers(tmp_path: Path) -> None
     pytest.importorskip("pyannote.metrics")
     if not SHARED_DIALOGUES.is_dir():
         pytest.skip(f"no shared real speech at {SHARED_DIALOGUES}")
-    from pyannote.core import Annotation, Segment
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     pieces, reference, offset = [], [], 0.0
@@ -423,11 +430,7 @@ def test_ten_people_over_nine_dialogues_are_ten_speakers(tmp_path: Path) -> None
     soundfile.write(tmp_path / "all.flac", np.concatenate(pieces), 16_000)
     assert len({speaker for *_, speaker in reference}) == 10
     turns = OfflineDiarizer().diarize(tmp_path / "all.flac", SpeakerCount(), lambda *_: None)
-    truth, found = Annotation(), Annotation()
-    for index, (start, end, speaker) in enumerate(reference):
-        truth[Segment(start, end), index] = speaker
-    for index, turn in enumerate(turns):
-        found[Segment(turn.start_s, turn.end_s), index] = turn.speaker
+    truth, found = _annotations(reference, turns)
     assert 9 <= len(found.labels()) <= 11
     parts = DiarizationErrorRate(collar=0.25)(truth, found, detailed=True)
     assert parts["confusion"] / parts["total"] <= 0.05, parts

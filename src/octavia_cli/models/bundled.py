@@ -94,7 +94,8 @@ def cache_root(cache_dir: str = "") -> Path:
     return platformdirs.user_cache_path("octavia", appauthor=False) / "models"
 
 
-def _package_dir(module: str) -> Path | None:
+def package_dir(module: str) -> Path | None:
+    """The folder of installed package ``module`` (found, not imported), or None."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -124,7 +125,7 @@ def bundled_model_path(name: str, cache_dir: str = "") -> Path:
         )
     target = cache_root(cache_dir) / "bundled" / name
     stamp = target / ".octavia-verified.json"
-    sources = [(part, _package_dir(part.package)) for part in model.parts + model.companion_files]
+    sources = [(part, package_dir(part.package)) for part in model.parts + model.companion_files]
     found = [(part, folder) for part, folder in sources if folder is not None]
     missing = sorted({part.package for part, folder in sources if folder is None})
     if missing:
@@ -190,7 +191,7 @@ def bundled_piper_voices() -> list[Path]:
     """Paths of the Piper voice files that installed packages carry."""
     voices = []
     for module in BUNDLED_PIPER_VOICES:
-        folder = _package_dir(module)
+        folder = package_dir(module)
         if folder is None:
             continue
         voices.extend(sorted((folder / "data").glob("*.onnx")))
